@@ -1,5 +1,8 @@
 """Lightning callbacks: when, and on which parameters, regdrop's regularizers act."""
 
-# Each line below brings in one file's public names (its ``__all__``).
-
 __all__: list[str] = []
+
+# Each file's public names, added like:
+#   from regdrop.callbacks import constraints as _constraints
+#   from regdrop.callbacks.constraints import *  # noqa: F403
+#   __all__ += _constraints.__all__

@@ -2,9 +2,12 @@
 
 from regdrop.functional._validation import check_nonnegative, check_positive_int, check_rate
 
-# Each line below brings in one file's public names (its ``__all__``).
+__all__ = ["check_nonnegative", "check_positive_int", "check_rate"]
+
+# Each file's public names, added in pairs of lines like:
+#   from regdrop.functional import noise as _noise
+#   from regdrop.functional.noise import *  # noqa: F403
+#   __all__ += _noise.__all__
 # -- dropout family (dropout.py, noise.py, embedding.py, dropconnect.py)
 # -- weight constraints (constraints.py)
 # -- recurrent math (rnn.py, zoneout.py)
-
-__all__ = ["check_nonnegative", "check_positive_int", "check_rate"]
