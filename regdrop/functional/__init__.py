@@ -9,5 +9,17 @@ __all__ = ["check_nonnegative", "check_positive_int", "check_rate"]
 #   from regdrop.functional.noise import *  # noqa: F403
 #   __all__ += _noise.__all__
 # -- dropout family (dropout.py, noise.py, embedding.py, dropconnect.py)
+from regdrop.functional import dropout as _dropout
+from regdrop.functional.dropout import *  # noqa: F403
+__all__ += _dropout.__all__
+from regdrop.functional import noise as _noise
+from regdrop.functional.noise import *  # noqa: F403
+__all__ += _noise.__all__
+from regdrop.functional import embedding as _embedding
+from regdrop.functional.embedding import *  # noqa: F403
+__all__ += _embedding.__all__
+from regdrop.functional import dropconnect as _dropconnect
+from regdrop.functional.dropconnect import *  # noqa: F403
+__all__ += _dropconnect.__all__
 # -- weight constraints (constraints.py)
 # -- recurrent math (rnn.py, zoneout.py)
