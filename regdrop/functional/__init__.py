@@ -22,4 +22,7 @@ from regdrop.functional import dropconnect as _dropconnect
 from regdrop.functional.dropconnect import *  # noqa: F403
 __all__ += _dropconnect.__all__
 # -- weight constraints (constraints.py)
+from regdrop.functional import constraints as _constraints
+from regdrop.functional.constraints import *  # noqa: F403
+__all__ += _constraints.__all__
 # -- recurrent math (rnn.py, zoneout.py)
