@@ -8,6 +8,7 @@ decides a whole time series, a whole feature map, or a whole row.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 
 import torch
@@ -48,22 +49,27 @@ def _shape_str(t: Tensor) -> str:
     return f"{t.dim()}-D tensor of shape {tuple(t.shape)}"
 
 
-def _normalize_dims(shared_dims: int | Sequence[int], ndim: int) -> tuple[int, ...]:
-    """Return ``shared_dims`` as sorted non-negative dims of an ``ndim``-D tensor."""
-    dims = (shared_dims,) if isinstance(shared_dims, int) and not isinstance(shared_dims, bool) else shared_dims
+def _normalize_dims(shared_dims: int | Sequence[int], ndim: int, who: str = "") -> tuple[int, ...]:
+    """Return ``shared_dims`` as sorted non-negative dims of an ``ndim``-D tensor.
+
+    ``who`` (a class name) prefixes the errors about the dims not fitting the input.
+    """
+    dims = (shared_dims,) if isinstance(shared_dims, numbers.Integral) else shared_dims
     if isinstance(dims, (str, bytes)) or not isinstance(dims, Sequence):
         raise TypeError(
             f"shared_dims must be an int or a sequence of ints, got {type(shared_dims).__name__} {shared_dims!r}"
         )
-    for d in dims:
-        if isinstance(d, bool) or not isinstance(d, int):
-            raise TypeError(f"shared_dims must hold ints, got {type(d).__name__} {d!r} in {shared_dims!r}")
-    lo, hi = -ndim, ndim - 1
-    if any(d < lo or d > hi for d in dims):
-        raise ValueError(f"shared_dims must hold dims in [{lo}, {hi}] for a {ndim}-D input, got {shared_dims!r}")
-    normalized = [d % ndim for d in dims] if ndim > 0 else []
+    if any(isinstance(d, bool) or not isinstance(d, numbers.Integral) for d in dims):
+        raise TypeError(f"shared_dims must be an int or a sequence of ints, got {shared_dims!r}")
+    dims = [int(d) for d in dims]
+    prefix = f"{who}: " if who else ""
+    if any(d < -ndim or d >= ndim for d in dims):
+        raise ValueError(
+            f"{prefix}shared_dims must hold dims in [{-ndim}, {ndim - 1}] for a {ndim}-D input, got {shared_dims!r}"
+        )
+    normalized = [d % ndim for d in dims]
     if len(set(normalized)) != len(normalized):
-        raise ValueError(f"shared_dims must hold distinct dims, got {shared_dims!r} for a {ndim}-D input")
+        raise ValueError(f"{prefix}shared_dims must hold distinct dims, got {shared_dims!r} for a {ndim}-D input")
     return tuple(sorted(normalized))
 
 

@@ -7,5 +7,14 @@ __all__: list[str] = []
 #   from regdrop.nn.noise import *  # noqa: F403
 #   __all__ += _noise.__all__
 # -- dropout modules (dropout.py, noise.py, embedding.py)
+from regdrop.nn import dropout as _dropout
+from regdrop.nn.dropout import *  # noqa: F403
+__all__ += _dropout.__all__
+from regdrop.nn import noise as _noise
+from regdrop.nn.noise import *  # noqa: F403
+__all__ += _noise.__all__
+from regdrop.nn import embedding as _embedding
+from regdrop.nn.embedding import *  # noqa: F403
+__all__ += _embedding.__all__
 # -- recurrent layers (rnn.py)
 # -- finding and setting the dropout rates of a model (rates.py)
