@@ -1,0 +1,168 @@
+"""Finding and setting the dropout rates of a model.
+
+A module is a *dropout module* when it has rates that regularize only in training:
+
+- a class with a ``rate_names`` class attribute (every regdrop module, and any class of
+  yours that declares one) has the rates named there, e.g. ``regdrop.nn.LSTM`` has
+  ``("input_dropout", "dropout", "recurrent_dropout", "weight_dropout", "zoneout")``;
+  its submodules are its own business and are not searched;
+- ``torch.nn.Dropout`` and its relatives (``torch.nn.modules.dropout._DropoutNd``) have ``p``;
+- ``torch.nn.LSTM``/``GRU``/``RNN`` (``torch.nn.RNNBase``) and
+  ``torch.nn.MultiheadAttention`` have ``dropout``.
+
+A rate is named ``"<module name>.<attribute>"``, with the module's name as in
+``model.named_modules()``: ``"rnn.recurrent_dropout"``, ``"head.0.p"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+
+from torch import nn
+from torch.nn.modules.dropout import _DropoutNd
+
+from regdrop.functional._validation import check_rate
+
+__all__ = ["rate_attributes", "dropout_modules", "dropout_rates", "set_dropout_rates"]
+
+RateSpec = float | Mapping[str, float] | Callable[[str, float], float]
+
+
+def rate_attributes(module: nn.Module) -> tuple[str, ...]:
+    """Return the names of the dropout-rate attributes of ``module`` itself (not its children).
+
+    Args:
+        module: any module.
+
+    Returns:
+        ``type(module).rate_names`` when the class declares it; ``("p",)`` for torch's
+        dropout modules; ``("dropout",)`` for torch's recurrent layers and
+        ``MultiheadAttention``; ``()`` for every other module.
+
+    Example:
+        >>> rate_attributes(nn.Dropout(0.1)), rate_attributes(nn.GRU(2, 3))
+        (('p',), ('dropout',))
+        >>> rate_attributes(nn.Linear(2, 3))
+        ()
+    """
+    declared = getattr(type(module), "rate_names", None)
+    if declared is not None:
+        return tuple(declared)
+    if isinstance(module, _DropoutNd):
+        return ("p",)
+    if isinstance(module, (nn.RNNBase, nn.MultiheadAttention)):
+        return ("dropout",)
+    return ()
+
+
+def _walk(module: nn.Module, prefix: str, seen: set[int]) -> Iterator[tuple[str, nn.Module]]:
+    if id(module) in seen:
+        return
+    seen.add(id(module))
+    if rate_attributes(module):
+        yield prefix, module
+    # A class that declares its rates owns its submodules: listing them too would count
+    # the same regularizer twice, or offer a knob the owner overwrites.
+    if hasattr(type(module), "rate_names"):
+        return
+    for name, child in module.named_children():
+        yield from _walk(child, f"{prefix}.{name}" if prefix else name, seen)
+
+
+def dropout_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """Return ``(name, module)`` for every dropout module in ``model``, in registration order.
+
+    Modules with all rates at 0 are listed too. A module registered under two names is
+    listed once, under the first.
+
+    Args:
+        model: the model to search (it may itself be a dropout module, named ``""``).
+
+    Example:
+        >>> model = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.2))
+        >>> [name for name, _ in dropout_modules(model)]
+        ['1']
+    """
+    return list(_walk(model, "", set()))
+
+
+def _rate_key(module_name: str, attribute: str) -> str:
+    return f"{module_name}.{attribute}" if module_name else attribute
+
+
+def dropout_rates(model: nn.Module) -> dict[str, float]:
+    """Return every dropout rate of ``model``, keyed ``"<module name>.<attribute>"``.
+
+    Args:
+        model: the model to search.
+
+    Example:
+        >>> model = nn.Sequential(nn.LSTM(4, 8, num_layers=2, dropout=0.25),
+        ...                             nn.Dropout(0.1))
+        >>> dropout_rates(model)
+        {'0.dropout': 0.25, '1.p': 0.1}
+    """
+    return {
+        _rate_key(name, attribute): float(getattr(module, attribute))
+        for name, module in dropout_modules(model)
+        for attribute in rate_attributes(module)
+    }
+
+
+def set_dropout_rates(model: nn.Module, rates: RateSpec) -> dict[str, float]:
+    """Set dropout rates of ``model`` in place and return all its rates afterwards.
+
+    Every new value is checked before any is set, so a bad value leaves the model unchanged.
+
+    Args:
+        model: the model whose rates change.
+        rates: one of
+            - a float: every rate of the model takes it;
+            - a mapping from rate names (as in :func:`dropout_rates`) to floats: those
+              rates change, the others stay;
+            - a callable ``(name, current_rate) -> new_rate``, called for every rate.
+
+    Returns:
+        ``dropout_rates(model)`` after the change.
+
+    Raises:
+        TypeError: if ``rates`` is none of the above, or a new rate is not a real number.
+        ValueError: if a new rate is outside [0, 1] (the error names the rate), or a
+            mapping names a rate the model does not have (the error lists the rates it has).
+
+    Example:
+        >>> model = nn.Sequential(nn.Dropout(0.1), nn.Dropout(0.3))
+        >>> set_dropout_rates(model, {"1.p": 0.5})
+        {'0.p': 0.1, '1.p': 0.5}
+        >>> set_dropout_rates(model, lambda name, rate: rate / 2)
+        {'0.p': 0.05, '1.p': 0.25}
+        >>> set_dropout_rates(model, {"0.p": 1.5})
+        Traceback (most recent call last):
+        ...
+        ValueError: 0.p must be in [0, 1], got 1.5
+    """
+    current = dropout_rates(model)
+    if isinstance(rates, Mapping):
+        unknown = sorted(set(rates) - set(current))
+        if unknown:
+            raise ValueError(
+                f"set_dropout_rates: the model has no rate named {', '.join(map(repr, unknown))}; "
+                f"its rates are {sorted(current)}"
+            )
+        wanted = {name: rates[name] for name in current if name in rates}
+    elif callable(rates):
+        wanted = {name: rates(name, rate) for name, rate in current.items()}
+    elif isinstance(rates, (int, float)) and not isinstance(rates, bool):
+        wanted = dict.fromkeys(current, rates)
+    else:
+        raise TypeError(
+            "rates must be a float, a mapping from rate names to floats, or a callable "
+            f"(name, rate) -> rate, got {type(rates).__name__} {rates!r}"
+        )
+    checked = {name: check_rate(name, value) for name, value in wanted.items()}
+    for module_name, module in dropout_modules(model):
+        for attribute in rate_attributes(module):
+            key = _rate_key(module_name, attribute)
+            if key in checked:
+                setattr(module, attribute, checked[key])
+    return dropout_rates(model)
