@@ -1,0 +1,355 @@
+r"""Recurrent layers with Gal-style recurrent dropout: the time loops and their gradients.
+
+One LSTM or GRU layer in one direction runs over *packed, time-major rows*: step ``t`` owns
+rows ``offset[t] : offset[t] + batch_sizes[t]`` of ``x``, and those rows are samples
+``0 .. batch_sizes[t] - 1`` (PyTorch's ``PackedSequence`` layout; a padded batch of size
+``N`` is the case ``batch_sizes[t] == N``). A sample not active at a step keeps its state.
+
+The recurrent mask :math:`m` (one row per sample, fixed over time) multiplies
+:math:`h_{t-1}` where it enters the hidden-to-hidden product only:
+
+.. math::
+    \text{LSTM:}\quad (i, f, g, o) = \sigma/\tanh\big(W_{ih} x_t + b_{ih} + W_{hh} (m \odot h_{t-1}) + b_{hh}\big),
+    \quad c_t = f c_{t-1} + i g, \quad h_t = o \tanh(c_t)
+
+    \text{GRU:}\quad r, z = \sigma(\cdot),\quad
+    n = \tanh\big(W_{in} x_t + b_{in} + r \odot (W_{hn} (m \odot h_{t-1}) + b_{hn})\big),
+    \quad h_t = (1 - z) n + z\, h_{t-1}
+
+The carried state (:math:`c_{t-1}`, and the GRU's :math:`z\, h_{t-1}`) is never masked.
+
+Two implementations compute the same thing:
+
+- :func:`lstm_scan` / :func:`gru_scan` (no projection, no zoneout): on CPU tensors a small
+  C++ extension (``csrc/scan.cpp``, compiled on first use with the compiler torch's
+  ``cpp_extension`` finds) runs one GEMM and one fused element-wise pass per step, with a
+  hand-written backward; elsewhere, or where the extension cannot be built, they fall back
+  to the reference loops.
+- :func:`lstm_layer_loop` / :func:`gru_layer_loop`: plain autograd over torch ops, any
+  device, with ``proj_size`` and zoneout. They are also the reference the tests check the
+  extension against.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from regdrop.functional.zoneout import zoneout as _zoneout
+
+__all__ = [
+    "extension_available",
+    "gru_layer_loop",
+    "gru_scan",
+    "lstm_layer_loop",
+    "lstm_scan",
+]
+
+log = logging.getLogger(__name__)
+
+_EXT_LOCK = threading.Lock()
+_EXT_STATE: dict[str, Any] = {}
+
+
+def extension_available() -> bool:
+    """Whether the compiled time loop can be used (building it on the first call).
+
+    Set the environment variable ``REGDROP_EXTENSION=0`` to never build or use it; the
+    reference loops then run instead (same results, slower on CPU).
+
+    Example:
+        >>> isinstance(extension_available(), bool)
+        True
+    """
+    if os.environ.get("REGDROP_EXTENSION", "1") == "0":
+        return False
+    with _EXT_LOCK:
+        if "ok" not in _EXT_STATE:
+            try:
+                from torch.utils.cpp_extension import load
+
+                source = Path(__file__).with_name("csrc") / "scan.cpp"
+                load(
+                    name="regdrop_scan",
+                    sources=[str(source)],
+                    extra_cflags=["-O3"],
+                    is_python_module=False,
+                    verbose=False,
+                )
+                _EXT_STATE["ok"] = True
+            except Exception as err:  # no compiler, no ninja, no headers: fall back, say why once
+                log.warning(
+                    "regdrop: could not build the compiled recurrent-dropout loop (%s: %s); "
+                    "per-sample recurrent dropout runs as a Python loop, correct but slower",
+                    type(err).__name__,
+                    err,
+                )
+                _EXT_STATE["ok"] = False
+    return bool(_EXT_STATE["ok"])
+
+
+def _offsets(batch_sizes: Sequence[int]) -> list[int]:
+    out, total = [], 0
+    for b in batch_sizes:
+        out.append(total)
+        total += b
+    return out
+
+
+def _use_extension(*tensors: Tensor | None) -> bool:
+    live = [t for t in tensors if t is not None]
+    return (
+        all(t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64) for t in live)
+        and len({t.dtype for t in live}) == 1
+        and extension_available()
+    )
+
+
+def _empty_like(t: Tensor) -> Tensor:
+    return t.new_empty(0)
+
+
+class _LSTMScan(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, xw: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, mask: Tensor | None,
+                batch_sizes: list[int], reverse: bool) -> tuple[Tensor, Tensor, Tensor]:
+        m = mask.contiguous() if mask is not None else _empty_like(xw)
+        out, hn, cn, acts, tanh_c, c_prev, h_prev = torch.ops.regdrop_scan.lstm_forward(
+            xw.contiguous(), h0.contiguous(), c0.contiguous(), w_hh.contiguous(), m, batch_sizes, reverse
+        )
+        ctx.save_for_backward(acts, tanh_c, c_prev, h_prev, w_hh, m)
+        ctx.batch_sizes, ctx.reverse = batch_sizes, reverse
+        return out, hn, cn
+
+    @staticmethod
+    def backward(ctx: Any, dout: Tensor, dhn: Tensor, dcn: Tensor) -> tuple[Tensor | None, ...]:
+        acts, tanh_c, c_prev, h_prev, w_hh, m = ctx.saved_tensors
+        dgates, dh0, dc0 = torch.ops.regdrop_scan.lstm_backward(
+            dout.contiguous(), dhn.contiguous(), dcn.contiguous(), acts, tanh_c, c_prev,
+            w_hh.contiguous(), m, ctx.batch_sizes, ctx.reverse,
+        )
+        dw_hh = dgates.t().mm(h_prev) if ctx.needs_input_grad[3] else None
+        return dgates, dh0, dc0, dw_hh, None, None, None
+
+
+class _GRUScan(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, xw: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor | None, mask: Tensor | None,
+                batch_sizes: list[int], reverse: bool) -> tuple[Tensor, Tensor]:
+        m = mask.contiguous() if mask is not None else _empty_like(xw)
+        b = b_hh.contiguous() if b_hh is not None else _empty_like(xw)
+        out, hn, acts, hwn, h_prev, hm_prev = torch.ops.regdrop_scan.gru_forward(
+            xw.contiguous(), h0.contiguous(), w_hh.contiguous(), b, m, batch_sizes, reverse
+        )
+        ctx.save_for_backward(acts, hwn, h_prev, hm_prev, w_hh, m)
+        ctx.batch_sizes, ctx.reverse, ctx.has_bias = batch_sizes, reverse, b_hh is not None
+        return out, hn
+
+    @staticmethod
+    def backward(ctx: Any, dout: Tensor, dhn: Tensor) -> tuple[Tensor | None, ...]:
+        acts, hwn, h_prev, hm_prev, w_hh, m = ctx.saved_tensors
+        dxw, dhw, dh0 = torch.ops.regdrop_scan.gru_backward(
+            dout.contiguous(), dhn.contiguous(), acts, hwn, h_prev, w_hh.contiguous(), m,
+            ctx.batch_sizes, ctx.reverse,
+        )
+        dw_hh = dhw.t().mm(hm_prev) if ctx.needs_input_grad[2] else None
+        db_hh = dhw.sum(0) if ctx.has_bias and ctx.needs_input_grad[3] else None
+        return dxw, dh0, dw_hh, db_hh, None, None, None
+
+
+def lstm_scan(
+    xw: Tensor,
+    h0: Tensor,
+    c0: Tensor,
+    w_hh: Tensor,
+    mask: Tensor | None,
+    batch_sizes: Sequence[int],
+    reverse: bool = False,
+) -> tuple[Tensor, Tensor, Tensor]:
+    r"""Run one LSTM layer in one direction over packed rows, given the input projection.
+
+    Args:
+        xw: :math:`W_{ih} x_t + b_{ih} + b_{hh}` for every row.
+        h0, c0: initial states, one row per sample.
+        w_hh: the hidden-to-hidden weight (after any DropConnect).
+        mask: recurrent mask on :math:`h_{t-1}` (one row per sample, already scaled by
+            :math:`1/(1-p)`), or None.
+        batch_sizes: active samples at each step (non-increasing).
+        reverse: run from the last step to the first.
+
+    Shape:
+        - xw: :math:`(R, 4H)` with :math:`R = \sum_t` ``batch_sizes[t]``
+        - h0, c0, mask: :math:`(N, H)` with :math:`N` = ``batch_sizes[0]``
+        - w_hh: :math:`(4H, H)`
+        - Output: out :math:`(R, H)`, h_n :math:`(N, H)`, c_n :math:`(N, H)`
+
+    Example:
+        >>> xw, h0 = torch.randn(6, 8), torch.zeros(2, 2)
+        >>> out, hn, cn = lstm_scan(xw, h0, h0, torch.randn(8, 2), None, [2, 2, 2])
+        >>> out.shape, torch.equal(out[-2:], hn)
+        (torch.Size([6, 2]), True)
+    """
+    batch_sizes = [int(b) for b in batch_sizes]
+    if _use_extension(xw, h0, c0, w_hh, mask):
+        return _LSTMScan.apply(xw, h0, c0, w_hh, mask, batch_sizes, reverse)
+    return _lstm_loop(xw, batch_sizes, h0, c0, w_hh, None, mask, 0.0, True, reverse, None)
+
+
+def gru_scan(
+    xw: Tensor,
+    h0: Tensor,
+    w_hh: Tensor,
+    b_hh: Tensor | None,
+    mask: Tensor | None,
+    batch_sizes: Sequence[int],
+    reverse: bool = False,
+) -> tuple[Tensor, Tensor]:
+    r"""Run one GRU layer in one direction over packed rows, given the input projection.
+
+    Args:
+        xw: :math:`W_{ih} x_t + b_{ih}` for every row (gates in torch's order r, z, n).
+        h0: initial state, one row per sample.
+        w_hh, b_hh: the hidden-to-hidden weight (after any DropConnect) and bias (or None).
+        mask: recurrent mask on :math:`h_{t-1}` entering :math:`W_{hh}`, or None.
+        batch_sizes: active samples at each step (non-increasing).
+        reverse: run from the last step to the first.
+
+    Shape:
+        - xw: :math:`(R, 3H)`; h0, mask: :math:`(N, H)`; w_hh: :math:`(3H, H)`; b_hh: :math:`(3H)`
+        - Output: out :math:`(R, H)`, h_n :math:`(N, H)`
+
+    Example:
+        >>> out, hn = gru_scan(torch.randn(6, 6), torch.zeros(2, 2), torch.randn(6, 2), None, None, [2, 2, 2])
+        >>> out.shape
+        torch.Size([6, 2])
+    """
+    batch_sizes = [int(b) for b in batch_sizes]
+    if _use_extension(xw, h0, w_hh, b_hh, mask):
+        return _GRUScan.apply(xw, h0, w_hh, b_hh, mask, batch_sizes, reverse)
+    return _gru_loop(xw, batch_sizes, h0, w_hh, b_hh, mask, 0.0, True, reverse, None)
+
+
+def _steps(batch_sizes: Sequence[int], reverse: bool) -> list[tuple[int, int, int]]:
+    """(t, offset, active rows) in the order the loop visits the steps."""
+    steps = list(zip(range(len(batch_sizes)), _offsets(batch_sizes), batch_sizes))
+    return steps[::-1] if reverse else steps
+
+
+def _lstm_loop(xw: Tensor, batch_sizes: Sequence[int], h0: Tensor, c0: Tensor, w_hh: Tensor,
+               w_hr: Tensor | None, mask: Tensor | None, zoneout: float, training: bool, reverse: bool,
+               generator: torch.Generator | None) -> tuple[Tensor, Tensor, Tensor]:
+    h, c = h0, c0
+    outs: list[Tensor] = [xw.new_empty(0)] * len(batch_sizes)
+    for t, o, b in _steps(batch_sizes, reverse):
+        hp, cp = h[:b], c[:b]
+        h_in = hp * mask[:b] if mask is not None else hp
+        gates = torch.addmm(xw[o:o + b], h_in, w_hh.t())
+        i, f, g, og = gates.chunk(4, 1)
+        cn = torch.sigmoid(f) * cp + torch.sigmoid(i) * torch.tanh(g)
+        hn = torch.sigmoid(og) * torch.tanh(cn)
+        if w_hr is not None:
+            hn = hn.mm(w_hr.t())
+        if zoneout > 0.0:
+            hn = _zoneout(hp, hn, zoneout, training, generator)
+            cn = _zoneout(cp, cn, zoneout, training, generator)
+        outs[t] = hn
+        h = torch.cat([hn, h[b:]]) if b < h.shape[0] else hn
+        c = torch.cat([cn, c[b:]]) if b < c.shape[0] else cn
+    return torch.cat(outs), h, c
+
+
+def _gru_loop(xw: Tensor, batch_sizes: Sequence[int], h0: Tensor, w_hh: Tensor, b_hh: Tensor | None,
+              mask: Tensor | None, zoneout: float, training: bool, reverse: bool,
+              generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+    h = h0
+    outs: list[Tensor] = [xw.new_empty(0)] * len(batch_sizes)
+    for t, o, b in _steps(batch_sizes, reverse):
+        hp = h[:b]
+        h_in = hp * mask[:b] if mask is not None else hp
+        hw = torch.nn.functional.linear(h_in, w_hh, b_hh)
+        xr, xz, xn = xw[o:o + b].chunk(3, 1)
+        hr, hz, hn_pre = hw.chunk(3, 1)
+        r = torch.sigmoid(xr + hr)
+        z = torch.sigmoid(xz + hz)
+        n = torch.tanh(xn + r * hn_pre)
+        hn = torch.lerp(n, hp, z)  # (1 - z) n + z h(t-1), with the unmasked state
+        if zoneout > 0.0:
+            hn = _zoneout(hp, hn, zoneout, training, generator)
+        outs[t] = hn
+        h = torch.cat([hn, h[b:]]) if b < h.shape[0] else hn
+    return torch.cat(outs), h
+
+
+def lstm_layer_loop(
+    x: Tensor,
+    batch_sizes: Sequence[int],
+    h0: Tensor,
+    c0: Tensor,
+    w_ih: Tensor,
+    w_hh: Tensor,
+    b_ih: Tensor | None = None,
+    b_hh: Tensor | None = None,
+    w_hr: Tensor | None = None,
+    mask: Tensor | None = None,
+    zoneout: float = 0.0,
+    training: bool = True,
+    reverse: bool = False,
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor, Tensor, Tensor]:
+    r"""One LSTM layer in one direction as a plain autograd loop (any device, projection, zoneout).
+
+    Zoneout (Krueger et al. 2016) applies to :math:`h` and :math:`c` after each step with
+    rate ``zoneout``; with a projection, to the projected :math:`h`.
+
+    Shape:
+        - x: :math:`(R, H_{in})` packed time-major rows; h0: :math:`(N, H_{out})`; c0: :math:`(N, H)`
+        - Output: out :math:`(R, H_{out})`, h_n :math:`(N, H_{out})`, c_n :math:`(N, H)`
+
+    Example:
+        >>> w_ih, w_hh = torch.randn(8, 3), torch.randn(8, 2)
+        >>> out, hn, cn = lstm_layer_loop(torch.randn(4, 3), [2, 2], torch.zeros(2, 2), torch.zeros(2, 2), w_ih, w_hh)
+        >>> out.shape
+        torch.Size([4, 2])
+    """
+    xw = torch.nn.functional.linear(x, w_ih, b_ih)
+    if b_hh is not None:
+        xw = xw + b_hh
+    return _lstm_loop(xw, [int(b) for b in batch_sizes], h0, c0, w_hh, w_hr, mask, zoneout, training, reverse,
+                      generator)
+
+
+def gru_layer_loop(
+    x: Tensor,
+    batch_sizes: Sequence[int],
+    h0: Tensor,
+    w_ih: Tensor,
+    w_hh: Tensor,
+    b_ih: Tensor | None = None,
+    b_hh: Tensor | None = None,
+    mask: Tensor | None = None,
+    zoneout: float = 0.0,
+    training: bool = True,
+    reverse: bool = False,
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor, Tensor]:
+    r"""One GRU layer in one direction as a plain autograd loop (any device, zoneout).
+
+    Shape:
+        - x: :math:`(R, H_{in})` packed time-major rows; h0: :math:`(N, H)`
+        - Output: out :math:`(R, H)`, h_n :math:`(N, H)`
+
+    Example:
+        >>> out, hn = gru_layer_loop(torch.randn(4, 3), [2, 2], torch.zeros(2, 2), torch.randn(6, 3), torch.randn(6, 2))
+        >>> hn.shape
+        torch.Size([2, 2])
+    """
+    xw = torch.nn.functional.linear(x, w_ih, b_ih)
+    return _gru_loop(xw, [int(b) for b in batch_sizes], h0, w_hh, b_hh, mask, zoneout, training, reverse,
+                     generator)
