@@ -18,3 +18,6 @@ from regdrop.nn.embedding import *  # noqa: F403
 __all__ += _embedding.__all__
 # -- recurrent layers (rnn.py)
 # -- finding and setting the dropout rates of a model (rates.py)
+from regdrop.nn import rates as _rates
+from regdrop.nn.rates import *  # noqa: F403
+__all__ += _rates.__all__
