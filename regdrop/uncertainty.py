@@ -7,6 +7,7 @@ input, and use the spread of the outputs as the model's uncertainty.
 
 from __future__ import annotations
 
+import numbers
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -32,8 +33,10 @@ def mc_dropout(model: nn.Module) -> Iterator[nn.Module]:
     :func:`regdrop.nn.dropout_modules`: torch's dropout layers, regdrop's modules, and the
     masks of ``regdrop.nn.LSTM``/``GRU``) is put in ``train()``, so each forward call draws
     new masks while BatchNorm uses its running statistics and other layers behave as at
-    evaluation. On exit every module gets back the ``training`` flag it had, also when the
-    block raises.
+    evaluation. ``regdrop.nn.GaussianNoise``, which has no rate, stays in eval too. A
+    ``torch.nn.TransformerEncoderLayer`` is marked as training (not its submodules) so that it
+    takes the path that applies its dropout. On exit every module gets back the ``training``
+    flag it had, also when the block raises.
 
     Args:
         model: the model; it is changed in place and yielded.
@@ -128,9 +131,7 @@ def mc_predict(
         >>> mean.shape, std.shape, bool((std > 0).all())
         (torch.Size([8, 1]), torch.Size([8, 1]), True)
     """
-    samples = check_positive_int("samples", samples)
-    if samples < 2:
-        raise ValueError(f"samples must be an int >= 2 (a standard deviation needs two passes), got {samples}")
+    samples = _check_samples(samples)
     if batch_size is not None:
         batch_size = check_positive_int("batch_size", batch_size)
     if not isinstance(input, Tensor):
@@ -159,6 +160,22 @@ def mc_predict(
             means.append(mean)
             stds.append(std)
     return torch.cat(means), torch.cat(stds)
+
+
+def _check_samples(samples: object) -> int:
+    """Return ``samples`` after checking it is an int >= 2 (a standard deviation needs two passes).
+
+    Example:
+        >>> _check_samples(-3)
+        Traceback (most recent call last):
+        ...
+        ValueError: samples must be an int >= 2 (a standard deviation needs two passes), got -3
+    """
+    if isinstance(samples, bool) or not isinstance(samples, numbers.Integral):
+        raise TypeError(f"samples must be an int >= 2, got {type(samples).__name__} {samples!r}")
+    if samples < 2:
+        raise ValueError(f"samples must be an int >= 2 (a standard deviation needs two passes), got {samples}")
+    return int(samples)
 
 
 def _one_pass(model: nn.Module, input: Tensor, transform: Callable[[object], Tensor] | None) -> Tensor:

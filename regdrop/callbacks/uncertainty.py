@@ -13,7 +13,7 @@ from torch import Tensor
 from typing_extensions import override
 
 from regdrop.functional._validation import check_nonnegative, check_positive_int
-from regdrop.uncertainty import mc_predict
+from regdrop.uncertainty import _check_samples, mc_predict
 
 __all__ = ["MCDropoutUncertainty"]
 
@@ -62,9 +62,7 @@ class MCDropoutUncertainty(Callback):
         max_batches: int = 4,
         transform: Callable[[Any], Tensor] | None = None,
     ) -> None:
-        self.samples = check_positive_int("samples", samples)
-        if self.samples < 2:
-            raise ValueError(f"samples must be an int >= 2 (a standard deviation needs two passes), got {samples}")
+        self.samples = _check_samples(samples)
         self.every_n_epochs = check_positive_int("every_n_epochs", every_n_epochs)
         self.interval_z = check_nonnegative("interval_z", interval_z)
         self.max_batches = check_positive_int("max_batches", max_batches)
