@@ -1,0 +1,187 @@
+"""The recipes' command line: LightningCLI with regdrop's callbacks, TensorBoard logging, fit then test, and a summary."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
+
+try:
+    from typing import override  # type: ignore[attr-defined]
+except ImportError:  # Python < 3.12
+    from typing_extensions import override
+
+from regdrop.callbacks import EarlyStopping, MaxNorm, RegularizationMonitor
+
+from .callbacks import ForecastPlot
+from .data import ClassificationDataModule, ForecastDataModule
+from .summary import RunSummary, collect_summary
+
+__all__ = ["RecipeCLI", "run_recipe"]
+
+# the windows live in memory, so worker processes only add start-up time; Lightning's hint does not apply
+warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+
+
+class RecipeCLI(LightningCLI):
+    """LightningCLI for a recipe: every model, data, trainer and regularizer option as a flag or in YAML.
+
+    On top of LightningCLI's ``--trainer.*``, ``--model.*``, ``--data.*``, ``--config`` and
+    ``--print_config``, it adds the recipe's callbacks with their options:
+
+    - ``--max_norm.*``: :class:`regdrop.callbacks.MaxNorm` (default ``max_value=3``);
+    - ``--early_stopping.*``: :class:`regdrop.callbacks.EarlyStopping` on ``val_loss`` with
+      ``restore_best_weights=True``;
+    - ``--regularization_monitor.*``: :class:`regdrop.callbacks.RegularizationMonitor`;
+    - ``--forecast_plot.*``: :class:`common.callbacks.ForecastPlot`, for forecasting data.
+
+    The data module's sizes flow into the model (``input_size``, ``horizon``, ``num_classes``,
+    ``task``). The trainer defaults to the CPU, one device, and a TensorBoard logger writing to
+    ``lightning_logs/<recipe>/version_N`` (``--trainer.logger.save_dir`` moves the root).
+    ``--model.regularize false`` trains the same network with all dropout rates at 0, and this
+    CLI then leaves out ``MaxNorm`` and early stopping too, for an unregularized comparison.
+
+    A wrong option ends the program with the parser's usage line, the reason and exit status 2,
+    whether the parser or a constructor (``ValueError``, ``TypeError``, Lightning's
+    ``MisconfigurationException``) found it.
+
+    Args:
+        recipe: the recipe's name (the log folder's name).
+        model_class: the LightningModule, e.g. :class:`common.model.SequenceModel`.
+        datamodule_class: a :class:`ForecastDataModule` or :class:`ClassificationDataModule` subclass.
+        model_defaults: defaults of ``--model.*`` for this recipe.
+        data_defaults: defaults of ``--data.*`` for this recipe.
+        trainer_defaults: defaults of ``--trainer.*`` on top of the ones above.
+        callback_defaults: defaults of the callbacks' options, as ``{"early_stopping.patience": 8}``.
+        args: the arguments (default: ``sys.argv[1:]``).
+        **kwargs: passed to :class:`LightningCLI`.
+    """
+
+    def __init__(
+        self,
+        recipe: str,
+        model_class: type[pl.LightningModule],
+        datamodule_class: type[pl.LightningDataModule],
+        *,
+        model_defaults: dict[str, Any] | None = None,
+        data_defaults: dict[str, Any] | None = None,
+        trainer_defaults: dict[str, Any] | None = None,
+        callback_defaults: dict[str, Any] | None = None,
+        args: ArgsType = None,
+        **kwargs: Any,
+    ) -> None:
+        self.recipe = recipe
+        self.model_defaults = dict(model_defaults or {})
+        self.data_defaults = dict(data_defaults or {})
+        self.callback_defaults = dict(callback_defaults or {})
+        defaults: dict[str, Any] = {
+            "accelerator": "cpu",
+            "devices": 1,
+            "logger": {
+                "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+                "init_args": {"save_dir": "lightning_logs", "name": recipe},
+            },
+        }
+        defaults.update(trainer_defaults or {})
+        kwargs.setdefault("seed_everything_default", 0)
+        kwargs.setdefault("parser_kwargs", {"description": f"regdrop recipe {recipe}"})
+        super().__init__(
+            model_class,
+            datamodule_class,
+            trainer_defaults=defaults,
+            args=args,
+            run=False,
+            auto_configure_optimizers=False,
+            **kwargs,
+        )
+
+    @override
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_lightning_class_args(MaxNorm, "max_norm")
+        parser.add_lightning_class_args(EarlyStopping, "early_stopping")
+        parser.add_lightning_class_args(RegularizationMonitor, "regularization_monitor")
+        data_class = self.datamodule_class
+        forecasting = isinstance(data_class, type) and issubclass(data_class, ForecastDataModule)
+        if forecasting:
+            parser.add_lightning_class_args(ForecastPlot, "forecast_plot")
+        parser.set_defaults({
+            "max_norm.max_value": 3.0,
+            "early_stopping.monitor": "val_loss",
+            "early_stopping.patience": 5,
+            "early_stopping.restore_best_weights": True,
+            **self.callback_defaults,
+            **{f"model.{key}": value for key, value in self.model_defaults.items()},
+            **{f"data.{key}": value for key, value in self.data_defaults.items()},
+        })
+        parser.link_arguments("data.task", "model.task", apply_on="instantiate")
+        parser.link_arguments("data.num_features", "model.input_size", apply_on="instantiate")
+        if forecasting:
+            parser.link_arguments("data.horizon", "model.horizon")
+        elif isinstance(data_class, type) and issubclass(data_class, ClassificationDataModule):
+            parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
+
+    @override
+    def instantiate_classes(self) -> None:
+        try:
+            super().instantiate_classes()
+        except (ValueError, TypeError, MisconfigurationException) as error:
+            self.parser.error(f"{type(error).__name__}: {error}")
+
+    @override
+    def after_instantiate_classes(self) -> None:
+        if getattr(self.model, "regularize", True):
+            return
+        # the unregularized comparison: keep the monitor (it logs the generalization gap) but
+        # drop the constraint and early stopping, so the last epoch's weights are tested
+        dropped = [self.config_init[key] for key in ("max_norm", "early_stopping")]
+        self.trainer.callbacks = [cb for cb in self.trainer.callbacks if not any(cb is d for d in dropped)]
+
+    def fit_and_test(self) -> RunSummary:
+        """Train (with early stopping restoring the best weights), test those weights, print the summary on rank 0.
+
+        The summary also goes to ``summary.json`` in the run's log directory.
+        """
+        trainer, model, datamodule = self.trainer, self.model, self.datamodule
+        trainer.fit(model, datamodule=datamodule)
+        epochs_trained = trainer.current_epoch
+        trainer.test(model, datamodule=datamodule)
+        plot = next((cb for cb in trainer.callbacks if isinstance(cb, ForecastPlot)), None)
+        summary = collect_summary(
+            self.recipe,
+            trainer,
+            datamodule,
+            task=getattr(datamodule, "task", "forecast"),
+            regularized=bool(getattr(model, "regularize", True)),
+            epochs_trained=epochs_trained,
+            figure=plot.path if plot is not None else None,
+        )
+        if trainer.is_global_zero:
+            print("\n" + summary.format(), flush=True)
+            if trainer.log_dir is not None and Path(trainer.log_dir).is_dir():
+                summary.save(Path(trainer.log_dir) / "summary.json")
+        return summary
+
+
+def run_recipe(
+    recipe: str,
+    model_class: type[pl.LightningModule],
+    datamodule_class: type[pl.LightningDataModule],
+    *,
+    args: ArgsType = None,
+    **defaults: Any,
+) -> RunSummary:
+    """Parse the command line (or ``args``), fit, test, print the summary and return it.
+
+    Args:
+        recipe: the recipe's name.
+        model_class: the LightningModule class.
+        datamodule_class: the data module class.
+        args: the arguments (default: ``sys.argv[1:]``).
+        **defaults: ``model_defaults``, ``data_defaults``, ``trainer_defaults``, ``callback_defaults``
+            of :class:`RecipeCLI`.
+    """
+    return RecipeCLI(recipe, model_class, datamodule_class, args=args, **defaults).fit_and_test()

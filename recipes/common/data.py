@@ -1,0 +1,405 @@
+"""Generic data modules of the recipes: windowed forecasting over series, and sequence classification.
+
+A recipe subclasses one of them and implements a single loading method
+(:meth:`ForecastDataModule.load_series` or :meth:`ClassificationDataModule.load_sequences`);
+splitting, windowing, batching and the naive yardstick are written here once.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from typing import ClassVar, Literal
+
+import lightning.pytorch as pl
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+from regdrop.functional import check_positive_int, check_rate
+
+__all__ = [
+    "ClassificationDataModule",
+    "ForecastDataModule",
+    "SequenceDataset",
+    "make_windows",
+    "pad_collate",
+]
+
+
+def _check_fractions(val_fraction: float, test_fraction: float) -> tuple[float, float]:
+    val_fraction = check_rate("val_fraction", val_fraction, allow_one=False)
+    test_fraction = check_rate("test_fraction", test_fraction, allow_one=False)
+    if val_fraction + test_fraction >= 1.0:
+        raise ValueError(
+            "val_fraction + test_fraction must be < 1 to leave data for training, "
+            f"got {val_fraction} + {test_fraction}"
+        )
+    return val_fraction, test_fraction
+
+
+def _check_nonnegative_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int >= 0, got {type(value).__name__} {value!r}")
+    if value < 0:
+        raise ValueError(f"{name} must be an int >= 0, got {value}")
+    return value
+
+
+def make_windows(series: Tensor, input_length: int, horizon: int, stride: int = 1) -> tuple[Tensor, Tensor]:
+    """Cut one series into (input window, following values) pairs.
+
+    Window ``k`` starts at ``k * stride``: its input is ``series[s : s + input_length]`` and its
+    target the next ``horizon`` values ``series[s + input_length : s + input_length + horizon]``.
+
+    Args:
+        series: the series, ``(T, C)``.
+        input_length: steps the model sees.
+        horizon: steps it forecasts.
+        stride: steps between the starts of consecutive windows. Default: 1.
+
+    Shape:
+        - Output: inputs ``(K, input_length, C)`` and targets ``(K, horizon, C)`` with
+          ``K = (T - input_length - horizon) // stride + 1`` (0 when the series is too short).
+
+    Example:
+        >>> x, y = make_windows(torch.arange(6.0).unsqueeze(1), input_length=3, horizon=2)
+        >>> x.squeeze(-1).tolist(), y.squeeze(-1).tolist()
+        ([[0.0, 1.0, 2.0], [1.0, 2.0, 3.0]], [[3.0, 4.0], [4.0, 5.0]])
+    """
+    span = input_length + horizon
+    if series.shape[0] < span:
+        channels = series.shape[1]
+        return series.new_empty(0, input_length, channels), series.new_empty(0, horizon, channels)
+    windows = series.unfold(0, span, stride).transpose(1, 2)  # (K, span, C)
+    return windows[:, :input_length].contiguous(), windows[:, input_length:].contiguous()
+
+
+class ForecastDataModule(pl.LightningDataModule, abc.ABC):
+    r"""Windows of a list of series: the model sees ``input_length`` steps and forecasts ``horizon``.
+
+    With ``split="series"`` whole series go to train, validation or test (a seeded shuffle), so
+    the test measures forecasts on series never seen in training. With ``split="time"`` every
+    series is cut in time: the first part trains, the next validates, the last tests; the
+    validation and test windows start ``input_length`` steps early so that all of their targets
+    lie in their own part.
+
+    Batches are ``(x, y)`` with ``x`` of shape ``(N, input_length, C)`` and ``y`` of shape
+    ``(N, horizon, C)``, in the series' own units.
+
+    Args:
+        input_length: steps of history the model sees. Default: 48.
+        horizon: steps it forecasts. Default: 12.
+        stride: steps between consecutive training windows; validation and test windows use
+            the same stride. Default: 1.
+        split: ``"series"`` or ``"time"``, see above. Default: ``"series"``.
+        val_fraction: fraction of the series (or of each series' length) for validation. Default: 0.15.
+        test_fraction: fraction for the test. Default: 0.15.
+        batch_size: windows per batch. Default: 64.
+        num_workers: DataLoader worker processes. Default: 0 (the windows are in memory).
+        seed: seed of the split (and of generated data in subclasses). Default: 0.
+
+    Raises:
+        ValueError: if an argument is out of range, or a split ends up without data.
+    """
+
+    task: ClassVar[str] = "forecast"
+
+    def __init__(
+        self,
+        input_length: int = 48,
+        horizon: int = 12,
+        stride: int = 1,
+        split: Literal["series", "time"] = "series",
+        val_fraction: float = 0.15,
+        test_fraction: float = 0.15,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.input_length = check_positive_int("input_length", input_length)
+        self.horizon = check_positive_int("horizon", horizon)
+        self.stride = check_positive_int("stride", stride)
+        if split not in ("series", "time"):
+            raise ValueError(f"split must be 'series' or 'time', got {split!r}")
+        self.split = split
+        self.val_fraction, self.test_fraction = _check_fractions(val_fraction, test_fraction)
+        self.batch_size = check_positive_int("batch_size", batch_size)
+        self.num_workers = _check_nonnegative_int("num_workers", num_workers)
+        self.seed = seed
+        self._splits: dict[str, list[Tensor]] | None = None
+        self._windows: dict[str, TensorDataset] = {}
+
+    @abc.abstractmethod
+    def load_series(self) -> list[Tensor]:
+        """Return the series, each ``(T,)`` or ``(T, C)``; the same on every call and every process."""
+
+    @property
+    def num_features(self) -> int:
+        """Channels ``C`` of the series (the model's ``input_size``)."""
+        return self.series_splits["train"][0].shape[1]
+
+    @property
+    def series_splits(self) -> dict[str, list[Tensor]]:
+        """The ``"train"``, ``"val"`` and ``"test"`` series, each ``(T, C)``; loaded and split once."""
+        if self._splits is None:
+            self._splits = self._split(self._load())
+        return self._splits
+
+    @property
+    def test_series(self) -> list[Tensor]:
+        """The test series, each ``(T, C)``, with the ``input_length`` steps of context in front."""
+        return self.series_splits["test"]
+
+    def test_truth(self) -> list[Tensor] | None:
+        """The noise-free test series, aligned with :attr:`test_series`, where the data knows them; else None."""
+        return None
+
+    def _load(self) -> list[Tensor]:
+        loaded = self.load_series()
+        if len(loaded) == 0:
+            raise ValueError(f"{type(self).__name__}.load_series() returned no series")
+        series = []
+        for i, s in enumerate(loaded):
+            s = torch.as_tensor(s, dtype=torch.float32)
+            if s.dim() == 1:
+                s = s.unsqueeze(1)
+            if s.dim() != 2:
+                raise ValueError(f"{type(self).__name__}: series {i} must be (T,) or (T, C), got shape {tuple(s.shape)}")
+            series.append(s)
+        return series
+
+    def _split(self, series: list[Tensor]) -> dict[str, list[Tensor]]:
+        span = self.input_length + self.horizon
+        name = type(self).__name__
+        if self.split == "time":
+            out: dict[str, list[Tensor]] = {"train": [], "val": [], "test": []}
+            for s in series:
+                t = s.shape[0]
+                val_start = math.floor(t * (1.0 - self.val_fraction - self.test_fraction))
+                test_start = math.floor(t * (1.0 - self.test_fraction))
+                parts = {
+                    "train": s[:val_start],
+                    "val": s[max(val_start - self.input_length, 0) : test_start],
+                    "test": s[max(test_start - self.input_length, 0) :],
+                }
+                for key, part in parts.items():
+                    if part.shape[0] < span:
+                        raise ValueError(
+                            f"{name}: the {key} part of a series of length {t} has {part.shape[0]} steps, "
+                            f"fewer than input_length + horizon = {span}; use longer series or other fractions"
+                        )
+                    out[key].append(part)
+            return out
+
+        n = len(series)
+        n_test = round(n * self.test_fraction)
+        n_val = round(n * self.val_fraction)
+        if n_val < 1 or n_test < 1 or n - n_val - n_test < 1:
+            raise ValueError(
+                f"{name}: splitting {n} series with val_fraction={self.val_fraction} and "
+                f"test_fraction={self.test_fraction} gives {n - n_val - n_test} train, {n_val} validation and "
+                f"{n_test} test series; each needs at least 1 (use more series or split='time')"
+            )
+        for i, s in enumerate(series):
+            if s.shape[0] < span:
+                raise ValueError(
+                    f"{name}: series {i} has {s.shape[0]} steps, fewer than input_length + horizon = {span}"
+                )
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed)).tolist()
+        test, val, train = order[:n_test], order[n_test : n_test + n_val], order[n_test + n_val :]
+        return {
+            "train": [series[i] for i in train],
+            "val": [series[i] for i in val],
+            "test": [series[i] for i in test],
+        }
+
+    def windows(self, split: str) -> TensorDataset:
+        """All windows of one split as a dataset of ``(x, y)`` pairs."""
+        if split not in self._windows:
+            pairs = [make_windows(s, self.input_length, self.horizon, self.stride) for s in self.series_splits[split]]
+            x = torch.cat([p[0] for p in pairs])
+            y = torch.cat([p[1] for p in pairs])
+            self._windows[split] = TensorDataset(x, y)
+        return self._windows[split]
+
+    def yardstick(self) -> tuple[str, float]:
+        """The naive last-value forecast's RMSE on the test windows (every future step = the last input)."""
+        x, y = self.windows("test").tensors
+        rmse = (y - x[:, -1:, :]).pow(2).mean().sqrt()
+        return "naive last-value forecast RMSE", float(rmse)
+
+    def setup(self, stage: str) -> None:
+        """Load and split the series (once), and cut the windows the stage needs."""
+        needed = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}[stage]
+        for split in needed:
+            self.windows(split)
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            self.windows(split),
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+
+class SequenceDataset(Dataset[tuple[Tensor, Tensor]]):
+    """Sequences of possibly different lengths, each ``(L_i, C)``, with one integer label each."""
+
+    def __init__(self, sequences: list[Tensor], labels: Tensor) -> None:
+        if len(sequences) != len(labels):
+            raise ValueError(f"SequenceDataset: {len(sequences)} sequences but {len(labels)} labels")
+        self.sequences = sequences
+        self.labels = labels
+
+    def __len__(self) -> int:
+        return len(self.sequences)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+        return self.sequences[index], self.labels[index]
+
+
+def pad_collate(items: list[tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor, Tensor]:
+    """Batch sequences of different lengths: zero-padded ``(N, L_max, C)``, ``lengths (N,)``, ``labels (N,)``.
+
+    Example:
+        >>> x, lengths, y = pad_collate([(torch.ones(2, 1), torch.tensor(0)), (torch.ones(3, 1), torch.tensor(1))])
+        >>> x.shape, lengths.tolist(), y.tolist()
+        (torch.Size([2, 3, 1]), [2, 3], [0, 1])
+    """
+    sequences = [s for s, _ in items]
+    lengths = torch.tensor([s.shape[0] for s in sequences])
+    padded = torch.nn.utils.rnn.pad_sequence(sequences, batch_first=True)
+    return padded, lengths, torch.stack([label for _, label in items])
+
+
+class ClassificationDataModule(pl.LightningDataModule, abc.ABC):
+    """Labelled sequences split into train, validation and test, stratified by class.
+
+    Batches are ``(x, lengths, y)``: ``x`` zero-padded to ``(N, L_max, C)``, ``lengths`` the true
+    length of each sequence, ``y`` class indices ``(N,)``.
+
+    Args:
+        val_fraction: fraction of each class for validation. Default: 0.15.
+        test_fraction: fraction of each class for the test. Default: 0.15.
+        batch_size: sequences per batch. Default: 32.
+        num_workers: DataLoader worker processes. Default: 0.
+        seed: seed of the split (and of generated data in subclasses). Default: 0.
+
+    Raises:
+        ValueError: if an argument is out of range, or a split ends up empty.
+    """
+
+    task: ClassVar[str] = "classify"
+
+    def __init__(
+        self,
+        val_fraction: float = 0.15,
+        test_fraction: float = 0.15,
+        batch_size: int = 32,
+        num_workers: int = 0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.val_fraction, self.test_fraction = _check_fractions(val_fraction, test_fraction)
+        self.batch_size = check_positive_int("batch_size", batch_size)
+        self.num_workers = _check_nonnegative_int("num_workers", num_workers)
+        self.seed = seed
+        self._data: tuple[list[Tensor], Tensor] | None = None
+        self._splits: dict[str, SequenceDataset] | None = None
+
+    @abc.abstractmethod
+    def load_sequences(self) -> tuple[list[Tensor], Tensor]:
+        """Return the sequences (each ``(L_i, C)``) and their labels ``(N,)`` in ``0 .. num_classes - 1``."""
+
+    def _loaded(self) -> tuple[list[Tensor], Tensor]:
+        if self._data is None:
+            sequences, labels = self.load_sequences()
+            sequences = [torch.as_tensor(s, dtype=torch.float32) for s in sequences]
+            sequences = [s.unsqueeze(1) if s.dim() == 1 else s for s in sequences]
+            self._data = sequences, torch.as_tensor(labels, dtype=torch.long)
+        return self._data
+
+    @property
+    def num_features(self) -> int:
+        """Channels ``C`` of the sequences (the model's ``input_size``)."""
+        return self._loaded()[0][0].shape[1]
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes: the largest label + 1."""
+        return int(self._loaded()[1].max()) + 1
+
+    @property
+    def splits(self) -> dict[str, SequenceDataset]:
+        """The ``"train"``, ``"val"`` and ``"test"`` datasets; split once, the same on every process."""
+        if self._splits is None:
+            sequences, labels = self._loaded()
+            generator = torch.Generator().manual_seed(self.seed)
+            parts: dict[str, list[int]] = {"train": [], "val": [], "test": []}
+            for c in labels.unique().tolist():
+                members = (labels == c).nonzero().squeeze(1)
+                members = members[torch.randperm(len(members), generator=generator)].tolist()
+                n_test = round(len(members) * self.test_fraction)
+                n_val = round(len(members) * self.val_fraction)
+                parts["test"] += members[:n_test]
+                parts["val"] += members[n_test : n_test + n_val]
+                parts["train"] += members[n_test + n_val :]
+            for key, members in parts.items():
+                if not members:
+                    raise ValueError(
+                        f"{type(self).__name__}: the {key} split is empty with val_fraction={self.val_fraction} "
+                        f"and test_fraction={self.test_fraction} of {len(labels)} sequences"
+                    )
+            self._splits = {
+                key: SequenceDataset([sequences[i] for i in members], labels[members])
+                for key, members in parts.items()
+            }
+        return self._splits
+
+    def yardstick(self) -> tuple[str, float]:
+        """Test accuracy of always answering the most frequent training class."""
+        majority = torch.bincount(self.splits["train"].labels).argmax()
+        accuracy = (self.splits["test"].labels == majority).float().mean()
+        return "majority-class accuracy", float(accuracy)
+
+    def setup(self, stage: str) -> None:
+        """Load and split the sequences (once)."""
+        self.splits  # noqa: B018 -- split here, so a bad split fails before training starts
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            self.splits[split],
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            collate_fn=pad_collate,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)

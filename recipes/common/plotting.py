@@ -1,0 +1,68 @@
+"""Figures of the recipes (matplotlib, drawn off screen)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # the recipes run on machines without a display; choose before pyplot is imported
+
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from torch import Tensor  # noqa: E402
+
+__all__ = ["plot_forecasts"]
+
+
+def plot_forecasts(
+    series: Sequence[Tensor],
+    starts: Sequence[Sequence[int]],
+    forecasts: Sequence[Tensor],
+    truth: Sequence[Tensor] | None = None,
+    *,
+    title: str = "Forecasts on test series",
+) -> Figure:
+    """Draw each series with the model's forecasts over it, one panel per series.
+
+    Args:
+        series: the observed series, each ``(T, C)``; channel 0 is drawn.
+        starts: for each series, the first step of each forecast block.
+        forecasts: for each series, the blocks ``(B, H, C)``; block ``b`` covers steps
+            ``starts[b] .. starts[b] + H - 1``.
+        truth: the noise-free series, when known, drawn as a line. Default: None.
+        title: the figure's title.
+
+    Returns:
+        The figure (close it with ``matplotlib.pyplot.close`` when done).
+
+    Example:
+        >>> import torch
+        >>> fig = plot_forecasts([torch.zeros(10, 1)], [[4]], [torch.ones(1, 3, 1)])
+        >>> len(fig.axes)
+        1
+        >>> plt.close(fig)
+    """
+    if not (len(series) == len(starts) == len(forecasts)):
+        raise ValueError(
+            f"plot_forecasts: got {len(series)} series, {len(starts)} lists of starts and {len(forecasts)} forecasts"
+        )
+    rows = len(series)
+    fig, axes = plt.subplots(rows, 1, figsize=(10, 2.2 * rows + 0.6), squeeze=False, sharex=False)
+    for i, ax in enumerate(axes[:, 0]):
+        observed = series[i][:, 0].detach().cpu()
+        ax.plot(observed.numpy(), ".", color="0.6", markersize=3, label="observed")
+        if truth is not None:
+            ax.plot(truth[i][:, 0].detach().cpu().numpy(), "-", color="0.2", linewidth=1.0, label="truth (no noise)")
+        for b, start in enumerate(starts[i]):
+            block = forecasts[i][b, :, 0].detach().cpu().numpy()
+            steps = range(start, start + len(block))
+            ax.plot(steps, block, "-", color="tab:red", linewidth=1.6, label="forecast" if b == 0 else None)
+            ax.axvline(start, color="tab:red", alpha=0.12, linewidth=0.8)
+        ax.set_ylabel(f"series {i}")
+        ax.grid(alpha=0.3)
+    axes[0, 0].legend(loc="upper right", fontsize="small", ncol=3)
+    axes[-1, 0].set_xlabel("step")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

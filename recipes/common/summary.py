@@ -1,0 +1,140 @@
+"""The few lines a recipe prints when it is done: the test score against a yardstick, the restored epoch, where things are."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import lightning.pytorch as pl
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from regdrop.callbacks import EarlyStopping
+
+__all__ = ["RunSummary", "collect_summary"]
+
+_SCORES = {"forecast": ("test_rmse", "test RMSE"), "classify": ("test_acc", "test accuracy")}
+
+
+@dataclass
+class RunSummary:
+    """What a recipe run reached, and where its outputs are.
+
+    Attributes:
+        recipe: the recipe's name.
+        score_name: what ``score`` is (``"test RMSE"``, ``"test accuracy"``).
+        score: the model's test score.
+        yardstick_name: the simple baseline's name.
+        yardstick: the baseline's score on the same test data.
+        regularized: whether regularization was on.
+        epochs_trained: epochs that ran.
+        restored_epoch: the epoch (counted from 0) whose weights early stopping restored, or None.
+        monitor: the quantity early stopping watched, if any.
+        best_score: its best value, if any.
+        log_dir: the run's log directory.
+        logs_root: the directory to point TensorBoard at.
+        figure: the PNG of forecasts, if one was drawn.
+        metrics: every test metric, by name.
+
+    Example:
+        >>> s = RunSummary("demo", "test RMSE", 0.25, "naive RMSE", 0.9, True, 12, 8, "val_loss", 0.05)
+        >>> print(s.format())  # doctest: +NORMALIZE_WHITESPACE
+        demo, done
+          test RMSE           0.2500   (naive RMSE: 0.9000)
+          weights             restored from epoch 8 (best val_loss 0.05), after 12 epochs
+    """
+
+    recipe: str
+    score_name: str
+    score: float
+    yardstick_name: str
+    yardstick: float
+    regularized: bool
+    epochs_trained: int
+    restored_epoch: int | None = None
+    monitor: str | None = None
+    best_score: float | None = None
+    log_dir: str | None = None
+    logs_root: str | None = None
+    figure: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    def format(self) -> str:
+        """The summary as a few aligned lines."""
+        rows = [(self.score_name, f"{self.score:.4f}   ({self.yardstick_name}: {self.yardstick:.4f})")]
+        if "test_amplitude_ratio" in self.metrics:
+            ratio = self.metrics["test_amplitude_ratio"]
+            rows.append(("amplitude", f"forecast/truth RMS ratio {ratio:.3f} (1 = amplitude kept)"))
+        if self.restored_epoch is not None:
+            rows.append((
+                "weights",
+                f"restored from epoch {self.restored_epoch} (best {self.monitor} {self.best_score:.4g}), "
+                f"after {self.epochs_trained} epochs",
+            ))
+        elif self.regularized:
+            rows.append(("weights", f"of the last epoch, {self.epochs_trained} trained (nothing restored)"))
+        else:
+            rows.append((
+                "weights",
+                f"of the last epoch, {self.epochs_trained} trained "
+                "(regularization off: no dropout, max-norm or early stopping)",
+            ))
+        if self.log_dir is not None:
+            hint = f"   (view: tensorboard --logdir {self.logs_root})" if self.logs_root else ""
+            rows.append(("logs", f"{self.log_dir}{hint}"))
+        if self.figure is not None:
+            rows.append(("forecast plot", self.figure))
+        lines = [f"{self.recipe}, done"] + [f"  {name:<18}  {text}" for name, text in rows]
+        return "\n".join(lines)
+
+    def save(self, path: str | Path) -> None:
+        """Write the summary as JSON."""
+        Path(path).write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+
+def collect_summary(
+    recipe: str,
+    trainer: pl.Trainer,
+    datamodule: pl.LightningDataModule,
+    *,
+    task: str,
+    regularized: bool,
+    epochs_trained: int,
+    figure: Path | None = None,
+) -> RunSummary:
+    """Build the summary after ``trainer.test``: metrics from ``trainer.callback_metrics``,
+    the yardstick from ``datamodule.yardstick()``, the restored epoch from regdrop's ``EarlyStopping``.
+
+    Raises:
+        KeyError: if the test did not log the task's score (``test_rmse`` or ``test_acc``).
+    """
+    key, score_name = _SCORES[task]
+    metrics = {name: float(value) for name, value in trainer.callback_metrics.items() if name.startswith("test_")}
+    if key not in metrics:
+        raise KeyError(f"the test logged no {key!r}; it logged {sorted(metrics)}")
+    yardstick_name, yardstick = datamodule.yardstick()  # type: ignore[attr-defined]
+    stopper = next((cb for cb in trainer.callbacks if isinstance(cb, EarlyStopping)), None)  # type: ignore[attr-defined]
+    restored = getattr(stopper, "restored_epoch", None) if stopper is not None else None
+    best = None
+    if stopper is not None and restored is not None:
+        best = float(stopper.best_score)
+    logs_root = None
+    tensorboard = next((lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)), None)
+    if tensorboard is not None:
+        logs_root = tensorboard.save_dir
+    return RunSummary(
+        recipe=recipe,
+        score_name=score_name,
+        score=metrics[key],
+        yardstick_name=yardstick_name,
+        yardstick=yardstick,
+        regularized=regularized,
+        epochs_trained=epochs_trained,
+        restored_epoch=restored,
+        monitor=stopper.monitor if stopper is not None else None,
+        best_score=best,
+        log_dir=trainer.log_dir,
+        logs_root=logs_root,
+        figure=str(figure) if figure is not None else None,
+        metrics=metrics,
+    )

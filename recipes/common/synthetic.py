@@ -1,0 +1,198 @@
+"""Generated data for the recipes and their tests: noisy sine waves to forecast or to classify."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .data import ClassificationDataModule, ForecastDataModule
+from regdrop.functional import check_nonnegative, check_positive_int
+
+__all__ = ["SineClassificationDataModule", "SineDataModule", "sine_waves"]
+
+
+def _check_range(name: str, value: tuple[float, float], *, positive: bool = False) -> tuple[float, float]:
+    if len(value) != 2:
+        raise ValueError(f"{name} must be a pair (low, high), got {value!r}")
+    low, high = (check_nonnegative(name, v) for v in value)
+    if low > high or (positive and low == 0.0):
+        bound = "0 < low <= high" if positive else "0 <= low <= high"
+        raise ValueError(f"{name} must be a pair (low, high) with {bound}, got {tuple(value)}")
+    return low, high
+
+
+def _uniform(n: int, bounds: tuple[float, float], generator: torch.Generator) -> Tensor:
+    low, high = bounds
+    return low + (high - low) * torch.rand(n, generator=generator, dtype=torch.float64)
+
+
+def sine_waves(
+    periods: Tensor,
+    lengths: list[int],
+    amplitude: tuple[float, float],
+    noise: tuple[float, float],
+    generator: torch.Generator,
+) -> tuple[list[Tensor], list[Tensor]]:
+    r"""Noisy sine waves and their noise-free versions.
+
+    .. math::
+        x_i(t) = A_i \sin(2 \pi t / P_i + \varphi_i) + \sigma_i \varepsilon_{i,t},
+        \quad \varepsilon_{i,t} \sim \mathcal{N}(0, 1)
+
+    with the period :math:`P_i` given, and the amplitude :math:`A_i`, the noise level
+    :math:`\sigma_i` and the phase :math:`\varphi_i` drawn uniformly from ``amplitude``, ``noise``
+    and :math:`[0, 2\pi)`.
+
+    Args:
+        periods: period of each wave, in steps, ``(S,)``.
+        lengths: steps of each wave.
+        amplitude: range of :math:`A`.
+        noise: range of the noise's standard deviation :math:`\sigma`.
+        generator: the random generator (the waves depend only on its state).
+
+    Returns:
+        The noisy waves and the clean waves, each a list of ``S`` float32 tensors ``(T_i,)``.
+
+    Example:
+        >>> noisy, clean = sine_waves(torch.tensor([4.0]), [8], (1.0, 1.0), (0.0, 0.0), torch.Generator().manual_seed(0))
+        >>> bool(torch.equal(noisy[0], clean[0])), round(float(clean[0].abs().max()), 3) <= 1.0
+        (True, True)
+    """
+    n = len(lengths)
+    amplitudes = _uniform(n, amplitude, generator)
+    sigmas = _uniform(n, noise, generator)
+    phases = _uniform(n, (0.0, 2.0 * math.pi), generator)
+    noisy, clean = [], []
+    for i, length in enumerate(lengths):
+        t = torch.arange(length, dtype=torch.float64)
+        wave = amplitudes[i] * torch.sin(2.0 * math.pi * t / periods[i] + phases[i])
+        eps = torch.randn(length, generator=generator, dtype=torch.float64)
+        clean.append(wave.float())
+        noisy.append((wave + sigmas[i] * eps).float())
+    return noisy, clean
+
+
+class SineDataModule(ForecastDataModule):
+    """Forecast noisy sine waves of differing period, phase, amplitude and noise level.
+
+    ``num_series`` waves of ``length`` steps are generated from ``seed``; whole waves go to
+    train, validation and test (see :class:`ForecastDataModule`), so the test forecasts waves
+    the model has never seen.
+
+    Args:
+        num_series: number of waves. Default: 120.
+        length: steps per wave. Default: 200.
+        period: range of the periods, in steps. Default: (8, 40).
+        amplitude: range of the amplitudes. Default: (0.5, 2).
+        noise: range of the noise's standard deviation. Default: (0.05, 0.3).
+        **kwargs: the windowing, split and loader options of :class:`ForecastDataModule`.
+
+    Raises:
+        ValueError: if a count is below 1 or a range is not ``(low, high)`` with ``0 <= low <= high``.
+
+    Example:
+        >>> dm = SineDataModule(num_series=10, length=60, input_length=20, horizon=5, stride=5)
+        >>> dm.setup("fit")
+        >>> x, y = dm.windows("train")[0]
+        >>> x.shape, y.shape, len(dm.series_splits["test"])
+        (torch.Size([20, 1]), torch.Size([5, 1]), 2)
+    """
+
+    def __init__(
+        self,
+        num_series: int = 120,
+        length: int = 200,
+        period: tuple[float, float] = (8.0, 40.0),
+        amplitude: tuple[float, float] = (0.5, 2.0),
+        noise: tuple[float, float] = (0.05, 0.3),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.num_series = check_positive_int("num_series", num_series)
+        self.length = check_positive_int("length", length)
+        self.period = _check_range("period", period, positive=True)
+        self.amplitude = _check_range("amplitude", amplitude)
+        self.noise = _check_range("noise", noise)
+        self._generated: tuple[list[Tensor], list[Tensor]] | None = None
+
+    def _waves(self) -> tuple[list[Tensor], list[Tensor]]:
+        if self._generated is None:
+            generator = torch.Generator().manual_seed(self.seed)
+            periods = _uniform(self.num_series, self.period, generator)
+            self._generated = sine_waves(periods, [self.length] * self.num_series, self.amplitude, self.noise, generator)
+        return self._generated
+
+    def load_series(self) -> list[Tensor]:
+        """The noisy waves."""
+        return self._waves()[0]
+
+    def test_truth(self) -> list[Tensor]:
+        """The noise-free test waves, aligned step for step with :attr:`test_series`."""
+        return self._split([c.unsqueeze(1) for c in self._waves()[1]])["test"]
+
+
+class SineClassificationDataModule(ClassificationDataModule):
+    """Classify noisy sine waves by their period: class ``k`` is the ``k``-th of ``num_classes`` bands.
+
+    The bands split ``period`` evenly on a log scale. Lengths, amplitudes, noise levels and
+    phases vary from wave to wave, so the model has to find the period itself.
+
+    Args:
+        num_sequences: number of waves. Default: 300.
+        num_classes: number of period bands. Default: 3.
+        min_length: shortest wave, in steps. Default: 40.
+        max_length: longest wave, in steps. Default: 60.
+        period: range of the periods, in steps. Default: (4, 32).
+        amplitude: range of the amplitudes. Default: (0.5, 2).
+        noise: range of the noise's standard deviation. Default: (0.05, 0.3).
+        **kwargs: the split and loader options of :class:`ClassificationDataModule`.
+
+    Raises:
+        ValueError: if a count is below its minimum or a range is malformed.
+
+    Example:
+        >>> dm = SineClassificationDataModule(num_sequences=30, num_classes=3, min_length=10, max_length=12)
+        >>> dm.num_classes, dm.num_features, len(dm.splits["test"])
+        (3, 1, 6)
+    """
+
+    def __init__(
+        self,
+        num_sequences: int = 300,
+        num_classes: int = 3,
+        min_length: int = 40,
+        max_length: int = 60,
+        period: tuple[float, float] = (4.0, 32.0),
+        amplitude: tuple[float, float] = (0.5, 2.0),
+        noise: tuple[float, float] = (0.05, 0.3),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.num_sequences = check_positive_int("num_sequences", num_sequences)
+        if check_positive_int("num_classes", num_classes) < 2:
+            raise ValueError(f"num_classes must be an int >= 2, got {num_classes}")
+        self._num_classes = num_classes
+        self.min_length = check_positive_int("min_length", min_length)
+        self.max_length = check_positive_int("max_length", max_length)
+        if self.max_length < self.min_length:
+            raise ValueError(f"max_length must be >= min_length = {min_length}, got {max_length}")
+        if num_sequences < num_classes:
+            raise ValueError(f"num_sequences must be >= num_classes = {num_classes}, got {num_sequences}")
+        self.period = _check_range("period", period, positive=True)
+        self.amplitude = _check_range("amplitude", amplitude)
+        self.noise = _check_range("noise", noise)
+
+    def load_sequences(self) -> tuple[list[Tensor], Tensor]:
+        """The noisy waves, balanced over the classes, and their period bands."""
+        generator = torch.Generator().manual_seed(self.seed)
+        n, k = self.num_sequences, self._num_classes
+        labels = torch.arange(n) % k
+        log_low, log_high = math.log(self.period[0]), math.log(self.period[1])
+        band = (log_high - log_low) / k
+        periods = torch.exp(log_low + band * (labels.double() + torch.rand(n, generator=generator, dtype=torch.float64)))
+        lengths = torch.randint(self.min_length, self.max_length + 1, (n,), generator=generator).tolist()
+        noisy, _ = sine_waves(periods, lengths, self.amplitude, self.noise, generator)
+        return noisy, labels
