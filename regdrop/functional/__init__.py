@@ -25,4 +25,7 @@ __all__ += _dropconnect.__all__
 from regdrop.functional import constraints as _constraints
 from regdrop.functional.constraints import *  # noqa: F403
 __all__ += _constraints.__all__
-# -- recurrent math (rnn.py, zoneout.py)
+# -- recurrent math (rnn.py)
+from regdrop.functional import rnn as _rnn
+from regdrop.functional.rnn import *  # noqa: F403
+__all__ += _rnn.__all__

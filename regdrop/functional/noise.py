@@ -66,6 +66,8 @@ def gaussian_dropout(
     """
     p = check_rate("p", p, allow_one=False)
     if isinstance(input, PackedSequence):
+        if not training or p == 0.0:
+            return input
         return input._replace(data=gaussian_dropout(input.data, p, training, generator))
     _check_tensor(input, "gaussian_dropout")
     if not training or p == 0.0:
@@ -116,6 +118,8 @@ def gaussian_noise(
     """
     sigma = check_nonnegative("sigma", sigma)
     if isinstance(input, PackedSequence):
+        if not training or sigma == 0.0:
+            return input
         return input._replace(data=gaussian_noise(input.data, sigma, training, generator))
     _check_tensor(input, "gaussian_noise")
     if not training or sigma == 0.0:

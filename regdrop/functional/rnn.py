@@ -42,7 +42,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from regdrop.functional.zoneout import zoneout as _zoneout
+from regdrop.functional._validation import check_rate
 
 __all__ = [
     "extension_available",
@@ -50,6 +50,7 @@ __all__ = [
     "gru_scan",
     "lstm_layer_loop",
     "lstm_scan",
+    "zoneout",
 ]
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,54 @@ def extension_available() -> bool:
                 )
                 _EXT_STATE["ok"] = False
     return bool(_EXT_STATE["ok"])
+
+
+def zoneout(
+    previous: Tensor,
+    new: Tensor,
+    p: float,
+    training: bool = True,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    r"""Mix the previous and the new recurrent state unit by unit.
+
+    .. math::
+        h_t = d_t \odot h_{t-1} + (1 - d_t) \odot \tilde h_t, \qquad
+        d_t \sim \mathrm{Bernoulli}(p) \text{ per unit, drawn at every step (training)}
+
+    In evaluation the expectation is used: :math:`h_t = p\, h_{t-1} + (1 - p)\, \tilde h_t`.
+    Unlike dropout nothing is rescaled: a zoned-out unit carries its old value forward.
+
+    Args:
+        previous: the state before the step, :math:`h_{t-1}` (or :math:`c_{t-1}`).
+        new: the state the cell computed, :math:`\tilde h_t`; same shape as ``previous``.
+        p: probability that a unit keeps its previous value, in [0, 1].
+        training: draw random masks (True) or use the expectation (False).
+        generator: random generator for the masks.
+
+    Shape:
+        - previous, new, output: any shape, all the same.
+
+    Raises:
+        ValueError: if ``p`` is outside [0, 1] or the shapes differ.
+
+    Example:
+        >>> prev, new = torch.zeros(2, 3), torch.ones(2, 3)
+        >>> zoneout(prev, new, 0.25, training=False)
+        tensor([[0.7500, 0.7500, 0.7500],
+                [0.7500, 0.7500, 0.7500]])
+    """
+    p = check_rate("zoneout", p)
+    if previous.shape != new.shape:
+        raise ValueError(
+            f"zoneout: previous and new must have the same shape, got {tuple(previous.shape)} and {tuple(new.shape)}"
+        )
+    if p == 0.0:
+        return new
+    if not training:
+        return torch.lerp(new, previous, p)
+    keep_old = torch.empty_like(new).bernoulli_(p, generator=generator)
+    return torch.lerp(new, previous, keep_old)
 
 
 def _offsets(batch_sizes: Sequence[int]) -> list[int]:
@@ -243,7 +292,7 @@ def _steps(batch_sizes: Sequence[int], reverse: bool) -> list[tuple[int, int, in
 
 
 def _lstm_loop(xw: Tensor, batch_sizes: Sequence[int], h0: Tensor, c0: Tensor, w_hh: Tensor,
-               w_hr: Tensor | None, mask: Tensor | None, zoneout: float, training: bool, reverse: bool,
+               w_hr: Tensor | None, mask: Tensor | None, zone_p: float, training: bool, reverse: bool,
                generator: torch.Generator | None) -> tuple[Tensor, Tensor, Tensor]:
     h, c = h0, c0
     outs: list[Tensor] = [xw.new_empty(0)] * len(batch_sizes)
@@ -256,9 +305,9 @@ def _lstm_loop(xw: Tensor, batch_sizes: Sequence[int], h0: Tensor, c0: Tensor, w
         hn = torch.sigmoid(og) * torch.tanh(cn)
         if w_hr is not None:
             hn = hn.mm(w_hr.t())
-        if zoneout > 0.0:
-            hn = _zoneout(hp, hn, zoneout, training, generator)
-            cn = _zoneout(cp, cn, zoneout, training, generator)
+        if zone_p > 0.0:
+            hn = zoneout(hp, hn, zone_p, training, generator)
+            cn = zoneout(cp, cn, zone_p, training, generator)
         outs[t] = hn
         h = torch.cat([hn, h[b:]]) if b < h.shape[0] else hn
         c = torch.cat([cn, c[b:]]) if b < c.shape[0] else cn
@@ -266,7 +315,7 @@ def _lstm_loop(xw: Tensor, batch_sizes: Sequence[int], h0: Tensor, c0: Tensor, w
 
 
 def _gru_loop(xw: Tensor, batch_sizes: Sequence[int], h0: Tensor, w_hh: Tensor, b_hh: Tensor | None,
-              mask: Tensor | None, zoneout: float, training: bool, reverse: bool,
+              mask: Tensor | None, zone_p: float, training: bool, reverse: bool,
               generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
     h = h0
     outs: list[Tensor] = [xw.new_empty(0)] * len(batch_sizes)
@@ -280,8 +329,8 @@ def _gru_loop(xw: Tensor, batch_sizes: Sequence[int], h0: Tensor, w_hh: Tensor, 
         z = torch.sigmoid(xz + hz)
         n = torch.tanh(xn + r * hn_pre)
         hn = torch.lerp(n, hp, z)  # (1 - z) n + z h(t-1), with the unmasked state
-        if zoneout > 0.0:
-            hn = _zoneout(hp, hn, zoneout, training, generator)
+        if zone_p > 0.0:
+            hn = zoneout(hp, hn, zone_p, training, generator)
         outs[t] = hn
         h = torch.cat([hn, h[b:]]) if b < h.shape[0] else hn
     return torch.cat(outs), h

@@ -17,6 +17,9 @@ from regdrop.nn import embedding as _embedding
 from regdrop.nn.embedding import *  # noqa: F403
 __all__ += _embedding.__all__
 # -- recurrent layers (rnn.py)
+from regdrop.nn import rnn as _rnn
+from regdrop.nn.rnn import *  # noqa: F403
+__all__ += _rnn.__all__
 # -- finding and setting the dropout rates of a model (rates.py)
 from regdrop.nn import rates as _rates
 from regdrop.nn.rates import *  # noqa: F403

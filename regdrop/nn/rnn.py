@@ -1,0 +1,622 @@
+r"""``LSTM`` and ``GRU``: drop-in ``torch.nn`` layers with variational, recurrent and weight dropout and zoneout.
+
+They subclass :class:`torch.nn.LSTM` / :class:`torch.nn.GRU`: same arguments, same parameter
+names and shapes (``weight_ih_l0``, ``weight_hh_l0_reverse``, ...), so state_dicts move both
+ways, and ``isinstance(layer, torch.nn.LSTM)`` holds. In ``eval()`` mode (without zoneout)
+and in training with every rate at 0, ``forward`` *is* ``torch.nn.LSTM.forward``: the same
+fused kernel, the same numbers.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import torch
+from torch import Tensor, _VF
+from torch.nn.utils.rnn import PackedSequence
+
+from regdrop.functional._validation import check_rate
+from regdrop.functional.dropconnect import dropconnect
+from regdrop.functional.dropout import bernoulli_mask
+from regdrop.functional.rnn import gru_layer_loop, gru_scan, lstm_layer_loop, lstm_scan
+from regdrop.functional.rnn import zoneout as zoneout_fn
+
+__all__ = ["GRU", "GRUCell", "LSTM", "LSTMCell"]
+
+_RATE_NAMES = ("input_dropout", "dropout", "recurrent_dropout", "weight_dropout", "zoneout")
+_Self = TypeVar("_Self", bound="_RegularizedRNN")
+
+
+class _RegularizedRNN:
+    """What LSTM and GRU share: the rates, the regularized forward, the torch converters."""
+
+    rate_names: tuple[str, ...] = _RATE_NAMES
+    _torch_class: type[torch.nn.RNNBase]
+
+    # Set by torch.nn.RNNBase.__init__; declared for type checkers.
+    mode: str
+    input_size: int
+    hidden_size: int
+    num_layers: int
+    bias: bool
+    batch_first: bool
+    dropout: float
+    bidirectional: bool
+    proj_size: int
+    training: bool
+
+    def _set_rates(self, input_dropout: float, recurrent_dropout: float, recurrent_dropout_shared: bool,
+                   weight_dropout: float, zoneout: float) -> None:
+        self.input_dropout = check_rate("input_dropout", input_dropout)
+        self.recurrent_dropout = check_rate("recurrent_dropout", recurrent_dropout)
+        self.weight_dropout = check_rate("weight_dropout", weight_dropout)
+        self.zoneout = check_rate("zoneout", zoneout)
+        if not isinstance(recurrent_dropout_shared, bool):
+            raise TypeError(
+                f"recurrent_dropout_shared must be a bool, got {type(recurrent_dropout_shared).__name__} "
+                f"{recurrent_dropout_shared!r}"
+            )
+        self.recurrent_dropout_shared = recurrent_dropout_shared
+
+    def _rates(self) -> dict[str, float]:
+        # Rates are plain attributes a schedule may reassign; check them where they are used.
+        return {name: check_rate(name, getattr(self, name)) for name in self.rate_names}
+
+    def _needs_regularized_path(self, rates: dict[str, float]) -> bool:
+        if rates["zoneout"] > 0.0:
+            return True
+        if not self.training:
+            return False
+        between = rates["dropout"] if self.num_layers > 1 else 0.0
+        return any(r > 0.0 for r in (rates["input_dropout"], between, rates["recurrent_dropout"],
+                                     rates["weight_dropout"]))
+
+    def forward(self, input: Tensor | PackedSequence, hx: Any = None) -> tuple[Any, Any]:
+        rates = self._rates()
+        if not self._needs_regularized_path(rates):
+            return super().forward(input, hx)  # type: ignore[misc]
+        device_type = input.data.device.type if isinstance(input, PackedSequence) else input.device.type
+        if torch.is_autocast_enabled(device_type):
+            # The time loops and the masks run in float32; autocast would mix precisions
+            # step by step. Eval (torch's kernel) is untouched.
+            with torch.autocast(device_type, enabled=False):
+                return self._regularized_forward(_to_float32(input), _to_float32(hx), rates)
+        return self._regularized_forward(input, hx, rates)
+
+    # ------------------------------------------------------------------ regularized path
+    def _regularized_forward(self, input: Tensor | PackedSequence, hx: Any,
+                             rates: dict[str, float]) -> tuple[Any, Any]:
+        is_lstm = self.mode == "LSTM"
+        num_dir = 2 if self.bidirectional else 1
+        h_out = self.proj_size if self.proj_size > 0 else self.hidden_size
+        name = type(self).__name__
+
+        if isinstance(input, PackedSequence):
+            data, batch_sizes_t, sorted_indices, unsorted_indices = input
+            batch_sizes = batch_sizes_t.tolist()
+            is_batched, checked_input = True, data
+        else:
+            if input.dim() not in (2, 3):
+                raise ValueError(f"{name}: expected input to be 2-D (unbatched) or 3-D, got {input.dim()}-D instead")
+            is_batched = input.dim() == 3
+            if not is_batched:
+                input = input.unsqueeze(0 if self.batch_first else 1)
+            checked_input, batch_sizes_t = input, None
+            x = input.transpose(0, 1) if self.batch_first else input
+            steps, n = x.shape[0], x.shape[1]
+            data = x.reshape(steps * n, x.shape[2])
+            batch_sizes = [n] * steps
+            sorted_indices = unsorted_indices = None
+        n = batch_sizes[0]
+
+        if hx is None:
+            h0 = data.new_zeros(self.num_layers * num_dir, n, h_out)
+            hx = (h0, data.new_zeros(self.num_layers * num_dir, n, self.hidden_size)) if is_lstm else h0
+        else:
+            if not is_batched:
+                hx = _unsqueeze_hidden(hx, name, is_lstm)
+            elif not isinstance(input, PackedSequence):
+                _check_batched_hidden(hx, name, is_lstm)
+            hx = self.permute_hidden(hx, sorted_indices)  # type: ignore[attr-defined]
+        self.check_forward_args(checked_input, hx, batch_sizes_t)  # type: ignore[attr-defined]
+        h0_all, c0_all = (hx[0], hx[1]) if is_lstm else (hx, None)
+
+        sample_of_row: Tensor | None = None
+
+        def locked(rows: Tensor, p: float) -> Tensor:
+            # One mask per sample and feature, the same at every time step (Gal & Ghahramani).
+            nonlocal sample_of_row
+            mask = bernoulli_mask((n, rows.shape[1]), p, dtype=rows.dtype, device=rows.device)
+            if input_is_padded:
+                return (rows.view(len(batch_sizes), n, -1) * mask).view(rows.shape)
+            if sample_of_row is None:
+                sample_of_row = torch.cat([torch.arange(b, device=rows.device) for b in batch_sizes])
+            return rows * mask[sample_of_row]
+
+        input_is_padded = not isinstance(input, PackedSequence)
+        layer_input = data
+        h_n: list[Tensor] = []
+        c_n: list[Tensor] = []
+        for layer in range(self.num_layers):
+            p_in = rates["input_dropout"] if layer == 0 else rates["dropout"]
+            if self.training and p_in > 0.0:
+                layer_input = locked(layer_input, p_in)
+            directions = [self._direction(layer, d, rates, n, data) for d in range(num_dir)]
+            first = layer * num_dir
+            if all(mask is None for _, mask in directions) and rates["zoneout"] == 0.0:
+                out, hs, cs = self._fused_layer(layer_input, batch_sizes_t, batch_sizes, n,
+                                                h0_all[first:first + num_dir],
+                                                None if c0_all is None else c0_all[first:first + num_dir],
+                                                [w for weights, _ in directions for w in weights])
+                h_n.extend(hs)
+                c_n.extend(cs)
+            else:
+                outs = []
+                for d, (weights, mask) in enumerate(directions):
+                    c0 = None if c0_all is None else c0_all[first + d]
+                    out_d, h_d, c_d = self._scan_direction(layer_input, batch_sizes, h0_all[first + d], c0,
+                                                           weights, mask, rates["zoneout"], reverse=d == 1)
+                    outs.append(out_d)
+                    h_n.append(h_d)
+                    c_n.append(c_d)
+                out = torch.cat(outs, 1) if num_dir == 2 else outs[0]
+            layer_input = out
+
+        hidden: Any = (torch.stack(h_n), torch.stack(c_n)) if is_lstm else torch.stack(h_n)
+        if isinstance(input, PackedSequence):
+            packed = PackedSequence(layer_input, batch_sizes_t, sorted_indices, unsorted_indices)
+            return packed, self.permute_hidden(hidden, unsorted_indices)  # type: ignore[attr-defined]
+        output = layer_input.view(len(batch_sizes), n, -1)
+        if self.batch_first:
+            output = output.transpose(0, 1)
+        if not is_batched:
+            output = output.squeeze(0 if self.batch_first else 1)
+            hidden = (hidden[0].squeeze(1), hidden[1].squeeze(1)) if is_lstm else hidden.squeeze(1)
+        return output, hidden
+
+    def _direction(self, layer: int, d: int, rates: dict[str, float], n: int,
+                   like: Tensor) -> tuple[list[Tensor], Tensor | None]:
+        """This direction's weights, with DropConnect and a batch-shared recurrent mask folded
+        into ``W_hh``, and the per-sample recurrent mask (or None)."""
+        suffix = "_reverse" if d == 1 else ""
+        names = [f"weight_ih_l{layer}{suffix}", f"weight_hh_l{layer}{suffix}"]
+        if self.bias:
+            names += [f"bias_ih_l{layer}{suffix}", f"bias_hh_l{layer}{suffix}"]
+        if self.proj_size > 0:
+            names.append(f"weight_hr_l{layer}{suffix}")
+        weights = [getattr(self, w) for w in names]
+        mask = None
+        if self.training:
+            w_hh = weights[1]
+            if rates["weight_dropout"] > 0.0:
+                w_hh = dropconnect(w_hh, rates["weight_dropout"], True)
+            p = rates["recurrent_dropout"]
+            if p > 0.0:
+                width = w_hh.shape[1]
+                if self.recurrent_dropout_shared:
+                    # One mask for the whole batch: scaling the columns of W_hh is the same
+                    # product, and keeps torch's fused kernel.
+                    w_hh = w_hh * bernoulli_mask((width,), p, dtype=w_hh.dtype, device=w_hh.device)
+                else:
+                    mask = bernoulli_mask((n, width), p, dtype=like.dtype, device=like.device)
+            weights[1] = w_hh
+        return weights, mask
+
+    def _fused_layer(self, x: Tensor, batch_sizes_t: Tensor | None, batch_sizes: list[int], n: int,
+                     h0: Tensor, c0: Tensor | None, weights: list[Tensor]) -> tuple[Tensor, list[Tensor], list[Tensor]]:
+        """One layer (both directions) through torch's fused kernel, with the given weights."""
+        hx: Any = (h0, c0) if c0 is not None else h0
+        fn = _VF.lstm if c0 is not None else _VF.gru
+        if batch_sizes_t is not None:
+            result = fn(x, batch_sizes_t, hx, weights, self.bias, 1, 0.0, self.training, self.bidirectional)
+            out = result[0]
+        else:
+            result = fn(x.view(len(batch_sizes), n, -1), hx, weights, self.bias, 1, 0.0, self.training,
+                        self.bidirectional, False)
+            out = result[0].reshape(x.shape[0], -1)
+        return out, list(result[1].unbind(0)), list(result[2].unbind(0)) if c0 is not None else []
+
+    def _scan_direction(self, x: Tensor, batch_sizes: list[int], h0: Tensor, c0: Tensor | None,
+                        weights: list[Tensor], mask: Tensor | None, zoneout: float,
+                        reverse: bool) -> tuple[Tensor, Tensor, Tensor | None]:
+        w_ih, w_hh = weights[0], weights[1]
+        b_ih, b_hh = (weights[2], weights[3]) if self.bias else (None, None)
+        if c0 is not None:  # LSTM
+            w_hr = weights[-1] if self.proj_size > 0 else None
+            if w_hr is None and zoneout == 0.0:
+                xw = torch.addmm(b_ih + b_hh, x, w_ih.t()) if b_ih is not None else x.mm(w_ih.t())
+                return lstm_scan(xw, h0, c0, w_hh, mask, batch_sizes, reverse)
+            return lstm_layer_loop(x, batch_sizes, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, mask, zoneout,
+                                   self.training, reverse)
+        if zoneout == 0.0:
+            xw = torch.addmm(b_ih, x, w_ih.t()) if b_ih is not None else x.mm(w_ih.t())
+            out, h = gru_scan(xw, h0, w_hh, b_hh, mask, batch_sizes, reverse)
+        else:
+            out, h = gru_layer_loop(x, batch_sizes, h0, w_ih, w_hh, b_ih, b_hh, mask, zoneout, self.training,
+                                    reverse)
+        return out, h, None
+
+    # ------------------------------------------------------------------------- helpers
+    def extra_repr(self) -> str:
+        s = super().extra_repr()  # type: ignore[misc]
+        for name in ("input_dropout", "recurrent_dropout", "weight_dropout", "zoneout"):
+            value = getattr(self, name)
+            if value:
+                s += f", {name}={value}"
+        if self.recurrent_dropout and self.recurrent_dropout_shared:
+            s += ", recurrent_dropout_shared=True"
+        return s
+
+    def _torch_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = dict(
+            input_size=self.input_size, hidden_size=self.hidden_size, num_layers=self.num_layers,
+            bias=self.bias, batch_first=self.batch_first, dropout=self.dropout,
+            bidirectional=self.bidirectional,
+        )
+        if self.mode == "LSTM":
+            kwargs["proj_size"] = self.proj_size
+        return kwargs
+
+    @classmethod
+    def from_torch(cls: type[_Self], module: torch.nn.RNNBase, **rates: Any) -> _Self:
+        """Build this layer from a ``torch.nn`` layer of the same kind, copying its weights.
+
+        Args:
+            module: a ``torch.nn.LSTM`` (for ``LSTM``) or ``torch.nn.GRU`` (for ``GRU``).
+            **rates: keyword-only regularizers of the new layer (``recurrent_dropout=0.25``, ...).
+        """
+        if not isinstance(module, cls._torch_class):
+            raise TypeError(
+                f"{cls.__name__}.from_torch: module must be a torch.nn.{cls._torch_class.__name__}, "
+                f"got {type(module).__name__}"
+            )
+        kwargs = {k: getattr(module, k) for k in ("input_size", "hidden_size", "num_layers", "bias", "batch_first",
+                                                  "dropout", "bidirectional")}
+        if cls._torch_class is torch.nn.LSTM:
+            kwargs["proj_size"] = module.proj_size
+        ref = next(iter(module.parameters()))
+        layer = cls(**kwargs, device=ref.device, dtype=ref.dtype, **rates)  # type: ignore[call-arg]
+        layer.load_state_dict(module.state_dict())  # type: ignore[attr-defined]
+        layer.train(module.training)  # type: ignore[attr-defined]
+        return layer
+
+    def to_torch(self) -> torch.nn.RNNBase:
+        """A plain ``torch.nn`` layer with this layer's settings and weights (for serving, ONNX)."""
+        ref = next(iter(self.parameters()))  # type: ignore[attr-defined]
+        module = self._torch_class(**self._torch_kwargs(), device=ref.device, dtype=ref.dtype)
+        module.load_state_dict(self.state_dict())  # type: ignore[attr-defined]
+        module.train(self.training)
+        return module
+
+
+def _to_float32(value: Any) -> Any:
+    if isinstance(value, PackedSequence):
+        return value._replace(data=_to_float32(value.data))
+    if isinstance(value, Tensor):
+        return value.float() if value.is_floating_point() and value.dtype != torch.float64 else value
+    if isinstance(value, tuple):
+        return tuple(_to_float32(v) for v in value)
+    return value
+
+
+def _unsqueeze_hidden(hx: Any, name: str, is_lstm: bool) -> Any:
+    if is_lstm:
+        if hx[0].dim() != 2 or hx[1].dim() != 2:
+            raise RuntimeError(
+                f"{name}: for unbatched 2-D input, hx and cx should also be 2-D but got "
+                f"({hx[0].dim()}-D, {hx[1].dim()}-D) tensors"
+            )
+        return (hx[0].unsqueeze(1), hx[1].unsqueeze(1))
+    if hx.dim() != 2:
+        raise RuntimeError(f"{name}: for unbatched 2-D input, hx should also be 2-D but got {hx.dim()}-D tensor")
+    return hx.unsqueeze(1)
+
+
+def _check_batched_hidden(hx: Any, name: str, is_lstm: bool) -> None:
+    if is_lstm:
+        if hx[0].dim() != 3 or hx[1].dim() != 3:
+            raise RuntimeError(
+                f"{name}: for batched 3-D input, hx and cx should also be 3-D but got "
+                f"({hx[0].dim()}-D, {hx[1].dim()}-D) tensors"
+            )
+    elif hx.dim() != 3:
+        raise RuntimeError(f"{name}: for batched 3-D input, hx should also be 3-D but got {hx.dim()}-D tensor")
+
+
+_REGULARIZER_DOC = r"""
+    Regularizers (keyword-only, each 0 = off):
+
+    - ``input_dropout``: dropout on the sequence entering the first layer.
+    - ``dropout``: dropout between stacked layers (on the output of every layer but the last).
+      Both are *variational* (Gal & Ghahramani 2016): one mask per sample and feature, the
+      same at every time step. This differs from ``torch.nn.{name}(dropout=)``, whose mask
+      changes at every step; the argument keeps its name and position so code and
+      checkpoints carry over.
+    - ``recurrent_dropout``: a mask :math:`m` on :math:`h_{{t-1}}` where it enters the
+      hidden-to-hidden product (:math:`W_{{hh}} (m \odot h_{{t-1}})`), one per sample, fixed over
+      time. The state carried forward is not masked{carry}. With
+      ``recurrent_dropout_shared=True`` one mask serves the whole batch; it is then folded
+      into the columns of :math:`W_{{hh}}` and the layer runs on torch's fused kernel.
+      Per-sample masks run on a compiled time loop (CPU) or an autograd loop.
+    - ``weight_dropout``: DropConnect on :math:`W_{{hh}}` (Merity et al. 2017), one mask per
+      forward call, shared by the batch and every step; fused kernel.
+    - ``zoneout`` (Krueger et al. 2016): each unit of :math:`h` {zone_c}keeps its previous value
+      with probability ``zoneout`` at each step; in ``eval()`` the expectation
+      :math:`p\,h_{{t-1}} + (1-p)\,\tilde h_t` is used (so eval differs from ``torch.nn`` then).
+
+    All dropout masks are inverted (kept units scaled by :math:`1/(1-p)`), drawn anew at every
+    forward call in training, never in ``eval()``. In ``eval()`` without zoneout, and in
+    training with every rate 0, the layer runs exactly ``torch.nn.{name}.forward``. Under
+    ``torch.autocast`` the regularized training path computes in float32. A dropout schedule
+    may reassign the rate attributes between calls.
+"""
+
+
+class LSTM(_RegularizedRNN, torch.nn.LSTM):
+    __doc__ = r"""Multi-layer LSTM, drop-in for :class:`torch.nn.LSTM`, with recurrent regularization.
+
+    For each element of the input sequence each layer computes (gates in torch's order)
+
+    .. math::
+        \begin{array}{ll}
+        i_t = \sigma(W_{ii} \tilde x_t + b_{ii} + W_{hi} (m \odot h_{t-1}) + b_{hi}) \\
+        f_t = \sigma(W_{if} \tilde x_t + b_{if} + W_{hf} (m \odot h_{t-1}) + b_{hf}) \\
+        g_t = \tanh(W_{ig} \tilde x_t + b_{ig} + W_{hg} (m \odot h_{t-1}) + b_{hg}) \\
+        o_t = \sigma(W_{io} \tilde x_t + b_{io} + W_{ho} (m \odot h_{t-1}) + b_{ho}) \\
+        c_t = f_t \odot c_{t-1} + i_t \odot g_t \\
+        h_t = o_t \odot \tanh(c_t)
+        \end{array}
+
+    where :math:`\tilde x_t = d \odot x_t` is the layer input under its variational mask
+    :math:`d` and :math:`m` the recurrent mask (both 1 when off), and :math:`W_{h\cdot}` may
+    carry a DropConnect mask. With ``proj_size > 0``, :math:`h_t = W_{hr}(o_t \odot \tanh(c_t))`
+    as in torch.
+""" + _REGULARIZER_DOC.format(name="LSTM", carry=" (the cell state :math:`c` never is)",
+                              zone_c="and of :math:`c` ") + r"""
+    Args:
+        input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+            proj_size, device, dtype: as in :class:`torch.nn.LSTM` (``dropout`` is variational,
+            see above).
+        input_dropout: rate on the first layer's input. Default: 0.
+        recurrent_dropout: rate on :math:`h_{t-1}` entering :math:`W_{hh}`. Default: 0.
+        recurrent_dropout_shared: one recurrent mask for the whole batch. Default: False.
+        weight_dropout: DropConnect rate on :math:`W_{hh}`. Default: 0.
+        zoneout: zoneout rate on :math:`h` and :math:`c`. Default: 0.
+
+    Shape (as :class:`torch.nn.LSTM`; N batch, L length, D = 2 if bidirectional else 1):
+        - input: :math:`(L, N, H_{in})`, :math:`(N, L, H_{in})` with ``batch_first``,
+          :math:`(L, H_{in})` unbatched, or a ``PackedSequence``
+        - hx: optional ``(h_0, c_0)`` of shapes :math:`(D \cdot \text{num\_layers}, N, H_{out})`
+          and :math:`(D \cdot \text{num\_layers}, N, H_{cell})`
+        - output: :math:`(L, N, D \cdot H_{out})` (or batch first / packed), and
+          ``(h_n, c_n)`` shaped like ``hx``; :math:`H_{out}` is ``proj_size`` if set, else ``hidden_size``.
+
+    Raises:
+        ValueError: a rate outside [0, 1] (naming the rate), or an input that is not 2-D/3-D.
+        TypeError: a rate that is not a number, or ``recurrent_dropout_shared`` not a bool.
+        RuntimeError: initial states of the wrong size (as torch).
+
+    Example:
+        >>> lstm = LSTM(8, 16, num_layers=2, batch_first=True, dropout=0.2, recurrent_dropout=0.25)
+        >>> out, (h, c) = lstm(torch.randn(4, 10, 8))
+        >>> out.shape, h.shape
+        (torch.Size([4, 10, 16]), torch.Size([2, 4, 16]))
+        >>> ref = lstm.to_torch().eval()
+        >>> x = torch.randn(4, 10, 8)
+        >>> torch.equal(lstm.eval()(x)[0], ref(x)[0])
+        True
+    """
+
+    _torch_class = torch.nn.LSTM
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        proj_size: int = 0,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+        *,
+        input_dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        recurrent_dropout_shared: bool = False,
+        weight_dropout: float = 0.0,
+        zoneout: float = 0.0,
+    ) -> None:
+        super().__init__(input_size, hidden_size, num_layers=num_layers, bias=bias, batch_first=batch_first,
+                         dropout=dropout, bidirectional=bidirectional, proj_size=proj_size, device=device,
+                         dtype=dtype)
+        self._set_rates(input_dropout, recurrent_dropout, recurrent_dropout_shared, weight_dropout, zoneout)
+
+
+class GRU(_RegularizedRNN, torch.nn.GRU):
+    __doc__ = r"""Multi-layer GRU, drop-in for :class:`torch.nn.GRU`, with recurrent regularization.
+
+    For each element of the input sequence each layer computes (gates in torch's order)
+
+    .. math::
+        \begin{array}{ll}
+        r_t = \sigma(W_{ir} \tilde x_t + b_{ir} + W_{hr} (m \odot h_{t-1}) + b_{hr}) \\
+        z_t = \sigma(W_{iz} \tilde x_t + b_{iz} + W_{hz} (m \odot h_{t-1}) + b_{hz}) \\
+        n_t = \tanh(W_{in} \tilde x_t + b_{in} + r_t \odot (W_{hn} (m \odot h_{t-1}) + b_{hn})) \\
+        h_t = (1 - z_t) \odot n_t + z_t \odot h_{t-1}
+        \end{array}
+
+    with :math:`\tilde x_t`, :math:`m` as for :class:`LSTM`. The carry :math:`z_t \odot h_{t-1}`
+    uses the unmasked state.
+""" + _REGULARIZER_DOC.format(name="GRU", carry=" (the :math:`z_t \\odot h_{{t-1}}` term uses the unmasked state)",
+                              zone_c="") + r"""
+    Args:
+        input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+            device, dtype: as in :class:`torch.nn.GRU` (``dropout`` is variational).
+        input_dropout, recurrent_dropout, recurrent_dropout_shared, weight_dropout, zoneout:
+            as for :class:`LSTM`. Default: 0 / False.
+
+    Shape (as :class:`torch.nn.GRU`):
+        - input: :math:`(L, N, H_{in})`, :math:`(N, L, H_{in})` with ``batch_first``,
+          :math:`(L, H_{in})` unbatched, or a ``PackedSequence``
+        - hx: optional :math:`(D \cdot \text{num\_layers}, N, H)`
+        - output: :math:`(L, N, D \cdot H)` and :math:`h_n` shaped like ``hx``.
+
+    Raises:
+        ValueError: a rate outside [0, 1] (naming the rate), or an input that is not 2-D/3-D.
+        TypeError: a rate that is not a number.
+
+    Example:
+        >>> gru = GRU(8, 16, recurrent_dropout=0.25, weight_dropout=0.1)
+        >>> out, h = gru(torch.randn(10, 4, 8))
+        >>> out.shape, h.shape
+        (torch.Size([10, 4, 16]), torch.Size([1, 4, 16]))
+    """
+
+    _torch_class = torch.nn.GRU
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+        *,
+        input_dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        recurrent_dropout_shared: bool = False,
+        weight_dropout: float = 0.0,
+        zoneout: float = 0.0,
+    ) -> None:
+        super().__init__(input_size, hidden_size, num_layers=num_layers, bias=bias, batch_first=batch_first,
+                         dropout=dropout, bidirectional=bidirectional, device=device, dtype=dtype)
+        self._set_rates(input_dropout, recurrent_dropout, recurrent_dropout_shared, weight_dropout, zoneout)
+
+
+class _RegularizedCell:
+    """What LSTMCell and GRUCell share: a recurrent mask the caller draws once per sequence."""
+
+    rate_names: tuple[str, ...] = ("recurrent_dropout", "zoneout")
+    hidden_size: int
+    training: bool
+
+    def _set_rates(self, recurrent_dropout: float, zoneout: float) -> None:
+        self.recurrent_dropout = check_rate("recurrent_dropout", recurrent_dropout)
+        self.zoneout = check_rate("zoneout", zoneout)
+
+    def recurrent_mask(self, batch_size: int, *, like: Tensor | None = None) -> Tensor | None:
+        """Draw the recurrent mask for one sequence of ``batch_size`` samples (None when off).
+
+        Pass it to every step of that sequence as ``recurrent_mask=``: the mask must stay the
+        same over time, and a cell cannot know where a sequence starts.
+        """
+        p = check_rate("recurrent_dropout", self.recurrent_dropout)
+        if not self.training or p == 0.0:
+            return None
+        ref = like if like is not None else next(iter(self.parameters()))  # type: ignore[attr-defined]
+        return bernoulli_mask((batch_size, self.hidden_size), p, dtype=ref.dtype, device=ref.device)
+
+    def extra_repr(self) -> str:
+        s = super().extra_repr()  # type: ignore[misc]
+        for name in self.rate_names:
+            if getattr(self, name):
+                s += f", {name}={getattr(self, name)}"
+        return s
+
+
+class LSTMCell(_RegularizedCell, torch.nn.LSTMCell):
+    r"""An LSTM cell, drop-in for :class:`torch.nn.LSTMCell`, with recurrent dropout and zoneout.
+
+    One step of :class:`LSTM`. The recurrent mask is drawn by the caller once per sequence
+    with :meth:`recurrent_mask` and passed to every step; zoneout draws its masks each step
+    (its expectation in ``eval()``). Without a mask and zoneout it is ``torch.nn.LSTMCell``.
+
+    Args:
+        input_size, hidden_size, bias, device, dtype: as in :class:`torch.nn.LSTMCell`.
+        recurrent_dropout: rate of the mask :meth:`recurrent_mask` draws. Default: 0.
+        zoneout: zoneout rate on :math:`h` and :math:`c`. Default: 0.
+
+    Shape:
+        - input :math:`(N, H_{in})` or :math:`(H_{in})`; hx ``(h, c)`` each :math:`(N, H)` or :math:`(H)`;
+          recurrent_mask :math:`(N, H)`; output ``(h', c')``.
+
+    Example:
+        >>> cell = LSTMCell(3, 5, recurrent_dropout=0.5)
+        >>> x, state = torch.randn(7, 2, 3), None
+        >>> mask = cell.recurrent_mask(2)
+        >>> for x_t in x:
+        ...     state = cell(x_t, state, recurrent_mask=mask)
+        >>> state[0].shape
+        torch.Size([2, 5])
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device: Any = None, dtype: Any = None,
+                 *, recurrent_dropout: float = 0.0, zoneout: float = 0.0) -> None:
+        super().__init__(input_size, hidden_size, bias=bias, device=device, dtype=dtype)
+        self._set_rates(recurrent_dropout, zoneout)
+
+    def forward(self, input: Tensor, hx: tuple[Tensor, Tensor] | None = None, *,
+                recurrent_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        p_zone = check_rate("zoneout", self.zoneout)
+        if hx is None:
+            zeros = input.new_zeros(*input.shape[:-1], self.hidden_size)
+            hx = (zeros, zeros)
+        h_in = hx[0] * recurrent_mask if recurrent_mask is not None else hx[0]
+        h, c = super().forward(input, (h_in, hx[1]))
+        if p_zone > 0.0:
+            h = zoneout_fn(hx[0], h, p_zone, self.training)
+            c = zoneout_fn(hx[1], c, p_zone, self.training)
+        return h, c
+
+
+class GRUCell(_RegularizedCell, torch.nn.GRUCell):
+    r"""A GRU cell, drop-in for :class:`torch.nn.GRUCell`, with recurrent dropout and zoneout.
+
+    The recurrent mask applies to :math:`h_{t-1}` where it enters :math:`W_{hh}`; the carry
+    :math:`z \odot h_{t-1}` uses the unmasked state. Draw the mask once per sequence with
+    :meth:`recurrent_mask` and pass it to every step.
+
+    Args:
+        input_size, hidden_size, bias, device, dtype: as in :class:`torch.nn.GRUCell`.
+        recurrent_dropout: rate of the mask :meth:`recurrent_mask` draws. Default: 0.
+        zoneout: zoneout rate on :math:`h`. Default: 0.
+
+    Shape:
+        - input :math:`(N, H_{in})` or :math:`(H_{in})`; hx :math:`(N, H)` or :math:`(H)`;
+          recurrent_mask :math:`(N, H)`; output :math:`(N, H)`.
+
+    Example:
+        >>> cell = GRUCell(3, 5, recurrent_dropout=0.5)
+        >>> h = cell(torch.randn(2, 3), recurrent_mask=cell.recurrent_mask(2))
+        >>> h.shape
+        torch.Size([2, 5])
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device: Any = None, dtype: Any = None,
+                 *, recurrent_dropout: float = 0.0, zoneout: float = 0.0) -> None:
+        super().__init__(input_size, hidden_size, bias=bias, device=device, dtype=dtype)
+        self._set_rates(recurrent_dropout, zoneout)
+
+    def forward(self, input: Tensor, hx: Tensor | None = None, *, recurrent_mask: Tensor | None = None) -> Tensor:
+        p_zone = check_rate("zoneout", self.zoneout)
+        if recurrent_mask is None:
+            h = super().forward(input, hx)
+        else:
+            if hx is None:
+                hx = input.new_zeros(*input.shape[:-1], self.hidden_size)
+            xw = torch.nn.functional.linear(input, self.weight_ih, self.bias_ih)
+            hw = torch.nn.functional.linear(hx * recurrent_mask, self.weight_hh, self.bias_hh)
+            xr, xz, xn = xw.chunk(3, -1)
+            hr, hz, hn = hw.chunk(3, -1)
+            r, z = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)
+            h = torch.lerp(torch.tanh(xn + r * hn), hx, z)
+        if p_zone > 0.0:
+            previous = hx if hx is not None else torch.zeros_like(h)
+            h = zoneout_fn(previous, h, p_zone, self.training)
+        return h
