@@ -6,3 +6,6 @@ __all__: list[str] = []
 #   from regdrop.callbacks import constraints as _constraints
 #   from regdrop.callbacks.constraints import *  # noqa: F403
 #   __all__ += _constraints.__all__
+from regdrop.callbacks import constraints as _constraints
+from regdrop.callbacks.constraints import *  # noqa: F403
+__all__ += _constraints.__all__
