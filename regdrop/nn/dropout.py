@@ -45,6 +45,11 @@ def _check_shared_dims(shared_dims: int | Sequence[int]) -> tuple[int, ...]:
     return tuple(int(d) for d in dims)
 
 
+def _refuse_packed(input: object, who: str) -> None:
+    if isinstance(input, PackedSequence):
+        raise TypeError(f"{who}: input must be a Tensor, got a PackedSequence; use LockedDropout for packed sequences")
+
+
 class SharedDropout(nn.Module):
     r"""Dropout whose mask is shared along ``shared_dims``.
 
@@ -93,6 +98,7 @@ class SharedDropout(nn.Module):
         self.shared_dims = _check_shared_dims(shared_dims)
 
     def forward(self, input: Tensor) -> Tensor:
+        _refuse_packed(input, type(self).__name__)
         if isinstance(input, Tensor):
             _normalize_dims(self.shared_dims, input.dim(), who=type(self).__name__)
         return shared_dropout(input, self.p, self.shared_dims, self.training)
@@ -177,6 +183,7 @@ class _SpatialDropoutNd(nn.Module):
         self.channels_last = bool(channels_last)
 
     def forward(self, input: Tensor) -> Tensor:
+        _refuse_packed(input, type(self).__name__)
         if isinstance(input, Tensor) and input.dim() != self._spatial_ndim + 2:
             layout = self._layouts[self.channels_last]
             raise ValueError(
@@ -354,6 +361,7 @@ class AlphaDropout(nn.Module):
         self.shared_dims = _check_shared_dims(shared_dims)
 
     def forward(self, input: Tensor) -> Tensor:
+        _refuse_packed(input, type(self).__name__)
         if isinstance(input, Tensor):
             _normalize_dims(self.shared_dims, input.dim(), who=type(self).__name__)
         return alpha_dropout(input, self.p, self.shared_dims, self.training)
