@@ -6,6 +6,15 @@ __all__: list[str] = []
 #   from regdrop.callbacks import constraints as _constraints
 #   from regdrop.callbacks.constraints import *  # noqa: F403
 #   __all__ += _constraints.__all__
+from regdrop.callbacks import scheduler as _scheduler
+from regdrop.callbacks.scheduler import *  # noqa: F403
+__all__ += _scheduler.__all__
+from regdrop.callbacks import monitor as _monitor
+from regdrop.callbacks.monitor import *  # noqa: F403
+__all__ += _monitor.__all__
+from regdrop.callbacks import uncertainty as _uncertainty
+from regdrop.callbacks.uncertainty import *  # noqa: F403
+__all__ += _uncertainty.__all__
 from regdrop.callbacks import constraints as _constraints
 from regdrop.callbacks.constraints import *  # noqa: F403
 __all__ += _constraints.__all__

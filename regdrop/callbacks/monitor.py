@@ -1,0 +1,245 @@
+"""A callback that logs how strongly a model is being regularized."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities.rank_zero import rank_zero_warn
+from torch import Tensor, nn
+from torch.nn.parameter import is_lazy
+from typing_extensions import override
+
+from regdrop.callbacks.constraints import default_constrained_modules
+from regdrop.callbacks.scheduler import DropoutScheduler
+from regdrop.nn.rates import dropout_rates
+
+__all__ = ["RegularizationMonitor", "max_unit_norms"]
+
+
+def _unit_rows(module: nn.Module, local_name: str, weight: Tensor) -> Tensor:
+    """``weight`` as a 2-D tensor with one row per output unit."""
+    if isinstance(module, nn.modules.conv._ConvTransposeNd) and local_name == "weight":
+        # (in_channels, out_channels // groups, *kernel): output units run along dim 1, per group
+        groups = int(module.groups)
+        in_channels, out_per_group = weight.shape[:2]
+        grouped = weight.reshape(groups, in_channels // groups, out_per_group, -1)
+        return grouped.transpose(1, 2).reshape(groups * out_per_group, -1)
+    return weight.flatten(1)
+
+
+def max_unit_norms(model: nn.Module) -> dict[str, Tensor]:
+    r"""Return the largest L2 norm over the output units of each weight the constraints select by default.
+
+    For a weight :math:`W` with one row :math:`w_i` per output unit (PyTorch's
+    ``(out_features, in_features, ...)`` layout, all other dims flattened), the value is
+    :math:`\max_i \lVert w_i \rVert_2`, the quantity that ``MaxNorm(c)`` keeps :math:`\le c`.
+    The weights are those of :func:`regdrop.callbacks.default_constrained_modules`
+    (linear, convolutional and recurrent layers); biases are left out.
+
+    Args:
+        model: the model.
+
+    Returns:
+        full parameter name -> 0-D tensor on the parameter's device.
+
+    Example:
+        >>> model = nn.Sequential(nn.Linear(2, 2), nn.Tanh())
+        >>> with torch.no_grad():
+        ...     _ = model[0].weight.copy_(torch.tensor([[3.0, 4.0], [1.0, 0.0]]))
+        >>> {name: float(norm) for name, norm in max_unit_norms(model).items()}
+        {'0.weight': 5.0}
+    """
+    types = default_constrained_modules()
+    norms: dict[str, Tensor] = {}
+    seen: set[int] = set()
+    for module_name, module in model.named_modules():
+        if not isinstance(module, types):
+            continue
+        for local_name, param in module.named_parameters(recurse=False):
+            if local_name.startswith("bias") or id(param) in seen or is_lazy(param) or param.dim() < 2:
+                continue
+            seen.add(id(param))
+            name = f"{module_name}.{local_name}" if module_name else local_name
+            norms[name] = _unit_rows(module, local_name, param.detach()).norm(dim=1).max()
+    return norms
+
+
+class RegularizationMonitor(Callback):
+    r"""Log the generalization gap, weight norms, clipped fractions and dropout rates.
+
+    What is logged, through ``pl_module.log`` (so it reaches every logger of the trainer,
+    e.g. TensorBoard, and ``trainer.callback_metrics``):
+
+    - ``"generalization_gap"``: :math:`\text{val\_key} - \text{train\_key}`, at the end of
+      each training epoch in which validation ran. Log the training loss with
+      ``on_epoch=True`` so that this is the epoch mean, not the last batch.
+    - ``"max_row_norm/<parameter>"``: :func:`max_unit_norms`, the largest norm of an output
+      unit of each weight of the linear, convolutional and recurrent layers.
+    - ``"clipped_fraction/<parameter>"``: the fraction of units the latest projection of a
+      weight constraint changed, for each callback of the trainer with a
+      ``last_clip_fraction`` mapping (``MaxNorm``, ``UnitNorm``, ...).
+    - ``"dropout/<rate>"``: :func:`regdrop.nn.dropout_rates`; left to the
+      :class:`DropoutScheduler` when the trainer has one that logs them.
+
+    With ``logging_interval="epoch"`` all of these are logged at the end of each training
+    epoch. With ``"step"``, norms, clipped fractions and rates are written to the trainer's
+    loggers after every ``Trainer(log_every_n_steps=...)``-th optimizer step, at the same
+    steps as Lightning's own step metrics (only on global rank 0); the gap stays per epoch.
+
+    Args:
+        logging_interval: ``"epoch"`` or ``"step"``. Default: ``"epoch"``.
+        norms: log the maximum row norms. Default: ``True``.
+        rates: log the dropout rates. Default: ``True``.
+        gap: log the generalization gap. Default: ``True``.
+        clipped: log the fractions clipped by weight constraints. Default: ``True``.
+        train_key: the metric holding the training loss. Default: ``"train_loss"``.
+        val_key: the metric holding the validation loss. Default: ``"val_loss"``.
+
+    Raises:
+        ValueError: if ``logging_interval`` is not ``"epoch"`` or ``"step"``.
+        TypeError: if ``train_key`` or ``val_key`` is not a str.
+
+    Warns:
+        UserWarning: once, when ``train_key`` or ``val_key`` has not been logged by the end
+            of the first epoch with validation (the warning lists the metrics that were); when
+            fitting ends without any validation while ``gap=True``; with
+            ``logging_interval="step"`` and a trainer without loggers.
+
+    Example:
+        >>> RegularizationMonitor(val_key="val_mse")
+        RegularizationMonitor(logging_interval='epoch', norms=True, rates=True, gap=True, clipped=True, train_key='train_loss', val_key='val_mse')
+    """
+
+    def __init__(
+        self,
+        logging_interval: Literal["epoch", "step"] = "epoch",
+        norms: bool = True,
+        rates: bool = True,
+        gap: bool = True,
+        clipped: bool = True,
+        train_key: str = "train_loss",
+        val_key: str = "val_loss",
+    ) -> None:
+        if logging_interval not in ("epoch", "step"):
+            raise ValueError(f"logging_interval must be 'epoch' or 'step', got {logging_interval!r}")
+        for arg_name, key in (("train_key", train_key), ("val_key", val_key)):
+            if not isinstance(key, str):
+                raise TypeError(f"{arg_name} must be the str name of a logged metric, got {type(key).__name__} {key!r}")
+        if not (norms or rates or gap or clipped):
+            rank_zero_warn("RegularizationMonitor: norms, rates, gap and clipped are all False, so it logs nothing")
+        self.logging_interval = logging_interval
+        self.norms = bool(norms)
+        self.rates = bool(rates)
+        self.gap = bool(gap)
+        self.clipped = bool(clipped)
+        self.train_key = train_key
+        self.val_key = val_key
+        self._validated_this_epoch = False
+        self._ever_validated = False
+        self._keys_checked = False
+        self._last_step = -1
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(logging_interval={self.logging_interval!r}, norms={self.norms}, "
+            f"rates={self.rates}, gap={self.gap}, clipped={self.clipped}, train_key={self.train_key!r}, "
+            f"val_key={self.val_key!r})"
+        )
+
+    # ---------------------------------------------------------------- what to log
+    def _rates_left_to_scheduler(self, trainer: pl.Trainer) -> bool:
+        return any(isinstance(cb, DropoutScheduler) and cb.log_rates for cb in trainer.callbacks)
+
+    def _collect(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, float | Tensor]:
+        metrics: dict[str, float | Tensor] = {}
+        if self.norms:
+            metrics.update({f"max_row_norm/{name}": norm for name, norm in max_unit_norms(pl_module).items()})
+        if self.clipped:
+            metrics.update(self._clip_fractions(trainer))
+        if self.rates and not self._rates_left_to_scheduler(trainer):
+            metrics.update({f"dropout/{name}": rate for name, rate in dropout_rates(pl_module).items()})
+        return metrics
+
+    @staticmethod
+    def _clip_fractions(trainer: pl.Trainer) -> dict[str, float]:
+        fractions: dict[str, float] = {}
+        sources = [cb for cb in trainer.callbacks if isinstance(getattr(cb, "last_clip_fraction", None), Mapping)]
+        for index, cb in enumerate(sources):
+            for name, fraction in cb.last_clip_fraction.items():
+                key = f"clipped_fraction/{name}"
+                if key in fractions:  # two constraints on one weight: keep both, told apart
+                    key = f"clipped_fraction/{type(cb).__name__}{index}/{name}"
+                fractions[key] = float(fraction)
+        return fractions
+
+    def _log_gap(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        metrics = trainer.callback_metrics
+        missing = [key for key in (self.train_key, self.val_key) if key not in metrics]
+        if missing:
+            if not self._keys_checked:
+                rank_zero_warn(
+                    f"RegularizationMonitor: {' and '.join(map(repr, missing))} "
+                    f"{'was' if len(missing) == 1 else 'were'} not logged by the end of the first epoch with "
+                    f"validation, so no generalization gap is logged; the logged metrics are {sorted(metrics)}. "
+                    "Pass train_key=/val_key= naming the losses your LightningModule logs with self.log, "
+                    "or gap=False"
+                )
+        else:
+            gap = torch.as_tensor(metrics[self.val_key]).float() - torch.as_tensor(metrics[self.train_key]).float()
+            pl_module.log("generalization_gap", gap, on_step=False, on_epoch=True, batch_size=1)
+        self._keys_checked = True
+
+    # ---------------------------------------------------------------- Lightning hooks
+    @override
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._validated_this_epoch = False
+        self._ever_validated = False
+        self._last_step = trainer.global_step
+        if self.logging_interval == "step" and not trainer.loggers:
+            rank_zero_warn(
+                "RegularizationMonitor(logging_interval='step') writes to the trainer's loggers and the "
+                "Trainer has none; give it a logger or use logging_interval='epoch'"
+            )
+
+    @override
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.sanity_checking and trainer.state.fn == "fit":
+            self._validated_this_epoch = True
+            self._ever_validated = True
+
+    @override
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if self.logging_interval != "step" or trainer.global_step == self._last_step:
+            return  # no optimizer step in this batch (gradient accumulation), or epoch logging
+        self._last_step = trainer.global_step
+        every = trainer.log_every_n_steps
+        if not trainer.is_global_zero or every <= 0 or trainer.global_step % every != 0:
+            return
+        metrics = {key: float(value) for key, value in self._collect(trainer, pl_module).items()}
+        if metrics:
+            # Lightning writes this batch's own step metrics at step global_step - 1.
+            for logger in trainer.loggers:
+                logger.log_metrics(metrics, step=trainer.global_step - 1)
+
+    @override
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.logging_interval == "epoch":
+            for key, value in self._collect(trainer, pl_module).items():
+                pl_module.log(key, value, on_step=False, on_epoch=True, batch_size=1)
+        if self.gap and self._validated_this_epoch:
+            self._log_gap(trainer, pl_module)
+        self._validated_this_epoch = False
+
+    @override
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.gap and not self._ever_validated and trainer.current_epoch > 0:
+            rank_zero_warn(
+                "RegularizationMonitor: validation never ran during fitting, so no generalization gap was "
+                "logged; give the Trainer validation data (val_dataloaders=...) or pass gap=False"
+            )
