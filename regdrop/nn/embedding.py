@@ -67,7 +67,7 @@ class EmbeddingDropout(nn.Module):
         self.p = check_rate("p", p)
 
     @property
-    def weight(self) -> nn.Parameter:
+    def weight(self) -> Tensor:
         """The wrapped embedding's weight, of shape ``(num_embeddings, embedding_dim)``."""
         return self.embedding.weight
 

@@ -72,7 +72,8 @@ def test_bernoulli_mask_edges_dtype_device_and_seed() -> None:
     m = bernoulli_mask((5,), 0.25, dtype=torch.float64, device="cpu")
     assert m.dtype == torch.float64 and m.device.type == "cpu"
     assert torch.equal(bernoulli_mask((64, 8), 0.5, generator=gen(3)), bernoulli_mask((64, 8), 0.5, generator=gen(3)))
-    assert not torch.equal(bernoulli_mask((64, 8), 0.5, generator=gen(3)), bernoulli_mask((64, 8), 0.5, generator=gen(4)))
+    other_seed = bernoulli_mask((64, 8), 0.5, generator=gen(4))
+    assert not torch.equal(bernoulli_mask((64, 8), 0.5, generator=gen(3)), other_seed)
 
 
 @pytest.mark.parametrize(
@@ -121,7 +122,8 @@ def test_mask_shared_along_shared_dims_independent_along_others(shared_dims: tup
 def test_negative_shared_dims_mean_the_same_dims() -> None:
     x = positive(4, 5, 6)
     assert torch.equal(
-        shared_dropout(x, 0.5, shared_dims=-2, generator=gen(2)), shared_dropout(x, 0.5, shared_dims=(1,), generator=gen(2))
+        shared_dropout(x, 0.5, shared_dims=-2, generator=gen(2)),
+        shared_dropout(x, 0.5, shared_dims=(1,), generator=gen(2)),
     )
 
 
@@ -232,7 +234,8 @@ def test_packed_sequence_is_refused_where_the_dims_are_ambiguous(op) -> None:
 
 @pytest.mark.parametrize("op", [shared_dropout, locked_dropout, spatial_dropout, alpha_dropout])
 def test_non_float_input_is_refused(op) -> None:
-    with pytest.raises(TypeError, match=rf"^{op.__name__}: input must be a floating-point tensor, got dtype torch.int64$"):
+    expected = rf"^{op.__name__}: input must be a floating-point tensor, got dtype torch.int64$"
+    with pytest.raises(TypeError, match=expected):
         op(torch.ones(2, 3, 4, dtype=torch.long), 0.5)
     with pytest.raises(TypeError, match=rf"^{op.__name__}: input must be a Tensor, got list$"):
         op([[[1.0]]], 0.5)

@@ -54,7 +54,8 @@ def test_embedding_dropout_edges() -> None:
 
 @pytest.mark.parametrize("op", [embedding_dropout, lambda w, p: dropped_embedding(torch.tensor([0]), w, p)])
 def test_weight_must_be_a_2d_float_matrix(op) -> None:
-    with pytest.raises(ValueError, match=r": weight must be 2-D \(num_embeddings, embedding_dim\), got a 1-D tensor of shape \(5,\)$"):
+    expected = r": weight must be 2-D \(num_embeddings, embedding_dim\), got a 1-D tensor of shape \(5,\)$"
+    with pytest.raises(ValueError, match=expected):
         op(torch.ones(5), 0.5)
     with pytest.raises(ValueError, match=r"got a 3-D tensor of shape \(2, 3, 4\)$"):
         op(torch.ones(2, 3, 4), 0.5)

@@ -113,5 +113,6 @@ def test_dtypes_and_autocast(op, arg: float, dtype: torch.dtype) -> None:
 
 @pytest.mark.parametrize(("op", "arg"), [(gaussian_dropout, 0.4), (gaussian_noise, 0.4)])
 def test_non_float_input_is_refused(op, arg: float) -> None:
-    with pytest.raises(TypeError, match=rf"^{op.__name__}: input must be a floating-point tensor, got dtype torch.int64$"):
+    expected = rf"^{op.__name__}: input must be a floating-point tensor, got dtype torch.int64$"
+    with pytest.raises(TypeError, match=expected):
         op(torch.ones(3, dtype=torch.long), arg)

@@ -45,14 +45,15 @@ def _differentiable(case: Case, module: nn.Module, dtype: torch.dtype) -> tuple[
     x = case.input(dtype)
     names = [name for name, _ in module.named_parameters()]
     takes_input = _data(x).is_floating_point()
-    leaves = ([_data(x).detach().clone()] if takes_input else []) + [p.detach().clone() for _, p in module.named_parameters()]
+    leaves = [_data(x).detach().clone()] if takes_input else []
+    leaves += [p.detach().clone() for _, p in module.named_parameters()]
 
     def run(*tensors: Tensor) -> Tensor:
         inp: Input = x
         if takes_input:
             inp = x._replace(data=tensors[0]) if isinstance(x, PackedSequence) else tensors[0]
             tensors = tensors[1:]
-        out = functional_call(module, dict(zip(names, tensors)), (inp,))
+        out = functional_call(module, dict(zip(names, tensors, strict=True)), (inp,))
         return _data(out)
 
     return leaves, run
@@ -139,7 +140,8 @@ def test_gradcheck_float64(case: Case) -> None:
     leaves, run = _differentiable(case, m, torch.float64)
     leaves = [leaf.requires_grad_(True) for leaf in leaves]
     # The mask is redrawn at each call, so gradcheck sees a fixed function only under a fixed seed.
-    assert torch.autograd.gradcheck(lambda *t: seeded(lambda: run(*t)), tuple(leaves), eps=1e-6, atol=1e-5, fast_mode=True)
+    fixed = lambda *t: seeded(lambda: run(*t))  # noqa: E731
+    assert torch.autograd.gradcheck(fixed, tuple(leaves), eps=1e-6, atol=1e-5, fast_mode=True)
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
