@@ -229,3 +229,41 @@ def test_bad_input() -> None:
 
 def test_exported() -> None:
     assert {"mc_dropout", "mc_predict"} <= set(regdrop.__all__)
+
+
+# ---------------------------------------------------------------- regdrop's recurrent layers
+@pytest.mark.parametrize("cls", [regdrop.nn.LSTM, regdrop.nn.GRU])
+@pytest.mark.parametrize(
+    "rates",
+    [
+        {"recurrent_dropout": 0.3},
+        {"recurrent_dropout": 0.3, "recurrent_dropout_shared": True},
+        {"weight_dropout": 0.3},
+        {"input_dropout": 0.3},
+        {"zoneout": 0.3},
+    ],
+    ids=["recurrent", "recurrent-shared", "weight", "input", "zoneout"],
+)
+def test_recurrent_masks_are_sampled(cls: type[nn.Module], rates: dict) -> None:
+    torch.manual_seed(0)
+    layer = cls(3, 4, batch_first=True, **rates).eval()
+    mean, std = regdrop.mc_predict(layer, torch.randn(5, 6, 3), samples=6, batch_size=2, transform=_first)
+    assert mean.shape == (5, 6, 4)
+    # batch-shared masks and weight dropout too: each sample is its own call, so every row varies
+    assert (std.amax(dim=(1, 2)) > 0).all()
+    assert not layer.training
+
+
+def test_recurrent_layer_inside_mc_dropout() -> None:
+    model = nn.Sequential(regdrop.nn.LSTM(3, 4, recurrent_dropout=0.2), nn.BatchNorm1d(4)).eval()
+    with regdrop.mc_dropout(model):
+        assert [m.training for m in model] == [True, False]
+    assert [m.training for m in model] == [False, False]
+
+
+def test_single_layer_between_layer_dropout_warns() -> None:
+    layer = regdrop.nn.LSTM(3, 4, dropout=0.0, recurrent_dropout=0.0)
+    layer.dropout = 0.5  # acts between stacked layers only: nothing to sample with one layer
+    with pytest.warns(UserWarning, match=r"has no dropout that acts .* its rates: input_dropout=0.0, dropout=0.5"):
+        _, std = regdrop.mc_predict(layer, torch.randn(2, 3, 3), samples=3, transform=_first)
+    assert torch.equal(std, torch.zeros_like(std))

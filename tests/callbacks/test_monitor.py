@@ -12,6 +12,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch import nn
 
+import regdrop
 from regdrop.callbacks import DropoutScheduler, MaxNorm, RegularizationMonitor, max_unit_norms
 from regdrop.nn import dropout_rates
 from tests.callbacks._tiny import DropoutRegressor
@@ -63,9 +64,12 @@ def test_max_unit_norms_selection_and_values() -> None:
     assert torch.equal(norms["2.weight_hh_l0"], hh.norm(dim=1).max())
 
 
-def test_max_unit_norms_matches_the_constraints_default_selection() -> None:
-    model = DropoutRegressor()
-    assert set(max_unit_norms(model)) == set(MaxNorm(1.0).select_parameters(model))
+@pytest.mark.parametrize("rnn_factory", [nn.LSTM, regdrop.nn.LSTM, regdrop.nn.GRU], ids=["torch", "LSTM", "GRU"])
+def test_max_unit_norms_matches_the_constraints_default_selection(rnn_factory: type[nn.Module]) -> None:
+    model = DropoutRegressor(rnn_factory=rnn_factory)
+    norms = max_unit_norms(model)
+    assert set(norms) == set(MaxNorm(1.0).select_parameters(model))
+    assert {"rnn.weight_ih_l0", "rnn.weight_hh_l1", "head.weight"} <= set(norms)
 
 
 def test_max_unit_norms_skips_lazy() -> None:

@@ -13,6 +13,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
+import regdrop
 from regdrop.callbacks import MCDropoutUncertainty
 from tests.callbacks._tiny import DropoutRegressor, ShiftRegressor
 from tests.callbacks.models import RandomRegressionData, tiny_trainer
@@ -81,9 +82,13 @@ def test_every_n_epochs_and_not_in_sanity_check(tmp_path: Path) -> None:
     assert 0.0 <= events.Scalars("mc/coverage")[0].value <= 1.0
 
 
-def test_real_model_batchnorm_untouched(tmp_path: Path) -> None:
+@pytest.mark.parametrize("recurrent", ["torch", "regdrop"])
+def test_real_model_batchnorm_untouched(tmp_path: Path, recurrent: str) -> None:
     torch.manual_seed(0)
-    model = DropoutRegressor()
+    if recurrent == "regdrop":
+        model = DropoutRegressor(rnn_factory=regdrop.nn.LSTM, recurrent_dropout=0.3, p=0.0)
+    else:
+        model = DropoutRegressor()
     model.norm.running_mean.fill_(0.3)
     before = {k: v.clone() for k, v in model.norm.state_dict().items()}
     data = RandomRegressionData(seq_len=5, n_train=16, n_val=16, batch_size=8)

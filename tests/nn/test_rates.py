@@ -186,3 +186,35 @@ def test_model_still_pickles_after_setting() -> None:
 def test_exported_from_regdrop_nn() -> None:
     for name in ("rate_attributes", "dropout_modules", "dropout_rates", "set_dropout_rates"):
         assert name in rnn_mod.__all__
+
+
+# ---------------------------------------------------------------- regdrop's recurrent layers
+RNN_RATES = ("input_dropout", "dropout", "recurrent_dropout", "weight_dropout", "zoneout")
+
+
+@pytest.mark.parametrize("cls", [rnn_mod.LSTM, rnn_mod.GRU])
+def test_recurrent_layer_rates(cls: type[nn.Module]) -> None:
+    model = nn.Sequential(cls(3, 4, num_layers=2, batch_first=True, dropout=0.1, recurrent_dropout=0.2), nn.Dropout(0.3))
+    assert rate_attributes(model[0]) == RNN_RATES
+    assert dropout_rates(model) == {
+        "0.input_dropout": 0.0, "0.dropout": 0.1, "0.recurrent_dropout": 0.2, "0.weight_dropout": 0.0,
+        "0.zoneout": 0.0, "1.p": 0.3,
+    }
+    set_dropout_rates(model, {"0.recurrent_dropout": 0.5, "0.weight_dropout": 0.25})
+    assert model[0].recurrent_dropout == 0.5 and model[0].weight_dropout == 0.25
+
+
+@pytest.mark.parametrize("cls", [rnn_mod.LSTMCell, rnn_mod.GRUCell])
+def test_recurrent_cell_rates(cls: type[nn.Module]) -> None:
+    assert dropout_rates(cls(3, 4, recurrent_dropout=0.2)) == {"recurrent_dropout": 0.2, "zoneout": 0.0}
+
+
+def test_setting_recurrent_rates_changes_the_layer() -> None:
+    torch.manual_seed(0)
+    layer = rnn_mod.LSTM(3, 5, batch_first=True, recurrent_dropout=0.5, weight_dropout=0.3)
+    x = torch.randn(2, 7, 3)
+    expected = layer.eval()(x)[0]
+    layer.train()
+    assert not torch.allclose(layer(x)[0], expected)
+    set_dropout_rates(layer, 0.0)  # every rate off: training computes what evaluation does
+    assert torch.allclose(layer(x)[0], expected, atol=1e-6)
