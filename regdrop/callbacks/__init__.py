@@ -18,3 +18,6 @@ __all__ += _uncertainty.__all__
 from regdrop.callbacks import constraints as _constraints
 from regdrop.callbacks.constraints import *  # noqa: F403
 __all__ += _constraints.__all__
+from regdrop.callbacks import early_stopping as _early_stopping
+from regdrop.callbacks.early_stopping import *  # noqa: F403
+__all__ += _early_stopping.__all__
