@@ -21,7 +21,7 @@ import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 import lightning.pytorch as pl
 import torch
@@ -41,9 +41,9 @@ from regdrop.functional.constraints import _EPS, _check_min_max, _max_norm_, _mi
 
 __all__ = ["WeightConstraint", "MaxNorm", "UnitNorm", "NonNeg", "MinMaxNorm", "default_constrained_modules"]
 
-ModuleTypes = Union[type[nn.Module], tuple[type[nn.Module], ...]]
-NamePattern = Union[str, "re.Pattern[str]"]
-NamePatterns = Union[NamePattern, Sequence[NamePattern]]
+ModuleTypes = type[nn.Module] | tuple[type[nn.Module], ...]
+NamePattern = str | re.Pattern[str]
+NamePatterns = NamePattern | Sequence[NamePattern]
 
 
 def default_constrained_modules() -> tuple[type[nn.Module], ...]:
@@ -222,7 +222,9 @@ class WeightConstraint(Callback):
     def _select(self, model: nn.Module) -> list[_Target]:
         cls = type(self).__name__
         explicit_types = self.modules
-        types = explicit_types if explicit_types is not None else (None if self.names else default_constrained_modules())
+        types = explicit_types
+        if types is None and self.names is None:
+            types = default_constrained_modules()
         candidates: list[tuple[str, nn.Module, str, nn.Parameter]] = []
         seen: set[int] = set()
         all_names: list[str] = []
@@ -362,7 +364,7 @@ class WeightConstraint(Callback):
     def _settings(self) -> dict[str, Any]:
         return {
             "modules": None if self.modules is None else tuple(t.__name__ for t in self.modules),
-            "names": None if self.names is None else tuple(p if isinstance(p, str) else f"re:{p.pattern}" for p in self.names),
+            "names": None if self.names is None else tuple(_pattern_key(p) for p in self.names),
             "include_bias": self.include_bias,
             "project_on_fit_start": self.project_on_fit_start,
         }
@@ -406,6 +408,10 @@ def _matches(pattern: NamePattern, name: str) -> bool:
     return pattern.fullmatch(name) is not None
 
 
+def _pattern_key(pattern: NamePattern) -> str:
+    return pattern if isinstance(pattern, str) else f"re:{pattern.pattern}"
+
+
 def _show(pattern: NamePattern) -> str:
     return repr(pattern) if isinstance(pattern, str) else f"re.compile({pattern.pattern!r})"
 
@@ -438,8 +444,9 @@ class MaxNorm(WeightConstraint):
     Example:
         >>> import lightning.pytorch as pl
         >>> constraint = MaxNorm(3.0, names="rnn.weight_hh_*")
-        >>> constraint
-        MaxNorm(max_value=3.0, modules=None, names=('rnn.weight_hh_*',), include_bias=False, project_on_fit_start=False)
+        >>> constraint  # doctest: +NORMALIZE_WHITESPACE
+        MaxNorm(max_value=3.0, modules=None, names=('rnn.weight_hh_*',), include_bias=False,
+                project_on_fit_start=False)
         >>> trainer = pl.Trainer(callbacks=[constraint], logger=False)
     """
 
@@ -535,8 +542,9 @@ class MinMaxNorm(WeightConstraint):
             not in [0, 1].
 
     Example:
-        >>> MinMaxNorm(0.5, 2.0, rate=0.5)
-        MinMaxNorm(min_value=0.5, max_value=2.0, rate=0.5, modules=default, names=None, include_bias=False, project_on_fit_start=False)
+        >>> MinMaxNorm(0.5, 2.0, rate=0.5)  # doctest: +NORMALIZE_WHITESPACE
+        MinMaxNorm(min_value=0.5, max_value=2.0, rate=0.5, modules=default, names=None, include_bias=False,
+                   project_on_fit_start=False)
     """
 
     def __init__(

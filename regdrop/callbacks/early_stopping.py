@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import numbers
-from typing import Any, Optional
+from typing import Any
 
 import lightning.pytorch as pl
 import torch
@@ -82,8 +82,9 @@ class EarlyStopping(_LightningEarlyStopping):
     Example:
         >>> import lightning.pytorch as pl
         >>> early_stopping = EarlyStopping("val_loss", patience=5, restore_best_weights=True, start_from_epoch=2)
-        >>> early_stopping
-        EarlyStopping(monitor='val_loss', mode='min', patience=5, min_delta=0.0, restore_best_weights=True, start_from_epoch=2, baseline=None)
+        >>> early_stopping  # doctest: +NORMALIZE_WHITESPACE
+        EarlyStopping(monitor='val_loss', mode='min', patience=5, min_delta=0.0, restore_best_weights=True,
+                      start_from_epoch=2, baseline=None)
         >>> trainer = pl.Trainer(callbacks=[early_stopping], logger=False)
         >>> # after trainer.fit(...): early_stopping.restored_epoch says which epoch the model holds
     """
@@ -97,14 +98,14 @@ class EarlyStopping(_LightningEarlyStopping):
         mode: str = "min",
         strict: bool = True,
         check_finite: bool = True,
-        stopping_threshold: Optional[float] = None,
-        divergence_threshold: Optional[float] = None,
-        check_on_train_epoch_end: Optional[bool] = None,
+        stopping_threshold: float | None = None,
+        divergence_threshold: float | None = None,
+        check_on_train_epoch_end: bool | None = None,
         log_rank_zero_only: bool = False,
         *,
         restore_best_weights: bool = False,
         start_from_epoch: int = 0,
-        baseline: Optional[float] = None,
+        baseline: float | None = None,
     ) -> None:
         super().__init__(
             monitor=monitor,
@@ -132,10 +133,10 @@ class EarlyStopping(_LightningEarlyStopping):
         self.restore_best_weights = bool(restore_best_weights)
         self.start_from_epoch = int(start_from_epoch)
         self.baseline = baseline
-        self.best_epoch: Optional[int] = None
-        self.best_step: Optional[int] = None
-        self.restored_epoch: Optional[int] = None
-        self._best_weights: Optional[dict[str, Tensor]] = None
+        self.best_epoch: int | None = None
+        self.best_step: int | None = None
+        self.restored_epoch: int | None = None
+        self._best_weights: dict[str, Tensor] | None = None
         self._checks = 0  # checks past start_from_epoch in this fit
         self._checks_with_metric = 0
 
@@ -145,7 +146,7 @@ class EarlyStopping(_LightningEarlyStopping):
         return bool(self.monitor_op(current - self.min_delta, baseline))
 
     @override
-    def _evaluate_stopping_criteria(self, current: Tensor) -> tuple[bool, Optional[str]]:
+    def _evaluate_stopping_criteria(self, current: Tensor) -> tuple[bool, str | None]:
         wait_before = self.wait_count
         should_stop, reason = super()._evaluate_stopping_criteria(current)
         improved = self.best_score is current

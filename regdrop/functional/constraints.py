@@ -20,7 +20,7 @@ bound up to rounding. Units whose norm is zero stay zero.
 from __future__ import annotations
 
 import numbers
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor

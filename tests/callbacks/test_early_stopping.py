@@ -260,7 +260,8 @@ def test_a_monitor_that_is_never_logged(tmp_path):
     with pytest.raises(RuntimeError, match=r"conditioned on metric `scor` which is not available.*`score`"):
         _fit(tmp_path, [1.0, 2.0], [EarlyStopping("scor", restore_best_weights=True)])
     lenient = EarlyStopping("scor", strict=False, restore_best_weights=True)
-    with pytest.warns(UserWarning, match=r"never found `scor` in the logged metrics \(.*`score`.*restored no weights") as record:
+    match = r"never found `scor` in the logged metrics \(.*`score`.*restored no weights"
+    with pytest.warns(UserWarning, match=match) as record:
         _fit(tmp_path / "lenient", [1.0, 2.0], [lenient])
     assert not any("restored nothing" in str(w.message) for w in record)  # one warning says it all
     assert lenient.restored_epoch is None
