@@ -110,8 +110,9 @@ class RegularizationMonitor(Callback):
             ``logging_interval="step"`` and a trainer without loggers.
 
     Example:
-        >>> RegularizationMonitor(val_key="val_mse")
-        RegularizationMonitor(logging_interval='epoch', norms=True, rates=True, gap=True, clipped=True, train_key='train_loss', val_key='val_mse')
+        >>> monitor = RegularizationMonitor(val_key="val_mse")  # then Trainer(callbacks=[monitor, ...])
+        >>> monitor.train_key, monitor.val_key, monitor.logging_interval
+        ('train_loss', 'val_mse', 'epoch')
     """
 
     def __init__(

@@ -57,9 +57,7 @@ def scheduled_rate(
     return start + (target - start) * shape
 
 
-def _check_rates_arg(name: str, value: object, *, allow_none: bool) -> float | dict[str, float] | None:
-    if value is None and allow_none:
-        return None
+def _check_rates_arg(name: str, value: object) -> float | dict[str, float]:
     if isinstance(value, Mapping):
         return {str(key): check_rate(f"{name}[{key!r}]", rate) for key, rate in value.items()}
     return check_rate(name, value)
@@ -154,8 +152,8 @@ class DropoutScheduler(Callback):
         self.schedule = schedule
         self.warmup = warmup
         self.interval = interval
-        self.start = _check_rates_arg("start", start, allow_none=False)
-        self.target = _check_rates_arg("target", target, allow_none=True)
+        self.start = _check_rates_arg("start", start)
+        self.target = None if target is None else _check_rates_arg("target", target)
         self.log_rates = log_rates
         self._targets: dict[str, float] | None = None
         self._starts: dict[str, float] | None = None

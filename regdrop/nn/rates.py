@@ -23,7 +23,7 @@ from torch.nn.modules.dropout import _DropoutNd
 
 from regdrop.functional._validation import check_rate
 
-__all__ = ["rate_attributes", "dropout_modules", "dropout_rates", "set_dropout_rates"]
+__all__ = ["dropout_modules", "dropout_rates", "rate_attributes", "set_dropout_rates"]
 
 RateSpec = float | Mapping[str, float] | Callable[[str, float], float]
 

@@ -113,7 +113,9 @@ class RateRecorder(Callback):
     def __init__(self) -> None:
         self.by_step: list[tuple[int, int, dict[str, float]]] = []
 
-    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         self.by_step.append((trainer.current_epoch, trainer.global_step, dropout_rates(pl_module)))
 
     def per_epoch(self, name: str) -> list[float]:

@@ -92,7 +92,7 @@ def test_epoch_scalars_in_tensorboard(tmp_path: Path) -> None:
     val = [value for _, value in scalars["val_loss"]]
     train = [value for _, value in scalars["train_loss"]]
     assert len(val) == len(train) == 3
-    assert gaps == pytest.approx([v - t for v, t in zip(val, train)], abs=1e-6)
+    assert gaps == pytest.approx([v - t for v, t in zip(val, train, strict=True)], abs=1e-6)
     assert [step for step, _ in scalars["generalization_gap"]] == [step for step, _ in scalars["train_loss"]]
 
     # the last norms are the model's, and within the constraint

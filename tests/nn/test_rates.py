@@ -194,7 +194,8 @@ RNN_RATES = ("input_dropout", "dropout", "recurrent_dropout", "weight_dropout", 
 
 @pytest.mark.parametrize("cls", [rnn_mod.LSTM, rnn_mod.GRU])
 def test_recurrent_layer_rates(cls: type[nn.Module]) -> None:
-    model = nn.Sequential(cls(3, 4, num_layers=2, batch_first=True, dropout=0.1, recurrent_dropout=0.2), nn.Dropout(0.3))
+    layer = cls(3, 4, num_layers=2, batch_first=True, dropout=0.1, recurrent_dropout=0.2)
+    model = nn.Sequential(layer, nn.Dropout(0.3))
     assert rate_attributes(model[0]) == RNN_RATES
     assert dropout_rates(model) == {
         "0.input_dropout": 0.0, "0.dropout": 0.1, "0.recurrent_dropout": 0.2, "0.weight_dropout": 0.0,
