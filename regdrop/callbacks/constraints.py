@@ -30,11 +30,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_warn
 from torch import Tensor, nn
 from torch.nn.parameter import is_lazy
 from torch.utils.hooks import RemovableHandle
-
-try:
-    from typing import override  # type: ignore[attr-defined]
-except ImportError:  # Python < 3.12
-    from typing_extensions import override
+from typing_extensions import override
 
 from regdrop.functional._validation import check_nonnegative
 from regdrop.functional.constraints import _EPS, _check_min_max, _max_norm_, _min_max_norm_, _non_neg_, _unit_norm_

@@ -12,11 +12,7 @@ import torch
 from lightning.pytorch.callbacks import EarlyStopping as _LightningEarlyStopping
 from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_warn
 from torch import Tensor
-
-try:
-    from typing import override  # type: ignore[attr-defined]
-except ImportError:  # Python < 3.12
-    from typing_extensions import override
+from typing_extensions import override
 
 try:  # Lightning >= 2.5 records why it stopped
     from lightning.pytorch.callbacks.early_stopping import EarlyStoppingReason
@@ -89,6 +85,16 @@ class EarlyStopping(_LightningEarlyStopping):
         >>> # after trainer.fit(...): early_stopping.restored_epoch says which epoch the model holds
     """
 
+    restore_best_weights: bool
+    start_from_epoch: int
+    baseline: float | None
+    best_epoch: int | None
+    best_step: int | None
+    restored_epoch: int | None
+    _best_weights: dict[str, Tensor] | None
+    _checks: int
+    _checks_with_metric: int
+
     def __init__(
         self,
         monitor: str,
@@ -133,10 +139,10 @@ class EarlyStopping(_LightningEarlyStopping):
         self.restore_best_weights = bool(restore_best_weights)
         self.start_from_epoch = int(start_from_epoch)
         self.baseline = baseline
-        self.best_epoch: int | None = None
-        self.best_step: int | None = None
-        self.restored_epoch: int | None = None
-        self._best_weights: dict[str, Tensor] | None = None
+        self.best_epoch = None
+        self.best_step = None
+        self.restored_epoch = None
+        self._best_weights = None
         self._checks = 0  # checks past start_from_epoch in this fit
         self._checks_with_metric = 0
 

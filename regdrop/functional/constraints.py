@@ -43,12 +43,12 @@ def _check_weight(fn: str, weight: object, *, floating: bool = True) -> Tensor:
 def _check_dim(fn: str, weight: Tensor, dim: object) -> int:
     if isinstance(dim, bool) or not isinstance(dim, numbers.Integral):
         raise TypeError(f"{fn}: dim must be an int, got {type(dim).__name__} {dim!r}")
-    ndim = max(weight.dim(), 1)
+    ndim, dim = max(weight.dim(), 1), int(dim)
     if not -ndim <= dim < ndim:
         raise ValueError(
             f"{fn}: dim must be in [{-ndim}, {ndim - 1}] for a weight of shape {tuple(weight.shape)}, got {dim}"
         )
-    return int(dim) % ndim
+    return dim % ndim
 
 
 def _check_eps(eps: object) -> float:
