@@ -20,8 +20,6 @@
 
 namespace {
 
-template <typename T> inline T sigm(T x) { return T(1) / (T(1) + std::exp(-x)); }
-
 std::vector<int64_t> offsets_of(const std::vector<int64_t>& bs) {
   std::vector<int64_t> off(bs.size());
   int64_t o = 0;
@@ -55,6 +53,11 @@ std::vector<at::Tensor> lstm_forward(const at::Tensor& xw, const at::Tensor& h0,
       const int64_t t = reverse ? L - 1 - s : s, b = bs[t], o = off[t];
       auto a = acts.narrow(0, o, b);
       a.addmm_(hm.narrow(0, 0, b), w_t);
+      // The transcendental functions go through ATen's vectorized kernels; the loops
+      // below are plain arithmetic the compiler vectorizes.
+      a.narrow(1, 0, 2 * H).sigmoid_();
+      a.narrow(1, 2 * H, H).tanh_();
+      a.narrow(1, 3 * H, H).sigmoid_();
       scalar_t* A = a.data_ptr<scalar_t>();
       scalar_t* OUT = out.data_ptr<scalar_t>() + o * H;
       scalar_t* TC = tanh_c.data_ptr<scalar_t>() + o * H;
@@ -66,19 +69,38 @@ std::vector<at::Tensor> lstm_forward(const at::Tensor& xw, const at::Tensor& h0,
       const scalar_t* M = masked ? mask.data_ptr<scalar_t>() : nullptr;
       at::parallel_for(0, b, grain(4 * H), [&](int64_t n0, int64_t n1) {
         for (int64_t n = n0; n < n1; ++n) {
-          scalar_t* an = A + n * 4 * H;
+          const scalar_t* __restrict__ an = A + n * 4 * H;
+          scalar_t* __restrict__ cc = Cc + n * H;
+          scalar_t* __restrict__ cp = CP + n * H;
+          scalar_t* __restrict__ tc = TC + n * H;
           for (int64_t j = 0; j < H; ++j) {
-            const scalar_t i = sigm(an[j]), f = sigm(an[H + j]);
-            const scalar_t g = std::tanh(an[2 * H + j]), og = sigm(an[3 * H + j]);
-            an[j] = i; an[H + j] = f; an[2 * H + j] = g; an[3 * H + j] = og;
-            const int64_t k = n * H + j;
-            const scalar_t cp = Cc[k];
-            const scalar_t cn = f * cp + i * g;
-            const scalar_t tc = std::tanh(cn);
-            const scalar_t hn = og * tc;
-            CP[k] = cp; TC[k] = tc; HP[k] = HM[k];
-            Cc[k] = cn; Hc[k] = hn; OUT[k] = hn;
-            HM[k] = M ? hn * M[k] : hn;
+            cp[j] = cc[j];
+            const scalar_t cn = an[H + j] * cc[j] + an[j] * an[2 * H + j];
+            cc[j] = cn;
+            tc[j] = cn;
+          }
+        }
+      });
+      tanh_c.narrow(0, o, b).tanh_();
+      at::parallel_for(0, b, grain(4 * H), [&](int64_t n0, int64_t n1) {
+        for (int64_t n = n0; n < n1; ++n) {
+          const scalar_t* __restrict__ og = A + n * 4 * H + 3 * H;
+          const scalar_t* __restrict__ tc = TC + n * H;
+          scalar_t* __restrict__ out_n = OUT + n * H;
+          scalar_t* __restrict__ hc = Hc + n * H;
+          scalar_t* __restrict__ hm_n = HM + n * H;
+          scalar_t* __restrict__ hp = HP + n * H;
+          const scalar_t* __restrict__ m = M ? M + n * H : nullptr;
+          for (int64_t j = 0; j < H; ++j) {
+            const scalar_t hn = og[j] * tc[j];
+            hp[j] = hm_n[j];
+            hc[j] = hn;
+            out_n[j] = hn;
+          }
+          if (m) {
+            for (int64_t j = 0; j < H; ++j) hm_n[j] = out_n[j] * m[j];
+          } else {
+            for (int64_t j = 0; j < H; ++j) hm_n[j] = out_n[j];
           }
         }
       });
@@ -172,7 +194,8 @@ std::vector<at::Tensor> gru_forward(const at::Tensor& xw, const at::Tensor& h0, 
       else at::mm_out(hw_b, hm.narrow(0, 0, b), w_t);
       const scalar_t* X = xw.data_ptr<scalar_t>() + o * 3 * H;
       const scalar_t* HW = hw.data_ptr<scalar_t>();
-      scalar_t* A = acts.data_ptr<scalar_t>() + o * 3 * H;
+      auto a = acts.narrow(0, o, b);
+      scalar_t* A = a.data_ptr<scalar_t>();
       scalar_t* HWN = hwn.data_ptr<scalar_t>() + o * H;
       scalar_t* OUT = out.data_ptr<scalar_t>() + o * H;
       scalar_t* HP = h_prev.data_ptr<scalar_t>() + o * H;
@@ -180,23 +203,51 @@ std::vector<at::Tensor> gru_forward(const at::Tensor& xw, const at::Tensor& h0, 
       scalar_t* Hc = h.data_ptr<scalar_t>();
       scalar_t* HM = hm.data_ptr<scalar_t>();
       const scalar_t* M = masked ? mask.data_ptr<scalar_t>() : nullptr;
-      at::parallel_for(0, b, grain(3 * H), [&](int64_t n0, int64_t n1) {
+      const int64_t gr = grain(3 * H);
+      // r, z pre-activations, then one vectorized sigmoid over both.
+      at::parallel_for(0, b, gr, [&](int64_t n0, int64_t n1) {
         for (int64_t n = n0; n < n1; ++n) {
-          const scalar_t* x = X + n * 3 * H;
-          const scalar_t* hwr = HW + n * 3 * H;
-          scalar_t* a = A + n * 3 * H;
+          const scalar_t* __restrict__ x = X + n * 3 * H;
+          const scalar_t* __restrict__ hw_n = HW + n * 3 * H;
+          scalar_t* __restrict__ an = A + n * 3 * H;
+          for (int64_t j = 0; j < 2 * H; ++j) an[j] = x[j] + hw_n[j];
+        }
+      });
+      a.narrow(1, 0, 2 * H).sigmoid_();
+      at::parallel_for(0, b, gr, [&](int64_t n0, int64_t n1) {
+        for (int64_t n = n0; n < n1; ++n) {
+          const scalar_t* __restrict__ x = X + n * 3 * H;
+          const scalar_t* __restrict__ hw_n = HW + n * 3 * H;
+          scalar_t* __restrict__ an = A + n * 3 * H;
+          scalar_t* __restrict__ hwn_n = HWN + n * H;
           for (int64_t j = 0; j < H; ++j) {
-            const int64_t k = n * H + j;
-            const scalar_t r = sigm(x[j] + hwr[j]);
-            const scalar_t z = sigm(x[H + j] + hwr[H + j]);
-            const scalar_t hn_pre = hwr[2 * H + j];
-            const scalar_t nn = std::tanh(x[2 * H + j] + r * hn_pre);
-            const scalar_t hp = Hc[k];
-            const scalar_t hnew = (scalar_t(1) - z) * nn + z * hp;
-            a[j] = r; a[H + j] = z; a[2 * H + j] = nn;
-            HWN[k] = hn_pre; HP[k] = hp; HMP[k] = HM[k];
-            Hc[k] = hnew; OUT[k] = hnew;
-            HM[k] = M ? hnew * M[k] : hnew;
+            hwn_n[j] = hw_n[2 * H + j];
+            an[2 * H + j] = x[2 * H + j] + an[j] * hw_n[2 * H + j];
+          }
+        }
+      });
+      a.narrow(1, 2 * H, H).tanh_();
+      at::parallel_for(0, b, gr, [&](int64_t n0, int64_t n1) {
+        for (int64_t n = n0; n < n1; ++n) {
+          const scalar_t* __restrict__ an = A + n * 3 * H;
+          scalar_t* __restrict__ hc = Hc + n * H;
+          scalar_t* __restrict__ hp = HP + n * H;
+          scalar_t* __restrict__ hmp = HMP + n * H;
+          scalar_t* __restrict__ hm_n = HM + n * H;
+          scalar_t* __restrict__ out_n = OUT + n * H;
+          for (int64_t j = 0; j < H; ++j) {
+            const scalar_t z = an[H + j], nn = an[2 * H + j];
+            const scalar_t hnew = nn + z * (hc[j] - nn);
+            hp[j] = hc[j];
+            hmp[j] = hm_n[j];
+            hc[j] = hnew;
+            out_n[j] = hnew;
+          }
+          const scalar_t* __restrict__ m = M ? M + n * H : nullptr;
+          if (m) {
+            for (int64_t j = 0; j < H; ++j) hm_n[j] = out_n[j] * m[j];
+          } else {
+            for (int64_t j = 0; j < H; ++j) hm_n[j] = out_n[j];
           }
         }
       });

@@ -1,0 +1,122 @@
+"""Training-step speed and activation memory of regdrop's LSTM/GRU against torch's fused layers.
+
+Prints, for each reference shape (batch, time, input, hidden) and layer kind, the time of a
+training step (forward + backward) of each regularizer setting as a ratio to the fused
+``torch.nn`` layer without dropout, timed interleaved in the same run (median of the
+repeats), plus the eval-forward ratio and the ratio of the memory saved for backward.
+
+    python benchmarks/rnn_speed.py                 # all shapes, markdown table
+    python benchmarks/rnn_speed.py --repeats 30 --shapes 64,100,32,128
+
+Targets (design.md): per-sample recurrent dropout <= 1.10x; batch-shared recurrent dropout
+and weight dropout <= 1.05x; eval 1.00x; memory <= 1.2x. Misses are flagged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+import regdrop
+from regdrop.functional.rnn import extension_available
+
+SHAPES = [(64, 100, 32, 128), (32, 200, 8, 64), (64, 50, 256, 512)]
+SETTINGS: dict[str, tuple[dict, float]] = {
+    # name: (regdrop kwargs, target ratio)
+    "recurrent (per sample)": (dict(recurrent_dropout=0.25), 1.10),
+    "recurrent (batch-shared)": (dict(recurrent_dropout=0.25, recurrent_dropout_shared=True), 1.05),
+    "weight (DropConnect)": (dict(weight_dropout=0.25), 1.05),
+    "variational input + recurrent": (dict(input_dropout=0.25, recurrent_dropout=0.25), 1.10),
+}
+
+
+def saved_bytes(step: Callable[[], torch.Tensor]) -> int:
+    """Bytes of the distinct storages autograd keeps for backward during ``step``."""
+    seen: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        seen[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss = step()
+    loss.backward()
+    return sum(seen.values())
+
+
+def measure(kind: str, shape: tuple[int, int, int, int], repeats: int) -> list[tuple[str, float, float, float | None]]:
+    n, steps, inp, hidden = shape
+    torch.manual_seed(0)
+    base = (torch.nn.LSTM if kind == "LSTM" else torch.nn.GRU)(inp, hidden, batch_first=True)
+    ours_cls = regdrop.nn.LSTM if kind == "LSTM" else regdrop.nn.GRU
+    layers = {"torch.nn (no dropout)": base}
+    layers.update({name: ours_cls.from_torch(base, **kw) for name, (kw, _) in SETTINGS.items()})
+    x = torch.randn(n, steps, inp, requires_grad=True)
+
+    def train_step(layer: torch.nn.Module) -> Callable[[], torch.Tensor]:
+        def run() -> torch.Tensor:
+            out, _ = layer(x)
+            return out.square().mean()
+        return run
+
+    times: dict[str, list[float]] = {name: [] for name in layers}
+    for _ in range(2):  # warm up (also builds the compiled loop)
+        for name, layer in layers.items():
+            train_step(layer)().backward()
+    for _ in range(repeats):
+        for name, layer in layers.items():
+            t0 = time.perf_counter()
+            train_step(layer)().backward()
+            times[name].append(time.perf_counter() - t0)
+    memory = {name: saved_bytes(train_step(layer)) for name, layer in layers.items()}
+
+    ours_eval = ours_cls.from_torch(base, recurrent_dropout=0.25, weight_dropout=0.25).eval()
+    base.eval()
+    eval_times: dict[str, list[float]] = {"base": [], "ours": []}
+    with torch.no_grad():
+        for _ in range(repeats):
+            for key, layer in (("base", base), ("ours", ours_eval)):
+                t0 = time.perf_counter()
+                layer(x)
+                eval_times[key].append(time.perf_counter() - t0)
+    base.train()
+
+    ref_t = statistics.median(times["torch.nn (no dropout)"])
+    rows = []
+    for name in layers:
+        if name == "torch.nn (no dropout)":
+            continue
+        rows.append((name, statistics.median(times[name]) / ref_t, memory[name] / memory["torch.nn (no dropout)"],
+                     SETTINGS[name][1]))
+    rows.append(("eval (all rates on)", statistics.median(eval_times["ours"]) / statistics.median(eval_times["base"]),
+                 float("nan"), 1.00))
+    print(f"    ({kind} {shape}: fused training step {ref_t * 1e3:.1f} ms)", flush=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=15, help="timed steps per setting (default 15)")
+    parser.add_argument("--shapes", nargs="*", default=None, help="batch,time,input,hidden (default: the three reference shapes)")
+    parser.add_argument("--kinds", nargs="*", default=["LSTM", "GRU"], choices=["LSTM", "GRU"])
+    args = parser.parse_args()
+    shapes = [tuple(int(v) for v in s.split(",")) for s in args.shapes] if args.shapes else SHAPES
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, compiled loop: {extension_available()}")
+    print()
+    print("| layer | shape (N, L, in, H) | setting | time / fused | saved memory / fused | target |")
+    print("|---|---|---|---|---|---|")
+    for kind in args.kinds:
+        for shape in shapes:
+            for name, ratio, mem, target in measure(kind, shape, args.repeats):
+                flag = "" if ratio <= target + 1e-9 else f" (misses by {ratio / target - 1:.0%})"
+                mem_s = "-" if mem != mem else f"{mem:.2f}x"
+                print(f"| {kind} | {shape} | {name} | {ratio:.2f}x{flag} | {mem_s} | <= {target:.2f}x |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
