@@ -53,6 +53,7 @@ def main(args: ArgsType = None) -> RunSummary:
         model_defaults=MODEL_DEFAULTS,
         data_defaults=DATA_DEFAULTS,
         trainer_defaults=TRAINER_DEFAULTS,
+        description=__doc__.split("\n\n")[0] + " Every option is listed below; see recipes/sine_lstm.py for examples.",
     )
 
 

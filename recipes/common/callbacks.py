@@ -19,6 +19,7 @@ from regdrop.functional import check_positive_int
 
 from .data import ForecastDataModule
 from .plotting import plot_forecasts
+from .summary import run_dir
 
 __all__ = ["ForecastPlot", "rolling_forecast"]
 
@@ -65,7 +66,7 @@ class ForecastPlot(pl.Callback):
 
     Each series is forecast block by block (see :func:`rolling_forecast`) over its whole length,
     so the figure shows whether forecasts keep the phase and the amplitude of the series. The
-    PNG goes to the run's log directory (``trainer.log_dir``) and the same figure to every
+    PNG goes to the run's log directory (:func:`common.summary.run_dir`) and the same figure to every
     TensorBoard logger under the tag ``test/forecasts``. Only rank 0 draws.
 
     Args:
@@ -74,7 +75,7 @@ class ForecastPlot(pl.Callback):
 
     Raises:
         ValueError: if ``num_series`` is below 1.
-        TypeError: at the end of the test, if the datamodule is not a ``ForecastDataModule``.
+        TypeError: when fitting or testing starts, if the datamodule is not a ``ForecastDataModule``.
     """
 
     def __init__(self, num_series: int = 4, filename: str = "forecasts.png") -> None:
@@ -83,12 +84,16 @@ class ForecastPlot(pl.Callback):
         self.path: Path | None = None
 
     @override
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if not isinstance(trainer.datamodule, ForecastDataModule):
+            raise TypeError(f"ForecastPlot needs a ForecastDataModule, got {type(trainer.datamodule).__name__}")
+
+    @override
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.is_global_zero:
             return
         datamodule = trainer.datamodule
-        if not isinstance(datamodule, ForecastDataModule):
-            raise TypeError(f"ForecastPlot needs a ForecastDataModule, got {type(datamodule).__name__}")
+        assert isinstance(datamodule, ForecastDataModule)  # checked in setup
         series = datamodule.test_series[: self.num_series]
         truth = datamodule.test_truth()
         forecasts = [rolling_forecast(pl_module, s, datamodule.input_length, datamodule.horizon) for s in series]
@@ -100,7 +105,7 @@ class ForecastPlot(pl.Callback):
             title=f"Test series: forecasts of {datamodule.horizon} steps from {datamodule.input_length} observed",
         )
         try:
-            log_dir = Path(trainer.log_dir or trainer.default_root_dir)
+            log_dir = run_dir(trainer)
             log_dir.mkdir(parents=True, exist_ok=True)
             self.path = log_dir / self.filename
             fig.savefig(self.path, dpi=100)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
@@ -19,12 +18,16 @@ from regdrop.callbacks import EarlyStopping, MaxNorm, RegularizationMonitor
 
 from .callbacks import ForecastPlot
 from .data import ClassificationDataModule, ForecastDataModule
-from .summary import RunSummary, collect_summary
+from .summary import RunSummary, collect_summary, run_dir
 
 __all__ = ["RecipeCLI", "run_recipe"]
 
 # the windows live in memory, so worker processes only add start-up time; Lightning's hint does not apply
 warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+
+
+def _is_forecast_data(datamodule_class: object) -> bool:
+    return isinstance(datamodule_class, type) and issubclass(datamodule_class, ForecastDataModule)
 
 
 class RecipeCLI(LightningCLI):
@@ -57,6 +60,7 @@ class RecipeCLI(LightningCLI):
         data_defaults: defaults of ``--data.*`` for this recipe.
         trainer_defaults: defaults of ``--trainer.*`` on top of the ones above.
         callback_defaults: defaults of the callbacks' options, as ``{"early_stopping.patience": 8}``.
+        description: the text ``--help`` shows first. Default: ``"regdrop recipe <recipe>"``.
         args: the arguments (default: ``sys.argv[1:]``).
         **kwargs: passed to :class:`LightningCLI`.
     """
@@ -71,6 +75,7 @@ class RecipeCLI(LightningCLI):
         data_defaults: dict[str, Any] | None = None,
         trainer_defaults: dict[str, Any] | None = None,
         callback_defaults: dict[str, Any] | None = None,
+        description: str | None = None,
         args: ArgsType = None,
         **kwargs: Any,
     ) -> None:
@@ -88,7 +93,14 @@ class RecipeCLI(LightningCLI):
         }
         defaults.update(trainer_defaults or {})
         kwargs.setdefault("seed_everything_default", 0)
-        kwargs.setdefault("parser_kwargs", {"description": f"regdrop recipe {recipe}"})
+        # the generated usage lists ~100 options, which buries the one line an error adds below it
+        groups = ["trainer", "model", "data", "max_norm", "early_stopping", "regularization_monitor"]
+        if _is_forecast_data(datamodule_class):
+            groups.append("forecast_plot")
+        usage = "%(prog)s [-h] [-c CONFIG] [--print_config] [--seed_everything N] " + " ".join(
+            f"[--{group}.* ...]" for group in groups
+        )
+        kwargs.setdefault("parser_kwargs", {"description": description or f"regdrop recipe {recipe}", "usage": usage})
         super().__init__(
             model_class,
             datamodule_class,
@@ -105,7 +117,7 @@ class RecipeCLI(LightningCLI):
         parser.add_lightning_class_args(EarlyStopping, "early_stopping")
         parser.add_lightning_class_args(RegularizationMonitor, "regularization_monitor")
         data_class = self.datamodule_class
-        forecasting = isinstance(data_class, type) and issubclass(data_class, ForecastDataModule)
+        forecasting = _is_forecast_data(data_class)
         if forecasting:
             parser.add_lightning_class_args(ForecastPlot, "forecast_plot")
         parser.set_defaults({
@@ -161,8 +173,9 @@ class RecipeCLI(LightningCLI):
         )
         if trainer.is_global_zero:
             print("\n" + summary.format(), flush=True)
-            if trainer.log_dir is not None and Path(trainer.log_dir).is_dir():
-                summary.save(Path(trainer.log_dir) / "summary.json")
+            directory = run_dir(trainer)
+            if directory.is_dir():
+                summary.save(directory / "summary.json")
         return summary
 
 
@@ -182,6 +195,6 @@ def run_recipe(
         datamodule_class: the data module class.
         args: the arguments (default: ``sys.argv[1:]``).
         **defaults: ``model_defaults``, ``data_defaults``, ``trainer_defaults``, ``callback_defaults``
-            of :class:`RecipeCLI`.
+            and ``description`` of :class:`RecipeCLI`.
     """
     return RecipeCLI(recipe, model_class, datamodule_class, args=args, **defaults).fit_and_test()

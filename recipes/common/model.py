@@ -265,7 +265,8 @@ class SequenceModel(pl.LightningModule):
     def on_test_epoch_end(self) -> None:
         if self.task == "forecast":
             ratio = math.sqrt(float(self.test_forecast_power.compute()) / float(self.test_truth_power.compute()))
-            self.log("test_amplitude_ratio", ratio)
+            # the sums are already reduced over processes, so every rank logs the same value
+            self.log("test_amplitude_ratio", ratio, sync_dist=True)
             self.test_forecast_power.reset()
             self.test_truth_power.reset()
 

@@ -7,13 +7,28 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import lightning.pytorch as pl
-from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from regdrop.callbacks import EarlyStopping
 
-__all__ = ["RunSummary", "collect_summary"]
+__all__ = ["RunSummary", "collect_summary", "run_dir"]
 
 _SCORES = {"forecast": ("test_rmse", "test RMSE"), "classify": ("test_acc", "test accuracy")}
+
+
+def run_dir(trainer: pl.Trainer) -> Path:
+    """The run's log directory, as ``trainer.log_dir`` finds it, but without its DDP broadcast.
+
+    ``trainer.log_dir`` is a collective call under DDP: code that runs on rank 0 only must not
+    use it, or the other ranks block (or meet the wrong collective). This reads the first
+    logger's own directory on the calling process.
+    """
+    if trainer.loggers:
+        logger = trainer.loggers[0]
+        directory = logger.log_dir if isinstance(logger, (TensorBoardLogger, CSVLogger)) else logger.save_dir
+        if directory is not None:
+            return Path(directory)
+    return Path(trainer.default_root_dir)
 
 
 @dataclass
@@ -133,7 +148,7 @@ def collect_summary(
         restored_epoch=restored,
         monitor=stopper.monitor if stopper is not None else None,
         best_score=best,
-        log_dir=trainer.log_dir,
+        log_dir=str(run_dir(trainer)),
         logs_root=logs_root,
         figure=str(figure) if figure is not None else None,
         metrics=metrics,

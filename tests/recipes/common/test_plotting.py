@@ -1,0 +1,42 @@
+"""plot_forecasts: one panel per series, the forecast blocks drawn where they belong."""
+
+from __future__ import annotations
+
+import doctest
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+
+import common.plotting
+from common.plotting import plot_forecasts
+
+
+def test_doctests() -> None:
+    assert doctest.testmod(common.plotting).failed == 0
+
+
+def test_blocks_are_drawn_at_their_steps(tmp_path) -> None:
+    series = [torch.arange(20.0).unsqueeze(1), -torch.arange(20.0).unsqueeze(1)]
+    blocks = [torch.full((2, 3, 1), 7.0), torch.stack([torch.full((3, 1), -1.0), torch.full((3, 1), -2.0)])]
+    truth = [s * 0.5 for s in series]
+    fig = plot_forecasts(series, [[5, 8], [10, 13]], blocks, truth, title="demo")
+    try:
+        assert len(fig.axes) == 2 and fig._suptitle.get_text() == "demo"
+        red = [line for line in fig.axes[1].lines if line.get_gid() == "forecast"]
+        assert [list(line.get_xdata()) for line in red] == [[10, 11, 12], [13, 14, 15]]
+        assert [list(line.get_ydata()) for line in red] == [[-1.0] * 3, [-2.0] * 3]
+        truth_line = next(line for line in fig.axes[0].lines if line.get_label() == "truth (no noise)")
+        np.testing.assert_allclose(truth_line.get_ydata(), np.arange(20.0) * 0.5)
+        labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+        assert labels == ["observed", "truth (no noise)", "forecast"]
+        fig.savefig(tmp_path / "f.png")
+        assert (tmp_path / "f.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    finally:
+        plt.close(fig)
+
+
+def test_mismatched_lists_are_refused() -> None:
+    with pytest.raises(ValueError, match=r"plot_forecasts: got 2 series, 1 lists of starts and 2 forecasts"):
+        plot_forecasts([torch.zeros(5, 1)] * 2, [[1]], [torch.zeros(1, 1, 1)] * 2)

@@ -1,0 +1,79 @@
+"""RunSummary's text and JSON, and collect_summary after a real fit and test."""
+
+from __future__ import annotations
+
+import doctest
+import json
+
+import lightning.pytorch as pl
+import pytest
+import torch
+from lightning.pytorch.loggers import TensorBoardLogger
+
+import common.summary
+from common.model import SequenceModel
+from common.summary import RunSummary, collect_summary
+from common.synthetic import SineDataModule
+from regdrop.callbacks import EarlyStopping
+
+
+def test_doctests() -> None:
+    assert doctest.testmod(common.summary).failed == 0
+
+
+def _summary(**changes: object) -> RunSummary:
+    base = dict(recipe="sine_lstm", score_name="test RMSE", score=0.1234, yardstick_name="naive RMSE", yardstick=0.9,
+                regularized=True, epochs_trained=20, restored_epoch=14, monitor="val_loss", best_score=0.0312,
+                log_dir="lightning_logs/sine_lstm/version_3", logs_root="lightning_logs",
+                figure="lightning_logs/sine_lstm/version_3/forecasts.png", metrics={"test_amplitude_ratio": 0.987})
+    base.update(changes)
+    return RunSummary(**base)  # type: ignore[arg-type]
+
+
+def test_format_says_score_yardstick_epoch_and_where_things_are() -> None:
+    lines = _summary().format().splitlines()
+    assert lines[0] == "sine_lstm, done"
+    assert lines[1].split() == ["test", "RMSE", "0.1234", "(naive", "RMSE:", "0.9000)"]
+    assert "forecast/truth RMS ratio 0.987" in lines[2]
+    assert "restored from epoch 14 (best val_loss 0.0312), after 20 epochs" in lines[3]
+    assert lines[4].split()[1:] == ["lightning_logs/sine_lstm/version_3", "(view:", "tensorboard", "--logdir",
+                                    "lightning_logs)"]
+    assert lines[5].split() == ["forecast", "plot", "lightning_logs/sine_lstm/version_3/forecasts.png"]
+
+
+def test_format_without_restoring() -> None:
+    text = _summary(regularized=False, restored_epoch=None, monitor=None, best_score=None, figure=None).format()
+    assert "of the last epoch, 20 trained (regularization off: no dropout, max-norm or early stopping)" in text
+    assert "forecast plot" not in text
+    text = _summary(restored_epoch=None).format()
+    assert "of the last epoch, 20 trained (nothing restored)" in text
+
+
+def test_save_writes_json(tmp_path) -> None:
+    summary = _summary()
+    summary.save(tmp_path / "s.json")
+    assert RunSummary(**json.loads((tmp_path / "s.json").read_text())) == summary
+
+
+def test_collect_after_fit_and_test(tmp_path) -> None:
+    torch.manual_seed(0)
+    dm = SineDataModule(num_series=10, length=40, input_length=12, horizon=4, stride=4)
+    stopper = EarlyStopping("val_loss", patience=5, restore_best_weights=True)
+    trainer = pl.Trainer(logger=TensorBoardLogger(tmp_path, name="r"), callbacks=[stopper], max_epochs=3,
+                         enable_progress_bar=False, enable_model_summary=False, accelerator="cpu", devices=1)
+    model = SequenceModel(horizon=4, hidden_size=8)
+    trainer.fit(model, datamodule=dm)
+    trainer.test(model, datamodule=dm, verbose=False)
+    summary = collect_summary("r", trainer, dm, task="forecast", regularized=True, epochs_trained=3)
+    assert summary.score == pytest.approx(float(trainer.callback_metrics["test_rmse"]))
+    assert summary.yardstick == pytest.approx(dm.yardstick()[1])
+    assert summary.restored_epoch == stopper.restored_epoch and summary.restored_epoch in (0, 1, 2)
+    assert summary.best_score == pytest.approx(float(stopper.best_score))
+    assert summary.log_dir == str(tmp_path / "r" / "version_0") and summary.logs_root == str(tmp_path)
+    assert set(summary.metrics) == {"test_loss", "test_rmse", "test_mae", "test_amplitude_ratio"}
+
+
+def test_collect_needs_the_score() -> None:
+    trainer = pl.Trainer(logger=False, enable_progress_bar=False)
+    with pytest.raises(KeyError, match=r"the test logged no 'test_acc'; it logged \[\]"):
+        collect_summary("r", trainer, SineDataModule(), task="classify", regularized=True, epochs_trained=0)
