@@ -213,6 +213,8 @@ class _GRUScan(torch.autograd.Function):
         return dxw, dh0, dw_hh, db_hh, None, None, None
 
 
+# The compiled loop is opaque to torch.compile (no fake-tensor kernel): graph-break around it.
+@torch.compiler.disable
 def lstm_scan(
     xw: Tensor,
     h0: Tensor,
@@ -251,6 +253,7 @@ def lstm_scan(
     return _lstm_loop(xw, batch_sizes, h0, c0, w_hh, None, mask, 0.0, True, reverse, None)
 
 
+@torch.compiler.disable
 def gru_scan(
     xw: Tensor,
     h0: Tensor,

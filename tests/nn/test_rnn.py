@@ -369,3 +369,15 @@ def test_cells_match_torch_and_use_a_fixed_mask():
     gcell.load_state_dict(gref.state_dict())
     torch.testing.assert_close(gcell(x, state[0], recurrent_mask=torch.ones(2, 5)), gref(x, state[0]))
     assert "recurrent_dropout=0.5" in repr(gcell)
+
+
+@pytest.mark.slow
+def test_torch_compile_trains_and_evaluates():
+    torch.manual_seed(0)
+    layer = LSTM(INPUT, HIDDEN, batch_first=True, recurrent_dropout=0.3, weight_dropout=0.2)
+    compiled = torch.compile(layer)
+    x = torch.randn(BATCH, STEPS, INPUT)
+    compiled(x)[0].sum().backward()
+    assert layer.weight_hh_l0.grad is not None
+    layer.eval()
+    assert torch.allclose(compiled(x)[0], layer.to_torch().eval()(x)[0], atol=1e-6)
