@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
@@ -147,6 +147,7 @@ class RealSeriesDataModule(ForecastDataModule):
         horizon: steps forecast. Default: 1.
         val_fraction: fraction of the series for validation. Default: 0.1.
         test_fraction: fraction of the series for the test. Default: 0.33.
+        split: ``"time"`` (see above) or ``"series"`` (whole series, for a CSV of several). Default: ``"time"``.
         **kwargs: the other options of :class:`ForecastDataModule` (``stride``, ``batch_size``, ...).
 
     Raises:
@@ -167,12 +168,13 @@ class RealSeriesDataModule(ForecastDataModule):
         horizon: int = 1,
         val_fraction: float = 0.1,
         test_fraction: float = 0.33,
+        split: Literal["series", "time"] = "time",
         **kwargs: Any,
     ) -> None:
-        kwargs.setdefault("split", "time")
         super().__init__(
-            input_length=input_length, horizon=horizon, val_fraction=val_fraction, test_fraction=test_fraction, **kwargs
-        )
+            input_length=input_length, horizon=horizon, split=split, val_fraction=val_fraction,
+            test_fraction=test_fraction, **kwargs,
+        )  # fmt: skip
         if dataset not in _BUILTIN and not str(dataset).lower().endswith(".csv"):
             raise ValueError(f"dataset must be 'airline', 'co2' or the path of a .csv file, got {dataset!r}")
         self.dataset = dataset
