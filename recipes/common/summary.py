@@ -13,7 +13,11 @@ from regdrop.callbacks import EarlyStopping
 
 __all__ = ["RunSummary", "collect_summary", "run_dir"]
 
-_SCORES = {"forecast": ("test_rmse", "test RMSE"), "classify": ("test_acc", "test accuracy")}
+_SCORES = {
+    "forecast": ("test_rmse", "test RMSE"),
+    "classify": ("test_acc", "test accuracy"),
+    "language_model": ("test_ppl", "test perplexity"),
+}
 
 
 def run_dir(trainer: pl.Trainer) -> Path:
