@@ -49,6 +49,9 @@ def saved_bytes(step: Callable[[], torch.Tensor]) -> int:
     return sum(seen.values())
 
 
+CLOCK = time.perf_counter
+
+
 def measure(kind: str, shape: tuple[int, int, int, int], repeats: int) -> list[tuple[str, float, float, float | None]]:
     n, steps, inp, hidden = shape
     torch.manual_seed(0)
@@ -70,9 +73,9 @@ def measure(kind: str, shape: tuple[int, int, int, int], repeats: int) -> list[t
             train_step(layer)().backward()
     for _ in range(repeats):
         for name, layer in layers.items():
-            t0 = time.perf_counter()
+            t0 = CLOCK()
             train_step(layer)().backward()
-            times[name].append(time.perf_counter() - t0)
+            times[name].append(CLOCK() - t0)
     memory = {name: saved_bytes(train_step(layer)) for name, layer in layers.items()}
 
     ours_eval = ours_cls.from_torch(base, recurrent_dropout=0.25, weight_dropout=0.25).eval()
@@ -81,9 +84,9 @@ def measure(kind: str, shape: tuple[int, int, int, int], repeats: int) -> list[t
     with torch.no_grad():
         for _ in range(repeats):
             for key, layer in (("base", base), ("ours", ours_eval)):
-                t0 = time.perf_counter()
+                t0 = CLOCK()
                 layer(x)
-                eval_times[key].append(time.perf_counter() - t0)
+                eval_times[key].append(CLOCK() - t0)
     base.train()
 
     ref_t = statistics.median(times["torch.nn (no dropout)"])
@@ -104,9 +107,18 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=15, help="timed steps per setting (default 15)")
     parser.add_argument("--shapes", nargs="*", default=None, help="batch,time,input,hidden (default: the three reference shapes)")
     parser.add_argument("--kinds", nargs="*", default=["LSTM", "GRU"], choices=["LSTM", "GRU"])
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                        help="wall time, or CPU time of this process (steadier on a busy machine)")
     args = parser.parse_args()
+    global CLOCK
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.clock == "cpu":
+        CLOCK = time.process_time
     shapes = [tuple(int(v) for v in s.split(",")) for s in args.shapes] if args.shapes else SHAPES
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, compiled loop: {extension_available()}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.clock} clock, "
+          f"{args.repeats} repeats, compiled loop: {extension_available()}")
     print()
     print("| layer | shape (N, L, in, H) | setting | time / fused | saved memory / fused | target |")
     print("|---|---|---|---|---|---|")

@@ -77,10 +77,16 @@ def extension_available() -> bool:
                 from torch.utils.cpp_extension import load
 
                 source = Path(__file__).with_name("csrc") / "scan.cpp"
+                # Vector instructions only where torch itself found them; the build is named
+                # after them, so a cache shared by different machines never mixes builds.
+                capability = torch.backends.cpu.get_cpu_capability()
+                flags = ["-O3", "-fno-trapping-math"]  # lets the clamps in fast_exp vectorize
+                if capability in ("AVX2", "AVX512"):
+                    flags += ["-mavx2", "-mfma"]
                 load(
-                    name="regdrop_scan",
+                    name=f"regdrop_scan_{capability.lower().replace(' ', '_')}",
                     sources=[str(source)],
-                    extra_cflags=["-O3"],
+                    extra_cflags=flags,
                     is_python_module=False,
                     verbose=False,
                 )

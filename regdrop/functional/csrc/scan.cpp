@@ -16,6 +16,8 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <vector>
 
 namespace {
@@ -26,6 +28,33 @@ std::vector<int64_t> offsets_of(const std::vector<int64_t>& bs) {
   for (size_t t = 0; t < bs.size(); ++t) { off[t] = o; o += bs[t]; }
   return off;
 }
+
+// Element-wise sigmoid and tanh the compiler can vectorize inside the fused loops (libm's
+// scalar exp/tanh cost more than the GEMM at these sizes, and an ATen call per gate costs
+// its dispatch at every step). float: exp by range reduction and a degree-6 polynomial
+// (relative error ~2e-7); double keeps libm (used by the float64 gradient checks).
+inline float fast_exp(float x) {
+  x = x < -87.0f ? -87.0f : x;  // selects, not branches (built with -fno-trapping-math)
+  x = x > 88.0f ? 88.0f : x;
+  const float a = x * 1.44269504088896341f;
+  const float kf = (a + 12582912.0f) - 12582912.0f;  // round to nearest without a libm call
+  const float r = (x - kf * 0.693145751953125f) - kf * 1.428606765330187e-06f;
+  float p = 1.0f / 720.0f;
+  p = p * r + 1.0f / 120.0f;
+  p = p * r + 1.0f / 24.0f;
+  p = p * r + 1.0f / 6.0f;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  const int32_t bits = (static_cast<int32_t>(kf) + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, sizeof(scale));
+  return p * scale;
+}
+inline float sigmoid_of(float x) { return 1.0f / (1.0f + fast_exp(-x)); }
+inline float tanh_of(float x) { return 1.0f - 2.0f / (1.0f + fast_exp(2.0f * x)); }
+inline double sigmoid_of(double x) { return 1.0 / (1.0 + std::exp(-x)); }
+inline double tanh_of(double x) { return std::tanh(x); }
 
 int64_t grain(int64_t width) { return std::max<int64_t>(1, 32768 / std::max<int64_t>(1, width)); }
 
@@ -53,11 +82,6 @@ std::vector<at::Tensor> lstm_forward(const at::Tensor& xw, const at::Tensor& h0,
       const int64_t t = reverse ? L - 1 - s : s, b = bs[t], o = off[t];
       auto a = acts.narrow(0, o, b);
       a.addmm_(hm.narrow(0, 0, b), w_t);
-      // The transcendental functions go through ATen's vectorized kernels; the loops
-      // below are plain arithmetic the compiler vectorizes.
-      a.narrow(1, 0, 2 * H).sigmoid_();
-      a.narrow(1, 2 * H, H).tanh_();
-      a.narrow(1, 3 * H, H).sigmoid_();
       scalar_t* A = a.data_ptr<scalar_t>();
       scalar_t* OUT = out.data_ptr<scalar_t>() + o * H;
       scalar_t* TC = tanh_c.data_ptr<scalar_t>() + o * H;
@@ -69,35 +93,29 @@ std::vector<at::Tensor> lstm_forward(const at::Tensor& xw, const at::Tensor& h0,
       const scalar_t* M = masked ? mask.data_ptr<scalar_t>() : nullptr;
       at::parallel_for(0, b, grain(4 * H), [&](int64_t n0, int64_t n1) {
         for (int64_t n = n0; n < n1; ++n) {
-          const scalar_t* __restrict__ an = A + n * 4 * H;
+          scalar_t* __restrict__ an = A + n * 4 * H;
           scalar_t* __restrict__ cc = Cc + n * H;
           scalar_t* __restrict__ cp = CP + n * H;
           scalar_t* __restrict__ tc = TC + n * H;
+          scalar_t* __restrict__ hc = Hc + n * H;
+          scalar_t* __restrict__ hp = HP + n * H;
+          scalar_t* __restrict__ hm_n = HM + n * H;
+          scalar_t* __restrict__ out_n = OUT + n * H;
+          for (int64_t j = 0; j < 2 * H; ++j) an[j] = sigmoid_of(an[j]);
+          for (int64_t j = 2 * H; j < 3 * H; ++j) an[j] = tanh_of(an[j]);
+          for (int64_t j = 3 * H; j < 4 * H; ++j) an[j] = sigmoid_of(an[j]);
           for (int64_t j = 0; j < H; ++j) {
             cp[j] = cc[j];
             const scalar_t cn = an[H + j] * cc[j] + an[j] * an[2 * H + j];
             cc[j] = cn;
-            tc[j] = cn;
-          }
-        }
-      });
-      tanh_c.narrow(0, o, b).tanh_();
-      at::parallel_for(0, b, grain(4 * H), [&](int64_t n0, int64_t n1) {
-        for (int64_t n = n0; n < n1; ++n) {
-          const scalar_t* __restrict__ og = A + n * 4 * H + 3 * H;
-          const scalar_t* __restrict__ tc = TC + n * H;
-          scalar_t* __restrict__ out_n = OUT + n * H;
-          scalar_t* __restrict__ hc = Hc + n * H;
-          scalar_t* __restrict__ hm_n = HM + n * H;
-          scalar_t* __restrict__ hp = HP + n * H;
-          const scalar_t* __restrict__ m = M ? M + n * H : nullptr;
-          for (int64_t j = 0; j < H; ++j) {
-            const scalar_t hn = og[j] * tc[j];
+            tc[j] = tanh_of(cn);
+            const scalar_t hn = an[3 * H + j] * tc[j];
             hp[j] = hm_n[j];
             hc[j] = hn;
             out_n[j] = hn;
           }
-          if (m) {
+          if (M) {
+            const scalar_t* __restrict__ m = M + n * H;
             for (int64_t j = 0; j < H; ++j) hm_n[j] = out_n[j] * m[j];
           } else {
             for (int64_t j = 0; j < H; ++j) hm_n[j] = out_n[j];
@@ -139,20 +157,26 @@ std::vector<at::Tensor> lstm_backward(const at::Tensor& dout, const at::Tensor& 
       const int64_t fg = from_gemm;
       at::parallel_for(0, b, grain(4 * H), [&](int64_t n0, int64_t n1) {
         for (int64_t n = n0; n < n1; ++n) {
-          const scalar_t* an = A + n * 4 * H;
-          scalar_t* dg = DG + n * 4 * H;
+          const scalar_t* __restrict__ an = A + n * 4 * H;
+          scalar_t* __restrict__ dg = DG + n * 4 * H;
+          scalar_t* __restrict__ dh_n = DH + n * H;
+          scalar_t* __restrict__ dc_n = DC + n * H;
+          const scalar_t* __restrict__ tc = TC + n * H;
+          const scalar_t* __restrict__ cp = CP + n * H;
+          const scalar_t* __restrict__ dout_n = DO + n * H;
+          if (M && n < fg) {  // this row of dh came through W_hh: apply the recurrent mask
+            const scalar_t* __restrict__ m = M + n * H;
+            for (int64_t j = 0; j < H; ++j) dh_n[j] *= m[j];
+          }
           for (int64_t j = 0; j < H; ++j) {
-            const int64_t k = n * H + j;
             const scalar_t i = an[j], f = an[H + j], g = an[2 * H + j], og = an[3 * H + j];
-            const scalar_t tc = TC[k];
-            const scalar_t carried = (M && n < fg) ? DH[k] * M[k] : DH[k];
-            const scalar_t dhk = DO[k] + carried;
-            const scalar_t dck = DC[k] + dhk * og * (scalar_t(1) - tc * tc);
+            const scalar_t dhk = dout_n[j] + dh_n[j];
+            const scalar_t dck = dc_n[j] + dhk * og * (scalar_t(1) - tc[j] * tc[j]);
             dg[j] = dck * g * i * (scalar_t(1) - i);
-            dg[H + j] = dck * CP[k] * f * (scalar_t(1) - f);
+            dg[H + j] = dck * cp[j] * f * (scalar_t(1) - f);
             dg[2 * H + j] = dck * i * (scalar_t(1) - g * g);
-            dg[3 * H + j] = dhk * tc * og * (scalar_t(1) - og);
-            DC[k] = dck * f;
+            dg[3 * H + j] = dhk * tc[j] * og * (scalar_t(1) - og);
+            dc_n[j] = dck * f;
           }
         }
       });
@@ -194,8 +218,7 @@ std::vector<at::Tensor> gru_forward(const at::Tensor& xw, const at::Tensor& h0, 
       else at::mm_out(hw_b, hm.narrow(0, 0, b), w_t);
       const scalar_t* X = xw.data_ptr<scalar_t>() + o * 3 * H;
       const scalar_t* HW = hw.data_ptr<scalar_t>();
-      auto a = acts.narrow(0, o, b);
-      scalar_t* A = a.data_ptr<scalar_t>();
+      scalar_t* A = acts.data_ptr<scalar_t>() + o * 3 * H;
       scalar_t* HWN = hwn.data_ptr<scalar_t>() + o * H;
       scalar_t* OUT = out.data_ptr<scalar_t>() + o * H;
       scalar_t* HP = h_prev.data_ptr<scalar_t>() + o * H;
@@ -203,38 +226,22 @@ std::vector<at::Tensor> gru_forward(const at::Tensor& xw, const at::Tensor& h0, 
       scalar_t* Hc = h.data_ptr<scalar_t>();
       scalar_t* HM = hm.data_ptr<scalar_t>();
       const scalar_t* M = masked ? mask.data_ptr<scalar_t>() : nullptr;
-      const int64_t gr = grain(3 * H);
-      // r, z pre-activations, then one vectorized sigmoid over both.
-      at::parallel_for(0, b, gr, [&](int64_t n0, int64_t n1) {
-        for (int64_t n = n0; n < n1; ++n) {
-          const scalar_t* __restrict__ x = X + n * 3 * H;
-          const scalar_t* __restrict__ hw_n = HW + n * 3 * H;
-          scalar_t* __restrict__ an = A + n * 3 * H;
-          for (int64_t j = 0; j < 2 * H; ++j) an[j] = x[j] + hw_n[j];
-        }
-      });
-      a.narrow(1, 0, 2 * H).sigmoid_();
-      at::parallel_for(0, b, gr, [&](int64_t n0, int64_t n1) {
+      at::parallel_for(0, b, grain(3 * H), [&](int64_t n0, int64_t n1) {
         for (int64_t n = n0; n < n1; ++n) {
           const scalar_t* __restrict__ x = X + n * 3 * H;
           const scalar_t* __restrict__ hw_n = HW + n * 3 * H;
           scalar_t* __restrict__ an = A + n * 3 * H;
           scalar_t* __restrict__ hwn_n = HWN + n * H;
-          for (int64_t j = 0; j < H; ++j) {
-            hwn_n[j] = hw_n[2 * H + j];
-            an[2 * H + j] = x[2 * H + j] + an[j] * hw_n[2 * H + j];
-          }
-        }
-      });
-      a.narrow(1, 2 * H, H).tanh_();
-      at::parallel_for(0, b, gr, [&](int64_t n0, int64_t n1) {
-        for (int64_t n = n0; n < n1; ++n) {
-          const scalar_t* __restrict__ an = A + n * 3 * H;
           scalar_t* __restrict__ hc = Hc + n * H;
           scalar_t* __restrict__ hp = HP + n * H;
           scalar_t* __restrict__ hmp = HMP + n * H;
           scalar_t* __restrict__ hm_n = HM + n * H;
           scalar_t* __restrict__ out_n = OUT + n * H;
+          for (int64_t j = 0; j < 2 * H; ++j) an[j] = sigmoid_of(x[j] + hw_n[j]);
+          for (int64_t j = 0; j < H; ++j) {
+            hwn_n[j] = hw_n[2 * H + j];
+            an[2 * H + j] = tanh_of(x[2 * H + j] + an[j] * hw_n[2 * H + j]);
+          }
           for (int64_t j = 0; j < H; ++j) {
             const scalar_t z = an[H + j], nn = an[2 * H + j];
             const scalar_t hnew = nn + z * (hc[j] - nn);
@@ -243,8 +250,8 @@ std::vector<at::Tensor> gru_forward(const at::Tensor& xw, const at::Tensor& h0, 
             hc[j] = hnew;
             out_n[j] = hnew;
           }
-          const scalar_t* __restrict__ m = M ? M + n * H : nullptr;
-          if (m) {
+          if (M) {
+            const scalar_t* __restrict__ m = M + n * H;
             for (int64_t j = 0; j < H; ++j) hm_n[j] = out_n[j] * m[j];
           } else {
             for (int64_t j = 0; j < H; ++j) hm_n[j] = out_n[j];
@@ -294,21 +301,31 @@ std::vector<at::Tensor> gru_backward(const at::Tensor& dout, const at::Tensor& d
       const int64_t fg = from_gemm;
       at::parallel_for(0, b, grain(3 * H), [&](int64_t n0, int64_t n1) {
         for (int64_t n = n0; n < n1; ++n) {
-          const scalar_t* a = A + n * 3 * H;
-          scalar_t* dx = DX + n * 3 * H;
-          scalar_t* dw = DW + n * 3 * H;
+          const scalar_t* __restrict__ a = A + n * 3 * H;
+          scalar_t* __restrict__ dx = DX + n * 3 * H;
+          scalar_t* __restrict__ dw = DW + n * 3 * H;
+          scalar_t* __restrict__ dh_n = DH + n * H;
+          const scalar_t* __restrict__ tw = TW + n * H;
+          const scalar_t* __restrict__ hwn = HWN + n * H;
+          const scalar_t* __restrict__ hp = HP + n * H;
+          const scalar_t* __restrict__ dout_n = DO + n * H;
+          if (n < fg) {  // add what reached h(t-1) through W_hh (masked) to the carried part
+            if (M) {
+              const scalar_t* __restrict__ m = M + n * H;
+              for (int64_t j = 0; j < H; ++j) dh_n[j] += tw[j] * m[j];
+            } else {
+              for (int64_t j = 0; j < H; ++j) dh_n[j] += tw[j];
+            }
+          }
           for (int64_t j = 0; j < H; ++j) {
-            const int64_t k = n * H + j;
             const scalar_t r = a[j], z = a[H + j], nn = a[2 * H + j];
-            scalar_t carried = DH[k];
-            if (n < fg) carried += M ? TW[k] * M[k] : TW[k];
-            const scalar_t dhk = DO[k] + carried;
+            const scalar_t dhk = dout_n[j] + dh_n[j];
             const scalar_t dan = dhk * (scalar_t(1) - z) * (scalar_t(1) - nn * nn);
-            const scalar_t daz = dhk * (HP[k] - nn) * z * (scalar_t(1) - z);
-            const scalar_t dar = dan * HWN[k] * r * (scalar_t(1) - r);
+            const scalar_t daz = dhk * (hp[j] - nn) * z * (scalar_t(1) - z);
+            const scalar_t dar = dan * hwn[j] * r * (scalar_t(1) - r);
             dx[j] = dar; dx[H + j] = daz; dx[2 * H + j] = dan;
             dw[j] = dar; dw[H + j] = daz; dw[2 * H + j] = dan * r;
-            DH[k] = dhk * z;
+            dh_n[j] = dhk * z;
           }
         }
       });
