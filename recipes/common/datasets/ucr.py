@@ -100,7 +100,7 @@ def read_ts(path: str | Path) -> TsData:
             if not channels:
                 raise ValueError(f"{path}, line {line_number}: a case needs channels and a class label separated by ':'")
             try:
-                values = [[float(v) for v in channel.split(",")] for channel in channels]
+                values = [[math.nan if v.strip() == "?" else float(v) for v in channel.split(",")] for channel in channels]
             except ValueError:
                 raise ValueError(
                     f"{path}, line {line_number}: every value must be a number, got a channel {channels[0][:40]!r}..."

@@ -1,0 +1,38 @@
+"""recipes/common/datasets/files.py: locating packaged data files and the messages when they are missing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from common.datasets import MissingDataError, package_file, user_file
+
+
+def test_package_file_finds_a_shipped_file() -> None:
+    path = package_file("sktime", "datasets/data/Airline/Airline.csv", dataset="Airline", distribution="sktime",
+                        own_file="--data.path")  # fmt: skip
+    assert path.is_file() and path.name == "Airline.csv"
+    assert path.read_text().startswith("Date,Passengers")
+
+
+def test_missing_package_names_it_and_how_to_install(uninstall: Callable[[str], None]) -> None:
+    uninstall("sktime")
+    with pytest.raises(MissingDataError, match=r"'sktime', which is not installed: install it with pip install 'regdrop\[recipes\]'"):
+        package_file("sktime", "datasets/data/Airline/Airline.csv", dataset="Airline", distribution="sktime",
+                     own_file="--data.path")  # fmt: skip
+    assert issubclass(MissingDataError, ImportError)
+
+
+def test_missing_file_in_an_installed_package() -> None:
+    with pytest.raises(MissingDataError, match=r"no such file .*--data.name"):
+        package_file("sktime", "datasets/data/Nope/Nope_TRAIN.ts", dataset="Nope", distribution="sktime",
+                     own_file="--data.name")  # fmt: skip
+
+
+def test_user_file(tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text("x\n1\n")
+    assert user_file(tmp_path / "a.csv", "the CSV") == tmp_path / "a.csv"
+    with pytest.raises(FileNotFoundError, match=r"the CSV: no such file '.*b.csv'"):
+        user_file(tmp_path / "b.csv", "the CSV")

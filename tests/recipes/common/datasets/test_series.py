@@ -1,0 +1,92 @@
+"""recipes/common/datasets/series.py: Airline, CO2, user CSVs and the time split of the Keras example."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+
+from common.datasets import MissingDataError, RealSeriesDataModule, fill_gaps, load_airline, load_co2, read_series_csv
+
+
+def test_airline_is_the_144_monthly_passenger_counts() -> None:
+    series = load_airline()
+    assert series.shape == (144,) and series.dtype == torch.float64
+    assert series[:4].tolist() == [112.0, 118.0, 132.0, 129.0]  # January-April 1949
+    assert series[-1].item() == 432.0 and series.max().item() == 622.0  # December 1960; July 1960
+
+
+def test_co2_fills_its_gaps_linearly() -> None:
+    series = load_co2()
+    assert series.shape == (2284,) and not torch.isnan(series).any()
+    assert series[0].item() == pytest.approx(316.1)
+    # the raw file has 59 empty weeks; each filled value lies between its neighbours' range
+    assert 310 < series.min().item() and series.max().item() < 380
+    assert series[-520:].mean() > series[:520].mean() + 40  # four decades of rise
+
+
+def test_fill_gaps() -> None:
+    assert fill_gaps([1.0, math.nan, 5.0, math.nan, math.nan, 2.0]).tolist() == [1.0, 3.0, 5.0, 4.0, 3.0, 2.0]
+    with pytest.raises(ValueError, match="must start and end with a value"):
+        fill_gaps([math.nan, 1.0])
+
+
+def test_airline_split_is_the_keras_examples(tmp_path: Path) -> None:
+    dm = RealSeriesDataModule("airline", input_length=12, horizon=1)
+    series = load_airline().float().unsqueeze(1)
+    splits = dm.series_splits
+    # the test forecasts months 96..143: the last 33%, as int(144 * 0.67) = 96 in the Keras example
+    assert torch.equal(splits["test"][0], series[96 - 12 :])
+    assert torch.equal(splits["train"][0], series[:82])
+    assert torch.equal(splits["val"][0], series[82 - 12 : 96])
+    x, y = dm.windows("test").tensors
+    assert x.shape == (48, 12, 1) and torch.equal(y[:, 0, 0], series[96:, 0])
+
+
+def test_user_csv(tmp_path: Path) -> None:
+    path = tmp_path / "sales.csv"
+    rows = "\n".join(f"2020-{i:03d},{10 + i},{100 - i}" for i in range(40))
+    path.write_text(f"day,a,b\n{rows}\n")
+    assert read_series_csv(path).tolist() == [100.0 - i for i in range(40)]  # the last column by default
+    dm = RealSeriesDataModule(str(path), column="a", input_length=4, horizon=2)
+    assert torch.equal(dm.series_splits["train"][0][:, 0], torch.arange(10.0, 10.0 + 22))
+
+
+@pytest.mark.parametrize(
+    ("text", "column", "message"),
+    [
+        ("a,b\n1,2\n", "c", r"column must be one of the header's names \['a', 'b'\], got 'c'"),
+        ("a,b\n1,2\n3,x\n", "b", r"line 3: column 'b' must hold numbers \(or nothing, for a gap\), got 'x'"),
+        ("a,b\n1,2\n3\n", "b", r"line 3: the row has 1 cells, no column 'b'"),
+        ("a,b\n", None, r"needs a header line and at least one row"),
+        ("a\n\n1\n", None, None),
+        ("a,b\n,1\n2,3\n", "a", r"column 'a': a series must start and end with a value"),
+    ],
+)
+def test_malformed_csv(tmp_path: Path, text: str, column: str | None, message: str | None) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text(text)
+    if message is None:
+        assert read_series_csv(path, column).tolist() == [1.0]  # blank lines are skipped
+        return
+    with pytest.raises(ValueError, match=message):
+        read_series_csv(path, column)
+
+
+def test_bad_arguments_and_missing_files(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"dataset must be 'airline', 'co2' or the path of a .csv file, got 'sunspots'"):
+        RealSeriesDataModule("sunspots")
+    with pytest.raises(FileNotFoundError, match="the series CSV file: no such file"):
+        RealSeriesDataModule(str(tmp_path / "none.csv")).series_splits
+
+
+def test_missing_packages(uninstall: Callable[[str], None]) -> None:
+    uninstall("sktime")
+    uninstall("statsmodels")
+    with pytest.raises(MissingDataError, match=r"the Airline data ships in the PyPI package 'sktime'.*--data.path"):
+        RealSeriesDataModule("airline").series_splits
+    with pytest.raises(MissingDataError, match=r"the CO2 data ships in the PyPI package 'statsmodels'"):
+        load_co2()

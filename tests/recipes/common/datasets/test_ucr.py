@@ -1,0 +1,111 @@
+"""recipes/common/datasets/ucr.py: the .ts reader, the sets sktime ships, and the official train/test split."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+
+from common.datasets import MissingDataError, UCRDataModule, load_ucr, read_ts, sktime_ts_names
+
+
+def test_japanese_vowels_is_the_published_set() -> None:
+    train, test = load_ucr("JapaneseVowels")
+    assert (len(train.sequences), len(test.sequences)) == (270, 370)
+    assert train.class_names == [str(k) for k in range(1, 10)]
+    assert Counter(train.labels) == {str(k): 30 for k in range(1, 10)}
+    assert Counter(test.labels)["3"] == 88 and Counter(test.labels)["6"] == 24  # 24 to 88 test cases per speaker
+    lengths = [s.shape[0] for s in train.sequences + test.sequences]
+    assert min(lengths) == 7 and max(lengths) == 29
+    assert all(s.shape[1] == 12 and s.dtype == torch.float32 for s in train.sequences + test.sequences)
+    # the first value of the first case's first channel, as written in the file
+    assert train.sequences[0][0, 0].item() == pytest.approx(1.860936)
+    assert train.sequences[0][0, 1].item() == pytest.approx(-0.207383)  # second channel, first step
+
+
+def test_sktime_names_are_the_classification_sets() -> None:
+    names = sktime_ts_names()
+    assert {"JapaneseVowels", "BasicMotions", "GunPoint", "ArrowHead"} <= set(names)
+    assert "Covid3Month" not in names and "Tecator" not in names  # regression problems
+    train, test = load_ucr("BasicMotions")
+    assert (len(train.sequences), len(test.sequences)) == (40, 40)
+    assert train.sequences[0].shape == (100, 6) and train.class_names == ["Standing", "Running", "Walking", "Badminton"]
+
+
+def test_data_module_keeps_the_official_test_set() -> None:
+    dm = UCRDataModule("JapaneseVowels", val_fraction=0.15, seed=3)
+    splits = dm.splits
+    assert [len(splits[k]) for k in ("train", "val", "test")] == [234, 36, 370]
+    assert dm.num_classes == 9 and dm.num_features == 12
+    assert torch.bincount(splits["val"].labels).tolist() == [4] * 9  # stratified: 15% of 30 per speaker
+    train, test = load_ucr("JapaneseVowels")
+    assert splits["test"].labels.tolist() == [int(label) - 1 for label in test.labels]
+    # standardized with the training split's statistics: train steps have mean 0 and std 1 per channel
+    steps = torch.cat(splits["train"].sequences)
+    assert torch.allclose(steps.mean(0), torch.zeros(12), atol=1e-5) and torch.allclose(steps.std(0), torch.ones(12), atol=1e-4)
+    raw = UCRDataModule("JapaneseVowels", standardize=False).splits["test"].sequences[0]
+    assert torch.equal(raw, test.sequences[0])
+    x, lengths, y = next(iter(dm.test_dataloader()))
+    assert x.shape[0] == 32 and x.shape[2] == 12 and int(lengths.max()) == x.shape[1]
+
+
+def write_ts(path: Path, body: str, header: str = "@dimensions 2\n@classLabel true a b\n@data\n") -> Path:
+    path.write_text("# a comment\n" + header + body)
+    return path
+
+
+def test_user_files(tmp_path: Path) -> None:
+    write_ts(tmp_path / "Toy_TRAIN.ts", "1,2,3:4,5,6:a\n1,2:3,4:b\n5,6:7,8:a\n6,7:8,9:b\n")
+    write_ts(tmp_path / "Toy_TEST.ts", "9,9:9,9:b\n")
+    dm = UCRDataModule(str(tmp_path / "Toy_TRAIN.ts"), val_fraction=0.5, standardize=False)
+    assert [len(dm.splits[k]) for k in ("train", "val", "test")] == [2, 2, 1]
+    assert dm.splits["test"].labels.tolist() == [1] and dm.class_names == ["a", "b"]
+    assert dm.splits["test"].sequences[0].tolist() == [[9.0, 9.0], [9.0, 9.0]]
+
+
+@pytest.mark.parametrize(
+    ("body", "header", "message"),
+    [
+        ("1,2:3,4:c\n", None, r"line 5: class label must be one of \['a', 'b'\], got 'c'"),
+        ("1,2:3:a\n", None, r"line 5: the channels of a case must have one length, got \[1, 2\]"),
+        ("1,2:a\n", None, r"line 5: expected 2 channel\(s\), got 1"),
+        ("1,x:3,4:a\n", None, r"line 5: every value must be a number"),
+        ("1,?:3,4:a\n", None, r"line 5: missing values \(\? or NaN\) are not supported"),
+        ("", None, r"no case after @data"),
+        ("1:2:a\n", "@dimensions 2\n@classLabel true a b\n", r"line 4: expected a header line \(@...\) before @data"),
+        ("1:2:a\n", "@timeStamps true\n@data\n", r"line 2: .ts files with timestamps are not supported"),
+        ("1:2:0.5\n", "@targetLabel true\n@data\n", r"line 2: a regression problem"),
+        ("1:2:a\n", "@dimensions 2\n@data\n", r"line 4: no @classLabel true"),
+        ("1:2:a\n", "@classLabel maybe a\n@data\n", r"line 2: @classlabel must be true or false, got 'maybe'"),
+    ],
+)
+def test_malformed_ts(tmp_path: Path, body: str, header: str | None, message: str) -> None:
+    path = tmp_path / "Bad_TRAIN.ts"
+    if header is None:
+        write_ts(path, body)
+    else:
+        write_ts(path, body, header)
+    with pytest.raises(ValueError, match=message):
+        read_ts(path)
+
+
+def test_user_file_errors(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="the training .ts file: no such file"):
+        load_ucr(str(tmp_path / "Toy_TRAIN.ts"))
+    write_ts(tmp_path / "Toy_TRAIN.ts", "1:2:a\n")
+    with pytest.raises(FileNotFoundError, match="the test .ts file beside it: no such file '.*Toy_TEST.ts'"):
+        load_ucr(str(tmp_path / "Toy_TRAIN.ts"))
+    write_ts(tmp_path / "toy.ts", "1:2:a\n")
+    with pytest.raises(ValueError, match="path of a NAME_TRAIN.ts file, got"):
+        load_ucr(str(tmp_path / "toy.ts"))
+
+
+def test_unknown_name_and_missing_sktime(uninstall: Callable[[str], None]) -> None:
+    with pytest.raises(MissingDataError, match=r"the NoSuchSet data should be .*NoSuchSet_TRAIN.ts"):
+        UCRDataModule("NoSuchSet").num_classes
+    uninstall("sktime")
+    with pytest.raises(MissingDataError, match=r"the JapaneseVowels data ships in the PyPI package 'sktime'"):
+        UCRDataModule().num_classes
