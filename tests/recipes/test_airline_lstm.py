@@ -1,0 +1,81 @@
+"""recipes/airline_lstm.py: the documented defaults, tiny end-to-end runs on Airline, CO2 and a user CSV."""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+import airline_lstm
+from common.datasets import MissingDataError, load_airline
+from tests.recipes._uninstall import uninstall  # noqa: F401
+
+
+def tiny(log_root: Path, *extra: str) -> list[str]:
+    return [
+        "--model.hidden_size", "8", "--trainer.max_epochs", "2", "--trainer.enable_progress_bar", "false",
+        "--trainer.enable_model_summary", "false", "--trainer.logger.save_dir", str(log_root), *extra,
+    ]  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def _no_pytest_argv(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "argv", [airline_lstm.__file__])
+
+
+def test_defaults_are_the_documented_ones(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        airline_lstm.main(["--print_config"])
+    assert exit_info.value.code == 0
+    config = yaml.safe_load(capsys.readouterr().out)
+    data, model = config["data"], config["model"]
+    assert data["dataset"] == "airline" and data["split"] == "time"
+    assert data["test_fraction"] == 0.33 and data["input_length"] == 12 and data["horizon"] == 1
+    assert model["cell"] == "lstm" and model["regularize"] is True and model["normalize"] is True
+    assert model["dropout"] > 0 and model["recurrent_dropout"] > 0 and model["output_dropout"] > 0
+    assert config["early_stopping"]["restore_best_weights"] is True and config["max_norm"]["max_value"] == 3.0
+
+
+@pytest.mark.slow
+def test_airline_run_tests_the_keras_examples_months(tmp_path: Path) -> None:
+    summary = airline_lstm.main(tiny(tmp_path))
+    series = load_airline()
+    # the yardstick is the naive forecast of months 96..143 from the month before: the same test months
+    naive = float((series[96:] - series[95:-1]).pow(2).mean().sqrt())
+    assert summary.yardstick == pytest.approx(naive, rel=1e-5)
+    assert summary.score_name == "test RMSE" and math.isfinite(summary.score) and summary.score > 0
+    assert summary.epochs_trained == 2 and summary.regularized
+    assert (tmp_path / "airline_lstm" / "version_0" / "forecasts.png").is_file()
+
+
+@pytest.mark.slow
+def test_co2_and_a_user_csv(tmp_path: Path) -> None:
+    co2 = airline_lstm.main(tiny(tmp_path, "--data.dataset", "co2", "--data.input_length", "52", "--data.horizon", "4",
+                                 "--trainer.limit_train_batches", "3", "--model.regularize", "false"))  # fmt: skip
+    assert co2.yardstick > 0 and math.isfinite(co2.score) and not co2.regularized
+    path = tmp_path / "mine.csv"
+    t = torch.arange(120.0)
+    path.write_text("t,value\n" + "\n".join(f"{i},{v:.4f}" for i, v in enumerate(10 + torch.sin(t / 3))) + "\n")
+    mine = airline_lstm.main(tiny(tmp_path, "--data.dataset", str(path), "--data.column", "value"))
+    values = torch.tensor([float(f"{v:.4f}") for v in 10 + torch.sin(t / 3)], dtype=torch.float64)
+    test_start = math.floor(120 * 0.67)
+    naive = float((values[test_start:] - values[test_start - 1 : -1]).pow(2).mean().sqrt())
+    assert mine.yardstick == pytest.approx(naive, rel=1e-4)
+
+
+def test_missing_sktime_says_what_to_install(tmp_path: Path, uninstall: Callable[[str], None]) -> None:  # noqa: F811
+    uninstall("sktime")
+    with pytest.raises(MissingDataError, match=r"pip install 'regdrop\[recipes\]'"):
+        airline_lstm.main(tiny(tmp_path))
+
+
+def test_bad_dataset_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        airline_lstm.main(tiny(tmp_path, "--data.dataset", "sunspots"))
+    assert exit_info.value.code == 2
+    assert "dataset must be 'airline', 'co2' or the path of a .csv file, got 'sunspots'" in capsys.readouterr().err

@@ -1,0 +1,79 @@
+"""recipes/vowels_gru.py: defaults, packed variable-length batches, tiny runs on sktime's sets and on user files."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+import vowels_gru
+
+
+def tiny(log_root: Path, *extra: str) -> list[str]:
+    return [
+        "--model.hidden_size", "8", "--trainer.max_epochs", "2", "--trainer.limit_train_batches", "3",
+        "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
+        "--trainer.logger.save_dir", str(log_root), *extra,
+    ]  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def _no_pytest_argv(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "argv", [vowels_gru.__file__])
+
+
+def test_defaults_are_the_documented_ones(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        vowels_gru.main(["--print_config"])
+    assert exit_info.value.code == 0
+    config = yaml.safe_load(capsys.readouterr().out)
+    model = config["model"]
+    assert config["data"]["name"] == "JapaneseVowels"
+    assert model["cell"] == "gru" and model["bidirectional"] is True and model["recurrent_dropout"] > 0
+    assert model["normalize"] is False  # the data module standardizes with the training statistics
+
+
+def test_padding_does_not_change_the_prediction(tmp_path: Path) -> None:
+    cli = vowels_gru.cli(tiny(tmp_path))
+    model, dm = cli.model.eval(), cli.datamodule
+    dm.setup("test")
+    x, lengths, _ = next(iter(dm.test_dataloader()))
+    assert len(set(lengths.tolist())) > 1  # a ragged batch: the encoder runs on a packed sequence
+    logits = model(x, lengths)
+    for i in range(4):
+        alone = model(x[i : i + 1, : lengths[i]], lengths[i : i + 1])
+        torch.testing.assert_close(logits[i : i + 1], alone, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_japanese_vowels_run(tmp_path: Path) -> None:
+    summary = vowels_gru.main(tiny(tmp_path))
+    # majority class of the (balanced) training set is speaker 1, who has 31 of the 370 test utterances
+    assert summary.yardstick == pytest.approx(31 / 370, rel=1e-6)
+    assert summary.score_name == "test accuracy" and 0.0 <= summary.score <= 1.0
+    assert round(summary.score * 370) == pytest.approx(summary.score * 370, abs=1e-3)  # a count over the 370 cases
+
+
+@pytest.mark.slow
+def test_other_sets_by_name_and_user_files(tmp_path: Path) -> None:
+    motions = vowels_gru.main(tiny(tmp_path, "--data.name", "BasicMotions", "--model.regularize", "false"))
+    assert motions.yardstick == pytest.approx(0.25) and not motions.regularized  # 4 balanced classes
+    generator = torch.Generator().manual_seed(0)
+    for split, n in (("TRAIN", 40), ("TEST", 20)):
+        lines = []
+        for i in range(n):
+            length = int(torch.randint(5, 12, (1,), generator=generator))
+            channel = ",".join(f"{v:.3f}" for v in torch.randn(length, generator=generator).tolist())
+            lines.append(f"{channel}:{'up' if i % 2 else 'down'}")
+        (tmp_path / f"Mine_{split}.ts").write_text("@dimensions 1\n@classLabel true down up\n@data\n" + "\n".join(lines))
+    mine = vowels_gru.main(tiny(tmp_path, "--data.name", str(tmp_path / "Mine_TRAIN.ts")))
+    assert mine.yardstick == pytest.approx(0.5) and math.isfinite(mine.score)
+
+
+def test_unknown_set_names_the_package_file(tmp_path: Path) -> None:
+    with pytest.raises(ModuleNotFoundError, match=r"the NoSuchSet data should be .*NoSuchSet_TRAIN.ts"):
+        vowels_gru.main(tiny(tmp_path, "--data.name", "NoSuchSet"))
