@@ -1,0 +1,109 @@
+"""recipes/asv_lm.py: the AWD-style model (masks, tying, AR/TAR, carried state) and a tiny end-to-end run."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import asv_lm
+import regdrop
+from asv_lm import WordLanguageModel
+
+
+def small(**kwargs: object) -> WordLanguageModel:
+    return WordLanguageModel(input_size=40, embedding_size=6, hidden_size=10, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.fixture(autouse=True)
+def _no_pytest_argv(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "argv", [asv_lm.__file__])
+
+
+def test_layers_masks_and_tied_weights() -> None:
+    model = small()
+    assert model.decoder.weight is model.embedding.weight
+    assert [(layer.input_size, layer.hidden_size) for layer in model.layers] == [(6, 10), (10, 6)]
+    assert all(isinstance(layer, regdrop.nn.LSTM) and layer.weight_dropout == 0.3 for layer in model.layers)
+    assert isinstance(model.input_drop, regdrop.nn.LockedDropout) and model.embedding.p == 0.1
+    naive = small(masks="per_step")
+    assert type(naive.input_drop) is nn.Dropout and type(naive.between_drop) is nn.Dropout
+    off = small(regularize=False)
+    assert off.embedding.p == 0 and off.input_drop.p == 0 and off.output_drop.p == 0
+    assert all(layer.weight_dropout == 0 for layer in off.layers) and off.ar == off.tar == off.weight_decay == 0
+    assert "masks='variational', regularize=True" in repr(model)
+
+
+def test_variational_masks_are_fixed_over_time_and_per_step_masks_are_not() -> None:
+    for masks, locked in (("variational", True), ("per_step", False)):
+        model = small(masks=masks, input_dropout=0.5).train()
+        torch.manual_seed(0)
+        dropped = model.input_drop(torch.ones(2, 30, 6))
+        zeros = dropped == 0
+        same_over_time = bool((zeros == zeros[:, :1]).all())
+        assert same_over_time is locked, masks
+
+
+def test_state_is_carried_across_batches() -> None:
+    model = small().eval()
+    tokens = torch.randint(0, 40, (3, 12))
+    whole, _ = model(tokens)
+    model._reset_state()
+    first, _, _ = model._step((tokens[:, :5], tokens[:, 1:6]))
+    _, second, _ = model._step((tokens[:, 5:12], tokens[:, 5:12]))
+    torch.testing.assert_close(second, whole[:, 5:12])  # the second chunk continues from the first's state
+    model._reset_state()
+    _, fresh, _ = model._step((tokens[:, 5:12], tokens[:, 5:12]))
+    assert not torch.allclose(fresh, whole[:, 5:12])
+    assert math.isfinite(float(first))
+
+
+def test_ar_tar_are_added_to_the_training_loss() -> None:
+    torch.manual_seed(0)
+    batch = (torch.randint(0, 40, (2, 8)), torch.randint(0, 40, (2, 8)))
+    logged: dict[str, float] = {}
+    for ar, tar in ((0.0, 0.0), (2.0, 1.0)):
+        model = small(ar=ar, tar=tar, embedding_dropout=0.0, input_dropout=0.0, dropout=0.0, weight_dropout=0.0,
+                      output_dropout=0.0).train()  # fmt: skip
+        model.log = lambda name, value, **kwargs: logged.__setitem__(name, float(value))  # type: ignore[method-assign]
+        torch.manual_seed(1)
+        loss = model.training_step(batch, 0)
+        raw, dropped = model._last_output  # type: ignore[misc]
+        expected = ar * dropped.pow(2).mean() + tar * (raw[:, 1:] - raw[:, :-1]).pow(2).mean()
+        assert float(loss) == pytest.approx(logged["train_loss"] + float(expected), rel=1e-6)
+        assert logged["train_ar_tar"] == pytest.approx(float(expected), rel=1e-6)
+        assert bool(expected > 0) is (ar > 0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"task": "classify"}, "task must be 'language_model', got 'classify'"),
+        ({"masks": "gal"}, "masks must be 'variational' or 'per_step', got 'gal'"),
+        ({"weight_dropout": 1.0}, r"weight_dropout must be in \[0, 1\), got 1.0"),
+        ({"ar": -1.0}, "ar must be a finite number >= 0, got -1.0"),
+        ({"lr": 0.0}, "lr must be a finite number > 0, got 0.0"),
+    ],
+)
+def test_errors(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        small(**kwargs)
+
+
+@pytest.mark.slow
+def test_tiny_run(tmp_path: Path) -> None:
+    summary = asv_lm.main([
+        "--data.text_fraction", "0.02", "--data.block", "2", "--data.vocab_size", "300", "--data.bptt", "12",
+        "--model.embedding_size", "8", "--model.hidden_size", "8", "--trainer.max_epochs", "1",
+        "--trainer.limit_train_batches", "4", "--trainer.enable_progress_bar", "false",
+        "--trainer.logger.save_dir", str(tmp_path),
+    ])  # fmt: skip
+    assert summary.score_name == "test perplexity" and summary.yardstick_name == "unigram perplexity"
+    # the perplexity over the whole test split is exp of the token-weighted mean cross-entropy
+    assert summary.score == pytest.approx(math.exp(summary.metrics["test_loss"]), rel=1e-4)
+    assert 1.0 < summary.score < 300 * 1.5 and summary.yardstick < 300
+    assert (tmp_path / "asv_lm" / "version_0" / "summary.json").is_file()
