@@ -48,7 +48,7 @@ from common.datasets import load_sonar, read_sonar, stratified_folds  # noqa: E4
 from regdrop.callbacks import MaxNorm  # noqa: E402
 from regdrop.functional import check_positive_int, check_rate  # noqa: E402
 
-__all__ = ["PUBLISHED", "VARIANTS", "CrossValidation", "SonarMLP", "cross_validate", "main"]
+__all__ = ["PUBLISHED", "VARIANTS", "CrossValidation", "SonarMLP", "cross_validate", "fold_trainer", "main"]
 
 Variant = Literal["baseline", "input", "hidden"]
 
@@ -172,6 +172,22 @@ class CrossValidation:
         return {**asdict(self), "mean": self.mean, "std": self.std, "train_mean": self.train_mean}
 
 
+def fold_trainer(variant: Variant, epochs: int) -> pl.Trainer:
+    """The Lightning ``Trainer`` of one fold: CPU, no logger or checkpoints, ``MaxNorm(3)`` on the hidden layers
+    for the variants that use it.
+
+    Example:
+        >>> [type(cb).__name__ for cb in fold_trainer("hidden", 1).callbacks if type(cb).__name__ == "MaxNorm"]
+        ['MaxNorm']
+    """
+    max_norm = VARIANTS[variant]["max_norm"]
+    callbacks = [MaxNorm(max_norm, names="hidden.*")] if max_norm is not None else []
+    return pl.Trainer(
+        max_epochs=epochs, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, callbacks=callbacks,
+    )  # fmt: skip
+
+
 @torch.no_grad()
 def _accuracy(model: nn.Module, x: Tensor, y: Tensor) -> float:
     model.eval()
@@ -208,8 +224,7 @@ def cross_validate(
         raise ValueError(f"variant must be one of {sorted(VARIANTS)}, got {variant!r}")
     check_positive_int("epochs", epochs)
     check_positive_int("batch_size", batch_size)
-    settings = dict(VARIANTS[variant])
-    max_norm = settings.pop("max_norm")
+    settings = {key: value for key, value in VARIANTS[variant].items() if key != "max_norm"}
     x, y = data if data is not None else load_sonar()
     result = CrossValidation(variant, seed)
     start = time.perf_counter()
@@ -221,11 +236,7 @@ def cross_validate(
         x_test, y_test = (x[test_index] - mean) / std, y[test_index]
         pl.seed_everything(seed * 1000 + k, verbose=False)
         model = SonarMLP(**settings)
-        callbacks = [MaxNorm(max_norm, names="hidden.*")] if max_norm is not None else []
-        trainer = pl.Trainer(
-            max_epochs=epochs, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-            enable_progress_bar=False, enable_model_summary=False, callbacks=callbacks,
-        )  # fmt: skip
+        trainer = fold_trainer(variant, epochs)
         loader = DataLoader(TensorDataset(x_train, y_train), batch_size=batch_size, shuffle=True)
         trainer.fit(model, train_dataloaders=loader)
         result.test_accuracies.append(_accuracy(model, x_test, y_test))
