@@ -1,0 +1,107 @@
+"""recipes/evidence.py: it runs the recipes, and every number of its table comes from those runs."""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+import sys
+from pathlib import Path
+
+import pytest
+
+import evidence
+import sonar_mlp
+from evidence import Run, render, run_experiments
+
+
+@pytest.fixture(autouse=True)
+def _no_pytest_argv(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "argv", [evidence.__file__])
+
+
+def table_rows(markdown: str, title_start: str) -> dict[str, list[str]]:
+    """The cells of each row of the table under the section whose title starts with ``title_start``."""
+    section = markdown.split(f"## {title_start}", 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for line in section.splitlines():
+        if line.startswith("| ") and not line.startswith("| configuration"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            rows[cells[0]] = cells[1:]
+    return rows
+
+
+def mean_std(values: list[float]) -> str:
+    return f"{statistics.fmean(values):.2f} ± {statistics.stdev(values):.2f}"
+
+
+@pytest.mark.slow
+def test_sonar_table_comes_from_the_runs(tmp_path: Path) -> None:
+    output, json_path = tmp_path / "E.md", tmp_path / "E.json"
+    runs = run_experiments(["sonar"], [0, 1], "tiny", output, json_path, tmp_path / "logs")
+    saved = json.loads(json_path.read_text())
+    assert len(runs) == len(saved["runs"]) == 6 and saved["meta"]["seeds"] == [0, 1]
+    # a run's number is what the recipe itself gives for that seed
+    again = sonar_mlp.cross_validate("hidden", folds=2, epochs=2, seed=1)
+    recorded = next(r for r in saved["runs"] if r["config"].startswith("dropout 0.2 on the hidden") and r["seed"] == 1)
+    assert recorded["test"] == again.mean and recorded["train"] == again.train_mean
+    markdown = output.read_text()
+    rows = table_rows(markdown, "Sonar")
+    assert len(rows) == 3
+    for config in evidence.EXPERIMENTS[-1].configs:
+        mine = [r for r in saved["runs"] if r["config"] == config.label]
+        cells = rows[config.label]
+        assert cells[0] == mean_std([r["test"] for r in mine])
+        assert cells[1] == mean_std([r["train"] for r in mine])
+        assert cells[2] == mean_std([r["train"] - r["test"] for r in mine])  # accuracy: gap = train - test
+        assert cells[5] == "2" and cells[6] == config.published
+    assert "**Scale: tiny**" in markdown
+
+
+@pytest.mark.slow
+def test_cli_recipe_run_and_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    output, json_path = tmp_path / "E.md", tmp_path / "E.json"
+    runs = run_experiments(["airline"], [0], "tiny", output, json_path, tmp_path / "logs")
+    assert [r.config for r in runs] == [c.label for c in evidence.EXPERIMENTS[0].configs]
+    for run in runs:
+        summary = json.loads((Path(run.extra["log_dir"]) / "summary.json").read_text())
+        assert run.test == summary["metrics"]["test_rmse"] and run.epochs == summary["epochs_trained"] == 2
+        assert run.train > 0 and run.gap == pytest.approx(run.test - run.train)  # RMSE: gap = test - train
+    before = output.read_text()
+
+    def fail(*args: object) -> Run:
+        raise AssertionError("a finished run ran again")
+
+    monkeypatch.setitem(evidence._RUNNERS, "airline", fail)
+    resumed = run_experiments(["airline"], [0], "tiny", output, json_path, tmp_path / "logs", resume=True)
+    assert [asdict_test(r) for r in resumed] == [asdict_test(r) for r in runs]
+    assert output.read_text() == before
+
+
+def asdict_test(run: Run) -> tuple[str, int, float]:
+    return run.config, run.seed, run.test
+
+
+def fake(experiment: str, config: str, tests: list[float]) -> list[Run]:
+    return [Run(experiment, config, seed, test=t, train=t / 2, seconds=1.0, epochs=3) for seed, t in enumerate(tests)]
+
+
+def test_verdicts_say_where_regularization_did_not_help() -> None:
+    reference, regularized = (c.label for c in evidence.EXPERIMENTS[0].configs)  # airline: lower RMSE is better
+    meta = {"command": "x", "date": "d", "machine": "m", "total_seconds": 60.0, "json": "E.json", "seeds": [0, 1, 2],
+            "scale": "full"}  # fmt: skip
+    worse = render(fake("airline", reference, [20, 21, 22]) + fake("airline", regularized, [30, 31, 32]), meta)
+    assert f"- *{regularized}* did **not** help: +10.00 against *{reference}*." in worse
+    better = render(fake("airline", reference, [20, 21, 22]) + fake("airline", regularized, [20.5, 19.5, 20.5]), meta)
+    assert f"- *{regularized}* helped: -0.83 against *{reference}* (within one standard deviation of the seeds)." in better
+    rows = table_rows(worse, "Airline")
+    assert rows[reference][:3] == ["21.00 ± 1.00", "10.50 ± 0.50", "10.50 ± 0.50"]
+    assert "JapaneseVowels" not in worse  # experiments without runs get no table
+
+
+def test_errors(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"experiments must be among \['airline', 'asv_lm', 'sonar', 'vowels'\], got \['mnist'\]"):
+        run_experiments(["mnist"], [0], "tiny", tmp_path / "E.md", tmp_path / "E.json", tmp_path)
+    with pytest.raises(SystemExit):
+        evidence.main(["--seeds", "0", "--output", str(tmp_path / "E.md")])
+    assert re.search(r"python recipes/evidence.py", evidence.__doc__ or "")
