@@ -39,7 +39,7 @@ MODEL_DEFAULTS = {
     "output_dropout": 0.2,
     "lr": 0.003,
 }
-DATA_DEFAULTS = {"num_series": 120, "length": 200, "input_length": 48, "horizon": 12, "stride": 2, "batch_size": 64}
+DATA_DEFAULTS = {"num_series": 120, "length": 200, "input_length": 48, "horizon": 12, "stride": 3, "batch_size": 64}
 TRAINER_DEFAULTS = {"max_epochs": 30, "gradient_clip_val": 1.0}
 
 

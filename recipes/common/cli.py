@@ -6,6 +6,7 @@ import warnings
 from typing import Any
 
 import lightning.pytorch as pl
+import torch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 
@@ -22,9 +23,6 @@ from .summary import RunSummary, collect_summary, run_dir
 
 __all__ = ["RecipeCLI", "run_recipe"]
 
-# the windows live in memory, so worker processes only add start-up time; Lightning's hint does not apply
-warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
-
 
 def _is_forecast_data(datamodule_class: object) -> bool:
     return isinstance(datamodule_class, type) and issubclass(datamodule_class, ForecastDataModule)
@@ -34,7 +32,10 @@ class RecipeCLI(LightningCLI):
     """LightningCLI for a recipe: every model, data, trainer and regularizer option as a flag or in YAML.
 
     On top of LightningCLI's ``--trainer.*``, ``--model.*``, ``--data.*``, ``--config`` and
-    ``--print_config``, it adds the recipe's callbacks with their options:
+    ``--print_config``, it adds ``--num_threads`` (torch's CPU threads per process, default 1:
+    for these small recurrent models more threads cost more in synchronization than they
+    gain, and a lot more on shared cores; 0 keeps torch's default) and the recipe's callbacks
+    with their options:
 
     - ``--max_norm.*``: :class:`regdrop.callbacks.MaxNorm` (default ``max_value=3``);
     - ``--early_stopping.*``: :class:`regdrop.callbacks.EarlyStopping` on ``val_loss`` with
@@ -97,7 +98,7 @@ class RecipeCLI(LightningCLI):
         groups = ["trainer", "model", "data", "max_norm", "early_stopping", "regularization_monitor"]
         if _is_forecast_data(datamodule_class):
             groups.append("forecast_plot")
-        usage = "%(prog)s [-h] [-c CONFIG] [--print_config] [--seed_everything N] " + " ".join(
+        usage = "%(prog)s [-h] [-c CONFIG] [--print_config] [--seed_everything N] [--num_threads N] " + " ".join(
             f"[--{group}.* ...]" for group in groups
         )
         kwargs.setdefault("parser_kwargs", {"description": description or f"regdrop recipe {recipe}", "usage": usage})
@@ -113,6 +114,15 @@ class RecipeCLI(LightningCLI):
 
     @override
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_argument(
+            "--num_threads",
+            type=int,
+            default=1,
+            help=(
+                "CPU threads torch uses in each process (torch.set_num_threads); 0 keeps torch's default. "
+                "One is the fastest for these small recurrent models on a few shared cores."
+            ),
+        )
         parser.add_lightning_class_args(MaxNorm, "max_norm")
         parser.add_lightning_class_args(EarlyStopping, "early_stopping")
         parser.add_lightning_class_args(RegularizationMonitor, "regularization_monitor")
@@ -137,6 +147,14 @@ class RecipeCLI(LightningCLI):
             parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
 
     @override
+    def before_instantiate_classes(self) -> None:
+        threads = self.config["num_threads"]
+        if threads < 0:
+            self.parser.error(f"--num_threads must be an int >= 0, got {threads}")
+        if threads > 0:
+            torch.set_num_threads(threads)
+
+    @override
     def instantiate_classes(self) -> None:
         try:
             super().instantiate_classes()
@@ -158,9 +176,12 @@ class RecipeCLI(LightningCLI):
         The summary also goes to ``summary.json`` in the run's log directory.
         """
         trainer, model, datamodule = self.trainer, self.model, self.datamodule
-        trainer.fit(model, datamodule=datamodule)
-        epochs_trained = trainer.current_epoch
-        trainer.test(model, datamodule=datamodule)
+        with warnings.catch_warnings():
+            # the data sit in memory, so loader worker processes would only add start-up time
+            warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+            trainer.fit(model, datamodule=datamodule)
+            epochs_trained = trainer.current_epoch
+            trainer.test(model, datamodule=datamodule)
         plot = next((cb for cb in trainer.callbacks if isinstance(cb, ForecastPlot)), None)
         summary = collect_summary(
             self.recipe,

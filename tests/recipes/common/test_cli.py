@@ -6,6 +6,7 @@ import re
 import sys
 
 import pytest
+import torch
 import yaml
 from lightning.pytorch.loggers import TensorBoardLogger
 
@@ -98,6 +99,14 @@ def test_regularize_false_drops_the_constraint_and_early_stopping(tmp_path) -> N
     assert rates and all(rate == 0.0 for rate in rates)
 
 
+def test_num_threads_sets_torch_threads_and_zero_keeps_them(tmp_path) -> None:
+    torch.set_num_threads(2)
+    _cli(tmp_path, *TINY_DATA, "--num_threads", "0")
+    assert torch.get_num_threads() == 2
+    _cli(tmp_path, *TINY_DATA)  # the default: one thread
+    assert torch.get_num_threads() == 1
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -106,6 +115,7 @@ def test_regularize_false_drops_the_constraint_and_early_stopping(tmp_path) -> N
         (["--model.no_such_option", "1"], r"no_such_option"),
         (["--data.num_series", "3"], r"SineDataModule: splitting 3 series"),
         (["--max_norm.max_value", "-1"], r"max_value must be a finite number >= 0, got -1.0"),
+        (["--num_threads", "-2"], r"--num_threads must be an int >= 0, got -2"),
     ],
 )
 def test_bad_options_exit_with_status_2_and_say_why(tmp_path, capsys, args: list[str], message: str) -> None:
