@@ -1,4 +1,4 @@
-"""The recipes' command line: LightningCLI with regdrop's callbacks, TensorBoard logging, fit then test, and a summary."""
+"""The recipes' command line: LightningCLI with regdrop's callbacks and TensorBoard; fit, test, summary."""
 
 from __future__ import annotations
 

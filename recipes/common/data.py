@@ -166,7 +166,9 @@ class ForecastDataModule(pl.LightningDataModule, abc.ABC):
             if s.dim() == 1:
                 s = s.unsqueeze(1)
             if s.dim() != 2:
-                raise ValueError(f"{type(self).__name__}: series {i} must be (T,) or (T, C), got shape {tuple(s.shape)}")
+                raise ValueError(
+                    f"{type(self).__name__}: series {i} must be (T,) or (T, C), got shape {tuple(s.shape)}"
+                )
             series.append(s)
         return series
 

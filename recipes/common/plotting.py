@@ -57,7 +57,8 @@ def plot_forecasts(
         for b, start in enumerate(starts[i]):
             block = forecasts[i][b, :, 0].detach().cpu().numpy()
             steps = range(start, start + len(block))
-            ax.plot(steps, block, "-", color="tab:red", linewidth=1.6, label="forecast" if b == 0 else None, gid="forecast")
+            label = "forecast" if b == 0 else None
+            ax.plot(steps, block, "-", color="tab:red", linewidth=1.6, label=label, gid="forecast")
             ax.axvline(start, color="tab:red", alpha=0.12, linewidth=0.8)
         ax.set_ylabel(f"series {i}")
         ax.grid(alpha=0.3)

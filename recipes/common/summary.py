@@ -1,4 +1,4 @@
-"""The few lines a recipe prints when it is done: the test score against a yardstick, the restored epoch, where things are."""
+"""The lines a recipe prints at the end: test score against a yardstick, restored epoch, where things are."""
 
 from __future__ import annotations
 

@@ -57,7 +57,8 @@ def sine_waves(
         The noisy waves and the clean waves, each a list of ``S`` float32 tensors ``(T_i,)``.
 
     Example:
-        >>> noisy, clean = sine_waves(torch.tensor([4.0]), [8], (1.0, 1.0), (0.0, 0.0), torch.Generator().manual_seed(0))
+        >>> generator = torch.Generator().manual_seed(0)
+        >>> noisy, clean = sine_waves(torch.tensor([4.0]), [8], (1.0, 1.0), (0.0, 0.0), generator)
         >>> bool(torch.equal(noisy[0], clean[0])), round(float(clean[0].abs().max()), 3) <= 1.0
         (True, True)
     """
@@ -122,7 +123,8 @@ class SineDataModule(ForecastDataModule):
         if self._generated is None:
             generator = torch.Generator().manual_seed(self.seed)
             periods = _uniform(self.num_series, self.period, generator)
-            self._generated = sine_waves(periods, [self.length] * self.num_series, self.amplitude, self.noise, generator)
+            lengths = [self.length] * self.num_series
+            self._generated = sine_waves(periods, lengths, self.amplitude, self.noise, generator)
         return self._generated
 
     def load_series(self) -> list[Tensor]:
@@ -192,7 +194,8 @@ class SineClassificationDataModule(ClassificationDataModule):
         labels = torch.arange(n) % k
         log_low, log_high = math.log(self.period[0]), math.log(self.period[1])
         band = (log_high - log_low) / k
-        periods = torch.exp(log_low + band * (labels.double() + torch.rand(n, generator=generator, dtype=torch.float64)))
+        within_band = torch.rand(n, generator=generator, dtype=torch.float64)
+        periods = torch.exp(log_low + band * (labels.double() + within_band))
         lengths = torch.randint(self.min_length, self.max_length + 1, (n,), generator=generator).tolist()
         noisy, _ = sine_waves(periods, lengths, self.amplitude, self.noise, generator)
         return noisy, labels

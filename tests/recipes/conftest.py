@@ -1,4 +1,4 @@
-"""The recipes import their shared code as ``common`` (the scripts' folder is on ``sys.path``); the tests do the same."""
+"""The recipes import their shared code as ``common`` (their folder is on ``sys.path``); so do the tests."""
 
 from __future__ import annotations
 

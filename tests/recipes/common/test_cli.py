@@ -1,4 +1,4 @@
-"""RecipeCLI: defaults, flags and YAML reach the classes; the regularization switch; clean errors; a classification run."""
+"""RecipeCLI: defaults, flags and YAML reach the classes; the regularization switch; errors; a classification run."""
 
 from __future__ import annotations
 
@@ -82,7 +82,8 @@ def test_yaml_config(tmp_path) -> None:
 
 def test_print_config_shows_every_option(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        _cli(tmp_path, *TINY_DATA, "--model.recurrent_dropout", "0.3", "--print_config", model_defaults={"zoneout": 0.05})
+        _cli(tmp_path, *TINY_DATA, "--model.recurrent_dropout", "0.3", "--print_config",
+             model_defaults={"zoneout": 0.05})
     assert exit_info.value.code == 0
     printed = yaml.safe_load(capsys.readouterr().out)
     assert printed["model"]["recurrent_dropout"] == 0.3 and printed["model"]["zoneout"] == 0.05

@@ -131,11 +131,11 @@ def test_forecast_argument_errors(kwargs: dict, message: str) -> None:
 
 def test_split_errors_say_what_is_missing() -> None:
     with pytest.raises(ValueError, match=r"Ramps: splitting 3 series .* gives 3 train, 0 validation and 0 test series"):
-        Ramps(count=3).series_splits
+        _ = Ramps(count=3).series_splits
     with pytest.raises(ValueError, match=r"Ramps: series 0 has 30 steps, fewer than input_length \+ horizon = 40"):
-        Ramps(count=10, input_length=30, horizon=10).series_splits
+        _ = Ramps(count=10, input_length=30, horizon=10).series_splits
     with pytest.raises(ValueError, match=r"the val part of a series of length 30 has 16 steps"):
-        Ramps(count=1, split="time", input_length=10, horizon=8, val_fraction=0.2, test_fraction=0.2).series_splits
+        _ = Ramps(count=1, split="time", input_length=10, horizon=8, val_fraction=0.2, test_fraction=0.2).series_splits
 
 
 def test_pad_collate_pads_with_zeros() -> None:
@@ -155,7 +155,7 @@ def test_classification_split_is_stratified_and_batches_are_padded() -> None:
     dm.setup("fit")
     x, lengths, y = next(iter(dm.train_dataloader()))
     assert x.shape[0] == 8 and x.shape[1] == int(lengths.max()) and x.shape[2] == 2
-    for row, n, label in zip(x, lengths, y):
+    for row, n, label in zip(x, lengths, y, strict=True):
         value = row[0, 0]
         assert labels[int(value)] == int(label)
         assert torch.all(row[:n] == value) and torch.all(row[n:] == 0)
@@ -168,4 +168,4 @@ def test_classification_yardstick_is_majority_accuracy() -> None:
 
 def test_classification_empty_split_error() -> None:
     with pytest.raises(ValueError, match=r"Labelled: the val split is empty with val_fraction=0.1"):
-        Labelled([0, 0, 1, 1], val_fraction=0.1, test_fraction=0.5).splits
+        _ = Labelled([0, 0, 1, 1], val_fraction=0.1, test_fraction=0.5).splits

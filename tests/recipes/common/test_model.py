@@ -13,7 +13,9 @@ import common.model
 from common.model import SequenceModel
 from common.synthetic import SineDataModule
 
-RATES = dict(input_dropout=0.1, dropout=0.3, recurrent_dropout=0.25, weight_dropout=0.2, zoneout=0.1, output_dropout=0.3)
+RATES = dict(
+    input_dropout=0.1, dropout=0.3, recurrent_dropout=0.25, weight_dropout=0.2, zoneout=0.1, output_dropout=0.3
+)
 
 
 def rates_of(model: torch.nn.Module) -> dict[str, float]:

@@ -20,13 +20,13 @@ def test_waves_have_the_drawn_amplitude_period_and_noise() -> None:
     generator = torch.Generator().manual_seed(0)
     periods = torch.tensor([10.0, 25.0])
     noisy, clean = sine_waves(periods, [500, 500], (1.5, 1.5), (0.2, 0.2), generator)
-    for wave, period in zip(clean, periods):
+    for wave, period in zip(clean, periods, strict=True):
         assert float(wave.abs().max()) == pytest.approx(1.5, abs=0.02)
         # a sine of amplitude A has RMS A / sqrt(2)
         assert float(wave.pow(2).mean().sqrt()) == pytest.approx(1.5 / math.sqrt(2), rel=0.02)
         spectrum = torch.fft.rfft(wave.double()).abs()
         assert int(spectrum.argmax()) == round(500 / float(period))
-    for n, c in zip(noisy, clean):
+    for n, c in zip(noisy, clean, strict=True):
         assert float((n - c).std()) == pytest.approx(0.2, rel=0.15)
 
 
@@ -40,11 +40,11 @@ def test_waves_depend_only_on_the_generator_state() -> None:
 def test_sine_module_is_reproducible_and_truth_is_aligned() -> None:
     kwargs = dict(num_series=20, length=80, input_length=16, horizon=4, noise=(0.1, 0.1), seed=7)
     dm, again = SineDataModule(**kwargs), SineDataModule(**kwargs)
-    for s, t in zip(dm.test_series, again.test_series):
+    for s, t in zip(dm.test_series, again.test_series, strict=True):
         assert torch.equal(s, t)
     truth = dm.test_truth()
     assert len(truth) == len(dm.test_series) == 3
-    for noisy, clean in zip(dm.test_series, truth):
+    for noisy, clean in zip(dm.test_series, truth, strict=True):
         assert noisy.shape == clean.shape == (80, 1)
         assert float((noisy - clean).std()) == pytest.approx(0.1, rel=0.3)
     amplitudes = [float(s.abs().max()) for s in truth]
