@@ -1,4 +1,4 @@
-"""Forecast a real monthly series (Airline passengers by default; CO2 or a CSV column of your own) with a regularized LSTM.
+"""Forecast a real series (Airline passengers by default; CO2 or a CSV column of yours) with a regularized LSTM.
 
 The split is the one of the well-known Keras LSTM example on Airline: the first 67% of the
 months train (here the last 10% of the series out of them validate, for early stopping), the

@@ -139,8 +139,14 @@ class WordLanguageModel(pl.LightningModule):
         for name, value in (("input_size", input_size), ("embedding_size", embedding_size),
                             ("hidden_size", hidden_size), ("num_layers", num_layers)):  # fmt: skip
             check_positive_int(name, value)
-        given = dict(embedding_dropout=embedding_dropout, input_dropout=input_dropout, dropout=dropout,
-                     recurrent_dropout=recurrent_dropout, weight_dropout=weight_dropout, output_dropout=output_dropout)
+        given = dict(
+            embedding_dropout=embedding_dropout,
+            input_dropout=input_dropout,
+            dropout=dropout,
+            recurrent_dropout=recurrent_dropout,
+            weight_dropout=weight_dropout,
+            output_dropout=output_dropout,
+        )
         rates = {name: check_rate(name, value, allow_one=False) for name, value in given.items()}
         ar, tar = check_nonnegative("ar", ar), check_nonnegative("tar", tar)
         if not check_nonnegative("lr", lr) > 0.0:
@@ -152,7 +158,9 @@ class WordLanguageModel(pl.LightningModule):
             rates, ar, tar, weight_decay = dict.fromkeys(rates, 0.0), 0.0, 0.0, 0.0
         self.ar, self.tar, self.weight_decay = ar, tar, float(weight_decay)
 
-        self.embedding = regdrop.nn.EmbeddingDropout(nn.Embedding(input_size, embedding_size), rates["embedding_dropout"])
+        self.embedding = regdrop.nn.EmbeddingDropout(
+            nn.Embedding(input_size, embedding_size), rates["embedding_dropout"]
+        )
 
         def drop(p: float) -> nn.Module:
             return regdrop.nn.LockedDropout(p, batch_first=True) if masks == "variational" else nn.Dropout(p)
@@ -160,8 +168,13 @@ class WordLanguageModel(pl.LightningModule):
         self.input_drop = drop(rates["input_dropout"])
         sizes = [embedding_size] + [hidden_size] * (num_layers - 1) + [embedding_size if tie_weights else hidden_size]
         self.layers = nn.ModuleList(
-            regdrop.nn.LSTM(sizes[k], sizes[k + 1], batch_first=True, recurrent_dropout=rates["recurrent_dropout"],
-                            weight_dropout=rates["weight_dropout"])  # fmt: skip
+            regdrop.nn.LSTM(
+                sizes[k],
+                sizes[k + 1],
+                batch_first=True,
+                recurrent_dropout=rates["recurrent_dropout"],
+                weight_dropout=rates["weight_dropout"],
+            )  # fmt: skip
             for k in range(num_layers)
         )
         self.between_drop = drop(rates["dropout"])

@@ -90,64 +90,155 @@ class Run:
     @property
     def gap(self) -> float:
         """How much worse the held-out metric is than the training one (positive: overfitting)."""
-        return self.test - self.train if _EXPERIMENTS_BY_NAME[self.experiment].higher_is_better is False else self.train - self.test
+        return (
+            self.test - self.train
+            if _EXPERIMENTS_BY_NAME[self.experiment].higher_is_better is False
+            else self.train - self.test
+        )
 
 
 _NO_REG = Config("unregularized", ("--model.regularize", "false"), regularized=False)
 
 EXPERIMENTS: tuple[Experiment, ...] = (
     Experiment(
-        "airline", "Airline passengers, one-step forecast (recipes/airline_lstm.py)", "test RMSE (thousands)", False,
+        "airline",
+        "Airline passengers, one-step forecast (recipes/airline_lstm.py)",
+        "test RMSE (thousands)",
+        False,
         (
             _NO_REG,
-            Config("regularized: variational + recurrent dropout 0.2, LockedDropout 0.2, MaxNorm 3, early stopping",
-                   published="Keras LSTM(4), look_back=1, same test months: 47.53"),
+            Config(
+                "regularized: variational + recurrent dropout 0.2, LockedDropout 0.2, MaxNorm 3, early stopping",
+                published="Keras LSTM(4), look_back=1, same test months: 47.53",
+            ),
         ),
         tiny=("--trainer.max_epochs", "2", "--model.hidden_size", "8"),
         note="Same test months as the Keras example (the last 33%); 12 months of input instead of 1.",
     ),
     Experiment(
-        "vowels", "JapaneseVowels, 9 speakers (recipes/vowels_gru.py)", "test accuracy (%)", True,
+        "vowels",
+        "JapaneseVowels, 9 speakers (recipes/vowels_gru.py)",
+        "test accuracy (%)",
+        True,
         (
             _NO_REG,
-            Config("regularized: input dropout 0.1, recurrent dropout 0.25, LockedDropout 0.3, MaxNorm 3, early stopping",
-                   published="Fawaz et al. 2019: MLP 97.6, FCN 99.3, ResNet 99.2, ESN 96.5"),
+            Config(
+                "regularized: input dropout 0.1, recurrent dropout 0.25, LockedDropout 0.3, MaxNorm 3, early stopping",
+                published="Fawaz et al. 2019: MLP 97.6, FCN 99.3, ResNet 99.2, ESN 96.5",
+            ),
         ),
         tiny=("--trainer.max_epochs", "2", "--model.hidden_size", "8", "--trainer.limit_train_batches", "2"),
         note="Official split: 270 training utterances (15% of them validate), 370 test.",
     ),
     Experiment(
-        "asv_lm", "Word-level language model on the ASV Bible (recipes/asv_lm.py)", "test perplexity", False,
+        "asv_lm",
+        "Word-level language model on the ASV Bible (recipes/asv_lm.py)",
+        "test perplexity",
+        False,
         (
-            Config("unregularized", ("--model.regularize", "false"), "Zaremba et al. 2014, PTB, no dropout: 114.5",
-                   regularized=False),
-            Config("per-step (naive) dropout 0.4/0.25/0.4",
-                   ("--model.masks", "per_step", "--model.embedding_dropout", "0", "--model.weight_dropout", "0",
-                    "--model.ar", "0", "--model.tar", "0"),
-                   "Zaremba et al. 2014, PTB, medium, dropout: 82.7"),
-            Config("variational dropout 0.4/0.25/0.4 (same rates, time-locked masks)",
-                   ("--model.masks", "variational", "--model.embedding_dropout", "0", "--model.weight_dropout", "0",
-                    "--model.ar", "0", "--model.tar", "0"),
-                   "Gal & Ghahramani 2016, PTB, variational: 79.7"),
-            Config("AWD: variational + embedding dropout 0.1 + weight dropout 0.3 + AR/TAR",
-                   published="Merity et al. 2017, PTB, AWD-LSTM: 57.3"),
+            Config(
+                "unregularized",
+                ("--model.regularize", "false"),
+                "Zaremba et al. 2014, PTB, no dropout: 114.5",
+                regularized=False,
+            ),
+            Config(
+                "per-step (naive) dropout 0.4/0.25/0.4",
+                (
+                    "--model.masks",
+                    "per_step",
+                    "--model.embedding_dropout",
+                    "0",
+                    "--model.weight_dropout",
+                    "0",
+                    "--model.ar",
+                    "0",
+                    "--model.tar",
+                    "0",
+                ),
+                "Zaremba et al. 2014, PTB, medium, dropout: 82.7",
+            ),
+            Config(
+                "variational dropout 0.4/0.25/0.4 (same rates, time-locked masks)",
+                (
+                    "--model.masks",
+                    "variational",
+                    "--model.embedding_dropout",
+                    "0",
+                    "--model.weight_dropout",
+                    "0",
+                    "--model.ar",
+                    "0",
+                    "--model.tar",
+                    "0",
+                ),
+                "Gal & Ghahramani 2016, PTB, variational: 79.7",
+            ),
+            Config(
+                "AWD: variational + embedding dropout 0.1 + weight dropout 0.3 + AR/TAR",
+                published="Merity et al. 2017, PTB, AWD-LSTM: 57.3",
+            ),
         ),
-        full=("--data.text_fraction", "0.05", "--data.block", "5", "--data.vocab_size", "3000", "--model.embedding_size", "100",
-              "--model.hidden_size", "200", "--trainer.max_epochs", "8", "--early_stopping.patience", "8"),
-        tiny=("--data.text_fraction", "0.02", "--data.block", "2", "--data.vocab_size", "200", "--model.embedding_size", "8",
-              "--model.hidden_size", "8", "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "3",
-              "--trainer.limit_val_batches", "2", "--trainer.limit_test_batches", "2", "--data.bptt", "10"),
+        full=(
+            "--data.text_fraction",
+            "0.05",
+            "--data.block",
+            "5",
+            "--data.vocab_size",
+            "3000",
+            "--model.embedding_size",
+            "100",
+            "--model.hidden_size",
+            "200",
+            "--trainer.max_epochs",
+            "8",
+            "--early_stopping.patience",
+            "8",
+        ),
+        tiny=(
+            "--data.text_fraction",
+            "0.02",
+            "--data.block",
+            "2",
+            "--data.vocab_size",
+            "200",
+            "--model.embedding_size",
+            "8",
+            "--model.hidden_size",
+            "8",
+            "--trainer.max_epochs",
+            "1",
+            "--trainer.limit_train_batches",
+            "3",
+            "--trainer.limit_val_batches",
+            "2",
+            "--trainer.limit_test_batches",
+            "2",
+            "--data.bptt",
+            "10",
+        ),
         note="A CPU-sized mirror: 5% of the text (~37 k training words), 3,000-word vocabulary, embedding 100, "
         "hidden 200, 8 epochs; PTB models are ~20-60x larger and train for hundreds of epochs, so compare the "
         "ordering of the rows, not the perplexities.",
     ),
     Experiment(
-        "sonar", "Sonar, stratified 10-fold cross-validation (recipes/sonar_mlp.py)", "accuracy (%)", True,
+        "sonar",
+        "Sonar, stratified 10-fold cross-validation (recipes/sonar_mlp.py)",
+        "accuracy (%)",
+        True,
         (
-            Config("baseline: no dropout, lr 0.01, momentum 0.8", ("baseline",), "tutorial: 86.04 (4.00)",
-                   regularized=False),
+            Config(
+                "baseline: no dropout, lr 0.01, momentum 0.8",
+                ("baseline",),
+                "tutorial: 86.04 (4.00)",
+                regularized=False,
+            ),
             Config("dropout 0.2 on the inputs, MaxNorm 3, lr 0.1, momentum 0.9", ("input",), "tutorial: 83.52 (7.68)"),
-            Config("dropout 0.2 on the hidden layers, MaxNorm 3, lr 0.1, momentum 0.9", ("hidden",), "tutorial: 83.59 (7.31)"),
+            Config(
+                "dropout 0.2 on the hidden layers, MaxNorm 3, lr 0.1, momentum 0.9",
+                ("hidden",),
+                "tutorial: 83.59 (7.31)",
+            ),
         ),
         full=("epochs=300", "folds=10"),
         tiny=("epochs=2", "folds=2"),
@@ -236,7 +327,12 @@ def render(runs: Sequence[Run], meta: dict[str, Any]) -> str:
         if not mine:
             continue
         better = "higher" if experiment.higher_is_better else "lower"
-        lines += [f"## {experiment.title}", "", f"{experiment.note} Metric: {experiment.metric}, {better} is better.", ""]
+        lines += [
+            f"## {experiment.title}",
+            "",
+            f"{experiment.note} Metric: {experiment.metric}, {better} is better.",
+            "",
+        ]
         lines += [
             f"| configuration | {experiment.metric} | on training data | gap | epochs | s / run | seeds | published |",
             "|---|---|---|---|---|---|---|---|",
@@ -324,9 +420,7 @@ def run_experiments(
                       flush=True)  # fmt: skip
                 runs.append(run)
                 meta["total_seconds"] = previous_seconds + time.perf_counter() - start
-                json_path.write_text(
-                    json.dumps({"meta": meta, "runs": [asdict(r) for r in runs]}, indent=1) + "\n"
-                )
+                json_path.write_text(json.dumps({"meta": meta, "runs": [asdict(r) for r in runs]}, indent=1) + "\n")
                 output.write_text(render(runs, meta))
     return runs
 
@@ -334,11 +428,20 @@ def run_experiments(
 def main(args: Sequence[str] | None = None) -> list[Run]:
     """Parse ``args`` (default: the command line) and run."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", nargs="+", default=[e.name for e in EXPERIMENTS],
-                        choices=[e.name for e in EXPERIMENTS], help="experiments to run (default: all)")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        default=[e.name for e in EXPERIMENTS],
+        choices=[e.name for e in EXPERIMENTS],
+        help="experiments to run (default: all)",
+    )
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0 .. N-1 per configuration (default: 3)")
-    parser.add_argument("--scale", choices=["full", "tiny"], default="full",
-                        help="'tiny' shrinks every run to seconds, to check the machinery (default: full)")
+    parser.add_argument(
+        "--scale",
+        choices=["full", "tiny"],
+        default="full",
+        help="'tiny' shrinks every run to seconds, to check the machinery (default: full)",
+    )
     parser.add_argument("--output", type=Path, default=HERE / "EVIDENCE.md", help="the markdown table")
     parser.add_argument("--json", type=Path, default=None, help="every run (default: the output with .json)")
     parser.add_argument("--log-root", type=Path, default=Path("lightning_logs") / "evidence", help="TensorBoard logs")

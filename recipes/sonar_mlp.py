@@ -90,7 +90,9 @@ class SonarMLP(pl.LightningModule):
         torch.Size([4])
     """
 
-    def __init__(self, input_dropout: float = 0.0, hidden_dropout: float = 0.0, lr: float = 0.01, momentum: float = 0.8) -> None:
+    def __init__(
+        self, input_dropout: float = 0.0, hidden_dropout: float = 0.0, lr: float = 0.01, momentum: float = 0.8
+    ) -> None:
         super().__init__()
         input_dropout = check_rate("input_dropout", input_dropout, allow_one=False)
         hidden_dropout = check_rate("hidden_dropout", hidden_dropout, allow_one=False)
@@ -271,7 +273,10 @@ def run(
     names = list(VARIANTS) if variant == "all" else [variant]
     results = []
     for name in names:
-        result = cross_validate(name, folds=folds, epochs=epochs, batch_size=batch_size, seed=seed, data=data)  # type: ignore[arg-type]
+        result = cross_validate(
+            name,  # type: ignore[arg-type]
+            folds=folds, epochs=epochs, batch_size=batch_size, seed=seed, data=data,
+        )  # fmt: skip
         print(result.format(), flush=True)
         results.append(result)
     return results

@@ -1,4 +1,4 @@
-"""Classify variable-length multichannel sequences (UCR/UEA JapaneseVowels by default) with a bidirectional regularized GRU.
+"""Classify variable-length sequences (UCR/UEA JapaneseVowels by default) with a bidirectional regularized GRU.
 
 JapaneseVowels: 9 speakers, 12 LPC cepstrum channels, 7 to 29 steps; the official split
 (270 training utterances, 370 test) is kept, so test accuracy compares with published results

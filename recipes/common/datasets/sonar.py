@@ -49,7 +49,9 @@ def read_sonar(path: str | Path) -> tuple[Tensor, Tensor]:
                 continue
             *cells, label = [cell.strip() for cell in line.split(",")]
             if len(cells) != 60:
-                raise ValueError(f"{path}, line {line_number}: a Sonar row has 60 values and a class, got {len(cells)} values")
+                raise ValueError(
+                    f"{path}, line {line_number}: a Sonar row has 60 values and a class, got {len(cells)} values"
+                )
             if label not in CLASSES:
                 raise ValueError(f"{path}, line {line_number}: the class must be 'R' or 'M', got {label!r}")
             try:

@@ -6,7 +6,6 @@ import importlib
 import math
 import re
 from collections import Counter
-from pathlib import Path
 from typing import ClassVar
 
 import lightning.pytorch as pl
@@ -222,7 +221,9 @@ class LanguageModelDataModule(pl.LightningDataModule):
                     f"LanguageModelDataModule: the {key} split of {where} has {words} words, fewer than "
                     f"2 * batch_size = {2 * self.batch_size}; use more text (text_fraction, path) or a smaller block"
                 )
-        self._vocabulary = Vocabulary(Counter(word for s in parts["train"] for word in s if word != EOS), self.vocab_size)
+        self._vocabulary = Vocabulary(
+            Counter(word for s in parts["train"] for word in s if word != EOS), self.vocab_size
+        )
         self._streams = {
             key: torch.tensor([i for s in items for i in self._vocabulary.encode(s)]) for key, items in parts.items()
         }

@@ -51,7 +51,8 @@ def read_ts(path: str | Path) -> TsData:
     Raises:
         FileNotFoundError: if the file does not exist.
         ValueError: naming the file and line, if the file has no ``@data`` section or no case, uses
-            timestamps, is a regression problem or declares no class labels, holds a value that is not a number or missing
+            timestamps, is a regression problem or declares no class labels, holds a value that is not a
+            number or missing
             (``?``), a case whose channels differ in length or in number from the others, or a
             label the header does not declare.
 
@@ -77,7 +78,9 @@ def read_ts(path: str | Path) -> TsData:
                 continue
             if not in_data:
                 if not line.startswith("@"):
-                    raise ValueError(f"{path}, line {line_number}: expected a header line (@...) before @data, got {line[:40]!r}")
+                    raise ValueError(
+                        f"{path}, line {line_number}: expected a header line (@...) before @data, got {line[:40]!r}"
+                    )
                 key, _, value = line[1:].partition(" ")
                 key, value = key.lower(), value.strip()
                 if key == "data":
@@ -85,11 +88,16 @@ def read_ts(path: str | Path) -> TsData:
                 elif key == "timestamps" and _header_flag(value, path, line_number, key):
                     raise ValueError(f"{path}, line {line_number}: .ts files with timestamps are not supported")
                 elif key == "targetlabel" and _header_flag(value.split()[0] if value else "", path, line_number, key):
-                    raise ValueError(f"{path}, line {line_number}: a regression problem (@targetLabel true); classification needs @classLabel")
+                    raise ValueError(
+                        f"{path}, line {line_number}: a regression problem (@targetLabel true); "
+                        "classification needs @classLabel"
+                    )
                 elif key == "classlabel":
                     flag, *names = value.split()
                     if not _header_flag(flag, path, line_number, key):
-                        raise ValueError(f"{path}, line {line_number}: the file has no class labels (@classLabel false)")
+                        raise ValueError(
+                            f"{path}, line {line_number}: the file has no class labels (@classLabel false)"
+                        )
                     declared = names
                 elif key == "dimensions":
                     dimensions = int(value)
@@ -98,9 +106,13 @@ def read_ts(path: str | Path) -> TsData:
                 raise ValueError(f"{path}, line {line_number}: no @classLabel true ... line before the data")
             *channels, label = line.split(":")
             if not channels:
-                raise ValueError(f"{path}, line {line_number}: a case needs channels and a class label separated by ':'")
+                raise ValueError(
+                    f"{path}, line {line_number}: a case needs channels and a class label separated by ':'"
+                )
             try:
-                values = [[math.nan if v.strip() == "?" else float(v) for v in channel.split(",")] for channel in channels]
+                values = [
+                    [math.nan if v.strip() == "?" else float(v) for v in channel.split(",")] for channel in channels
+                ]
             except ValueError:
                 raise ValueError(
                     f"{path}, line {line_number}: every value must be a number, got a channel {channels[0][:40]!r}..."
@@ -109,7 +121,9 @@ def read_ts(path: str | Path) -> TsData:
                 raise ValueError(f"{path}, line {line_number}: missing values (? or NaN) are not supported")
             lengths = {len(channel) for channel in values}
             if len(lengths) != 1:
-                raise ValueError(f"{path}, line {line_number}: the channels of a case must have one length, got {sorted(lengths)}")
+                raise ValueError(
+                    f"{path}, line {line_number}: the channels of a case must have one length, got {sorted(lengths)}"
+                )
             expected = dimensions if dimensions is not None else (sequences[0].shape[1] if sequences else len(values))
             if len(values) != expected:
                 raise ValueError(f"{path}, line {line_number}: expected {expected} channel(s), got {len(values)}")
@@ -127,7 +141,7 @@ def read_ts(path: str | Path) -> TsData:
 
 
 def sktime_ts_names() -> list[str]:
-    """The names of the classification sets (``@classLabel true``) whose ``_TRAIN.ts`` and ``_TEST.ts`` files sktime ships.
+    """The classification sets (``@classLabel true``) whose ``_TRAIN.ts`` and ``_TEST.ts`` files sktime ships.
 
     Raises:
         MissingDataError: if sktime is not installed.
@@ -164,8 +178,12 @@ def _split_files(name: str) -> tuple[Path, Path]:
         test = user_file(train.with_name(train.name.replace("_TRAIN", "_TEST")), "the test .ts file beside it")
         return train, test
     own = "--data.name path/to/NAME_TRAIN.ts"
-    train = package_file("sktime", f"datasets/data/{name}/{name}_TRAIN.ts", dataset=name, distribution="sktime", own_file=own)
-    test = package_file("sktime", f"datasets/data/{name}/{name}_TEST.ts", dataset=name, distribution="sktime", own_file=own)
+    train = package_file(
+        "sktime", f"datasets/data/{name}/{name}_TRAIN.ts", dataset=name, distribution="sktime", own_file=own
+    )
+    test = package_file(
+        "sktime", f"datasets/data/{name}/{name}_TEST.ts", dataset=name, distribution="sktime", own_file=own
+    )
     return train, test
 
 
@@ -239,7 +257,9 @@ class UCRDataModule(ClassificationDataModule):
                 )
             unknown = sorted(set(test.labels) - set(train.class_names))
             if unknown:
-                raise ValueError(f"UCRDataModule: {self.name}: test labels {unknown} are not among the training classes")
+                raise ValueError(
+                    f"UCRDataModule: {self.name}: test labels {unknown} are not among the training classes"
+                )
             self._official = train, test
         return self._official
 
@@ -271,7 +291,8 @@ class UCRDataModule(ClassificationDataModule):
                 parts["train"] += members[n_val:]
             if not parts["val"]:
                 raise ValueError(
-                    f"UCRDataModule: val_fraction={self.val_fraction} of {n_train} training cases leaves no validation case"
+                    f"UCRDataModule: val_fraction={self.val_fraction} of {n_train} training cases "
+                    "leaves no validation case"
                 )
             parts["test"] = list(range(n_train, len(sequences)))
             if self.standardize:

@@ -77,7 +77,9 @@ def test_malformed_csv(tmp_path: Path, text: str, column: str | None, message: s
 
 
 def test_bad_arguments_and_missing_files(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=r"dataset must be 'airline', 'co2' or the path of a .csv file, got 'sunspots'"):
+    with pytest.raises(
+        ValueError, match=r"dataset must be 'airline', 'co2' or the path of a .csv file, got 'sunspots'"
+    ):
         RealSeriesDataModule("sunspots")
     with pytest.raises(FileNotFoundError, match="the series CSV file: no such file"):
         RealSeriesDataModule(str(tmp_path / "none.csv")).series_splits

@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from common.datasets import LanguageModelDataModule, MissingDataError, TokenChunks, load_asv_text, split_verses, tokenize
+from common.datasets import (
+    LanguageModelDataModule,
+    MissingDataError,
+    TokenChunks,
+    load_asv_text,
+    split_verses,
+    tokenize,
+)
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +40,9 @@ def test_words_and_splits(asv: LanguageModelDataModule) -> None:
     sizes = {k: asv.stream(k).numel() for k in ("train", "val", "test")}
     words = sum(sizes.values())
     assert 780_000 < words < 860_000  # ~0.79 M words and one <eos> per verse
-    assert sizes["val"] / words == pytest.approx(0.05, abs=0.01) and sizes["test"] / words == pytest.approx(0.05, abs=0.01)
+    assert sizes["val"] / words == pytest.approx(0.05, abs=0.01) and sizes["test"] / words == pytest.approx(
+        0.05, abs=0.01
+    )
     types = Counter(w for v in split_verses(load_asv_text()) for w in tokenize(v))
     assert 12_000 < len(types) < 13_000
     assert asv.num_features == 10000 and asv.vocabulary.words[:2] == ["<unk>", "<eos>"]
