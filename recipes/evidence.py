@@ -90,11 +90,9 @@ class Run:
     @property
     def gap(self) -> float:
         """How much worse the held-out metric is than the training one (positive: overfitting)."""
-        return (
-            self.test - self.train
-            if _EXPERIMENTS_BY_NAME[self.experiment].higher_is_better is False
-            else self.train - self.test
-        )
+        if _EXPERIMENTS_BY_NAME[self.experiment].higher_is_better:
+            return self.train - self.test
+        return self.test - self.train
 
 
 _NO_REG = Config("unregularized", ("--model.regularize", "false"), regularized=False)
@@ -344,15 +342,17 @@ def render(runs: Sequence[Run], meta: dict[str, Any]) -> str:
                 continue
             epochs = [r.epochs for r in rows if r.epochs is not None]
             means[config.label] = _mean_std([r.test for r in rows])[0]
-            lines.append(
-                f"| {config.label} | {_fmt([r.test for r in rows], 2)} | {_fmt([r.train for r in rows], 2)} | "
-                f"{_fmt([r.gap for r in rows], 2)} | {statistics.fmean(epochs):.0f} | "
-                f"{statistics.fmean(r.seconds for r in rows):.0f} | {len(rows)} | {config.published or '-'} |"
-                if epochs
-                else f"| {config.label} | {_fmt([r.test for r in rows], 2)} | {_fmt([r.train for r in rows], 2)} | "
-                f"{_fmt([r.gap for r in rows], 2)} | - | {statistics.fmean(r.seconds for r in rows):.0f} | "
-                f"{len(rows)} | {config.published or '-'} |"
-            )
+            cells = [
+                config.label,
+                _fmt([r.test for r in rows], 2),
+                _fmt([r.train for r in rows], 2),
+                _fmt([r.gap for r in rows], 2),
+                f"{statistics.fmean(epochs):.0f}" if epochs else "-",
+                f"{statistics.fmean(r.seconds for r in rows):.0f}",
+                str(len(rows)),
+                config.published or "-",
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
         reference = experiment.configs[0].label
         if reference in means:
             lines.append("")
