@@ -9,6 +9,7 @@ fused kernel, the same numbers.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, TypeVar
 
 import torch
@@ -57,6 +58,12 @@ class _RegularizedRNN:
                 f"{recurrent_dropout_shared!r}"
             )
         self.recurrent_dropout_shared = recurrent_dropout_shared
+        if recurrent_dropout_shared and self.recurrent_dropout == 0.0:
+            warnings.warn(
+                "recurrent_dropout_shared=True has no effect while recurrent_dropout=0; "
+                "set recurrent_dropout > 0 to drop h(t-1) with one mask for the whole batch",
+                stacklevel=3,
+            )
 
     def _rates(self) -> dict[str, float]:
         # Rates are plain attributes a schedule may reassign; check them where they are used.

@@ -345,6 +345,10 @@ def test_shape_and_state_errors():
         GRU(3, 4, recurrent_dropout_shared="yes")
     with pytest.raises(TypeError, match="module must be a torch.nn.LSTM, got GRU"):
         LSTM.from_torch(torch.nn.GRU(3, 4))
+    with pytest.raises(TypeError, match="proj_size"):
+        GRU(3, 4, proj_size=2)
+    with pytest.warns(UserWarning, match="recurrent_dropout_shared=True has no effect while recurrent_dropout=0"):
+        LSTM(3, 4, recurrent_dropout_shared=True)
 
 
 def test_cells_match_torch_and_use_a_fixed_mask():
