@@ -191,7 +191,7 @@ class RegularizationMonitor(Callback):
                 )
         else:
             gap = torch.as_tensor(metrics[self.val_key]).float() - torch.as_tensor(metrics[self.train_key]).float()
-            pl_module.log("generalization_gap", gap, on_step=False, on_epoch=True, batch_size=1)
+            pl_module.log("generalization_gap", gap, on_step=False, on_epoch=True, batch_size=1, sync_dist=True)
         self._keys_checked = True
 
     # ---------------------------------------------------------------- Lightning hooks
@@ -232,7 +232,7 @@ class RegularizationMonitor(Callback):
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.logging_interval == "epoch":
             for key, value in self._collect(trainer, pl_module).items():
-                pl_module.log(key, value, on_step=False, on_epoch=True, batch_size=1)
+                pl_module.log(key, value, on_step=False, on_epoch=True, batch_size=1, sync_dist=True)
         if self.gap and self._validated_this_epoch:
             self._log_gap(trainer, pl_module)
         self._validated_this_epoch = False
