@@ -86,13 +86,16 @@ def test_eval_is_exactly_torch(c):
         assert torch.equal(e, g)
 
 
+@pytest.mark.parametrize("shared", [False, True], ids=["per-sample", "batch-shared"])
 @pytest.mark.parametrize("c", CONFIGS, ids=_config_id)
-def test_train_with_unit_masks_matches_torch(c, monkeypatch):
-    # Every mask forced to 1 sends the input through the regularized path (per layer, per
-    # direction, compiled loop or autograd loop): it must still compute torch's LSTM/GRU.
+def test_train_with_unit_masks_matches_torch(c, shared, monkeypatch):
+    # Every mask forced to 1 sends the input through the regularized path (layer by layer;
+    # per-sample: compiled or autograd loop per direction; batch-shared: torch's kernel on the
+    # folded weights): it must still compute torch's LSTM/GRU.
     monkeypatch.setattr(rnn_module, "bernoulli_mask", lambda shape, p, **kw: torch.ones(shape, **kw))
     monkeypatch.setattr(rnn_module, "dropconnect", lambda w, p, training=True, generator=None: w)
-    expected, got = _run_both(c, "train", input_dropout=0.3, dropout=0.3, recurrent_dropout=0.4, weight_dropout=0.2)
+    expected, got = _run_both(c, "train", input_dropout=0.3, dropout=0.3, recurrent_dropout=0.4, weight_dropout=0.2,
+                              recurrent_dropout_shared=shared)
     for e, g in zip(expected, got):
         assert e.shape == g.shape
         torch.testing.assert_close(g, e, atol=1e-5, rtol=1e-5)
