@@ -6,7 +6,8 @@ batch order), then scores the trained model on its own training data in eval mod
 writes a markdown table (mean ± standard deviation over the seeds of the held-out metric,
 of the training metric and of the generalization gap, and the wall time per run) with the
 published numbers beside it, and a JSON file with every run, from which the table is made.
-Results are saved after every run; ``--resume`` skips runs the JSON already holds.
+Results are saved after every run; ``--resume`` skips runs the JSON already holds (with every
+run done, it only draws the table again from the JSON).
 
 Run it (CPU; the full table takes about 30-40 minutes on 2 cores)::
 
@@ -49,12 +50,17 @@ HERE = Path(__file__).resolve().parent
 
 @dataclass(frozen=True)
 class Config:
-    """One row of an experiment's table: recipe options and the published number it sits beside."""
+    """One row of an experiment's table: recipe options and the published number it sits beside.
+
+    Its verdict compares it with the experiment's first row and, when ``versus`` names another
+    row, with that one too.
+    """
 
     label: str
     args: tuple[str, ...] = ()
     published: str = ""
     regularized: bool = True
+    versus: str = ""
 
 
 @dataclass(frozen=True)
@@ -96,147 +102,64 @@ class Run:
 
 
 _NO_REG = Config("unregularized", ("--model.regularize", "false"), regularized=False)
+_PER_STEP = "per-step (naive) dropout 0.4/0.25/0.4"
+_VARIATIONAL = "variational dropout 0.4/0.25/0.4 (same rates, time-locked masks)"
+# the per-step and variational rows differ in the masks only: no word, weight or activation regularization
+_DROPOUT_ONLY = ("--model.embedding_dropout", "0", "--model.weight_dropout", "0", "--model.ar", "0", "--model.tar", "0")
 
+# fmt: off
 EXPERIMENTS: tuple[Experiment, ...] = (
     Experiment(
-        "airline",
-        "Airline passengers, one-step forecast (recipes/airline_lstm.py)",
-        "test RMSE (thousands)",
-        False,
+        "airline", "Airline passengers, one-step forecast (recipes/airline_lstm.py)", "test RMSE (thousands)", False,
         (
             _NO_REG,
-            Config(
-                "regularized: variational + recurrent dropout 0.2, LockedDropout 0.2, MaxNorm 3, early stopping",
-                published="Keras LSTM(4), look_back=1, same test months: 47.53",
-            ),
+            Config("regularized: variational + recurrent dropout 0.2, LockedDropout 0.2, MaxNorm 3, early stopping",
+                   published="Keras LSTM(4), look_back=1, same test months: 47.53"),
         ),
         tiny=("--trainer.max_epochs", "2", "--model.hidden_size", "8"),
         note="Same test months as the Keras example (the last 33%); 12 months of input instead of 1.",
     ),
     Experiment(
-        "vowels",
-        "JapaneseVowels, 9 speakers (recipes/vowels_gru.py)",
-        "test accuracy (%)",
-        True,
+        "vowels", "JapaneseVowels, 9 speakers (recipes/vowels_gru.py)", "test accuracy (%)", True,
         (
             _NO_REG,
-            Config(
-                "regularized: input dropout 0.1, recurrent dropout 0.25, LockedDropout 0.3, MaxNorm 3, early stopping",
-                published="Fawaz et al. 2019: MLP 97.6, FCN 99.3, ResNet 99.2, ESN 96.5",
-            ),
+            Config("regularized: input dropout 0.1, recurrent dropout 0.25, LockedDropout 0.3, MaxNorm 3, "
+                   "early stopping", published="Fawaz et al. 2019: MLP 97.6, FCN 99.3, ResNet 99.2, ESN 96.5"),
         ),
         tiny=("--trainer.max_epochs", "2", "--model.hidden_size", "8", "--trainer.limit_train_batches", "2"),
         note="Official split: 270 training utterances (15% of them validate), 370 test.",
     ),
     Experiment(
-        "asv_lm",
-        "Word-level language model on the ASV Bible (recipes/asv_lm.py)",
-        "test perplexity",
-        False,
+        "asv_lm", "Word-level language model on the ASV Bible (recipes/asv_lm.py)", "test perplexity", False,
         (
-            Config(
-                "unregularized",
-                ("--model.regularize", "false"),
-                "Zaremba et al. 2014, PTB, no dropout: 114.5",
-                regularized=False,
-            ),
-            Config(
-                "per-step (naive) dropout 0.4/0.25/0.4",
-                (
-                    "--model.masks",
-                    "per_step",
-                    "--model.embedding_dropout",
-                    "0",
-                    "--model.weight_dropout",
-                    "0",
-                    "--model.ar",
-                    "0",
-                    "--model.tar",
-                    "0",
-                ),
-                "Zaremba et al. 2014, PTB, medium, dropout: 82.7",
-            ),
-            Config(
-                "variational dropout 0.4/0.25/0.4 (same rates, time-locked masks)",
-                (
-                    "--model.masks",
-                    "variational",
-                    "--model.embedding_dropout",
-                    "0",
-                    "--model.weight_dropout",
-                    "0",
-                    "--model.ar",
-                    "0",
-                    "--model.tar",
-                    "0",
-                ),
-                "Gal & Ghahramani 2016, PTB, variational: 79.7",
-            ),
-            Config(
-                "AWD: variational + embedding dropout 0.1 + weight dropout 0.3 + AR/TAR",
-                published="Merity et al. 2017, PTB, AWD-LSTM: 57.3",
-            ),
+            Config("unregularized", ("--model.regularize", "false"), "Zaremba et al. 2014, PTB, no dropout: 114.5",
+                   regularized=False),
+            Config(_PER_STEP, ("--model.masks", "per_step", *_DROPOUT_ONLY),
+                   "Zaremba et al. 2014, PTB, medium, dropout: 82.7"),
+            Config(_VARIATIONAL, ("--model.masks", "variational", *_DROPOUT_ONLY),
+                   "Gal & Ghahramani 2016, PTB, variational: 79.7", versus=_PER_STEP),
+            Config("AWD: variational + embedding dropout 0.1 + weight dropout 0.3 + AR/TAR",
+                   published="Merity et al. 2017, PTB, AWD-LSTM: 57.3", versus=_VARIATIONAL),
         ),
-        full=(
-            "--data.text_fraction",
-            "0.05",
-            "--data.block",
-            "5",
-            "--data.vocab_size",
-            "3000",
-            "--model.embedding_size",
-            "100",
-            "--model.hidden_size",
-            "200",
-            "--trainer.max_epochs",
-            "8",
-            "--early_stopping.patience",
-            "8",
-        ),
-        tiny=(
-            "--data.text_fraction",
-            "0.02",
-            "--data.block",
-            "2",
-            "--data.vocab_size",
-            "200",
-            "--model.embedding_size",
-            "8",
-            "--model.hidden_size",
-            "8",
-            "--trainer.max_epochs",
-            "1",
-            "--trainer.limit_train_batches",
-            "3",
-            "--trainer.limit_val_batches",
-            "2",
-            "--trainer.limit_test_batches",
-            "2",
-            "--data.bptt",
-            "10",
-        ),
+        full=("--data.text_fraction", "0.05", "--data.block", "5", "--data.vocab_size", "3000",
+              "--model.embedding_size", "100", "--model.hidden_size", "200", "--trainer.max_epochs", "8",
+              "--early_stopping.patience", "8"),
+        tiny=("--data.text_fraction", "0.02", "--data.block", "2", "--data.vocab_size", "200",
+              "--model.embedding_size", "8", "--model.hidden_size", "8", "--trainer.max_epochs", "1",
+              "--trainer.limit_train_batches", "3", "--trainer.limit_val_batches", "2",
+              "--trainer.limit_test_batches", "2", "--data.bptt", "10"),
         note="A CPU-sized mirror: 5% of the text (~37 k training words), 3,000-word vocabulary, embedding 100, "
         "hidden 200, 8 epochs; PTB models are ~20-60x larger and train for hundreds of epochs, so compare the "
         "ordering of the rows, not the perplexities.",
     ),
     Experiment(
-        "sonar",
-        "Sonar, stratified 10-fold cross-validation (recipes/sonar_mlp.py)",
-        "accuracy (%)",
-        True,
+        "sonar", "Sonar, stratified 10-fold cross-validation (recipes/sonar_mlp.py)", "accuracy (%)", True,
         (
-            Config(
-                "baseline: no dropout, lr 0.01, momentum 0.8",
-                ("baseline",),
-                "tutorial: 86.04 (4.00)",
-                regularized=False,
-            ),
+            Config("baseline: no dropout, lr 0.01, momentum 0.8", ("baseline",), "tutorial: 86.04 (4.00)",
+                   regularized=False),
             Config("dropout 0.2 on the inputs, MaxNorm 3, lr 0.1, momentum 0.9", ("input",), "tutorial: 83.52 (7.68)"),
-            Config(
-                "dropout 0.2 on the hidden layers, MaxNorm 3, lr 0.1, momentum 0.9",
-                ("hidden",),
-                "tutorial: 83.59 (7.31)",
-            ),
+            Config("dropout 0.2 on the hidden layers, MaxNorm 3, lr 0.1, momentum 0.9", ("hidden",),
+                   "tutorial: 83.59 (7.31)"),
         ),
         full=("epochs=300", "folds=10"),
         tiny=("epochs=2", "folds=2"),
@@ -244,6 +167,7 @@ EXPERIMENTS: tuple[Experiment, ...] = (
         "accuracy, so the ± is over seeds, not folds (the tutorial's ± is over folds).",
     ),
 )
+# fmt: on
 _EXPERIMENTS_BY_NAME = {e.name: e for e in EXPERIMENTS}
 
 _CLI_RECIPES: dict[str, tuple[Any, str, str]] = {
@@ -353,11 +277,10 @@ def render(runs: Sequence[Run], meta: dict[str, Any]) -> str:
                 config.published or "-",
             ]
             lines.append("| " + " | ".join(cells) + " |")
-        reference = experiment.configs[0].label
-        if reference in means:
-            lines.append("")
-            for config in experiment.configs[1:]:
-                if config.label not in means:
+        verdicts = []
+        for config in experiment.configs[1:]:
+            for reference in (experiment.configs[0].label, config.versus):
+                if config.label not in means or reference not in means:
                     continue
                 delta = means[config.label] - means[reference]
                 improved = delta > 0 if experiment.higher_is_better else delta < 0
@@ -366,7 +289,8 @@ def render(runs: Sequence[Run], meta: dict[str, Any]) -> str:
                 spread = max(_mean_std(ref_rows)[1], _mean_std(rows)[1])
                 verdict = "helped" if improved else "did **not** help"
                 size = " (within one standard deviation of the seeds)" if abs(delta) <= spread else ""
-                lines.append(f"- *{config.label}* {verdict}: {delta:+.2f} against *{reference}*{size}.")
+                verdicts.append(f"- *{config.label}* {verdict}: {delta:+.2f} against *{reference}*{size}.")
+        lines += [""] + verdicts if verdicts else []
         lines.append("")
     return "\n".join(lines)
 
@@ -393,10 +317,12 @@ def run_experiments(
         raise ValueError(f"scale must be 'full' or 'tiny', got {scale!r}")
     runs: list[Run] = []
     previous_seconds = 0.0
+    saved_meta: dict[str, Any] = {}
     if resume and json_path.is_file():
         saved = json.loads(json_path.read_text())
         runs = [Run(**r) for r in saved["runs"]]
-        previous_seconds = float(saved["meta"]["total_seconds"])
+        saved_meta = saved["meta"]
+        previous_seconds = float(saved_meta["total_seconds"])
     start = time.perf_counter()
     meta = {
         "command": command,
@@ -408,6 +334,9 @@ def run_experiments(
         "json": json_path.name,
         "total_seconds": previous_seconds,
     }
+    if saved_meta:  # the table keeps saying which command made its runs
+        meta.update(command=saved_meta["command"], date=saved_meta["date"], machine=saved_meta["machine"],
+                    seeds=sorted(set(saved_meta["seeds"]) | set(seeds)))  # fmt: skip
     for name in names:
         experiment = _EXPERIMENTS_BY_NAME[name]
         for config in experiment.configs:
@@ -415,6 +344,8 @@ def run_experiments(
                 if any(r.experiment == name and r.config == config.label and r.seed == seed for r in runs):
                     continue
                 print(f"[evidence] {name} | {config.label} | seed {seed}", flush=True)
+                if saved_meta and not meta["command"].endswith(f"(resumed: {command})"):
+                    meta["command"] = f"{saved_meta['command']} (resumed: {command})"
                 run = _RUNNERS[name](experiment, config, seed, scale, log_root)
                 print(f"[evidence]   {experiment.metric} {run.test:.3f} (train {run.train:.3f}) in {run.seconds:.0f} s",
                       flush=True)  # fmt: skip
@@ -422,6 +353,7 @@ def run_experiments(
                 meta["total_seconds"] = previous_seconds + time.perf_counter() - start
                 json_path.write_text(json.dumps({"meta": meta, "runs": [asdict(r) for r in runs]}, indent=1) + "\n")
                 output.write_text(render(runs, meta))
+    output.write_text(render(runs, meta))  # also when every run was already done: the table is drawn anew
     return runs
 
 

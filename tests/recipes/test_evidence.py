@@ -109,3 +109,33 @@ def test_errors(tmp_path: Path) -> None:
     with pytest.raises(SystemExit):
         evidence.main(["--seeds", "0", "--output", str(tmp_path / "E.md")])
     assert re.search(r"python recipes/evidence.py", evidence.__doc__ or "")
+
+
+def test_variational_is_also_judged_against_per_step_dropout() -> None:
+    none, per_step, variational, awd = (c.label for c in evidence.EXPERIMENTS[2].configs)
+    meta = {"command": "x", "date": "d", "machine": "m", "total_seconds": 1.0, "json": "E.json", "seeds": [0, 1],
+            "scale": "full"}  # fmt: skip
+    runs = fake("asv_lm", none, [170, 180]) + fake("asv_lm", per_step, [90, 92]) + fake("asv_lm", variational, [80, 82])
+    markdown = render(runs, meta)
+    assert f"- *{variational}* helped: -10.00 against *{per_step}*." in markdown
+    assert f"- *{variational}* helped: -94.00 against *{none}*." in markdown
+    assert awd not in markdown  # no runs, no row and no verdict
+
+
+def test_resume_with_every_run_done_redraws_the_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    json_path, output = tmp_path / "E.json", tmp_path / "E.md"
+    runs = fake("airline", "unregularized", [20, 22])
+    meta = {"command": "python recipes/evidence.py --only airline", "date": "d", "machine": "m", "total_seconds": 90.0,
+            "json": "E.json", "seeds": [0, 1], "scale": "full"}  # fmt: skip
+    json_path.write_text(json.dumps({"meta": meta, "runs": [r.__dict__ for r in runs]}))
+    airline = evidence.EXPERIMENTS[0]
+    # an experiment whose only configuration has all its runs: resuming must run nothing
+    finished = evidence.Experiment(airline.name, airline.title, airline.metric, False, airline.configs[:1])
+    monkeypatch.setitem(evidence._EXPERIMENTS_BY_NAME, "airline", finished)
+    monkeypatch.setitem(evidence._RUNNERS, "airline", lambda *args: pytest.fail("a finished run ran again"))
+    resumed = run_experiments(["airline"], [0, 1], "full", output, json_path, tmp_path, resume=True)
+    assert [r.test for r in resumed] == [20, 22]
+    markdown = output.read_text()
+    assert "Produced by `python recipes/evidence.py --only airline`" in markdown and "1.5 min" in markdown
+    assert table_rows(markdown, "Airline")["unregularized"][0] == "21.00 ± 1.41"
+    assert json.loads(json_path.read_text())["runs"] == [r.__dict__ for r in runs]
