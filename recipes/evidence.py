@@ -284,9 +284,9 @@ def render(runs: Sequence[Run], meta: dict[str, Any]) -> str:
                     continue
                 delta = means[config.label] - means[reference]
                 improved = delta > 0 if experiment.higher_is_better else delta < 0
-                ref_rows = [r.test for r in mine if r.config == reference]
-                rows = [r.test for r in mine if r.config == config.label]
-                spread = max(_mean_std(ref_rows)[1], _mean_std(rows)[1])
+                ref_scores = [r.test for r in mine if r.config == reference]
+                scores = [r.test for r in mine if r.config == config.label]
+                spread = max(_mean_std(ref_scores)[1], _mean_std(scores)[1])
                 verdict = "helped" if improved else "did **not** help"
                 size = " (within one standard deviation of the seeds)" if abs(delta) <= spread else ""
                 verdicts.append(f"- *{config.label}* {verdict}: {delta:+.2f} against *{reference}*{size}.")
@@ -324,7 +324,7 @@ def run_experiments(
         saved_meta = saved["meta"]
         previous_seconds = float(saved_meta["total_seconds"])
     start = time.perf_counter()
-    meta = {
+    meta: dict[str, Any] = {
         "command": command,
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, "

@@ -243,22 +243,22 @@ class UCRDataModule(ClassificationDataModule):
     ) -> None:
         super().__init__(val_fraction=val_fraction, test_fraction=0.0, batch_size=batch_size,
                          num_workers=num_workers, seed=seed, **kwargs)  # fmt: skip
-        self.name = name
+        self.dataset = name
         self.standardize = bool(standardize)
         self._official: tuple[TsData, TsData] | None = None
 
     def _files(self) -> tuple[TsData, TsData]:
         if self._official is None:
-            train, test = load_ucr(self.name)
+            train, test = load_ucr(self.dataset)
             if train.sequences[0].shape[1] != test.sequences[0].shape[1]:
                 raise ValueError(
-                    f"UCRDataModule: {self.name}: the training file has {train.sequences[0].shape[1]} channel(s), "
+                    f"UCRDataModule: {self.dataset}: the training file has {train.sequences[0].shape[1]} channel(s), "
                     f"the test file {test.sequences[0].shape[1]}"
                 )
             unknown = sorted(set(test.labels) - set(train.class_names))
             if unknown:
                 raise ValueError(
-                    f"UCRDataModule: {self.name}: test labels {unknown} are not among the training classes"
+                    f"UCRDataModule: {self.dataset}: test labels {unknown} are not among the training classes"
                 )
             self._official = train, test
         return self._official
