@@ -1,0 +1,17 @@
+"""README's copy of the evidence table is the script's output, not typed by hand."""
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_readme_carries_the_generated_evidence_verbatim():
+    evidence = (ROOT / "recipes" / "EVIDENCE.md").read_text()
+    body = evidence.split("\n", 2)[2].strip().replace("\n## ", "\n#### ")
+    assert body in (ROOT / "README.md").read_text(), "paste recipes/EVIDENCE.md into README.md again"
+
+
+def test_readme_commands_are_what_ci_runs():
+    readme = (ROOT / "README.md").read_text()
+    ci_command = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
+    assert ci_command in readme
