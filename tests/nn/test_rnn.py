@@ -388,3 +388,19 @@ def test_torch_compile_trains_and_evaluates():
     assert layer.weight_hh_l0.grad is not None
     layer.eval()
     assert torch.allclose(compiled(x)[0], layer.to_torch().eval()(x)[0], atol=1e-6)
+
+
+@pytest.mark.slow
+def test_onnx_export_in_eval_matches():
+    # eval is torch's own forward, so torch's ONNX exporter and runtimes see a plain nn.LSTM.
+    import io
+
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    layer = LSTM(INPUT, HIDDEN, num_layers=2, bidirectional=True, batch_first=True, dropout=0.2,
+                 recurrent_dropout=0.3, weight_dropout=0.2).eval()
+    x = torch.randn(BATCH, STEPS, INPUT)
+    buffer = io.BytesIO()
+    torch.onnx.export(layer, (x,), buffer, dynamo=False, input_names=["x"])
+    (out, *_) = ort.InferenceSession(buffer.getvalue()).run(None, {"x": x.numpy()})
+    torch.testing.assert_close(torch.from_numpy(out), layer(x)[0].detach(), atol=1e-5, rtol=1e-5)
