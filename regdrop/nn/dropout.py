@@ -91,6 +91,7 @@ class SharedDropout(nn.Module):
     """
 
     rate_names: tuple[str, ...] = ("p",)
+    _op = staticmethod(shared_dropout)  # AlphaDropout swaps in its own op
 
     def __init__(self, p: float = 0.5, shared_dims: int | Sequence[int] = ()) -> None:
         super().__init__()
@@ -101,7 +102,7 @@ class SharedDropout(nn.Module):
         _refuse_packed(input, type(self).__name__)
         if isinstance(input, Tensor):
             _normalize_dims(self.shared_dims, input.dim(), who=type(self).__name__)
-        return shared_dropout(input, self.p, self.shared_dims, self.training)
+        return self._op(input, self.p, self.shared_dims, self.training)
 
     def extra_repr(self) -> str:
         return f"p={self.p}, shared_dims={self.shared_dims}"
@@ -310,7 +311,7 @@ class SpatialDropout3d(_SpatialDropoutNd):
     _layouts = ("(N, C, D, H, W)", "(N, D, H, W, C)")
 
 
-class AlphaDropout(nn.Module):
+class AlphaDropout(SharedDropout):
     r"""Alpha dropout for SELU networks, with a mask that may be shared along ``shared_dims``.
 
     Klambauer et al. (2017); holds the settings of :func:`regdrop.functional.alpha_dropout`.
@@ -353,18 +354,4 @@ class AlphaDropout(nn.Module):
         torch.Size([8, 20, 64])
     """
 
-    rate_names: tuple[str, ...] = ("p",)
-
-    def __init__(self, p: float = 0.5, shared_dims: int | Sequence[int] = ()) -> None:
-        super().__init__()
-        self.p = check_rate("p", p)
-        self.shared_dims = _check_shared_dims(shared_dims)
-
-    def forward(self, input: Tensor) -> Tensor:
-        _refuse_packed(input, type(self).__name__)
-        if isinstance(input, Tensor):
-            _normalize_dims(self.shared_dims, input.dim(), who=type(self).__name__)
-        return alpha_dropout(input, self.p, self.shared_dims, self.training)
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}, shared_dims={self.shared_dims}"
+    _op = staticmethod(alpha_dropout)
