@@ -32,7 +32,8 @@ std::vector<int64_t> offsets_of(const std::vector<int64_t>& bs) {
 // Element-wise sigmoid and tanh the compiler can vectorize inside the fused loops (libm's
 // scalar exp/tanh cost more than the GEMM at these sizes, and an ATen call per gate costs
 // its dispatch at every step). float: exp by range reduction and a degree-6 polynomial
-// (relative error ~2e-7); double keeps libm (used by the float64 gradient checks).
+// (measured: exp and sigmoid within 3e-7 relative, tanh within 2e-7 absolute); double
+// keeps libm (used by the float64 gradient checks).
 inline float fast_exp(float x) {
   x = x < -87.0f ? -87.0f : x;  // selects, not branches (built with -fno-trapping-math)
   x = x > 88.0f ? 88.0f : x;
