@@ -128,19 +128,19 @@ class _RegularizedRNN:
         self.check_forward_args(checked_input, hx, batch_sizes_t)  # type: ignore[attr-defined]
         h0_all, c0_all = (hx[0], hx[1]) if is_lstm else (hx, None)
 
-        sample_of_row: Tensor | None = None
+        # Packed rows of step t are samples 0 .. batch_sizes[t]-1: which sample each row is.
+        sample_of_row = None
+        if batch_sizes_t is not None:
+            samples = torch.arange(n)
+            sample_of_row = samples.expand(len(batch_sizes), n)[samples < batch_sizes_t[:, None]].to(data.device)
 
         def locked(rows: Tensor, p: float) -> Tensor:
             # One mask per sample and feature, the same at every time step (Gal & Ghahramani).
-            nonlocal sample_of_row
             mask = bernoulli_mask((n, rows.shape[1]), p, dtype=rows.dtype, device=rows.device)
-            if input_is_padded:
-                return (rows.view(len(batch_sizes), n, -1) * mask).view(rows.shape)
             if sample_of_row is None:
-                sample_of_row = torch.cat([torch.arange(b, device=rows.device) for b in batch_sizes])
+                return (rows.view(len(batch_sizes), n, -1) * mask).view(rows.shape)
             return rows * mask[sample_of_row]
 
-        input_is_padded = not isinstance(input, PackedSequence)
         layer_input = data
         h_n: list[Tensor] = []
         c_n: list[Tensor] = []

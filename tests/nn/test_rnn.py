@@ -176,26 +176,21 @@ def test_batch_shared_recurrent_mask(kind):
     assert outcomes == {True, False}
 
 
-def test_recurrent_mask_applies_where_h_enters_w_hh_only():
+def test_recurrent_mask_applies_where_h_enters_w_hh_only(monkeypatch):
     # The exact recurrence with the mask that was drawn: compare with the autograd reference
     # loop, which masks h(t-1) before W_hh and carries c (and h) unmasked.
     torch.manual_seed(3)
     layer = LSTM(3, 6, recurrent_dropout=0.5)
     drawn = []
+    draw = rnn_module.bernoulli_mask
 
     def recording(shape, p, **kw):
-        mask = rnn_module.__dict__["_real_bernoulli"](shape, p, **kw)
-        drawn.append(mask)
-        return mask
+        drawn.append(draw(shape, p, **kw))
+        return drawn[-1]
 
-    rnn_module._real_bernoulli = rnn_module.bernoulli_mask
-    try:
-        rnn_module.bernoulli_mask = recording
-        x = torch.randn(9, 5, 3)
-        out, (h, c) = layer(x)
-    finally:
-        rnn_module.bernoulli_mask = rnn_module._real_bernoulli
-        del rnn_module._real_bernoulli
+    monkeypatch.setattr(rnn_module, "bernoulli_mask", recording)
+    x = torch.randn(9, 5, 3)
+    out, (h, c) = layer(x)
     (mask,) = drawn
     assert mask.shape == (5, 6)
     zeros = torch.zeros(5, 6)
@@ -404,3 +399,25 @@ def test_onnx_export_in_eval_matches():
     torch.onnx.export(layer, (x,), buffer, dynamo=False, input_names=["x"])
     (out, *_) = ort.InferenceSession(buffer.getvalue()).run(None, {"x": x.numpy()})
     torch.testing.assert_close(torch.from_numpy(out), layer(x)[0].detach(), atol=1e-5, rtol=1e-5)
+
+
+def test_variational_input_mask_follows_each_sample_through_a_packed_batch():
+    # Packed rows of different steps belong to different samples: each sample must keep one
+    # mask over all its steps, whatever its length.
+    torch.manual_seed(0)
+    layer = GRU(INPUT, HIDDEN, input_dropout=0.5)
+    lengths = torch.randint(2, STEPS + 1, (64,))
+    x = torch.randn(STEPS, 64, INPUT)
+    x2 = x.clone()
+    x2[:, :, 0] += 1.0
+    outs = []
+    for inp in (x, x2):
+        torch.manual_seed(9)
+        packed = pack_padded_sequence(inp, lengths, enforce_sorted=False)
+        outs.append(pad_packed_sequence(layer(packed)[0])[0])
+    change = (outs[0] - outs[1]).abs().amax(dim=2)  # (time, batch)
+    valid = torch.arange(STEPS)[:, None] < lengths[None, :]
+    unchanged = ((change == 0) | ~valid).all(dim=0)
+    changed_everywhere = ((change > 0) | ~valid).all(dim=0)
+    assert (unchanged | changed_everywhere).all(), "a sample's input mask changed between steps"
+    assert 10 < int(unchanged.sum()) < 54

@@ -57,6 +57,16 @@ inline float tanh_of(float x) { return 1.0f - 2.0f / (1.0f + fast_exp(2.0f * x))
 inline double sigmoid_of(double x) { return 1.0 / (1.0 + std::exp(-x)); }
 inline double tanh_of(double x) { return std::tanh(x); }
 
+// What enters W_hh at the next step: h, times this sample's recurrent mask when there is one.
+template <typename T>
+inline void store_masked(T* __restrict__ dst, const T* __restrict__ h, const T* __restrict__ m, int64_t H) {
+  if (m) {
+    for (int64_t j = 0; j < H; ++j) dst[j] = h[j] * m[j];
+  } else {
+    for (int64_t j = 0; j < H; ++j) dst[j] = h[j];
+  }
+}
+
 int64_t grain(int64_t width) { return std::max<int64_t>(1, 32768 / std::max<int64_t>(1, width)); }
 
 // ---------------------------------------------------------------------------------- LSTM
@@ -115,12 +125,7 @@ std::vector<at::Tensor> lstm_forward(const at::Tensor& xw, const at::Tensor& h0,
             hc[j] = hn;
             out_n[j] = hn;
           }
-          if (M) {
-            const scalar_t* __restrict__ m = M + n * H;
-            for (int64_t j = 0; j < H; ++j) hm_n[j] = out_n[j] * m[j];
-          } else {
-            for (int64_t j = 0; j < H; ++j) hm_n[j] = out_n[j];
-          }
+          store_masked(hm_n, out_n, M ? M + n * H : nullptr, H);
         }
       });
     }
@@ -251,12 +256,7 @@ std::vector<at::Tensor> gru_forward(const at::Tensor& xw, const at::Tensor& h0, 
             hc[j] = hnew;
             out_n[j] = hnew;
           }
-          if (M) {
-            const scalar_t* __restrict__ m = M + n * H;
-            for (int64_t j = 0; j < H; ++j) hm_n[j] = out_n[j] * m[j];
-          } else {
-            for (int64_t j = 0; j < H; ++j) hm_n[j] = out_n[j];
-          }
+          store_masked(hm_n, out_n, M ? M + n * H : nullptr, H);
         }
       });
     }
