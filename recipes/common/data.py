@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import math
+from collections.abc import Callable
 from typing import ClassVar, Literal
 
 import lightning.pytorch as pl
@@ -19,6 +20,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 from regdrop.functional import check_positive_int, check_rate
 
 __all__ = [
+    "SplitDataModule",
     "ClassificationDataModule",
     "ForecastDataModule",
     "SequenceDataset",
@@ -75,7 +77,46 @@ def make_windows(series: Tensor, input_length: int, horizon: int, stride: int = 
     return windows[:, :input_length].contiguous(), windows[:, input_length:].contiguous()
 
 
-class ForecastDataModule(pl.LightningDataModule, abc.ABC):
+class SplitDataModule(pl.LightningDataModule, abc.ABC):
+    """A data module whose loaders differ only by split: subclasses say what a split's dataset is.
+
+    The training loader shuffles; ``predict`` uses the test split. Subclasses set
+    ``batch_size`` and ``num_workers`` and may set ``collate_fn``, or override :meth:`loader`.
+    """
+
+    batch_size: int
+    num_workers: int
+    collate_fn: ClassVar[Callable | None] = None
+
+    @abc.abstractmethod
+    def split_dataset(self, split: str) -> Dataset:
+        """The dataset of ``"train"``, ``"val"`` or ``"test"``."""
+
+    def loader(self, split: str) -> DataLoader:
+        """The DataLoader of one split."""
+        return DataLoader(
+            self.split_dataset(split),
+            batch_size=self.batch_size,
+            shuffle=split == "train",
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            collate_fn=type(self).collate_fn,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self.loader("train")
+
+    def val_dataloader(self) -> DataLoader:
+        return self.loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self.loader("test")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self.loader("test")
+
+
+class ForecastDataModule(SplitDataModule):
     r"""Windows of a list of series: the model sees ``input_length`` steps and forecasts ``horizon``.
 
     With ``split="series"`` whole series go to train, validation or test (a seeded shuffle), so
@@ -238,27 +279,8 @@ class ForecastDataModule(pl.LightningDataModule, abc.ABC):
         for split in needed:
             self.windows(split)
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        return DataLoader(
-            self.windows(split),
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
-
+    def split_dataset(self, split: str) -> TensorDataset:
+        return self.windows(split)
 
 class SequenceDataset(Dataset[tuple[Tensor, Tensor]]):
     """Sequences of possibly different lengths, each ``(L_i, C)``, with one integer label each."""
@@ -290,7 +312,7 @@ def pad_collate(items: list[tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor, Ten
     return padded, lengths, torch.stack([label for _, label in items])
 
 
-class ClassificationDataModule(pl.LightningDataModule, abc.ABC):
+class ClassificationDataModule(SplitDataModule):
     """Labelled sequences split into train, validation and test, stratified by class.
 
     Batches are ``(x, lengths, y)``: ``x`` zero-padded to ``(N, L_max, C)``, ``lengths`` the true
@@ -308,6 +330,7 @@ class ClassificationDataModule(pl.LightningDataModule, abc.ABC):
     """
 
     task: ClassVar[str] = "classify"
+    collate_fn = staticmethod(pad_collate)
 
     def __init__(
         self,
@@ -384,24 +407,5 @@ class ClassificationDataModule(pl.LightningDataModule, abc.ABC):
         """Load and split the sequences (once)."""
         self.splits  # noqa: B018 -- split here, so a bad split fails before training starts
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        return DataLoader(
-            self.splits[split],
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            collate_fn=pad_collate,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
+    def split_dataset(self, split: str) -> SequenceDataset:
+        return self.splits[split]

@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from regdrop.functional import check_positive_int, check_rate
 
+from ..data import SplitDataModule
 from .files import INSTALL_HINT, MissingDataError, user_file
 
 __all__ = [
@@ -139,7 +140,7 @@ class TokenChunks(Dataset[tuple[Tensor, Tensor]]):
         return self.rows[:, start:end], self.rows[:, start + 1 : end + 1]
 
 
-class LanguageModelDataModule(pl.LightningDataModule):
+class LanguageModelDataModule(SplitDataModule):
     """Word-level language modelling on the ASV Bible (about 0.79 M words, 12 k word types) or a user's text.
 
     The text is cut into sentences (the ASV's verses; a user file's non-empty lines), then into
@@ -165,7 +166,7 @@ class LanguageModelDataModule(pl.LightningDataModule):
 
     Example:
         >>> dm = LanguageModelDataModule(vocab_size=1000, text_fraction=0.05, batch_size=4, bptt=10)
-        >>> dm.num_features, tuple(dm.dataset("train")[0][0].shape)
+        >>> dm.num_features, tuple(dm.split_dataset("train")[0][0].shape)
         (1000, (4, 10))
     """
 
@@ -248,7 +249,7 @@ class LanguageModelDataModule(pl.LightningDataModule):
         """The vocabulary's size (the model's ``input_size``); below ``vocab_size`` when the text has fewer words."""
         return len(self.vocabulary)
 
-    def dataset(self, split: str) -> TokenChunks:
+    def split_dataset(self, split: str) -> TokenChunks:
         """The batches of one split."""
         return TokenChunks(self.stream(split), self.batch_size, self.bptt)
 
@@ -262,14 +263,6 @@ class LanguageModelDataModule(pl.LightningDataModule):
         """Load, split and encode the text (once)."""
         self.vocabulary  # noqa: B018 -- load here, so a bad file fails before training starts
 
-    def _loader(self, split: str) -> DataLoader:
-        return DataLoader(self.dataset(split), batch_size=None, shuffle=False)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train")
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test")
+    def loader(self, split: str) -> DataLoader:
+        # The chunks are batches already, in text order: the model carries its state across them.
+        return DataLoader(self.split_dataset(split), batch_size=None, shuffle=False)
