@@ -11,6 +11,13 @@ several optimizers each projects the selected parameters it owns after its own s
 DDP every rank holds the same weights after a step and applies the same projection, so the
 ranks stay identical with no communication.
 
+Before projecting, each hook checks (one device sync per step) that the step left the selected
+weights finite. If not, nothing is projected or counted, a warning names the global step and the
+parameters, and ``trainer.should_stop`` is set, so that ``EarlyStopping(restore_best_weights=True)``
+hands back the best weights; if training goes on anyway (``min_epochs``/``min_steps`` not met), the
+next step raises ``FloatingPointError``. Weights held in bfloat16 or float16 (``precision="bf16-true"``)
+are projected in float32 and rounded so that the stored weight still satisfies the bound.
+
 The math is in :mod:`regdrop.functional.constraints`.
 """
 
@@ -148,6 +155,7 @@ class WeightConstraint(Callback):
         self._clip_fraction: dict[str, Tensor] = {}
         self._targets: list[_Target] = []
         self._handles: list[RemovableHandle] = []
+        self._trainer: pl.Trainer | None = None
 
     # ---------------------------------------------------------------- arguments
     def _check_modules(self, modules: object) -> tuple[type[nn.Module], ...] | None:
@@ -206,8 +214,29 @@ class WeightConstraint(Callback):
             self._project_target(target)
 
     def _after_step(self, targets: list[_Target], optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        non_finite = _non_finite(targets)
+        if non_finite:
+            self._stop_on_non_finite(non_finite)
+            return
         self._project_targets(targets)
         self.projection_count += 1
+
+    def _stop_on_non_finite(self, names: list[str]) -> None:
+        # Projecting NaN gives NaN and every later step trains from it: stop now, so that
+        # EarlyStopping(restore_best_weights=True) hands back the best finite weights.
+        trainer = self._trainer
+        step = "?" if trainer is None else trainer.global_step
+        message = (
+            f"{type(self).__name__}: the optimizer step at global step {step} (as training_step sees it) left"
+            f" non-finite values (NaN or inf) in {_preview(names)}; nothing was projected. Look for a NaN/inf loss or gradient"
+            " (Trainer(detect_anomaly=True), gradient_clip_val=..., a lower learning rate)."
+        )
+        if trainer is None:
+            raise FloatingPointError(message)
+        if trainer.should_stop:  # a stop already requested did not end training (min_epochs/min_steps)
+            raise FloatingPointError(message + " Training went on after the stop request, so it is ended here.")
+        rank_zero_warn(message + " Training stops now.")
+        trainer.should_stop = True
 
     @property
     def last_clip_fraction(self) -> dict[str, float]:
@@ -316,6 +345,7 @@ class WeightConstraint(Callback):
     @override
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._remove_hooks()
+        self._trainer = trainer
         self._targets = self._select(pl_module)
         if self.project_on_fit_start:
             self._project_targets(self._targets)
@@ -327,11 +357,19 @@ class WeightConstraint(Callback):
             if targets:
                 hook = functools.partial(self._after_step, targets)
                 self._handles.append(optimizer.register_step_post_hook(hook))
+        once = " (only once at fit start)" if self.project_on_fit_start else ""
         missed = [t.name for t in self._targets if id(t.param) not in optimized and t.param.requires_grad]
         if missed:
             rank_zero_warn(
                 f"{type(self).__name__}: {_preview(missed)} require grad but no optimizer updates them, so they are"
-                " never projected after a step" + (" (only once at fit start)." if self.project_on_fit_start else ".")
+                f" never projected after a step{once}. Add them to an optimizer or leave them out with names=/modules=."
+            )
+        frozen = [t.name for t in self._targets if not t.param.requires_grad and not is_lazy(t.param)]
+        if frozen:
+            rank_zero_warn(
+                f"{type(self).__name__}: {_preview(frozen)} are frozen (requires_grad=False), so no optimizer step"
+                f" changes them and they are never projected{once}; leave them out with names=/modules=, or pass"
+                " project_on_fit_start=True to project them once."
             )
 
     @override
@@ -355,6 +393,7 @@ class WeightConstraint(Callback):
         # the targets hold the model's parameters: drop them so the callback does not keep the model alive
         self._remove_hooks()
         self._targets = []
+        self._trainer = None
 
     # ---------------------------------------------------------------- state, pickling, repr
     def _settings(self) -> dict[str, Any]:
@@ -385,6 +424,7 @@ class WeightConstraint(Callback):
         state = self.__dict__.copy()
         state["_handles"] = []
         state["_targets"] = []
+        state["_trainer"] = None
         return state
 
     def extra_repr(self) -> str:
@@ -396,6 +436,13 @@ class WeightConstraint(Callback):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.extra_repr()})"
+
+
+def _check_positive_bound(name: str, value: object) -> float:
+    value = check_nonnegative(name, value)
+    if value == 0.0:
+        raise ValueError(f"{name} must be a finite number > 0 (0 would zero every constrained weight), got 0.0")
+    return value
 
 
 def _matches(pattern: NamePattern, name: str) -> bool:
@@ -410,6 +457,18 @@ def _pattern_key(pattern: NamePattern) -> str:
 
 def _show(pattern: NamePattern) -> str:
     return repr(pattern) if isinstance(pattern, str) else f"re.compile({pattern.pattern!r})"
+
+
+def _non_finite(targets: Sequence[_Target]) -> list[str]:
+    """Names of the targets holding a NaN or inf, at the cost of one device sync."""
+    live = [t for t in targets if not is_lazy(t.param)]
+    if not live:
+        return []
+    with torch.no_grad():
+        finite = torch.stack([torch.isfinite(t.param).all() for t in live])
+    if bool(finite.all()):
+        return []
+    return [t.name for t, ok in zip(live, finite.tolist()) if not ok]
 
 
 def _preview(names: Sequence[str], limit: int = 8) -> str:
@@ -431,11 +490,11 @@ class MaxNorm(WeightConstraint):
     :func:`regdrop.functional.max_norm_` and :class:`WeightConstraint` for how parameters are chosen.
 
     Args:
-        max_value: the largest norm a unit may have, >= 0. Default: 2.0 (as in Keras).
+        max_value: the largest norm a unit may have, > 0. Default: 2.0 (as in Keras).
         modules, names, include_bias, project_on_fit_start: see :class:`WeightConstraint`.
 
     Raises:
-        ValueError: if ``max_value`` is negative or not finite.
+        ValueError: if ``max_value`` is not a finite number > 0.
 
     Example:
         >>> import lightning.pytorch as pl
@@ -455,7 +514,7 @@ class MaxNorm(WeightConstraint):
         include_bias: bool = False,
         project_on_fit_start: bool = False,
     ) -> None:
-        self.max_value = check_nonnegative("max_value", max_value)
+        self.max_value = _check_positive_bound("max_value", max_value)
         super().__init__(
             modules=modules, names=names, include_bias=include_bias, project_on_fit_start=project_on_fit_start
         )
@@ -529,13 +588,13 @@ class MinMaxNorm(WeightConstraint):
 
     Args:
         min_value: smallest allowed norm, >= 0. Default: 0.0.
-        max_value: largest allowed norm, >= ``min_value``. Default: 1.0.
-        rate: fraction of the way to move a norm towards the interval, in [0, 1]. Default: 1.0.
+        max_value: largest allowed norm, > 0 and >= ``min_value``. Default: 1.0.
+        rate: fraction of the way to move a norm towards the interval, in (0, 1]. Default: 1.0.
         modules, names, include_bias, project_on_fit_start: see :class:`WeightConstraint`.
 
     Raises:
-        ValueError: if a bound is negative or not finite, ``min_value > max_value`` or ``rate`` is
-            not in [0, 1].
+        ValueError: if a bound is negative or not finite, ``max_value`` is 0, ``min_value > max_value`` or
+            ``rate`` is not in (0, 1].
 
     Example:
         >>> MinMaxNorm(0.5, 2.0, rate=0.5)  # doctest: +NORMALIZE_WHITESPACE
@@ -555,6 +614,9 @@ class MinMaxNorm(WeightConstraint):
         project_on_fit_start: bool = False,
     ) -> None:
         self.min_value, self.max_value, self.rate = _check_min_max(min_value, max_value, rate)
+        _check_positive_bound("max_value", self.max_value)
+        if self.rate == 0.0:
+            raise ValueError("rate must be in (0, 1] (0 would never move a norm), got 0.0")
         super().__init__(
             modules=modules, names=names, include_bias=include_bias, project_on_fit_start=project_on_fit_start
         )

@@ -76,8 +76,37 @@ def _rescale_units_(weight: Tensor, dim: int, eps: float, desired_fn: Callable[[
         desired = desired_fn(norms)
         changed = (desired != norms) & (norms > 0)
         scale = torch.where(changed, desired / norms.clamp_min(eps), torch.ones_like(norms))
-        weight.mul_(scale.to(weight.dtype))
+        if norms.dtype == weight.dtype:
+            weight.mul_(scale.to(weight.dtype))
+        else:
+            weight.copy_(_round_inside(weight.to(norms.dtype) * scale, weight.dtype, dim, desired, norms))
     return changed.reshape(-1)
+
+
+def _round_inside(target: Tensor, dtype: torch.dtype, dim: int, desired: Tensor, norms: Tensor) -> Tensor:
+    """Round the float32 projection ``target`` to ``dtype`` so that no unit ends on the wrong side of its bound.
+
+    Rounding to nearest can push a unit's norm past the bound it was projected onto (bf16 keeps 8 bits:
+    ``MaxNorm(0.8)`` would end at 0.802). A unit that was shrunk must not end above its desired norm and
+    one that was grown not below it, so in such a unit every element that rounded outwards (inwards) is
+    moved one step of ``dtype`` towards (away from) zero.
+    """
+    rounded = target.to(dtype)
+    for attempt in range(2):  # the second pass only matters when every element of a unit was exactly representable
+        new_norms = _unit_norms(rounded, dim)
+        too_big = (desired < norms) & (new_norms > desired)
+        too_small = (desired > norms) & (new_norms < desired)
+        if not bool((too_big | too_small).any()):
+            break
+        magnitude, exact = rounded.abs().to(target.dtype), target.abs()
+        first = attempt == 0
+        inward = too_big & (magnitude > exact if first else magnitude > 0)
+        outward = too_small & (magnitude < exact if first else target != 0)
+        zero = torch.zeros_like(rounded)
+        away = torch.where(target < 0, -torch.inf, torch.inf).to(dtype)
+        rounded = torch.where(inward, torch.nextafter(rounded, zero), rounded)
+        rounded = torch.where(outward, torch.nextafter(rounded, away), rounded)
+    return rounded
 
 
 def _max_norm_(weight: Tensor, max_value: float, dim: int, eps: float) -> Tensor:

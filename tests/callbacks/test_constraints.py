@@ -275,8 +275,7 @@ def test_clip_fraction_counts_the_units_that_changed():
         model[0].weight[3:].mul_(0.001)
         model[2].weight.mul_(0.001)
     assert MaxNorm(1.0).apply_(model) == {"0.weight": 0.5, "2.weight": 0.0}
-    assert MaxNorm(0.0).apply_(model) == {"0.weight": 1.0, "2.weight": 1.0}
-    assert torch.equal(model[0].weight, torch.zeros(6, 4))
+    assert MaxNorm(1e-5).apply_(model) == {"0.weight": 1.0, "2.weight": 1.0}
 
 
 def test_layouts_of_the_default_layers():
@@ -331,6 +330,81 @@ def test_a_trained_weight_no_optimizer_owns_is_reported(tmp_path):
         tiny_trainer(tmp_path, max_epochs=1, callbacks=[MaxNorm(1.0)]).fit(HeadOnly(), RandomRegressionData())
 
 
+def test_a_frozen_constrained_weight_is_reported_at_fit_start(tmp_path):
+    model = TinyRegressor()
+    model.head.weight.requires_grad_(False)
+    with pytest.warns(UserWarning, match=r"MaxNorm: head\.weight are frozen \(requires_grad=False\), so no optimizer step"):
+        tiny_trainer(tmp_path, max_epochs=1, limit_train_batches=1, callbacks=[MaxNorm(1.0)]).fit(
+            model, RandomRegressionData()
+        )
+
+
+class _NaNAtStep(TinyRegressor):
+    """The loss turns NaN at one global step, so that step's SGD update writes NaN into every weight."""
+
+    def __init__(self, nan_step: int) -> None:
+        super().__init__()
+        self.nan_step = nan_step
+        self.steps_seen: list[int] = []
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        self.steps_seen.append(self.global_step)
+        loss = super().training_step(batch, batch_idx)
+        return loss * float("nan") if self.global_step == self.nan_step else loss
+
+
+def test_non_finite_weights_stop_training_and_early_stopping_restores_the_best(tmp_path):
+    from regdrop.callbacks import EarlyStopping
+
+    torch.manual_seed(0)
+    constraint = MaxNorm(10.0)
+    early = EarlyStopping("val_loss", patience=5, restore_best_weights=True)
+    model = _NaNAtStep(nan_step=10)  # epoch 2, batch 2
+    trainer = tiny_trainer(tmp_path, max_epochs=6, callbacks=[constraint, early])
+    with pytest.warns(UserWarning, match=r"MaxNorm: the optimizer step at global step 10 \(as training_step sees it\) left non-finite"
+                      r" values \(NaN or inf\) in body\.0\.weight, head\.weight; nothing was projected"):
+        trainer.fit(model, RandomRegressionData())
+    assert model.steps_seen[-1] == 10 and trainer.global_step == 11  # no step after the NaN one
+    assert constraint.projection_count == 10  # the NaN step is not counted
+    assert trainer.should_stop
+    assert early.restored_epoch == early.best_epoch == 1
+    for name, value in model.state_dict().items():
+        assert torch.isfinite(value).all(), name
+        assert torch.equal(value, early._best_weights[name]), name
+
+
+def test_non_finite_weights_raise_when_min_epochs_keeps_training(tmp_path):
+    torch.manual_seed(0)
+    trainer = tiny_trainer(tmp_path, max_epochs=6, min_epochs=5, callbacks=[MaxNorm(10.0)])
+    with pytest.warns(UserWarning, match="Training stops now"), pytest.raises(
+        FloatingPointError, match=r"global step 2 \(as training_step sees it\) left non-finite.*Training went on after the stop request"
+    ):
+        trainer.fit(_NaNAtStep(nan_step=1), RandomRegressionData())
+
+
+@pytest.mark.parametrize("precision", ["bf16-true", "16-true"])
+@pytest.mark.parametrize(
+    ("constraint", "holds"),
+    [
+        (lambda: MaxNorm(0.8, project_on_fit_start=True), lambda n: bool((n <= 0.8).all())),
+        (lambda: MinMaxNorm(0.5, 0.6, project_on_fit_start=True), lambda n: bool(((n >= 0.5) & (n <= 0.6)).all())),
+        (lambda: UnitNorm(project_on_fit_start=True), lambda n: bool(((n - 1).abs() <= 2**-7).all())),
+    ],
+    ids=["MaxNorm", "MinMaxNorm", "UnitNorm"],
+)
+def test_low_precision_weights_satisfy_the_bound(tmp_path, precision, constraint, holds):
+    torch.manual_seed(0)
+    constraint = constraint()
+    model = TinyRegressor(hidden=32, lr=0.5)
+    _inflate(model)
+    tiny_trainer(tmp_path, max_epochs=1, precision=precision, callbacks=[constraint]).fit(model, RandomRegressionData())
+    dtype = torch.bfloat16 if precision == "bf16-true" else torch.float16
+    assert constraint.projection_count == 4
+    for name, w in constraint.select_parameters(model).items():
+        assert w.dtype == dtype
+        assert holds(_unit_norms(w.float())), (name, _unit_norms(w.float()))
+
+
 @pytest.mark.parametrize(
     ("constraint", "match"),
     [
@@ -356,6 +430,11 @@ def test_a_model_without_default_layers_is_an_error():
     ("make", "error", "match"),
     [
         (lambda: MaxNorm(-1.0), ValueError, r"max_value must be a finite number >= 0, got -1\.0"),
+        (lambda: MaxNorm(0.0), ValueError, r"max_value must be a finite number > 0 \(0 would zero every"),
+        (lambda: MaxNorm(float("nan")), ValueError, r"max_value must be a finite number >= 0, got nan"),
+        (lambda: MaxNorm(True), TypeError, r"max_value must be a number >= 0, got bool"),
+        (lambda: MinMaxNorm(0.0, 0.0), ValueError, r"max_value must be a finite number > 0"),
+        (lambda: MinMaxNorm(0.1, 1.0, rate=0.0), ValueError, r"rate must be in \(0, 1\] \(0 would never move"),
         (lambda: MinMaxNorm(2.0, 1.0), ValueError, r"min_value must be <= max_value"),
         (lambda: MinMaxNorm(0.0, 1.0, rate=2.0), ValueError, r"rate must be in \[0, 1\], got 2\.0"),
         (lambda: MinMaxNorm(-1.0, 1.0), ValueError, r"min_value must be a finite number >= 0"),

@@ -190,3 +190,21 @@ def test_bad_arguments_say_what_to_change(call, error, match):
     with pytest.raises(error, match=match):
         call(w)
     assert torch.equal(w, before)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_low_precision_projection_stays_inside_the_bounds(dtype):
+    # rounding the float32 projection to nearest would leave about 1 unit in 3 just past the bound
+    g = torch.Generator().manual_seed(0)
+    big = (3 * torch.randn(64, 33, generator=g)).to(dtype)
+    small = (0.01 * torch.randn(64, 33, generator=g)).to(dtype)
+    inside = (0.7 * torch.nn.functional.normalize(torch.randn(64, 33, generator=g), dim=1)).to(dtype)
+    untouched = inside.clone()
+    max_norm_(big, 0.8)
+    min_max_norm_(small, 0.5, 0.9)
+    max_norm_(inside, 0.8)
+    assert (torch.linalg.vector_norm(big.float(), dim=1) <= 0.8).all()
+    assert (torch.linalg.vector_norm(big.float(), dim=1) >= 0.8 - 0.02).all()  # still projected onto the bound
+    assert (torch.linalg.vector_norm(small.float(), dim=1) >= 0.5).all()
+    assert torch.equal(inside, untouched)  # units inside the bound keep their bits
+    assert big.dtype == small.dtype == dtype
