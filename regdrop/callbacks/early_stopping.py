@@ -1,4 +1,10 @@
-r"""Lightning's ``EarlyStopping`` with Keras's ``restore_best_weights``, ``start_from_epoch`` and ``baseline``."""
+r"""Lightning's ``EarlyStopping`` with Keras's ``restore_best_weights``, ``start_from_epoch`` and ``baseline``.
+
+It extends two private methods of Lightning's class, ``_run_early_stopping_check(trainer)`` and
+``_evaluate_stopping_criteria(current)``: the Lightning range in pyproject is the one this was tested
+on, ``tests/callbacks/test_early_stopping.py`` watches both methods' signatures, and a differential
+test runs this class beside Lightning's own on the arguments they share.
+"""
 
 from __future__ import annotations
 
@@ -14,14 +20,28 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_warn
 from torch import Tensor
 from typing_extensions import override
 
-try:  # Lightning >= 2.5 records why it stopped
-    from lightning.pytorch.callbacks.early_stopping import EarlyStoppingReason
-except ImportError:  # pragma: no cover - older Lightning
-    EarlyStoppingReason = None  # type: ignore[assignment,misc]
-
 __all__ = ["EarlyStopping"]
 
 log = logging.getLogger(__name__)
+
+
+def _check_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int >= 0, got {type(value).__name__} {value!r}")
+    if value < 0:
+        raise ValueError(f"{name} must be an int >= 0, got {value}")
+    return int(value)
+
+
+def _check_finite(name: str, value: object, *, optional: bool = False) -> float | None:
+    what = "a finite number" + (" or None" if optional else "")
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be {what}, got {type(value).__name__}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be {what}, got {value}")
+    return float(value)
 
 
 class EarlyStopping(_LightningEarlyStopping):
@@ -42,12 +62,15 @@ class EarlyStopping(_LightningEarlyStopping):
     - ``start_from_epoch``: checks during epochs ``0 .. start_from_epoch - 1`` are ignored entirely
       (no best value, no patience count, no threshold or finiteness test), a warm-up in which no
       improvement is expected.
-    - ``baseline``: a check resets the patience count only if it beats both the best value so far
-      and ``baseline`` (by more than ``min_delta``); so when the metric never beats ``baseline``,
-      training stops after ``patience`` checks. The best weights still follow the best value,
-      even one worse than ``baseline``. (Keras skips the patience test on a check that improved
-      on the best value even when it missed the baseline; here such a check counts like any
-      other check without improvement.)
+    - ``baseline`` (as in Keras): a check that improves on the best value never stops training, but
+      it resets the patience count only if it also beats ``baseline`` (by more than ``min_delta``);
+      otherwise it counts towards patience, so once the metric stops improving without ever having
+      beaten ``baseline`` training stops at the first check without improvement after ``patience``
+      checks. The best weights follow the best value, even one worse than ``baseline``.
+
+    When the weights restored come from the first check (epoch ``start_from_epoch``) although later
+    checks ran, a warning says so and what to change: on a small or noisy validation set this hands
+    back a barely trained network.
 
     With ``restore_best_weights``, let :math:`t^* = \arg\min_t m_t` (``mode="min"``) over the
     monitored checks :math:`t` with ``epoch >= start_from_epoch``; after fitting, the model's
@@ -69,8 +92,10 @@ class EarlyStopping(_LightningEarlyStopping):
         restored_epoch: epoch whose weights were restored by the last fit, ``None`` if none were.
 
     Raises:
-        TypeError: if ``start_from_epoch`` is not an int or ``baseline`` is not a number.
-        ValueError: if ``start_from_epoch`` is negative or ``baseline`` is not finite.
+        TypeError: if ``patience`` or ``start_from_epoch`` is not an int, ``min_delta``, ``baseline``,
+            ``stopping_threshold`` or ``divergence_threshold`` is not a number, or ``restore_best_weights``
+            is not a bool.
+        ValueError: if ``patience`` or ``start_from_epoch`` is negative, or one of those numbers is not finite.
         MisconfigurationException: if ``mode`` is not ``"min"`` or ``"max"`` (from Lightning).
         RuntimeError: during fit, if ``strict`` and ``monitor`` is not among the logged metrics
             (from Lightning).
@@ -113,6 +138,15 @@ class EarlyStopping(_LightningEarlyStopping):
         start_from_epoch: int = 0,
         baseline: float | None = None,
     ) -> None:
+        _check_int("patience", patience)
+        _check_finite("min_delta", min_delta)
+        _check_finite("stopping_threshold", stopping_threshold, optional=True)
+        _check_finite("divergence_threshold", divergence_threshold, optional=True)
+        if not isinstance(restore_best_weights, bool):
+            raise TypeError(
+                f"restore_best_weights must be True or False, got {type(restore_best_weights).__name__}"
+                f" {restore_best_weights!r}"
+            )
         super().__init__(
             monitor=monitor,
             min_delta=min_delta,
@@ -126,16 +160,8 @@ class EarlyStopping(_LightningEarlyStopping):
             check_on_train_epoch_end=check_on_train_epoch_end,
             log_rank_zero_only=log_rank_zero_only,
         )
-        if isinstance(start_from_epoch, bool) or not isinstance(start_from_epoch, numbers.Integral):
-            raise TypeError(f"start_from_epoch must be an int >= 0, got {type(start_from_epoch).__name__}")
-        if start_from_epoch < 0:
-            raise ValueError(f"start_from_epoch must be an int >= 0, got {start_from_epoch}")
-        if baseline is not None:
-            if isinstance(baseline, bool) or not isinstance(baseline, numbers.Real):
-                raise TypeError(f"baseline must be a finite number or None, got {type(baseline).__name__}")
-            if not math.isfinite(baseline):
-                raise ValueError(f"baseline must be a finite number or None, got {baseline}")
-            baseline = float(baseline)
+        _check_int("start_from_epoch", start_from_epoch)
+        baseline = _check_finite("baseline", baseline, optional=True)
         self.restore_best_weights = bool(restore_best_weights)
         self.start_from_epoch = int(start_from_epoch)
         self.baseline = baseline
@@ -145,6 +171,9 @@ class EarlyStopping(_LightningEarlyStopping):
         self._best_weights = None
         self._checks = 0  # checks past start_from_epoch in this fit
         self._checks_with_metric = 0
+        self._improved = False  # set by _evaluate_stopping_criteria for the check in progress
+        self._first_check_step: int | None = None  # global step of the first counted check, across resumes
+        self._last_check_step: int | None = None
 
     # ---------------------------------------------------------------- the check
     def _beats_baseline(self, current: Tensor) -> bool:
@@ -154,20 +183,15 @@ class EarlyStopping(_LightningEarlyStopping):
     @override
     def _evaluate_stopping_criteria(self, current: Tensor) -> tuple[bool, str | None]:
         wait_before = self.wait_count
+        best_before = torch.as_tensor(self.best_score).detach().clone()
         should_stop, reason = super()._evaluate_stopping_criteria(current)
-        improved = self.best_score is current
-        if improved and self.baseline is not None and not self._beats_baseline(current):
+        # an improvement is a new best value, compared as values (not by the identity of Lightning's tensor)
+        self._improved = bool(torch.as_tensor(self.best_score).to(best_before.device) != best_before)
+        if self._improved and self.baseline is not None and not self._beats_baseline(current):
+            # Keras: a check that improves on the best value never stops training; it resets patience
+            # only when it also beats the baseline, otherwise it counts towards patience.
             self.wait_count = wait_before + 1
-            if self.wait_count >= self.patience:
-                should_stop = True
-                if EarlyStoppingReason is not None:
-                    self.stopping_reason = EarlyStoppingReason.PATIENCE_EXHAUSTED
-                reason = (
-                    f"Monitored metric {self.monitor} did not beat baseline={self.baseline} in the last"
-                    f" {self.wait_count} records. Best score: {self.best_score:.3f}. Signaling Trainer to stop."
-                )
-            else:
-                reason = f"{reason}, which does not beat baseline={self.baseline}"
+            reason = f"{reason}, which does not beat baseline={self.baseline}"
         return should_stop, reason
 
     @override
@@ -176,11 +200,14 @@ class EarlyStopping(_LightningEarlyStopping):
             return
         self._checks += 1
         self._checks_with_metric += int(self.monitor in trainer.callback_metrics)
-        previous_best = self.best_score
+        self._improved = False
         super()._run_early_stopping_check(trainer)
-        improved = self.best_score is not previous_best
+        if self._checks_with_metric:
+            if self._first_check_step is None:
+                self._first_check_step = trainer.global_step
+            self._last_check_step = trainer.global_step
         # ranks that log unsynced metrics may disagree; all follow rank 0 so that they keep the same weights
-        improved = bool(trainer.strategy.broadcast(improved, src=0))
+        improved = bool(trainer.strategy.broadcast(self._improved, src=0))
         if improved:
             self.best_epoch = trainer.current_epoch
             self.best_step = trainer.global_step
@@ -234,6 +261,15 @@ class EarlyStopping(_LightningEarlyStopping):
             f"EarlyStopping restored the weights of epoch={self.best_epoch} step={self.best_step}"
             f" ({self.monitor}={float(self.best_score):.6g}), the best monitored check{why}."
         )
+        first, last = self._first_check_step, self._last_check_step
+        if first is not None and last is not None and self.best_step == first and last > first:
+            rank_zero_warn(
+                f"EarlyStopping restored the weights of the first validation check (epoch={self.best_epoch},"
+                f" step={self.best_step}): no later check improved `{self.monitor}`, so the model may be barely"
+                " trained (e.g. a majority-class classifier). If that is not expected: use a bigger or less noisy"
+                " validation set, set start_from_epoch to skip the first epochs, raise patience, or lower the"
+                " learning rate."
+            )
 
     # ---------------------------------------------------------------- state
     @override
@@ -241,6 +277,8 @@ class EarlyStopping(_LightningEarlyStopping):
         state = super().state_dict()
         state["best_epoch"] = self.best_epoch
         state["best_step"] = self.best_step
+        state["first_check_step"] = self._first_check_step
+        state["last_check_step"] = self._last_check_step
         if self.restore_best_weights:
             state["best_weights"] = self._best_weights
         return state
@@ -250,6 +288,8 @@ class EarlyStopping(_LightningEarlyStopping):
         super().load_state_dict(state_dict)
         self.best_epoch = state_dict.get("best_epoch")
         self.best_step = state_dict.get("best_step")
+        self._first_check_step = state_dict.get("first_check_step")
+        self._last_check_step = state_dict.get("last_check_step")
         self._best_weights = state_dict.get("best_weights")
         if self.restore_best_weights and self._best_weights is None and self.best_epoch is not None:
             rank_zero_warn(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import inspect
 import logging
 import math
 import pickle
@@ -10,6 +11,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import pytest
@@ -171,23 +173,68 @@ def test_start_from_epoch_also_skips_thresholds_and_non_finite_values(tmp_path):
 @pytest.mark.parametrize(
     ("mode", "patience", "scores", "baseline", "stopped_epoch", "best_epoch"),
     [
-        # improving every epoch but never below the baseline: stops after `patience` checks
-        ("min", 3, [5.0, 4.5, 4.2, 4.1, 4.0, 3.9], 3.0, 2, 2),
-        # improvements that miss the baseline do not reset patience (plain patience would never stop here)
-        ("min", 2, [5.0, 4.0, 2.5, 2.4, 2.3, 2.2], 3.0, 1, 1),
+        # Keras: a check that improves never stops, even one that misses the baseline
+        ("min", 3, [5.0, 4.5, 4.2, 4.1, 4.0, 3.9], 3.0, None, 5),
+        # improvements that miss the baseline count towards patience: the first check without
+        # improvement stops (plain patience=2 would wait one more check)
+        ("min", 2, [5.0, 4.0, 4.5, 2.0, 1.0], 3.0, 2, 1),
         # once the baseline is beaten it behaves like plain patience
         ("min", 2, [2.0, 2.5, 2.6, 2.7, 2.8, 2.9], 3.0, 2, 0),
-        ("max", 3, [0.5, 0.6, 0.65, 0.7, 0.95, 0.96], 0.9, 2, 2),
+        ("max", 3, [0.5, 0.6, 0.55, 0.58, 0.95], 0.9, 2, 1),
+        ("max", 2, [0.5, 0.95, 0.9, 0.97, 0.9, 0.9, 0.9], 0.9, 5, 3),
     ],
 )
-def test_baseline(tmp_path, mode, patience, scores, baseline, stopped_epoch, best_epoch):
+def test_baseline_follows_keras(tmp_path, mode, patience, scores, baseline, stopped_epoch, best_epoch):
     torch.manual_seed(0)
     es = EarlyStopping("score", mode=mode, patience=patience, baseline=baseline, restore_best_weights=True)
-    _, model = _fit(tmp_path, scores, [es])
-    assert es.stopped_epoch == stopped_epoch
-    assert es.stopping_reason == EarlyStoppingReason.PATIENCE_EXHAUSTED
+    trainer, model = _fit(tmp_path, scores, [es])
+    assert _keras_stop(mode, patience, scores, baseline) == (stopped_epoch, best_epoch)
+    if stopped_epoch is None:
+        assert es.stopping_reason == EarlyStoppingReason.NOT_STOPPED and trainer.current_epoch == len(scores)
+    else:
+        assert es.stopped_epoch == stopped_epoch
+        assert es.stopping_reason == EarlyStoppingReason.PATIENCE_EXHAUSTED
     assert es.best_epoch == es.restored_epoch == best_epoch
-    _assert_holds_epoch(model, tmp_path, best_epoch, last_epoch=stopped_epoch)
+    _assert_holds_epoch(model, tmp_path, best_epoch, last_epoch=len(scores) - 1 if stopped_epoch is None else stopped_epoch)
+
+
+def _keras_stop(mode, patience, scores, baseline, min_delta=0.0):
+    """Keras 3's EarlyStopping.on_epoch_end rule (keras/src/callbacks/early_stopping.py), written out."""
+    better = (lambda a, b: a - min_delta > b) if mode == "max" else (lambda a, b: a + min_delta < b)
+    best, best_epoch, wait = (-math.inf if mode == "max" else math.inf), None, 0
+    for epoch, value in enumerate(scores):
+        wait += 1
+        if better(value, best):
+            best, best_epoch = value, epoch
+            if baseline is None or better(value, baseline):
+                wait = 0
+            continue
+        if wait >= patience and epoch > 0:
+            return epoch, best_epoch
+    return None, best_epoch
+
+
+def test_restoring_the_first_check_warns_and_says_what_to_change(tmp_path):
+    es = EarlyStopping("score", patience=2, restore_best_weights=True)
+    with pytest.warns(UserWarning, match=r"restored the weights of the first validation check \(epoch=0, step=2\).*"
+                      r"bigger or less noisy validation set, set start_from_epoch.*raise patience.*lower the"):
+        _fit(tmp_path, [1.0, 2.0, 3.0], [es])
+    assert es.restored_epoch == 0
+    later = EarlyStopping("score", patience=2, restore_best_weights=True)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*first validation check")
+        _fit(tmp_path / "later", [2.0, 1.0, 3.0], [later])
+    assert later.restored_epoch == 1
+
+
+def test_the_private_lightning_methods_it_extends_are_still_there():
+    # regdrop's EarlyStopping overrides these two; a Lightning release that renames them breaks it
+    for name, params in (("_evaluate_stopping_criteria", ["self", "current"]), ("_run_early_stopping_check", ["self", "trainer"])):
+        method = getattr(LightningEarlyStopping, name)
+        assert list(inspect.signature(method).parameters) == params, name
+    es = LightningEarlyStopping("x", patience=1)
+    assert es._evaluate_stopping_criteria(torch.tensor(1.0)) == (False, "Metric x improved. New best score: 1.000")
+    assert float(es.best_score) == 1.0
 
 
 LIGHTNING_CASES = [
@@ -271,10 +318,18 @@ def test_a_monitor_that_is_never_logged(tmp_path):
     ("kwargs", "error", "match"),
     [
         ({"start_from_epoch": -1}, ValueError, r"start_from_epoch must be an int >= 0, got -1"),
-        ({"start_from_epoch": 1.5}, TypeError, r"start_from_epoch must be an int >= 0, got float"),
+        ({"start_from_epoch": 1.5}, TypeError, r"start_from_epoch must be an int >= 0, got float 1\.5"),
         ({"baseline": math.nan}, ValueError, r"baseline must be a finite number or None, got nan"),
         ({"baseline": "0.5"}, TypeError, r"baseline must be a finite number or None, got str"),
         ({"mode": "avg"}, MisconfigurationException, r"`mode` can be min, max, got avg"),
+        ({"restore_best_weights": "no"}, TypeError, r"restore_best_weights must be True or False, got str 'no'"),
+        ({"restore_best_weights": 1}, TypeError, r"restore_best_weights must be True or False, got int 1"),
+        ({"patience": -1}, ValueError, r"patience must be an int >= 0, got -1"),
+        ({"patience": 2.5}, TypeError, r"patience must be an int >= 0, got float 2\.5"),
+        ({"min_delta": math.nan}, ValueError, r"min_delta must be a finite number, got nan"),
+        ({"min_delta": "0"}, TypeError, r"min_delta must be a finite number, got str"),
+        ({"stopping_threshold": math.nan}, ValueError, r"stopping_threshold must be a finite number or None, got nan"),
+        ({"divergence_threshold": math.inf}, ValueError, r"divergence_threshold must be a finite number or None, got inf"),
     ],
 )
 def test_bad_arguments_say_what_to_change(kwargs, error, match):
