@@ -157,6 +157,7 @@ class DropoutScheduler(Callback):
         self.log_rates = log_rates
         self._targets: dict[str, float] | None = None
         self._starts: dict[str, float] | None = None
+        self._applied_epoch: int | None = None  # the epoch whose rates the model holds
 
     @property
     def targets(self) -> dict[str, float] | None:
@@ -228,6 +229,7 @@ class DropoutScheduler(Callback):
 
     @override
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._applied_epoch = None
         if self._targets is None:
             self.read_targets(pl_module)
 
@@ -235,6 +237,7 @@ class DropoutScheduler(Callback):
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.interval == "epoch":
             self._apply(pl_module, trainer.current_epoch)
+            self._applied_epoch = trainer.current_epoch
 
     @override
     def on_train_batch_start(
@@ -242,6 +245,10 @@ class DropoutScheduler(Callback):
     ) -> None:
         if self.interval == "step":
             self._apply(pl_module, trainer.global_step)
+        elif self._applied_epoch != trainer.current_epoch:
+            # a run resumed from a mid-epoch checkpoint re-enters its epoch without on_train_epoch_start
+            self._apply(pl_module, trainer.current_epoch)
+            self._applied_epoch = trainer.current_epoch
 
     @override
     def state_dict(self) -> dict[str, Any]:

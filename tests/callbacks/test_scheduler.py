@@ -211,3 +211,20 @@ def test_schedules_the_rates_of_regdrop_lstm(tmp_path: Path) -> None:
     assert recorder.per_epoch("rnn.weight_dropout") == pytest.approx([0.0, 0.1, 0.2])
     assert recorder.per_epoch("rnn.zoneout") == [0.0, 0.0, 0.0]  # off at construction: stays off
     assert model.rnn.recurrent_dropout == pytest.approx(0.4)
+
+
+def test_resume_from_a_mid_epoch_checkpoint_uses_that_epochs_rates(tmp_path: Path) -> None:
+    # 4 batches per epoch; the checkpoint at global step 10 is taken in epoch 2, after its second batch
+    checkpoint = ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=10, save_top_k=-1, filename="{step}")
+    first = DropoutScheduler("linear", warmup=4)
+    tiny_trainer(tmp_path / "a", callbacks=[first, checkpoint], max_epochs=3, enable_checkpointing=True).fit(
+        DropoutRegressor(), datamodule=_data()
+    )
+    resumed = DropoutScheduler("linear", warmup=4)
+    recorder = RateRecorder()
+    trainer = tiny_trainer(tmp_path / "b", callbacks=[resumed, recorder], max_epochs=4)
+    trainer.fit(DropoutRegressor(), datamodule=_data(), ckpt_path=tmp_path / "ckpt" / "step=10.ckpt")
+    assert [(epoch, step) for epoch, step, _ in recorder.by_step][:3] == [(2, 10), (2, 11), (3, 12)]
+    for epoch, _, rates in recorder.by_step:
+        assert rates == pytest.approx(resumed.rates_at(epoch)), epoch
+    assert recorder.by_step[0][2]["rnn.dropout"] == pytest.approx(0.15)  # half way through the warm-up
