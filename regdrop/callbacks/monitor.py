@@ -151,6 +151,23 @@ class RegularizationMonitor(Callback):
             f"val_key={self.val_key!r})"
         )
 
+    @property
+    @override
+    def state_key(self) -> str:
+        return self._generate_state_key(
+            logging_interval=self.logging_interval, norms=self.norms, rates=self.rates, gap=self.gap,
+            clipped=self.clipped, train_key=self.train_key, val_key=self.val_key,
+        )
+
+    @override
+    def state_dict(self) -> dict[str, Any]:
+        # a resumed run does not warn again about missing keys it already warned about
+        return {"keys_checked": self._keys_checked}
+
+    @override
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._keys_checked = bool(state_dict.get("keys_checked", False))
+
     # ---------------------------------------------------------------- what to log
     def _rates_left_to_scheduler(self, trainer: pl.Trainer) -> bool:
         return any(isinstance(cb, DropoutScheduler) and cb.log_rates for cb in trainer.callbacks)

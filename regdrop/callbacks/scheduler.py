@@ -250,6 +250,15 @@ class DropoutScheduler(Callback):
             self._apply(pl_module, trainer.current_epoch)
             self._applied_epoch = trainer.current_epoch
 
+    @property
+    @override
+    def state_key(self) -> str:
+        # two schedulers in one Trainer keep their own checkpoint state
+        schedule = self.schedule if isinstance(self.schedule, str) else getattr(self.schedule, "__qualname__", "callable")
+        return self._generate_state_key(
+            schedule=schedule, warmup=self.warmup, interval=self.interval, start=self.start, target=self.target
+        )
+
     @override
     def state_dict(self) -> dict[str, Any]:
         return {"targets": self.targets, "starts": None if self._starts is None else dict(self._starts)}

@@ -77,6 +77,22 @@ class MCDropoutUncertainty(Callback):
             f"interval_z={self.interval_z}, max_batches={self.max_batches})"
         )
 
+    @property
+    @override
+    def state_key(self) -> str:
+        return self._generate_state_key(
+            samples=self.samples, every_n_epochs=self.every_n_epochs, interval_z=self.interval_z,
+            max_batches=self.max_batches,
+        )
+
+    @override
+    def state_dict(self) -> dict[str, Any]:
+        return {"shape_warned": self._shape_warned}
+
+    @override
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._shape_warned = bool(state_dict.get("shape_warned", False))
+
     def unpack_batch(self, batch: Any) -> tuple[Tensor, Tensor | None]:
         """Return ``(input, target)`` of a validation batch; ``target`` is ``None`` when there is none.
 

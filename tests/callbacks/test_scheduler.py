@@ -126,7 +126,7 @@ def test_resume_continues_the_schedule_exactly(tmp_path: Path) -> None:
     trainer = tiny_trainer(tmp_path / "a", callbacks=[first, checkpoint], max_epochs=2, enable_checkpointing=True)
     trainer.fit(DropoutRegressor(), datamodule=_data())
     state = torch.load(tmp_path / "ckpt" / "last.ckpt", weights_only=False)["callbacks"]
-    assert state["DropoutScheduler"]["targets"] == pytest.approx(RATES)
+    assert state[first.state_key]["targets"] == pytest.approx(RATES)
 
     # A model built with other rates: the checkpoint's targets win, so the schedule goes on as before.
     resumed = DropoutScheduler("linear", warmup=3)
