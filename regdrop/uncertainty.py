@@ -8,7 +8,9 @@ input, and use the spread of the outputs as the model's uncertainty.
 from __future__ import annotations
 
 import numbers
+import threading
 import warnings
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -25,6 +27,31 @@ __all__ = ["mc_dropout", "mc_predict"]
 _FAST_PATH_GATED: tuple[type[nn.Module], ...] = (nn.TransformerEncoderLayer,)
 
 
+class _Entry:
+    """One model inside :func:`mc_dropout`: how many blocks hold it, and the flags to give back."""
+
+    __slots__ = ("depth", "before")
+
+    def __init__(self, before: list[tuple[nn.Module, bool]]) -> None:
+        self.depth = 1
+        self.before = before
+
+
+# Models inside mc_dropout, by identity; a lock makes entering and leaving atomic across threads.
+_ACTIVE: weakref.WeakKeyDictionary[nn.Module, _Entry] = weakref.WeakKeyDictionary()
+_LOCK = threading.RLock()
+
+
+def _enter_mc_mode(model: nn.Module) -> None:
+    model.eval()
+    for module in model.modules():
+        if isinstance(module, _FAST_PATH_GATED):
+            module.training = True
+    for _, module in dropout_modules(model):
+        # A dropout module's submodules carry out its dropout, so they follow it.
+        module.train()
+
+
 @contextmanager
 def mc_dropout(model: nn.Module) -> Iterator[nn.Module]:
     """Context manager in which every dropout of ``model`` is active and everything else is in eval.
@@ -35,8 +62,12 @@ def mc_dropout(model: nn.Module) -> Iterator[nn.Module]:
     new masks while BatchNorm uses its running statistics and other layers behave as at
     evaluation. ``regdrop.nn.GaussianNoise``, which has no rate, stays in eval too. A
     ``torch.nn.TransformerEncoderLayer`` is marked as training (not its submodules) so that it
-    takes the path that applies its dropout. On exit every module gets back the ``training``
-    flag it had, also when the block raises.
+    takes the path that applies its dropout.
+
+    The blocks of one model nest and may overlap across threads: the first to enter records every
+    module's ``training`` flag, the others only count themselves in, and the last to leave gives
+    every module the flag it had before the first entered, also when a block raises. Other models,
+    and the flags outside the model, are never touched.
 
     Args:
         model: the model; it is changed in place and yielded.
@@ -44,24 +75,41 @@ def mc_dropout(model: nn.Module) -> Iterator[nn.Module]:
     Example:
         >>> model = nn.Sequential(nn.Linear(3, 3), nn.BatchNorm1d(3), nn.Dropout(0.5))
         >>> with mc_dropout(model):
-        ...     [m.training for m in model]
+        ...     with mc_dropout(model):
+        ...         inner = [m.training for m in model]
+        ...     [m.training for m in model] == inner
+        True
+        >>> inner
         [False, False, True]
         >>> [m.training for m in model]
         [True, True, True]
     """
-    before = [(module, module.training) for module in model.modules()]
+    with _LOCK:
+        entry = _ACTIVE.get(model)
+        if entry is None:
+            before = [(module, module.training) for module in model.modules()]
+            _ACTIVE[model] = _Entry(before)
+            try:
+                _enter_mc_mode(model)
+            except BaseException:
+                _leave(model)
+                raise
+        else:
+            entry.depth += 1
     try:
-        model.eval()
-        for module in model.modules():
-            if isinstance(module, _FAST_PATH_GATED):
-                module.training = True
-        for _, module in dropout_modules(model):
-            # A dropout module's submodules carry out its dropout, so they follow it.
-            module.train()
         yield model
     finally:
-        for module, training in before:
-            module.training = training
+        _leave(model)
+
+
+def _leave(model: nn.Module) -> None:
+    with _LOCK:
+        entry = _ACTIVE[model]
+        entry.depth -= 1
+        if entry.depth == 0:
+            del _ACTIVE[model]
+            for module, training in entry.before:
+                module.training = training
 
 
 def _active_rates(model: nn.Module) -> list[str]:
@@ -81,7 +129,7 @@ def _active_rates(model: nn.Module) -> list[str]:
 def mc_predict(
     model: nn.Module,
     input: Tensor,
-    samples: int = 30,
+    samples: int = 50,
     batch_size: int | None = None,
     transform: Callable[[object], Tensor] | None = None,
 ) -> tuple[Tensor, Tensor]:
@@ -102,7 +150,7 @@ def mc_predict(
     Args:
         model: maps a batch ``input[i:j]`` to a tensor whose first dimension is the batch.
         input: the batch, with the batch as its first dimension.
-        samples: number of forward passes :math:`T` (at least 2). Default: 30.
+        samples: number of forward passes :math:`T` (at least 2). Default: 50.
         batch_size: rows of ``input`` per forward call, to bound memory; ``None`` runs the
             whole batch at once. Peak memory holds ``samples`` outputs of one such chunk.
             Default: ``None``.

@@ -83,6 +83,58 @@ def test_modes_restored_on_exception() -> None:
     assert _flags(model) == before
 
 
+def test_nested_blocks_restore_the_flags_once_the_outermost_ends() -> None:
+    model = _seq_model().train()
+    model.norm.eval()
+    before = _flags(model)
+    with regdrop.mc_dropout(model):
+        inside = _flags(model)
+        assert not inside["norm"] and inside["drop"] and not inside[""]
+        with regdrop.mc_dropout(model), regdrop.mc_dropout(model.rnn):
+            assert _flags(model) == inside  # not the flags from before the outer block
+        assert _flags(model) == inside
+    assert _flags(model) == before
+
+
+def test_overlapping_blocks_and_threads_leave_mc_mode_only_at_the_last_exit() -> None:
+    import threading
+
+    model = _seq_model().train()
+    before = _flags(model)
+    first, second = regdrop.mc_dropout(model), regdrop.mc_dropout(model)
+    first.__enter__()
+    inside = _flags(model)
+    second.__enter__()
+    first.__exit__(None, None, None)  # not nested: the first to enter leaves first
+    assert _flags(model) == inside
+    second.__exit__(None, None, None)
+    assert _flags(model) == before
+
+    barrier, seen = threading.Barrier(2), []
+
+    def worker() -> None:
+        with regdrop.mc_dropout(model):
+            barrier.wait()
+            seen.append(_flags(model))
+            barrier.wait()
+        # every thread saw MC mode while any was inside
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert seen == [inside, inside]
+    assert _flags(model) == before
+    assert not regdrop.uncertainty._ACTIVE  # nothing kept once every block ended
+
+
+def test_default_samples_is_50_as_in_the_readme() -> None:
+    import inspect
+
+    assert inspect.signature(regdrop.mc_predict).parameters["samples"].default == 50
+
+
 def test_gaussian_noise_stays_in_eval() -> None:
     model = nn.Sequential(GaussianNoise(1.0), nn.Dropout(0.1))
     with regdrop.mc_dropout(model):
