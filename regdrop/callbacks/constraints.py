@@ -39,6 +39,7 @@ from torch.nn.parameter import is_lazy
 from torch.utils.hooks import RemovableHandle
 from typing_extensions import override
 
+from regdrop.callbacks._units import CONV, is_bias, named_module_parameters, set_unit_rows_, unit_layout, unit_rows
 from regdrop.functional._validation import check_nonnegative
 from regdrop.functional.constraints import _EPS, _check_min_max, _max_norm_, _min_max_norm_, _non_neg_, _unit_norm_
 
@@ -63,7 +64,7 @@ def default_constrained_modules() -> tuple[type[nn.Module], ...]:
     types: list[type[nn.Module]] = [
         nn.Linear,
         nn.Bilinear,
-        nn.modules.conv._ConvNd,
+        *CONV,
         nn.RNNBase,
         nn.RNNCellBase,
     ]
@@ -84,17 +85,6 @@ class _Target:
     param: nn.Parameter
     dim: int  # the dimension that indexes the output units
     groups: int  # > 1 only for grouped transposed convolutions, whose units straddle dims 0 and 1
-
-
-def _is_bias(local_name: str) -> bool:
-    return local_name.startswith("bias")
-
-
-def _unit_layout(module: nn.Module, local_name: str, param: Tensor) -> tuple[int, int]:
-    # ConvTranspose stores (in_channels, out_channels // groups, *kernel): output units are along dim 1
-    if isinstance(module, nn.modules.conv._ConvTransposeNd) and local_name == "weight" and param.dim() >= 2:
-        return 1, int(module.groups)
-    return 0, 1
 
 
 class WeightConstraint(Callback):
@@ -200,13 +190,11 @@ class WeightConstraint(Callback):
             return
         if target.groups == 1:
             changed = self.project_(weight, target.dim)
-        else:
-            # grouped ConvTranspose: output unit (g, j) is weight[g*in_g:(g+1)*in_g, j]; gather units into rows
-            g, (in_ch, out_g, *kernel) = target.groups, weight.shape
+        else:  # grouped ConvTranspose: its units straddle dims 0 and 1, so project them as rows
             with torch.no_grad():
-                units = weight.view(g, in_ch // g, out_g, *kernel).transpose(1, 2).reshape(g * out_g, -1)
+                units = unit_rows(weight, target.dim, target.groups)
                 changed = self.project_(units, 0)
-                weight.copy_(units.view(g, out_g, in_ch // g, *kernel).transpose(1, 2).reshape(weight.shape))
+                set_unit_rows_(weight, units, target.groups)
         self._clip_fraction[target.name] = changed.float().mean()
 
     def _project_targets(self, targets: Sequence[_Target]) -> None:
@@ -251,18 +239,14 @@ class WeightConstraint(Callback):
         if types is None and self.names is None:
             types = default_constrained_modules()
         candidates: list[tuple[str, nn.Module, str, nn.Parameter]] = []
-        seen: set[int] = set()
         all_names: list[str] = []
         type_matched = False
-        for module_name, module in model.named_modules():
-            for local_name, param in module.named_parameters(recurse=False):
-                full_name = f"{module_name}.{local_name}" if module_name else local_name
-                all_names.append(full_name)
-                if id(param) in seen or (types is not None and not isinstance(module, types)):
-                    continue
-                type_matched = True
-                seen.add(id(param))
-                candidates.append((full_name, module, local_name, param))
+        for full_name, module, local_name, param in named_module_parameters(model):
+            all_names.append(full_name)
+            if types is not None and not isinstance(module, types):
+                continue
+            type_matched = True
+            candidates.append((full_name, module, local_name, param))
 
         if explicit_types is not None and not type_matched:
             present = sorted({type(m).__name__ for m in model.modules() if any(True for _ in m.parameters(False))})
@@ -282,7 +266,7 @@ class WeightConstraint(Callback):
                         f" {_preview([c[0] for c in candidates] if explicit_types is not None else all_names)}"
                         " (a str is a glob over the whole name, a re.Pattern must match the whole name)"
                     )
-                if not self.include_bias and all(_is_bias(c[2]) for c in matched):
+                if not self.include_bias and all(is_bias(c[2]) for c in matched):
                     raise ValueError(
                         f"{cls}: names pattern {_show(pattern)} matches only biases"
                         f" ({_preview([c[0] for c in matched])}), which are left out; pass include_bias=True"
@@ -294,9 +278,9 @@ class WeightConstraint(Callback):
 
         targets = []
         for full_name, module, local_name, param in candidates:
-            if _is_bias(local_name) and not self.include_bias:
+            if is_bias(local_name) and not self.include_bias:
                 continue
-            dim, groups = _unit_layout(module, local_name, param)
+            dim, groups = unit_layout(module, local_name, param)
             targets.append(_Target(full_name, param, dim, groups))
         if not targets:
             raise ValueError(

@@ -13,22 +13,12 @@ from torch import Tensor, nn
 from torch.nn.parameter import is_lazy
 from typing_extensions import override
 
+from regdrop.callbacks._units import is_bias, named_module_parameters, unit_layout, unit_rows
 from regdrop.callbacks.constraints import default_constrained_modules
 from regdrop.callbacks.scheduler import DropoutScheduler
 from regdrop.nn.rates import dropout_rates
 
 __all__ = ["RegularizationMonitor", "max_unit_norms"]
-
-
-def _unit_rows(module: nn.Module, local_name: str, weight: Tensor) -> Tensor:
-    """``weight`` as a 2-D tensor with one row per output unit."""
-    if isinstance(module, nn.modules.conv._ConvTransposeNd) and local_name == "weight":
-        # (in_channels, out_channels // groups, *kernel): output units run along dim 1, per group
-        groups = int(module.groups)
-        in_channels, out_per_group = weight.shape[:2]
-        grouped = weight.reshape(groups, in_channels // groups, out_per_group, -1)
-        return grouped.transpose(1, 2).reshape(groups * out_per_group, -1)
-    return weight.flatten(1)
 
 
 def max_unit_norms(model: nn.Module) -> dict[str, Tensor]:
@@ -55,16 +45,11 @@ def max_unit_norms(model: nn.Module) -> dict[str, Tensor]:
     """
     types = default_constrained_modules()
     norms: dict[str, Tensor] = {}
-    seen: set[int] = set()
-    for module_name, module in model.named_modules():
-        if not isinstance(module, types):
+    for name, module, local_name, param in named_module_parameters(model):
+        if not isinstance(module, types) or is_bias(local_name) or is_lazy(param) or param.dim() < 2:
             continue
-        for local_name, param in module.named_parameters(recurse=False):
-            if local_name.startswith("bias") or id(param) in seen or is_lazy(param) or param.dim() < 2:
-                continue
-            seen.add(id(param))
-            name = f"{module_name}.{local_name}" if module_name else local_name
-            norms[name] = _unit_rows(module, local_name, param.detach()).norm(dim=1).max()
+        dim, groups = unit_layout(module, local_name, param)
+        norms[name] = unit_rows(param.detach(), dim, groups).norm(dim=1).max()
     return norms
 
 
@@ -77,7 +62,7 @@ class RegularizationMonitor(Callback):
     - ``"generalization_gap"``: :math:`\text{val\_key} - \text{train\_key}`, at the end of
       each training epoch in which validation ran. Log the training loss with
       ``on_epoch=True`` so that this is the epoch mean, not the last batch.
-    - ``"max_row_norm/<parameter>"``: :func:`max_unit_norms`, the largest norm of an output
+    - ``"max_unit_norm/<parameter>"``: :func:`max_unit_norms`, the largest norm of an output
       unit of each weight of the linear, convolutional and recurrent layers.
     - ``"clipped_fraction/<parameter>"``: the fraction of units the latest projection of a
       weight constraint changed, for each callback of the trainer with a
@@ -175,7 +160,7 @@ class RegularizationMonitor(Callback):
     def _collect(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, float | Tensor]:
         metrics: dict[str, float | Tensor] = {}
         if self.norms:
-            metrics.update({f"max_row_norm/{name}": norm for name, norm in max_unit_norms(pl_module).items()})
+            metrics.update({f"max_unit_norm/{name}": norm for name, norm in max_unit_norms(pl_module).items()})
         if self.clipped:
             metrics.update(self._clip_fractions(trainer))
         if self.rates and not self._rates_left_to_scheduler(trainer):

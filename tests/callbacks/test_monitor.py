@@ -81,9 +81,9 @@ def test_epoch_scalars_in_tensorboard(tmp_path: Path) -> None:
     torch.manual_seed(0)
     constraint = MaxNorm(0.5)
     trainer, model, scalars = _fit(tmp_path, [constraint, RegularizationMonitor()], max_epochs=3)
-    expected_norms = {f"max_row_norm/{name}" for name in max_unit_norms(model)}
-    assert expected_norms == {tag for tag in scalars if tag.startswith("max_row_norm/")}
-    assert "max_row_norm/rnn.weight_hh_l1" in expected_norms and "max_row_norm/head.weight" in expected_norms
+    expected_norms = {f"max_unit_norm/{name}" for name in max_unit_norms(model)}
+    assert expected_norms == {tag for tag in scalars if tag.startswith("max_unit_norm/")}
+    assert "max_unit_norm/rnn.weight_hh_l1" in expected_norms and "max_unit_norm/head.weight" in expected_norms
     for tag in [*expected_norms, "generalization_gap", "dropout/rnn.dropout", "clipped_fraction/head.weight"]:
         assert len(scalars[tag]) == 3, tag
 
@@ -97,7 +97,7 @@ def test_epoch_scalars_in_tensorboard(tmp_path: Path) -> None:
 
     # the last norms are the model's, and within the constraint
     for name, norm in max_unit_norms(model).items():
-        assert scalars[f"max_row_norm/{name}"][-1][1] == pytest.approx(norm.item(), rel=1e-6)
+        assert scalars[f"max_unit_norm/{name}"][-1][1] == pytest.approx(norm.item(), rel=1e-6)
         assert norm.item() <= 0.5 + 1e-5
     # clipped fractions are the constraint's own record
     for name, fraction in constraint.last_clip_fraction.items():
@@ -114,10 +114,10 @@ def test_epoch_scalars_in_tensorboard(tmp_path: Path) -> None:
 def test_flags_turn_parts_off(tmp_path: Path) -> None:
     monitor = RegularizationMonitor(norms=False, rates=False, clipped=False)
     _, _, scalars = _fit(tmp_path, [MaxNorm(0.5), monitor], max_epochs=1)
-    assert not [t for t in scalars if t.split("/")[0] in ("max_row_norm", "dropout", "clipped_fraction")]
+    assert not [t for t in scalars if t.split("/")[0] in ("max_unit_norm", "dropout", "clipped_fraction")]
     assert "generalization_gap" in scalars
     _, _, scalars = _fit(tmp_path / "b", [RegularizationMonitor(gap=False)], max_epochs=1)
-    assert "generalization_gap" not in scalars and "max_row_norm/head.weight" in scalars
+    assert "generalization_gap" not in scalars and "max_unit_norm/head.weight" in scalars
 
 
 def test_rates_left_to_the_scheduler(tmp_path: Path) -> None:
@@ -130,7 +130,7 @@ def test_rates_left_to_the_scheduler(tmp_path: Path) -> None:
 def test_gap_only_in_epochs_with_validation(tmp_path: Path) -> None:
     _, _, scalars = _fit(tmp_path, [RegularizationMonitor()], max_epochs=4, check_val_every_n_epoch=2)
     assert len(scalars["generalization_gap"]) == 2
-    assert len(scalars["max_row_norm/head.weight"]) == 4
+    assert len(scalars["max_unit_norm/head.weight"]) == 4
     val_steps = [step for step, _ in scalars["val_loss"]]
     assert [step for step, _ in scalars["generalization_gap"]] == val_steps
 
@@ -139,7 +139,7 @@ def test_step_interval_matches_lightning_steps(tmp_path: Path) -> None:
     monitor = RegularizationMonitor(logging_interval="step")
     model = DropoutRegressor(log_train_step=True)
     _, model, scalars = _fit(tmp_path, [monitor], model=model, max_epochs=2, log_every_n_steps=3)
-    steps = [step for step, _ in scalars["max_row_norm/head.weight"]]
+    steps = [step for step, _ in scalars["max_unit_norm/head.weight"]]
     assert steps == [step for step, _ in scalars["train_loss_step"]] == [2, 5]
     assert [step for step, _ in scalars["dropout/drop.p"]] == steps
     assert len(scalars["generalization_gap"]) == 2  # the gap stays per epoch
@@ -149,8 +149,8 @@ def test_step_interval_last_step_has_final_norms(tmp_path: Path) -> None:
     _, model, scalars = _fit(
         tmp_path, [RegularizationMonitor(logging_interval="step")], max_epochs=2, log_every_n_steps=4
     )
-    assert [step for step, _ in scalars["max_row_norm/head.weight"]] == [3, 7]
-    assert scalars["max_row_norm/head.weight"][-1][1] == pytest.approx(max_unit_norms(model)["head.weight"].item())
+    assert [step for step, _ in scalars["max_unit_norm/head.weight"]] == [3, 7]
+    assert scalars["max_unit_norm/head.weight"][-1][1] == pytest.approx(max_unit_norms(model)["head.weight"].item())
 
 
 # ---------------------------------------------------------------- warnings and errors
@@ -193,3 +193,18 @@ def test_repr_and_pickle() -> None:
         "RegularizationMonitor(logging_interval='step', norms=True, rates=True, gap=True, clipped=True, "
         "train_key='loss', val_key='val_loss')"
     )
+
+
+def test_max_unit_norms_reads_the_units_the_constraints_project() -> None:
+    # one layout for both: after MaxNorm(1) on inflated weights every unit has norm 1, grouped ConvTranspose too
+    torch.manual_seed(0)
+    from regdrop.callbacks import MaxNorm
+
+    model = nn.Sequential(nn.ConvTranspose1d(4, 6, 3, groups=2), nn.ConvTranspose2d(3, 5, 2), nn.Conv1d(2, 3, 3))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(50.0)
+    MaxNorm(1.0).apply_(model)
+    norms = max_unit_norms(model)
+    assert set(norms) == {"0.weight", "1.weight", "2.weight"}
+    assert all(float(n) == pytest.approx(1.0, rel=1e-5) for n in norms.values())
