@@ -21,3 +21,6 @@ __all__ += _constraints.__all__
 from regdrop.callbacks import early_stopping as _early_stopping
 from regdrop.callbacks.early_stopping import *  # noqa: F403
 __all__ += _early_stopping.__all__
+from regdrop.callbacks import concrete as _concrete
+from regdrop.callbacks.concrete import *  # noqa: F403
+__all__ += _concrete.__all__
