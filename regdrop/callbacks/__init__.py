@@ -24,3 +24,6 @@ __all__ += _early_stopping.__all__
 from regdrop.callbacks import rng as _rng
 from regdrop.callbacks.rng import *  # noqa: F403
 __all__ += _rng.__all__
+from regdrop.callbacks import concrete as _concrete
+from regdrop.callbacks.concrete import *  # noqa: F403
+__all__ += _concrete.__all__

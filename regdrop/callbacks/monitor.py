@@ -16,7 +16,7 @@ from typing_extensions import override
 from regdrop.callbacks._units import is_bias, named_module_parameters, unit_layout, unit_rows
 from regdrop.callbacks.constraints import default_constrained_modules
 from regdrop.callbacks.scheduler import DropoutScheduler
-from regdrop.nn.rates import dropout_rates
+from regdrop.nn.rates import dropout_rates, learned_rate_keys
 
 __all__ = ["RegularizationMonitor", "max_unit_norms"]
 
@@ -68,7 +68,8 @@ class RegularizationMonitor(Callback):
       weight constraint changed, for each callback of the trainer with a
       ``last_clip_fraction`` mapping (``MaxNorm``, ``UnitNorm``, ...).
     - ``"dropout/<rate>"``: :func:`regdrop.nn.dropout_rates`; left to the
-      :class:`DropoutScheduler` when the trainer has one that logs them.
+      :class:`DropoutScheduler` when the trainer has one that logs them, except learned
+      rates (``ConcreteDropout``, the mean over units for per-unit rates), logged here always.
 
     With ``logging_interval="epoch"`` all of these are logged at the end of each training
     epoch. With ``"step"``, norms, clipped fractions and rates are written to the trainer's
@@ -163,8 +164,11 @@ class RegularizationMonitor(Callback):
             metrics.update({f"max_unit_norm/{name}": norm for name, norm in max_unit_norms(pl_module).items()})
         if self.clipped:
             metrics.update(self._clip_fractions(trainer))
-        if self.rates and not self._rates_left_to_scheduler(trainer):
-            metrics.update({f"dropout/{name}": rate for name, rate in dropout_rates(pl_module).items()})
+        if self.rates:
+            # A scheduler logs only the rates it schedules; learned rates are never among them.
+            keep = learned_rate_keys(pl_module) if self._rates_left_to_scheduler(trainer) else None
+            rates = dropout_rates(pl_module).items()
+            metrics.update({f"dropout/{name}": rate for name, rate in rates if keep is None or name in keep})
         return metrics
 
     @staticmethod

@@ -14,7 +14,7 @@ from torch import nn
 from typing_extensions import override
 
 from regdrop.functional._validation import check_rate
-from regdrop.nn.rates import dropout_rates, set_dropout_rates
+from regdrop.nn.rates import dropout_rates, learned_rate_keys, set_dropout_rates
 
 __all__ = ["DropoutScheduler", "scheduled_rate"]
 
@@ -169,12 +169,24 @@ class DropoutScheduler(Callback):
 
         Raises:
             ValueError: if ``start`` or ``target`` is a mapping that names a rate the model
-                does not have.
+                does not have, or a learned rate.
+
+        Learned rates (:func:`regdrop.nn.learned_rate_keys`, e.g. ``ConcreteDropout``) are
+        parameters of the optimizer and are not scheduled; a warning names them.
         """
-        current = dropout_rates(model)
+        learned = learned_rate_keys(model)
+        current = {name: rate for name, rate in dropout_rates(model).items() if name not in learned}
+        if learned:
+            rank_zero_warn(f"DropoutScheduler: the learned rates {learned} are left to the optimizer, not scheduled")
         named: set[str] = set()
         for arg_name, arg in (("start", self.start), ("target", self.target)):
             if isinstance(arg, dict):
+                learned_named = sorted(set(arg) & set(learned))
+                if learned_named:
+                    raise ValueError(
+                        f"DropoutScheduler: {arg_name} names {', '.join(map(repr, learned_named))}, "
+                        "a learned rate (a parameter the optimizer updates), which cannot be scheduled"
+                    )
                 unknown = sorted(set(arg) - set(current))
                 if unknown:
                     raise ValueError(

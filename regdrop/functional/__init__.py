@@ -21,6 +21,9 @@ __all__ += _embedding.__all__
 from regdrop.functional import dropconnect as _dropconnect
 from regdrop.functional.dropconnect import *  # noqa: F403
 __all__ += _dropconnect.__all__
+from regdrop.functional import concrete as _concrete
+from regdrop.functional.concrete import *  # noqa: F403
+__all__ += _concrete.__all__
 # -- weight constraints (constraints.py)
 from regdrop.functional import constraints as _constraints
 from regdrop.functional.constraints import *  # noqa: F403

@@ -16,6 +16,10 @@ __all__ += _noise.__all__
 from regdrop.nn import embedding as _embedding
 from regdrop.nn.embedding import *  # noqa: F403
 __all__ += _embedding.__all__
+# -- learned rates (concrete.py)
+from regdrop.nn import concrete as _concrete
+from regdrop.nn.concrete import *  # noqa: F403
+__all__ += _concrete.__all__
 # -- recurrent layers (rnn.py)
 from regdrop.nn import rnn as _rnn
 from regdrop.nn.rnn import *  # noqa: F403

@@ -10,12 +10,18 @@ A module is a *dropout module* when it has rates that regularize only in trainin
 - ``torch.nn.LSTM``/``GRU``/``RNN`` (``torch.nn.RNNBase``) and
   ``torch.nn.MultiheadAttention`` have ``dropout``.
 
+A *learned* rate (a class's ``learned_rate_names``, e.g. :class:`regdrop.nn.ConcreteDropout`'s
+``p``) is a parameter the optimizer changes: :func:`dropout_rates` reports it (the mean over
+units for per-unit rates), :func:`set_dropout_rates` leaves it alone with a warning when told
+to set every rate, and refuses to set it by name.
+
 A rate is named ``"<module name>.<attribute>"``, with the module's name as in
 ``model.named_modules()``: ``"rnn.recurrent_dropout"``, ``"head.0.p"``.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 
 from torch import nn
@@ -23,7 +29,7 @@ from torch.nn.modules.dropout import _DropoutNd
 
 from regdrop.functional._validation import check_rate
 
-__all__ = ["dropout_modules", "dropout_rates", "rate_attributes", "set_dropout_rates"]
+__all__ = ["dropout_modules", "dropout_rates", "learned_rate_keys", "rate_attributes", "set_dropout_rates"]
 
 RateSpec = float | Mapping[str, float] | Callable[[str, float], float]
 
@@ -109,6 +115,21 @@ def dropout_rates(model: nn.Module) -> dict[str, float]:
     }
 
 
+def learned_rate_keys(model: nn.Module) -> list[str]:
+    """Return the names (as in :func:`dropout_rates`) of the rates of ``model`` that are learned parameters.
+
+    Example:
+        >>> from regdrop.nn import ConcreteDropout
+        >>> learned_rate_keys(nn.Sequential(nn.Dropout(0.1), ConcreteDropout(4)))
+        ['1.p']
+    """
+    return [
+        _rate_key(name, attribute)
+        for name, module in dropout_modules(model)
+        for attribute in getattr(type(module), "learned_rate_names", ())
+    ]
+
+
 def set_dropout_rates(model: nn.Module, rates: RateSpec) -> dict[str, float]:
     """Set dropout rates of ``model`` in place and return all its rates afterwards.
 
@@ -127,8 +148,12 @@ def set_dropout_rates(model: nn.Module, rates: RateSpec) -> dict[str, float]:
 
     Raises:
         TypeError: if ``rates`` is none of the above, or a new rate is not a real number.
-        ValueError: if a new rate is outside [0, 1] (the error names the rate), or a
-            mapping names a rate the model does not have (the error lists the rates it has).
+        ValueError: if a new rate is outside [0, 1] (the error names the rate), a
+            mapping names a rate the model does not have (the error lists the rates it has),
+            or a mapping names a learned rate (see :func:`learned_rate_keys`).
+
+    Warns:
+        UserWarning: when a float or a callable would set learned rates: they are skipped.
 
     Example:
         >>> model = nn.Sequential(nn.Dropout(0.1), nn.Dropout(0.3))
@@ -142,12 +167,21 @@ def set_dropout_rates(model: nn.Module, rates: RateSpec) -> dict[str, float]:
         ValueError: 0.p must be in [0, 1], got 1.5
     """
     current = dropout_rates(model)
+    learned = learned_rate_keys(model)
     if isinstance(rates, Mapping):
         unknown = sorted(set(rates) - set(current))
         if unknown:
             raise ValueError(
                 f"set_dropout_rates: the model has no rate named {', '.join(map(repr, unknown))}; "
                 f"its rates are {sorted(current)}"
+            )
+        learned_named = [name for name in learned if name in rates]
+        if learned_named:
+            raise ValueError(
+                f"set_dropout_rates: {', '.join(map(repr, learned_named))} "
+                f"{'is a learned rate' if len(learned_named) == 1 else 'are learned rates'} (a parameter the "
+                "optimizer updates, e.g. ConcreteDropout.p_logit) and cannot be set; build the module with "
+                "the initial p you want"
             )
         wanted = {name: rates[name] for name in current if name in rates}
     elif callable(rates):
@@ -159,6 +193,14 @@ def set_dropout_rates(model: nn.Module, rates: RateSpec) -> dict[str, float]:
             "rates must be a float, a mapping from rate names to floats, or a callable "
             f"(name, rate) -> rate, got {type(rates).__name__} {rates!r}"
         )
+    if not isinstance(rates, Mapping) and learned:
+        warnings.warn(
+            f"set_dropout_rates: leaving the learned rates {learned} as the optimizer has them "
+            "(they are parameters, not settings)",
+            UserWarning,
+            stacklevel=2,
+        )
+        wanted = {name: rate for name, rate in wanted.items() if name not in learned}
     checked = {name: check_rate(name, value) for name, value in wanted.items()}
     for module_name, module in dropout_modules(model):
         for attribute in rate_attributes(module):

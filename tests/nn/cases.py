@@ -18,6 +18,8 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 import regdrop.functional as RF
 from regdrop.nn import (
     AlphaDropout,
+    ConcreteDropout,
+    ConcreteLockedDropout,
     EmbeddingDropout,
     GaussianDropout,
     GaussianNoise,
@@ -206,5 +208,37 @@ CASES: list[Case] = [
         lambda m, x: RF.dropped_embedding(x, m.embedding.weight, 0.3, training=True),
         "EmbeddingDropout(\n  p=0.3\n  (embedding): Embedding(30, 5)\n)",
         _embedding_eval,
+    ),
+    Case(
+        "concrete",
+        ConcreteDropout,
+        lambda: {"num_features": 8, "p": 0.3},
+        _randn(6, 8),
+        lambda m, x: RF.concrete_dropout(x, m.p_logit, 0.1, training=True),
+        "ConcreteDropout(num_features=8, init_p=0.3, per_unit=False, temperature=0.1, shared_dims=())",
+    ),
+    Case(
+        "concrete-shared-per-unit",
+        ConcreteDropout,
+        lambda: {"num_features": 3, "p": 0.3, "shared_dims": 1, "per_unit": True, "temperature": 0.5},
+        _randn(6, 4, 3),
+        lambda m, x: RF.concrete_dropout(x, m.p_logit, 0.5, training=True, shared_dims=1),
+        "ConcreteDropout(num_features=3, init_p=0.3, per_unit=True, temperature=0.5, shared_dims=(1,))",
+    ),
+    Case(
+        "concrete-locked",
+        ConcreteLockedDropout,
+        lambda: {"num_features": 6, "p": 0.3},
+        _randn(7, 5, 6),
+        lambda m, x: RF.concrete_dropout(x, m.p_logit, 0.1, training=True, shared_dims=0),
+        "ConcreteLockedDropout(num_features=6, init_p=0.3, per_unit=False, temperature=0.1, batch_first=False)",
+    ),
+    Case(
+        "concrete-locked-batch-first-per-unit",
+        ConcreteLockedDropout,
+        lambda: {"num_features": 6, "p": 0.3, "batch_first": True, "per_unit": True},
+        _randn(5, 7, 6),
+        lambda m, x: RF.concrete_dropout(x, m.p_logit, 0.1, training=True, shared_dims=1),
+        "ConcreteLockedDropout(num_features=6, init_p=0.3, per_unit=True, temperature=0.1, batch_first=True)",
     ),
 ]
