@@ -32,6 +32,7 @@ from torch.nn.parameter import is_lazy
 from torch.utils.hooks import RemovableHandle
 from typing_extensions import override
 
+from regdrop._modules import CONV_MODULES, CONV_TRANSPOSE_MODULES
 from regdrop.functional._validation import check_nonnegative
 from regdrop.functional.constraints import _EPS, _check_min_max, _max_norm_, _min_max_norm_, _non_neg_, _unit_norm_
 
@@ -56,7 +57,7 @@ def default_constrained_modules() -> tuple[type[nn.Module], ...]:
     types: list[type[nn.Module]] = [
         nn.Linear,
         nn.Bilinear,
-        nn.modules.conv._ConvNd,
+        *CONV_MODULES,
         nn.RNNBase,
         nn.RNNCellBase,
     ]
@@ -85,7 +86,7 @@ def _is_bias(local_name: str) -> bool:
 
 def _unit_layout(module: nn.Module, local_name: str, param: Tensor) -> tuple[int, int]:
     # ConvTranspose stores (in_channels, out_channels // groups, *kernel): output units are along dim 1
-    if isinstance(module, nn.modules.conv._ConvTransposeNd) and local_name == "weight" and param.dim() >= 2:
+    if isinstance(module, CONV_TRANSPOSE_MODULES) and local_name == "weight" and param.dim() >= 2:
         return 1, int(module.groups)
     return 0, 1
 

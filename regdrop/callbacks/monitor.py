@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from torch.nn.parameter import is_lazy
 from typing_extensions import override
 
+from regdrop._modules import CONV_TRANSPOSE_MODULES
 from regdrop.callbacks.constraints import default_constrained_modules
 from regdrop.callbacks.scheduler import DropoutScheduler
 from regdrop.nn.rates import dropout_rates
@@ -22,7 +23,7 @@ __all__ = ["RegularizationMonitor", "max_unit_norms"]
 
 def _unit_rows(module: nn.Module, local_name: str, weight: Tensor) -> Tensor:
     """``weight`` as a 2-D tensor with one row per output unit."""
-    if isinstance(module, nn.modules.conv._ConvTransposeNd) and local_name == "weight":
+    if isinstance(module, CONV_TRANSPOSE_MODULES) and local_name == "weight":
         # (in_channels, out_channels // groups, *kernel): output units run along dim 1, per group
         groups = int(module.groups)
         in_channels, out_per_group = weight.shape[:2]
