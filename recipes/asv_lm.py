@@ -47,7 +47,7 @@ from common.datasets import LanguageModelDataModule  # noqa: E402
 from lightning.pytorch.cli import ArgsType  # noqa: E402
 
 import regdrop  # noqa: E402
-from regdrop.functional import check_nonnegative, check_positive_int, check_rate  # noqa: E402
+from regdrop.functional._validation import check_nonnegative, check_positive_int, check_rate  # noqa: E402
 
 __all__ = ["WordLanguageModel", "cli", "main"]
 

@@ -46,7 +46,7 @@ if __package__ in (None, ""):
 from common.datasets import load_sonar, read_sonar, stratified_folds  # noqa: E402
 
 from regdrop.callbacks import MaxNorm  # noqa: E402
-from regdrop.functional import check_positive_int, check_rate  # noqa: E402
+from regdrop.functional._validation import check_positive_int, check_rate  # noqa: E402
 
 __all__ = ["PUBLISHED", "VARIANTS", "CrossValidation", "SonarMLP", "cross_validate", "fold_trainer", "main"]
 

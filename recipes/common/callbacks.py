@@ -15,7 +15,7 @@ try:
 except ImportError:  # Python < 3.12
     from typing_extensions import override
 
-from regdrop.functional import check_positive_int
+from regdrop.functional._validation import check_positive_int
 
 from .data import ForecastDataModule
 from .plotting import plot_forecasts

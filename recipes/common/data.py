@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from regdrop.functional import check_positive_int, check_rate
+from regdrop.functional._validation import check_positive_int, check_rate
 
 __all__ = [
     "SplitDataModule",

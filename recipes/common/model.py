@@ -16,7 +16,7 @@ try:
 except ImportError:  # Python < 3.12
     from typing_extensions import override
 
-from regdrop.functional import check_nonnegative, check_positive_int, check_rate
+from regdrop.functional._validation import check_nonnegative, check_positive_int, check_rate
 from regdrop.nn import GRU, LSTM, LockedDropout
 
 __all__ = ["SequenceModel"]

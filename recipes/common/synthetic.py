@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from .data import ClassificationDataModule, ForecastDataModule
-from regdrop.functional import check_nonnegative, check_positive_int
+from regdrop.functional._validation import check_nonnegative, check_positive_int
 
 __all__ = ["SineClassificationDataModule", "SineDataModule", "sine_waves"]
 

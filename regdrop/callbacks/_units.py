@@ -15,11 +15,13 @@ from collections.abc import Iterator
 
 from torch import Tensor, nn
 
+from regdrop._modules import CONV_MODULES, CONV_TRANSPOSE_MODULES
+
 __all__: list[str] = []
 
-# Public classes only; the lazy layers subclass these.
-CONV_TRANSPOSE: tuple[type[nn.Module], ...] = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
-CONV: tuple[type[nn.Module], ...] = (nn.Conv1d, nn.Conv2d, nn.Conv3d, *CONV_TRANSPOSE)
+# Public classes only (regdrop._modules); the lazy layers subclass these.
+CONV_TRANSPOSE = CONV_TRANSPOSE_MODULES
+CONV = CONV_MODULES
 
 
 def is_bias(local_name: str) -> bool:

@@ -1,8 +1,6 @@
 """The math of regdrop, written once: pure functions on tensors with an explicit ``training`` flag."""
 
-from regdrop.functional._validation import check_nonnegative, check_positive_int, check_rate
-
-__all__ = ["check_nonnegative", "check_positive_int", "check_rate"]
+__all__: list[str] = []
 
 # Each file's public names, added in pairs of lines like:
 #   from regdrop.functional import noise as _noise

@@ -25,7 +25,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from regdrop.functional._validation import check_nonnegative, check_rate
+from regdrop.functional._validation import check_nonnegative, check_rate, check_tensor
 
 __all__ = ["max_norm_", "unit_norm_", "non_neg_", "min_max_norm_"]
 
@@ -33,11 +33,7 @@ _EPS = 1e-7
 
 
 def _check_weight(fn: str, weight: object, *, floating: bool = True) -> Tensor:
-    if not isinstance(weight, Tensor):
-        raise TypeError(f"{fn}: weight must be a torch.Tensor, got {type(weight).__name__}")
-    if floating and not weight.is_floating_point():
-        raise TypeError(f"{fn}: weight must be a floating point tensor, got dtype {weight.dtype}")
-    return weight
+    return check_tensor(weight, fn, name="weight", floating=floating)
 
 
 def _check_dim(fn: str, weight: Tensor, dim: object) -> int:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from regdrop.functional.dropout import _check_tensor, shared_dropout
+from regdrop.functional._validation import check_tensor
+from regdrop.functional.dropout import shared_dropout
 
 __all__ = ["dropconnect"]
 
@@ -54,5 +55,5 @@ def dropconnect(
         >>> torch.equal(w.grad, w_dropped.detach())  # kept entries get gradient 1 / (1 - p)
         True
     """
-    _check_tensor(weight, "dropconnect", name="weight")
+    check_tensor(weight, "dropconnect", name="weight")
     return shared_dropout(weight, p, training=training, generator=generator)

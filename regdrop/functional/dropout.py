@@ -8,14 +8,13 @@ decides a whole time series, a whole feature map, or a whole row.
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence
 
-from regdrop.functional._validation import check_rate
+from regdrop.functional._validation import check_rate, check_shared_dims, check_tensor, shape_str
 
 __all__ = [
     "bernoulli_mask",
@@ -33,44 +32,7 @@ _SELU_ALPHA = 1.6732632423543772848170429916717
 _SELU_SCALE = 1.0507009873554804934193349852946
 _ALPHA_PRIME = -_SELU_SCALE * _SELU_ALPHA
 
-
-def _check_tensor(value: object, who: str, name: str = "input", hint: str = "") -> Tensor:
-    """Return ``value`` after checking it is a floating-point tensor; ``who`` prefixes errors."""
-    if isinstance(value, PackedSequence):
-        raise TypeError(f"{who}: {name} must be a Tensor, got a PackedSequence{hint}")
-    if not isinstance(value, Tensor):
-        raise TypeError(f"{who}: {name} must be a Tensor, got {type(value).__name__}")
-    if not value.is_floating_point():
-        raise TypeError(f"{who}: {name} must be a floating-point tensor, got dtype {value.dtype}")
-    return value
-
-
-def _shape_str(t: Tensor) -> str:
-    return f"{t.dim()}-D tensor of shape {tuple(t.shape)}"
-
-
-def _normalize_dims(shared_dims: int | Sequence[int], ndim: int, who: str = "") -> tuple[int, ...]:
-    """Return ``shared_dims`` as sorted non-negative dims of an ``ndim``-D tensor.
-
-    ``who`` (a class name) prefixes the errors about the dims not fitting the input.
-    """
-    dims = (shared_dims,) if isinstance(shared_dims, numbers.Integral) else shared_dims
-    if isinstance(dims, (str, bytes)) or not isinstance(dims, Sequence):
-        raise TypeError(
-            f"shared_dims must be an int or a sequence of ints, got {type(shared_dims).__name__} {shared_dims!r}"
-        )
-    if any(isinstance(d, bool) or not isinstance(d, numbers.Integral) for d in dims):
-        raise TypeError(f"shared_dims must be an int or a sequence of ints, got {shared_dims!r}")
-    dims = [int(d) for d in dims]
-    prefix = f"{who}: " if who else ""
-    if any(d < -ndim or d >= ndim for d in dims):
-        raise ValueError(
-            f"{prefix}shared_dims must hold dims in [{-ndim}, {ndim - 1}] for a {ndim}-D input, got {shared_dims!r}"
-        )
-    normalized = [d % ndim for d in dims]
-    if len(set(normalized)) != len(normalized):
-        raise ValueError(f"{prefix}shared_dims must hold distinct dims, got {shared_dims!r} for a {ndim}-D input")
-    return tuple(sorted(normalized))
+_PACKED_HINT = "; use locked_dropout (LockedDropout) for packed sequences"
 
 
 def _keep_mask(
@@ -166,9 +128,9 @@ def dropout_mask(
         >>> dropout_mask(torch.zeros(8, 50, 16), p=0.3, shared_dims=1).shape
         torch.Size([8, 1, 16])
     """
-    _check_tensor(input, "dropout_mask")
+    check_tensor(input, "dropout_mask")
     p = check_rate("p", p)
-    dims = _normalize_dims(shared_dims, input.dim())
+    dims = check_shared_dims(shared_dims, input.dim(), "dropout_mask")
     shape = [1 if d in dims else n for d, n in enumerate(input.shape)]
     return bernoulli_mask(shape, p, dtype=input.dtype, device=input.device, generator=generator)
 
@@ -180,6 +142,8 @@ def shared_dropout(
     training: bool = True,
     inplace: bool = False,
     generator: torch.Generator | None = None,
+    *,
+    who: str = "shared_dropout",
 ) -> Tensor:
     r"""Dropout whose mask is shared along ``shared_dims``: the primitive of the dropout family.
 
@@ -206,6 +170,8 @@ def shared_dropout(
         training: apply dropout if True, return ``input`` if False. Default: True.
         inplace: multiply ``input`` in place. Default: False.
         generator: random generator to draw the mask from. Default: the global one.
+        who: the name that prefixes the errors about ``input`` (a module passes its class
+            name). Default: the function's name.
 
     Shape:
         - Input: :math:`(*)`, any shape.
@@ -226,9 +192,9 @@ def shared_dropout(
         >>> sorted(set(y.flatten().tolist()))
         [0.0, 2.0]
     """
-    _check_tensor(input, "shared_dropout", hint="; use locked_dropout for packed sequences")
+    check_tensor(input, who, hint=_PACKED_HINT)
     p = check_rate("p", p)
-    dims = _normalize_dims(shared_dims, input.dim())
+    dims = check_shared_dims(shared_dims, input.dim(), who)
     if not training or p == 0.0:
         return input
     shape = [1 if d in dims else n for d, n in enumerate(input.shape)]
@@ -236,17 +202,20 @@ def shared_dropout(
     return input.mul_(mask) if inplace else input * mask
 
 
-def _packed_locked_dropout(input: PackedSequence, p: float, generator: torch.Generator | None) -> PackedSequence:
+def _packed_locked_dropout(
+    input: PackedSequence, p: float, generator: torch.Generator | None, who: str
+) -> PackedSequence:
     data, batch_sizes = input.data, input.batch_sizes
-    _check_tensor(data, "locked_dropout")
+    check_tensor(data, who, name="a PackedSequence's data")
     if data.dim() < 2:
         raise ValueError(
-            f"locked_dropout: a PackedSequence's data must be at least 2-D (sum of lengths, C), got {_shape_str(data)}"
+            f"{who}: a PackedSequence's data must be at least 2-D (sum of lengths, C), got {shape_str(data)}"
         )
     batch = int(batch_sizes[0]) if batch_sizes.numel() else 0
-    # One row per sample, in the caller's (unsorted) order, drawn exactly like the padded
-    # tensor's (N, 1, C) mask, so packed and padded inputs get the same masks under one seed.
-    mask = bernoulli_mask((batch, *data.shape[1:]), p, dtype=data.dtype, device=data.device, generator=generator)
+    # One mask row per sample, in the caller's (unsorted) order: shared_dropout of ones draws
+    # exactly what the padded tensor's (N, 1, C) mask draws, so packed and padded inputs get
+    # the same masks under one seed.
+    mask = shared_dropout(data.new_ones((batch, *data.shape[1:])), p, generator=generator, who=who)
     # Row r of the packed data is time step t, position r - start(t) in sorted batch order.
     starts = torch.cumsum(batch_sizes, 0) - batch_sizes
     position = torch.arange(data.shape[0]) - torch.repeat_interleave(starts, batch_sizes)
@@ -262,6 +231,8 @@ def locked_dropout(
     batch_first: bool = False,
     training: bool = True,
     generator: torch.Generator | None = None,
+    *,
+    who: str = "locked_dropout",
 ) -> Tensor | PackedSequence:
     r"""Locked (variational) dropout of a sequence: one mask per sample and feature, fixed over time.
 
@@ -288,6 +259,8 @@ def locked_dropout(
             for unbatched tensors and ``PackedSequence``. Default: False.
         training: apply dropout if True, return ``input`` if False. Default: True.
         generator: random generator to draw the mask from. Default: the global one.
+        who: the name that prefixes the errors about ``input`` (a module passes its class
+            name). Default: the function's name.
 
     Shape:
         - Input: :math:`(L, N, C)` if ``batch_first=False``, :math:`(N, L, C)` if
@@ -314,8 +287,8 @@ def locked_dropout(
     if isinstance(input, PackedSequence):
         if not training or p == 0.0:
             return input
-        return _packed_locked_dropout(input, p, generator)
-    _check_tensor(input, "locked_dropout")
+        return _packed_locked_dropout(input, p, generator, who)
+    check_tensor(input, who)
     if input.dim() == 3:
         time_dim = 1 if batch_first else 0
     elif input.dim() == 2:
@@ -323,9 +296,9 @@ def locked_dropout(
     else:
         layout = "(N, L, C) with batch_first=True" if batch_first else "(L, N, C) with batch_first=False"
         raise ValueError(
-            f"locked_dropout: input must be 3-D {layout} or 2-D (L, C) unbatched, got a {_shape_str(input)}"
+            f"{who}: input must be 3-D {layout} or 2-D (L, C) unbatched, got a {shape_str(input)}"
         )
-    return shared_dropout(input, p, shared_dims=time_dim, training=training, generator=generator)
+    return shared_dropout(input, p, shared_dims=time_dim, training=training, generator=generator, who=who)
 
 
 def spatial_dropout(
@@ -334,6 +307,8 @@ def spatial_dropout(
     training: bool = True,
     channels_last: bool = False,
     generator: torch.Generator | None = None,
+    *,
+    who: str = "spatial_dropout",
 ) -> Tensor:
     r"""Spatial (channel) dropout: zero whole channels of each sample, over all positions.
 
@@ -356,6 +331,8 @@ def spatial_dropout(
         training: apply dropout if True, return ``input`` if False. Default: True.
         channels_last: whether the channels are the last dim instead of dim 1. Default: False.
         generator: random generator to draw the mask from. Default: the global one.
+        who: the name that prefixes the errors about ``input`` (a module passes its class
+            name). Default: the function's name.
 
     Shape:
         - Input: :math:`(N, C, *S)`, or :math:`(N, *S, C)` if ``channels_last``; at least 3-D.
@@ -373,16 +350,16 @@ def spatial_dropout(
         >>> y.amax(dim=(2, 3)).eq(y.amin(dim=(2, 3))).all().item()  # each map all kept or all zero
         True
     """
-    _check_tensor(input, "spatial_dropout", hint="; use locked_dropout for packed sequences")
+    check_tensor(input, who, hint=_PACKED_HINT)
     p = check_rate("p", p)
     if input.dim() < 3:
         layout = "(N, *spatial, C)" if channels_last else "(N, C, *spatial)"
         raise ValueError(
-            f"spatial_dropout: input must have at least 3 dims {layout} with channels_last={channels_last}, "
-            f"got a {_shape_str(input)}"
+            f"{who}: input must have at least 3 dims {layout} with channels_last={channels_last}, "
+            f"got a {shape_str(input)}"
         )
     spatial = range(1, input.dim() - 1) if channels_last else range(2, input.dim())
-    return shared_dropout(input, p, shared_dims=tuple(spatial), training=training, generator=generator)
+    return shared_dropout(input, p, shared_dims=tuple(spatial), training=training, generator=generator, who=who)
 
 
 def alpha_dropout(
@@ -391,6 +368,8 @@ def alpha_dropout(
     shared_dims: int | Sequence[int] = (),
     training: bool = True,
     generator: torch.Generator | None = None,
+    *,
+    who: str = "alpha_dropout",
 ) -> Tensor:
     r"""Alpha dropout (Klambauer et al. 2017), with a mask that may be shared along ``shared_dims``.
 
@@ -404,9 +383,10 @@ def alpha_dropout(
         a = \bigl(q + \alpha'^2 q (1 - q)\bigr)^{-1/2}, \qquad c = -a (1 - q) \alpha',
 
     so an input with mean 0 and variance 1 gives an output with mean 0 and variance 1. The
-    mask :math:`b` is drawn with size 1 along each dim of ``shared_dims`` (like
-    :func:`shared_dropout`): e.g. ``shared_dims=1`` on ``(N, L, C)`` keeps it fixed over time,
-    ``shared_dims=(2, 3)`` on ``(N, C, H, W)`` drops whole channels (PyTorch's
+    mask :math:`b` is :func:`shared_dropout`'s (computed as
+    :math:`y = a q \,\mathrm{shared\_dropout}(x - \alpha') + a\alpha' + c`), drawn with size 1
+    along each dim of ``shared_dims``: e.g. ``shared_dims=1`` on ``(N, L, C)`` keeps it fixed
+    over time, ``shared_dims=(2, 3)`` on ``(N, C, H, W)`` drops whole channels (PyTorch's
     ``feature_alpha_dropout``). With ``p == 1`` the output is zeros (the limit of the mean,
     as in PyTorch); with ``p == 0`` or ``training=False`` the input is returned unchanged.
 
@@ -418,6 +398,8 @@ def alpha_dropout(
             Default: ().
         training: apply dropout if True, return ``input`` if False. Default: True.
         generator: random generator to draw the mask from. Default: the global one.
+        who: the name that prefixes the errors about ``input`` (a module passes its class
+            name). Default: the function's name.
 
     Shape:
         - Input: :math:`(*)`, any shape.
@@ -436,9 +418,9 @@ def alpha_dropout(
         >>> abs(y.mean().item()) < 0.02, round(y.var().item(), 1)  # still mean 0, variance 1
         (True, 1.0)
     """
-    _check_tensor(input, "alpha_dropout", hint="; with shared_dims=() apply it to the PackedSequence's .data")
+    check_tensor(input, who, hint="; with shared_dims=() apply it to the PackedSequence's .data")
     p = check_rate("p", p)
-    dims = _normalize_dims(shared_dims, input.dim())
+    dims = check_shared_dims(shared_dims, input.dim(), who)
     if not training or p == 0.0:
         return input
     if p == 1.0:
@@ -446,7 +428,7 @@ def alpha_dropout(
     q = 1.0 - p
     a = 1.0 / math.sqrt(q + _ALPHA_PRIME**2 * q * p)
     c = -a * p * _ALPHA_PRIME
-    shape = [1 if d in dims else n for d, n in enumerate(input.shape)]
-    keep = _keep_mask(shape, q, input.dtype, input.device, generator)
-    # a * (x * b + alpha' * (1 - b)) + c, with the two mask-only terms folded together.
-    return input * (keep * a) + (keep * (-a * _ALPHA_PRIME) + (a * _ALPHA_PRIME + c))
+    # x b + alpha' (1 - b) = (x - alpha') b + alpha', and (x - alpha') b = q shared_dropout(x - alpha'),
+    # so the mask is shared_dropout's, with its sharing and its generator.
+    dropped = shared_dropout(input - _ALPHA_PRIME, p, dims, training=True, generator=generator, who=who)
+    return dropped.mul_(a * q).add_(a * _ALPHA_PRIME + c)

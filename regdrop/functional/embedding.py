@@ -6,16 +6,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from regdrop.functional._validation import check_rate
-from regdrop.functional.dropout import _check_tensor, _shape_str, bernoulli_mask, shared_dropout
+from regdrop.functional._validation import check_rate, check_tensor, shape_str
+from regdrop.functional.dropout import bernoulli_mask, shared_dropout
 
 __all__ = ["embedding_dropout", "dropped_embedding"]
 
 
 def _check_weight(weight: object, who: str) -> Tensor:
-    weight = _check_tensor(weight, who, name="weight")
+    weight = check_tensor(weight, who, name="weight")
     if weight.dim() != 2:
-        raise ValueError(f"{who}: weight must be 2-D (num_embeddings, embedding_dim), got a {_shape_str(weight)}")
+        raise ValueError(f"{who}: weight must be 2-D (num_embeddings, embedding_dim), got a {shape_str(weight)}")
     return weight
 
 
@@ -79,6 +79,8 @@ def dropped_embedding(
     sparse: bool = False,
     training: bool = True,
     generator: torch.Generator | None = None,
+    *,
+    who: str = "dropped_embedding",
 ) -> Tensor:
     r"""Look up embeddings with embedding dropout: ``F.embedding`` on a matrix with dropped rows.
 
@@ -102,6 +104,8 @@ def dropped_embedding(
             :func:`torch.nn.functional.embedding`.
         training: apply dropout if True. Default: True.
         generator: random generator to draw the mask from. Default: the global one.
+        who: the name that prefixes the errors about ``weight`` (a module passes its class
+            name). Default: the function's name.
 
     Shape:
         - Input: :math:`(*)`, integer indices in :math:`[0, V)`.
@@ -123,7 +127,7 @@ def dropped_embedding(
         >>> torch.equal(y[0, 0], y[0, 2])  # word 3 is kept or dropped at every position
         True
     """
-    _check_weight(weight, "dropped_embedding")
+    _check_weight(weight, who)
     p = check_rate("p", p)
     out = F.embedding(input, weight, padding_idx, max_norm, norm_type, scale_grad_by_freq, sparse)
     if not training or p == 0.0:

@@ -9,8 +9,7 @@ import torch
 from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence
 
-from regdrop.functional._validation import check_nonnegative, check_rate
-from regdrop.functional.dropout import _check_tensor
+from regdrop.functional._validation import check_nonnegative, check_rate, check_tensor
 
 __all__ = ["gaussian_dropout", "gaussian_noise"]
 
@@ -26,6 +25,8 @@ def gaussian_dropout(
     p: float = 0.5,
     training: bool = True,
     generator: torch.Generator | None = None,
+    *,
+    who: str = "gaussian_dropout",
 ) -> _T:
     r"""Gaussian dropout: multiply every entry by noise with mean 1 and variance ``p / (1 - p)``.
 
@@ -46,6 +47,8 @@ def gaussian_dropout(
         p: the dropout rate the noise stands for, in [0, 1). Default: 0.5.
         training: apply the noise if True, return ``input`` if False. Default: True.
         generator: random generator to draw the noise from. Default: the global one.
+        who: the name that prefixes the errors about ``input`` (a module passes its class
+            name). Default: the function's name.
 
     Shape:
         - Input: :math:`(*)`, any shape.
@@ -68,8 +71,8 @@ def gaussian_dropout(
     if isinstance(input, PackedSequence):
         if not training or p == 0.0:
             return input
-        return input._replace(data=gaussian_dropout(input.data, p, training, generator))
-    _check_tensor(input, "gaussian_dropout")
+        return input._replace(data=gaussian_dropout(input.data, p, training, generator, who=who))
+    check_tensor(input, who)
     if not training or p == 0.0:
         return input
     std = math.sqrt(p / (1.0 - p))
@@ -82,6 +85,8 @@ def gaussian_noise(
     sigma: float,
     training: bool = True,
     generator: torch.Generator | None = None,
+    *,
+    who: str = "gaussian_noise",
 ) -> _T:
     r"""Additive Gaussian noise with mean 0 and standard deviation ``sigma``.
 
@@ -98,6 +103,8 @@ def gaussian_noise(
         sigma: standard deviation of the noise, a finite number >= 0.
         training: add the noise if True, return ``input`` if False. Default: True.
         generator: random generator to draw the noise from. Default: the global one.
+        who: the name that prefixes the errors about ``input`` (a module passes its class
+            name). Default: the function's name.
 
     Shape:
         - Input: :math:`(*)`, any shape.
@@ -120,8 +127,8 @@ def gaussian_noise(
     if isinstance(input, PackedSequence):
         if not training or sigma == 0.0:
             return input
-        return input._replace(data=gaussian_noise(input.data, sigma, training, generator))
-    _check_tensor(input, "gaussian_noise")
+        return input._replace(data=gaussian_noise(input.data, sigma, training, generator, who=who))
+    check_tensor(input, who)
     if not training or sigma == 0.0:
         return input
     return input + _standard_normal(input, generator).mul_(sigma)

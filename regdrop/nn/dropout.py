@@ -5,21 +5,13 @@ Each module holds its settings and calls :mod:`regdrop.functional.dropout` with 
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Sequence
 
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
-from regdrop.functional._validation import check_rate
-from regdrop.functional.dropout import (
-    _normalize_dims,
-    _shape_str,
-    alpha_dropout,
-    locked_dropout,
-    shared_dropout,
-    spatial_dropout,
-)
+from regdrop.functional._validation import check_rate, check_shared_dims, shape_str
+from regdrop.functional.dropout import alpha_dropout, locked_dropout, shared_dropout, spatial_dropout
 
 __all__ = [
     "SharedDropout",
@@ -29,25 +21,6 @@ __all__ = [
     "SpatialDropout3d",
     "AlphaDropout",
 ]
-
-
-def _check_shared_dims(shared_dims: int | Sequence[int]) -> tuple[int, ...]:
-    """Check the type of ``shared_dims`` when a module is built (the range needs the input)."""
-    dims = (shared_dims,) if isinstance(shared_dims, numbers.Integral) else shared_dims
-    if (
-        isinstance(dims, (str, bytes))
-        or not isinstance(dims, Sequence)
-        or any(isinstance(d, bool) or not isinstance(d, numbers.Integral) for d in dims)
-    ):
-        raise TypeError(f"shared_dims must be an int or a sequence of ints, got {shared_dims!r}")
-    if len(set(dims)) != len(dims):
-        raise ValueError(f"shared_dims must hold distinct dims, got {shared_dims!r}")
-    return tuple(int(d) for d in dims)
-
-
-def _refuse_packed(input: object, who: str) -> None:
-    if isinstance(input, PackedSequence):
-        raise TypeError(f"{who}: input must be a Tensor, got a PackedSequence; use LockedDropout for packed sequences")
 
 
 class SharedDropout(nn.Module):
@@ -96,13 +69,10 @@ class SharedDropout(nn.Module):
     def __init__(self, p: float = 0.5, shared_dims: int | Sequence[int] = ()) -> None:
         super().__init__()
         self.p = check_rate("p", p)
-        self.shared_dims = _check_shared_dims(shared_dims)
+        self.shared_dims = check_shared_dims(shared_dims)
 
     def forward(self, input: Tensor) -> Tensor:
-        _refuse_packed(input, type(self).__name__)
-        if isinstance(input, Tensor):
-            _normalize_dims(self.shared_dims, input.dim(), who=type(self).__name__)
-        return self._op(input, self.p, self.shared_dims, self.training)
+        return self._op(input, self.p, self.shared_dims, self.training, who=type(self).__name__)
 
     def extra_repr(self) -> str:
         return f"p={self.p}, shared_dims={self.shared_dims}"
@@ -161,13 +131,7 @@ class LockedDropout(nn.Module):
         self.batch_first = bool(batch_first)
 
     def forward(self, input: Tensor | PackedSequence) -> Tensor | PackedSequence:
-        if isinstance(input, Tensor) and input.dim() not in (2, 3):
-            layout = "(N, L, C) with batch_first=True" if self.batch_first else "(L, N, C) with batch_first=False"
-            raise ValueError(
-                f"{type(self).__name__}: input must be 3-D {layout} or 2-D (L, C) unbatched, "
-                f"got a {_shape_str(input)}"
-            )
-        return locked_dropout(input, self.p, self.batch_first, self.training)
+        return locked_dropout(input, self.p, self.batch_first, self.training, who=type(self).__name__)
 
     def extra_repr(self) -> str:
         return f"p={self.p}, batch_first={self.batch_first}"
@@ -184,14 +148,14 @@ class _SpatialDropoutNd(nn.Module):
         self.channels_last = bool(channels_last)
 
     def forward(self, input: Tensor) -> Tensor:
-        _refuse_packed(input, type(self).__name__)
+        # The op takes any number of spatial dims and checks the type; the module is for exactly _spatial_ndim.
         if isinstance(input, Tensor) and input.dim() != self._spatial_ndim + 2:
             layout = self._layouts[self.channels_last]
             raise ValueError(
                 f"{type(self).__name__}: input must be {self._spatial_ndim + 2}-D {layout} with "
-                f"channels_last={self.channels_last}, got a {_shape_str(input)}"
+                f"channels_last={self.channels_last}, got a {shape_str(input)}"
             )
-        return spatial_dropout(input, self.p, self.training, self.channels_last)
+        return spatial_dropout(input, self.p, self.training, self.channels_last, who=type(self).__name__)
 
     def extra_repr(self) -> str:
         return f"p={self.p}, channels_last={self.channels_last}"

@@ -83,6 +83,7 @@ class EmbeddingDropout(nn.Module):
             e.scale_grad_by_freq,
             e.sparse,
             self.training,
+            who=type(self).__name__,
         )
 
     def extra_repr(self) -> str:

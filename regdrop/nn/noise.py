@@ -59,7 +59,7 @@ class GaussianDropout(nn.Module):
         self.p = check_rate("p", p, allow_one=False)
 
     def forward(self, input: _T) -> _T:
-        return gaussian_dropout(input, self.p, self.training)
+        return gaussian_dropout(input, self.p, self.training, who=type(self).__name__)
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
@@ -108,7 +108,7 @@ class GaussianNoise(nn.Module):
         self.sigma = check_nonnegative("sigma", sigma)
 
     def forward(self, input: _T) -> _T:
-        return gaussian_noise(input, self.sigma, self.training)
+        return gaussian_noise(input, self.sigma, self.training, who=type(self).__name__)
 
     def extra_repr(self) -> str:
         return f"sigma={self.sigma}"

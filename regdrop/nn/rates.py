@@ -6,7 +6,7 @@ A module is a *dropout module* when it has rates that regularize only in trainin
   yours that declares one) has the rates named there, e.g. ``regdrop.nn.LSTM`` has
   ``("input_dropout", "dropout", "recurrent_dropout", "weight_dropout", "zoneout")``;
   its submodules are its own business and are not searched;
-- ``torch.nn.Dropout`` and its relatives (``torch.nn.modules.dropout._DropoutNd``) have ``p``;
+- ``torch.nn.Dropout`` and its relatives (``Dropout1d/2d/3d``, ``AlphaDropout``, ``FeatureAlphaDropout``) have ``p``;
 - ``torch.nn.LSTM``/``GRU``/``RNN`` (``torch.nn.RNNBase``) and
   ``torch.nn.MultiheadAttention`` have ``dropout``.
 
@@ -25,8 +25,8 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping
 
 from torch import nn
-from torch.nn.modules.dropout import _DropoutNd
 
+from regdrop._modules import DROPOUT_MODULES
 from regdrop.functional._validation import check_rate
 
 __all__ = ["dropout_modules", "dropout_rates", "learned_rate_keys", "rate_attributes", "set_dropout_rates"]
@@ -54,7 +54,7 @@ def rate_attributes(module: nn.Module) -> tuple[str, ...]:
     declared = getattr(type(module), "rate_names", None)
     if declared is not None:
         return tuple(declared)
-    if isinstance(module, _DropoutNd):
+    if isinstance(module, DROPOUT_MODULES):
         return ("p",)
     if isinstance(module, (nn.RNNBase, nn.MultiheadAttention)):
         return ("dropout",)

@@ -191,9 +191,9 @@ def test_under_autocast_bfloat16() -> None:
 @pytest.mark.parametrize(
     ("shared_dims", "error", "match"),
     [
-        ((0, 3), ValueError, r"^shared_dims must hold dims in \[-3, 2\] for a 3-D input, got \(0, 3\)$"),
+        ((0, 3), ValueError, r"^\w+: shared_dims must hold dims in \[-3, 2\] for a 3-D input, got \(0, 3\)$"),
         (-4, ValueError, r"shared_dims must hold dims in \[-3, 2\] for a 3-D input, got -4"),
-        ((1, -2), ValueError, r"^shared_dims must hold distinct dims, got \(1, -2\) for a 3-D input$"),
+        ((1, -2), ValueError, r"^\w+: shared_dims must hold distinct dims, got \(1, -2\) for a 3-D input$"),
         ((1, 1), ValueError, r"distinct dims, got \(1, 1\)"),
         (1.0, TypeError, r"^shared_dims must be an int or a sequence of ints, got float 1.0$"),
         ("1", TypeError, r"shared_dims must be an int or a sequence of ints, got str '1'"),
@@ -393,11 +393,21 @@ def test_alpha_shared_mask_and_gradient() -> None:
     y = alpha_dropout(x, p, shared_dims=1, generator=gen(24))
     y.sum().backward()
     kept = x.grad != 0
-    # The gradient is a on kept entries and 0 on dropped ones, with one draw per (sample, feature).
-    assert torch.equal(x.grad[kept], torch.full_like(x.grad[kept], a))
+    # The gradient is a on kept entries (a q times shared_dropout's 1 / q, to float rounding)
+    # and exactly 0 on dropped ones, with one draw per (sample, feature).
+    torch.testing.assert_close(x.grad[kept], torch.full_like(x.grad[kept], a), rtol=1e-6, atol=0.0)
     assert_mask_pattern(~kept, (1,), p)
     torch.testing.assert_close(y[~kept], torch.full_like(y[~kept], a * SELU_NEG + c))
     torch.testing.assert_close(y[kept], a * x[kept] + c)
+
+
+def test_alpha_draws_the_mask_of_shared_dropout() -> None:
+    # One primitive: under one seed alpha dropout drops exactly what shared_dropout drops.
+    x = torch.randn(30, 8, 20, generator=gen(25))
+    y = alpha_dropout(x, 0.3, shared_dims=1, generator=gen(26))
+    reference = shared_dropout(torch.ones_like(x), 0.3, shared_dims=1, generator=gen(26))
+    a, c = _alpha_constants(0.3)
+    assert torch.equal(y.sub(a * SELU_NEG + c).abs() < 1e-5, reference == 0)
 
 
 def test_alpha_edges() -> None:

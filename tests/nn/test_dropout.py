@@ -100,7 +100,7 @@ def test_packed_sequence_refused_with_the_class_name(module: nn.Module) -> None:
 
 @pytest.mark.parametrize("cls", [SharedDropout, AlphaDropout])
 def test_shared_dims_checked_at_construction_and_against_the_input(cls) -> None:
-    with pytest.raises(TypeError, match=r"^shared_dims must be an int or a sequence of ints, got 'time'$"):
+    with pytest.raises(TypeError, match=r"^shared_dims must be an int or a sequence of ints, got str 'time'$"):
         cls(0.5, shared_dims="time")
     with pytest.raises(TypeError, match=r"got \(1, 2.5\)$"):
         cls(0.5, shared_dims=(1, 2.5))

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from regdrop.functional import check_positive_int
+from regdrop.functional._validation import check_positive_int
 
 from .files import package_file, user_file
 

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from regdrop.functional import check_positive_int, check_rate
+from regdrop.functional._validation import check_positive_int, check_rate
 
 from ..data import SplitDataModule
 from .files import INSTALL_HINT, MissingDataError, user_file
