@@ -56,7 +56,10 @@ class EarlyStopping(_LightningEarlyStopping):
 
     Args:
         monitor, min_delta, patience, verbose, mode, strict, check_finite, stopping_threshold,
-            divergence_threshold, check_on_train_epoch_end, log_rank_zero_only: as in Lightning.
+            divergence_threshold, check_on_train_epoch_end, log_rank_zero_only: as in Lightning,
+            except that ``monitor`` defaults to ``"val_loss"`` and ``mode`` may also be
+            ``"auto"`` (as in Keras: ``"max"`` when ``monitor`` contains ``"acc"`` or starts
+            with ``"fmeasure"``, else ``"min"``).
         restore_best_weights: load the weights of the best check back into the model when fitting
             ends. Default: False.
         start_from_epoch: first epoch (0-based, as in Lightning's checkpoint names) whose checks count.
@@ -71,7 +74,7 @@ class EarlyStopping(_LightningEarlyStopping):
     Raises:
         TypeError: if ``start_from_epoch`` is not an int or ``baseline`` is not a number.
         ValueError: if ``start_from_epoch`` is negative or ``baseline`` is not finite.
-        MisconfigurationException: if ``mode`` is not ``"min"`` or ``"max"`` (from Lightning).
+        MisconfigurationException: if ``mode`` is not ``"min"``, ``"max"`` or ``"auto"`` (from Lightning).
         RuntimeError: during fit, if ``strict`` and ``monitor`` is not among the logged metrics
             (from Lightning).
 
@@ -97,7 +100,7 @@ class EarlyStopping(_LightningEarlyStopping):
 
     def __init__(
         self,
-        monitor: str,
+        monitor: str = "val_loss",
         min_delta: float = 0.0,
         patience: int = 3,
         verbose: bool = False,
@@ -113,6 +116,8 @@ class EarlyStopping(_LightningEarlyStopping):
         start_from_epoch: int = 0,
         baseline: float | None = None,
     ) -> None:
+        if mode == "auto":  # Keras: accuracy-like quantities are maximized, the others minimized
+            mode = "max" if "acc" in monitor or monitor.startswith("fmeasure") else "min"
         super().__init__(
             monitor=monitor,
             min_delta=min_delta,
