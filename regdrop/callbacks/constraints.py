@@ -476,9 +476,12 @@ class MaxNorm(WeightConstraint):
     Args:
         max_value: the largest norm a unit may have, > 0. Default: 2.0 (as in Keras).
         modules, names, include_bias, project_on_fit_start: see :class:`WeightConstraint`.
+        axis: accepted for Keras code: ``0`` (Keras's default, per output unit of its
+            ``(in, out)`` kernels) is what this callback does on PyTorch's ``(out, in)`` weights.
+            Default: 0.
 
     Raises:
-        ValueError: if ``max_value`` is not a finite number > 0.
+        ValueError: if ``max_value`` is not a finite number > 0, or ``axis`` is not 0.
 
     Example:
         >>> import lightning.pytorch as pl
@@ -497,7 +500,14 @@ class MaxNorm(WeightConstraint):
         names: NamePatterns | None = None,
         include_bias: bool = False,
         project_on_fit_start: bool = False,
+        axis: int = 0,
     ) -> None:
+        if isinstance(axis, bool) or axis != 0:
+            raise ValueError(
+                f"MaxNorm: axis must be 0 (Keras's default: one norm per output unit), got {axis!r}; regdrop "
+                "keeps PyTorch's (out, in) weight layout and always bounds each output unit (each row), "
+                "which is Keras's axis=0 on its (in, out) kernels. Other axes have no regdrop spelling"
+            )
         self.max_value = _check_positive_bound("max_value", max_value)
         super().__init__(
             modules=modules, names=names, include_bias=include_bias, project_on_fit_start=project_on_fit_start

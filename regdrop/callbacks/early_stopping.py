@@ -79,7 +79,10 @@ class EarlyStopping(_LightningEarlyStopping):
 
     Args:
         monitor, min_delta, patience, verbose, mode, strict, check_finite, stopping_threshold,
-            divergence_threshold, check_on_train_epoch_end, log_rank_zero_only: as in Lightning.
+            divergence_threshold, check_on_train_epoch_end, log_rank_zero_only: as in Lightning,
+            except that ``monitor`` defaults to ``"val_loss"`` and ``mode`` may also be
+            ``"auto"`` (as in Keras: ``"max"`` when ``monitor`` contains ``"acc"`` or starts
+            with ``"fmeasure"``, else ``"min"``).
         restore_best_weights: load the weights of the best check back into the model when fitting
             ends. Default: False.
         start_from_epoch: first epoch (0-based, as in Lightning's checkpoint names) whose checks count.
@@ -96,7 +99,7 @@ class EarlyStopping(_LightningEarlyStopping):
             ``stopping_threshold`` or ``divergence_threshold`` is not a number, or ``restore_best_weights``
             is not a bool.
         ValueError: if ``patience`` or ``start_from_epoch`` is negative, or one of those numbers is not finite.
-        MisconfigurationException: if ``mode`` is not ``"min"`` or ``"max"`` (from Lightning).
+        MisconfigurationException: if ``mode`` is not ``"min"``, ``"max"`` or ``"auto"`` (from Lightning).
         RuntimeError: during fit, if ``strict`` and ``monitor`` is not among the logged metrics
             (from Lightning).
 
@@ -122,7 +125,7 @@ class EarlyStopping(_LightningEarlyStopping):
 
     def __init__(
         self,
-        monitor: str,
+        monitor: str = "val_loss",
         min_delta: float = 0.0,
         patience: int = 3,
         verbose: bool = False,
@@ -147,6 +150,8 @@ class EarlyStopping(_LightningEarlyStopping):
                 f"restore_best_weights must be True or False, got {type(restore_best_weights).__name__}"
                 f" {restore_best_weights!r}"
             )
+        if mode == "auto":  # Keras: accuracy-like quantities are maximized, the others minimized
+            mode = "max" if "acc" in monitor or monitor.startswith("fmeasure") else "min"
         super().__init__(
             monitor=monitor,
             min_delta=min_delta,

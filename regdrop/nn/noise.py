@@ -80,14 +80,15 @@ class GaussianNoise(nn.Module):
     Args:
         sigma: standard deviation of the noise, a finite number >= 0. A plain attribute,
             which may be changed between calls.
+        stddev: Keras's name of ``sigma``, accepted in its place (keyword only).
 
     Shape:
         - Input: :math:`(*)`, any shape, or a ``PackedSequence``.
         - Output: same as the input.
 
     Raises:
-        TypeError: if ``sigma`` is not a real number, or the input is not a floating-point
-            Tensor or ``PackedSequence``.
+        TypeError: if ``sigma`` is not a real number, if both or neither of ``sigma`` and
+            ``stddev`` are given, or if the input is not a floating-point Tensor or ``PackedSequence``.
         ValueError: if ``sigma`` is negative, infinite or NaN.
 
     Example:
@@ -103,7 +104,16 @@ class GaussianNoise(nn.Module):
 
     rate_names: tuple[str, ...] = ()
 
-    def __init__(self, sigma: float) -> None:
+    def __init__(self, sigma: float | None = None, *, stddev: float | None = None) -> None:
+        if sigma is not None and stddev is not None:
+            raise TypeError(
+                "GaussianNoise: give sigma or its Keras spelling stddev, not both;"
+                f" got sigma={sigma!r}, stddev={stddev!r}"
+            )
+        if sigma is None:
+            if stddev is None:
+                raise TypeError("GaussianNoise: missing the noise's standard deviation, sigma (Keras: stddev)")
+            sigma = stddev
         super().__init__()
         self.sigma = check_nonnegative("sigma", sigma)
 

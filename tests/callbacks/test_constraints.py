@@ -488,3 +488,11 @@ def test_ddp_ranks_end_with_identical_constrained_weights(tmp_path):
         assert torch.equal(value, rank1["state"][name]), name
     for name in ("rnn.weight_ih_l0", "rnn.weight_hh_l0", "head.weight"):
         assert _unit_norms(rank0["state"][name]).max() <= 0.5 + 1e-6
+
+
+def test_max_norm_accepts_keras_axis_0_and_explains_other_axes() -> None:
+    from regdrop.callbacks import MaxNorm
+
+    assert MaxNorm(max_value=2, axis=0).max_value == 2
+    with pytest.raises(ValueError, match=r"axis must be 0 .*got 1; regdrop keeps PyTorch's \(out, in\)"):
+        MaxNorm(2.0, axis=1)

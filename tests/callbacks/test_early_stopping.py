@@ -396,3 +396,12 @@ def test_ddp_ranks_restore_the_same_best_epoch(tmp_path):
     for name, value in rank0["state"].items():
         assert torch.equal(value, rank1["state"][name]), name
         assert torch.equal(value, best[name]), name
+
+
+def test_keras_defaults_monitor_val_loss_and_mode_auto() -> None:
+    from regdrop.callbacks import EarlyStopping as Stopper
+
+    assert Stopper().monitor == "val_loss" and Stopper().mode == "min"
+    assert Stopper("val_loss", mode="auto").mode == "min"
+    assert Stopper("val_acc", mode="auto").mode == "max"
+    assert Stopper("val_accuracy", mode="auto").mode == "max"

@@ -50,3 +50,16 @@ def test_gaussian_noise_is_not_a_dropout_rate() -> None:
     module = GaussianNoise(0.3)
     assert abs(module(torch.zeros(100_000)).std().item() - 0.3) < 0.005
     assert torch.equal(module.eval()(torch.ones(4)), torch.ones(4))
+
+
+def test_gaussian_noise_accepts_keras_stddev() -> None:
+    from regdrop.nn import GaussianNoise
+
+    assert GaussianNoise(stddev=0.3).sigma == 0.3
+    assert GaussianNoise(sigma=0.2).sigma == 0.2
+    with pytest.raises(TypeError, match="not both; got sigma=0.1, stddev=0.2"):
+        GaussianNoise(0.1, stddev=0.2)
+    with pytest.raises(TypeError, match=r"sigma \(Keras: stddev\)"):
+        GaussianNoise()
+    with pytest.raises(ValueError, match="sigma"):
+        GaussianNoise(stddev=-1.0)

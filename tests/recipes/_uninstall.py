@@ -31,3 +31,24 @@ def uninstall(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
 
     assert real_find_spec is not None
     return hide
+
+
+def check_advice(message: str, distribution: str, help_text: str) -> None:
+    """Check that a ``MissingDataError`` message gives a fix that works.
+
+    The ``regdrop[<extra>]`` it names must list ``distribution`` in pyproject.toml, and the
+    flag it names for a file of one's own must be one the recipe's ``--help`` lists.
+    """
+    import re
+    import tomllib
+    from pathlib import Path
+
+    extras = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    named = re.search(r"pip install 'regdrop\[(\w+)\]'", message)
+    assert named is not None, message
+    assert any(dep.startswith(distribution) for dep in extras[named.group(1)]), (named.group(1), distribution)
+    flag = re.search(r"of your own with (--[\w.]+)", message)
+    assert flag is not None, message
+    assert re.search(rf"(^|\s){re.escape(flag.group(1))}[\s=]", help_text), f"{flag.group(1)} is not in --help"

@@ -13,7 +13,7 @@ import yaml
 
 import airline_lstm
 from common.datasets import MissingDataError, load_airline
-from tests.recipes._uninstall import uninstall  # noqa: F401
+from tests.recipes._uninstall import check_advice, uninstall  # noqa: F401
 
 
 def tiny(log_root: Path, *extra: str) -> list[str]:
@@ -68,10 +68,16 @@ def test_co2_and_a_user_csv(tmp_path: Path) -> None:
     assert mine.yardstick == pytest.approx(naive, rel=1e-4)
 
 
-def test_missing_sktime_says_what_to_install(tmp_path: Path, uninstall: Callable[[str], None]) -> None:  # noqa: F811
+def test_missing_sktime_says_what_to_install(
+    tmp_path: Path, uninstall: Callable[[str], None], capsys: pytest.CaptureFixture[str]  # noqa: F811
+) -> None:
+    with pytest.raises(SystemExit):
+        airline_lstm.main(["--help"])
+    help_text = capsys.readouterr().out
     uninstall("sktime")
-    with pytest.raises(MissingDataError, match=r"pip install 'regdrop\[recipes\]'"):
+    with pytest.raises(MissingDataError, match=r"pip install 'regdrop\[data\]'.*--data.dataset") as error:
         airline_lstm.main(tiny(tmp_path))
+    check_advice(str(error.value), "sktime", help_text)
 
 
 def test_bad_dataset_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

