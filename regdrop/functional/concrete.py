@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from regdrop.functional._validation import check_nonnegative, check_positive_int
-from regdrop.functional.dropout import _check_tensor, _normalize_dims, _shape_str
+from regdrop.functional._validation import check_shared_dims, check_tensor, shape_str
 
 __all__ = ["concrete_mask", "concrete_dropout", "concrete_dropout_regularizer", "check_temperature"]
 
@@ -156,17 +156,17 @@ def concrete_dropout(
         >>> concrete_dropout(x, logit, training=False) is x
         True
     """
-    _check_tensor(input, "concrete_dropout")
+    check_tensor(input, "concrete_dropout")
     p_logit = _check_logit(p_logit, "concrete_dropout")
     temperature = check_temperature(temperature)
-    dims = _normalize_dims(shared_dims, input.dim())
+    dims = check_shared_dims(shared_dims, input.dim())
     shape = [1 if d in dims else n for d, n in enumerate(input.shape)]
     try:
         torch.broadcast_shapes(tuple(p_logit.shape), tuple(shape))
     except RuntimeError:
         raise ValueError(
             f"concrete_dropout: p_logit of shape {tuple(p_logit.shape)} does not broadcast to the mask of "
-            f"shape {tuple(shape)} (the {_shape_str(input)} with shared_dims={dims} set to 1)"
+            f"shape {tuple(shape)} (the {shape_str(input)} with shared_dims={dims} set to 1)"
         ) from None
     if not training:
         return input

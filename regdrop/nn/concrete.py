@@ -21,8 +21,7 @@ from regdrop.functional.concrete import (
     concrete_dropout_regularizer,
     concrete_mask,
 )
-from regdrop.functional.dropout import _check_tensor, _normalize_dims, _shape_str
-from regdrop.nn.dropout import _check_shared_dims
+from regdrop.functional._validation import check_shared_dims, check_tensor, shape_str
 
 __all__ = ["ConcreteDropout", "ConcreteLockedDropout", "concrete_modules", "concrete_regularization"]
 
@@ -66,7 +65,7 @@ class _Concrete(nn.Module):
         if data.shape[-1] != self.num_features:
             raise ValueError(
                 f"{type(self).__name__}: the input's last dim must be num_features={self.num_features}, "
-                f"got a {_shape_str(data)}"
+                f"got a {shape_str(data)}"
             )
 
     def regularization(
@@ -150,11 +149,11 @@ class ConcreteDropout(_Concrete):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__(num_features, p, per_unit, temperature, device, dtype)
-        self.shared_dims = _check_shared_dims(shared_dims)
+        self.shared_dims = check_shared_dims(shared_dims)
 
     def forward(self, input: Tensor) -> Tensor:
-        _check_tensor(input, type(self).__name__, hint="; use ConcreteLockedDropout for packed sequences")
-        dims = _normalize_dims(self.shared_dims, input.dim(), who=type(self).__name__)
+        check_tensor(input, type(self).__name__, hint="; use ConcreteLockedDropout for packed sequences")
+        dims = check_shared_dims(self.shared_dims, input.dim(), who=type(self).__name__)
         self._check_features(input)
         if self.per_unit and input.dim() - 1 in dims:
             raise ValueError(f"{type(self).__name__}: per_unit rates need the last dim unshared, got shared_dims={dims}")
@@ -221,9 +220,9 @@ class ConcreteLockedDropout(_Concrete):
     def forward(self, input: Tensor | PackedSequence) -> Tensor | PackedSequence:
         who = type(self).__name__
         if isinstance(input, PackedSequence):
-            data = _check_tensor(input.data, who)
+            data = check_tensor(input.data, who)
             if data.dim() != 2:
-                raise ValueError(f"{who}: a PackedSequence's data must be 2-D (sum of lengths, C), got {_shape_str(data)}")
+                raise ValueError(f"{who}: a PackedSequence's data must be 2-D (sum of lengths, C), got {shape_str(data)}")
             self._check_features(data)
             if not self.training:
                 return input
@@ -235,10 +234,10 @@ class ConcreteLockedDropout(_Concrete):
             if input.sorted_indices is not None:
                 position = input.sorted_indices[position]
             return input._replace(data=data * mask[position])
-        _check_tensor(input, who)
+        check_tensor(input, who)
         if input.dim() not in (2, 3):
             layout = "(N, L, C) with batch_first=True" if self.batch_first else "(L, N, C) with batch_first=False"
-            raise ValueError(f"{who}: input must be 3-D {layout} or 2-D (L, C) unbatched, got a {_shape_str(input)}")
+            raise ValueError(f"{who}: input must be 3-D {layout} or 2-D (L, C) unbatched, got a {shape_str(input)}")
         self._check_features(input)
         time_dim = 1 if (input.dim() == 3 and self.batch_first) else 0
         return concrete_dropout(input, self.p_logit, self.temperature, self.training, time_dim)
