@@ -167,15 +167,16 @@ def _use_extension(*tensors: Tensor | None) -> bool:
     )
 
 
-def _empty_like(t: Tensor) -> Tensor:
-    return t.new_empty(0)
+def _absent(like: Tensor) -> Tensor:
+    """The empty tensor the C++ ops take for an absent optional tensor (no mask, no bias)."""
+    return like.new_empty(0)
 
 
 class _LSTMScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, xw: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, mask: Tensor | None,
                 batch_sizes: list[int], reverse: bool) -> tuple[Tensor, Tensor, Tensor]:
-        m = mask.contiguous() if mask is not None else _empty_like(xw)
+        m = mask.contiguous() if mask is not None else _absent(xw)
         out, hn, cn, acts, tanh_c, c_prev, h_prev = torch.ops.regdrop_scan.lstm_forward(
             xw.contiguous(), h0.contiguous(), c0.contiguous(), w_hh.contiguous(), m, batch_sizes, reverse
         )
@@ -199,8 +200,8 @@ class _GRUScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, xw: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor | None, mask: Tensor | None,
                 batch_sizes: list[int], reverse: bool) -> tuple[Tensor, Tensor]:
-        m = mask.contiguous() if mask is not None else _empty_like(xw)
-        b = b_hh.contiguous() if b_hh is not None else _empty_like(xw)
+        m = mask.contiguous() if mask is not None else _absent(xw)
+        b = b_hh.contiguous() if b_hh is not None else _absent(xw)
         out, hn, acts, hwn, h_prev, hm_prev = torch.ops.regdrop_scan.gru_forward(
             xw.contiguous(), h0.contiguous(), w_hh.contiguous(), b, m, batch_sizes, reverse
         )
