@@ -27,6 +27,7 @@ Where the masks are drawn and applied:
 
 from __future__ import annotations
 
+import numbers
 import warnings
 from typing import Any, NamedTuple, TypeVar
 
@@ -126,6 +127,7 @@ class _RegularizedRNN:
 
     def forward(self, input: Tensor | PackedSequence, hx: Any = None) -> tuple[Any, Any]:
         rates = self._rates()
+        self._check_inputs(input, hx)
         if not self._needs_regularized_path(rates):
             return super().forward(input, hx)  # type: ignore[misc]
         device_type = input.data.device.type if isinstance(input, PackedSequence) else input.device.type
@@ -135,6 +137,37 @@ class _RegularizedRNN:
             with torch.autocast(device_type, enabled=False):
                 return self._regularized_forward(_to_float32(input), _to_float32(hx), rates)
         return self._regularized_forward(input, hx, rates)
+
+    def _check_inputs(self, input: Any, hx: Any) -> None:
+        """What torch's kernels would misread or report from deep inside, refused up front
+        (in every mode): a malformed ``PackedSequence``, an empty sequence, initial states of
+        another dtype or device than the input. Shapes are left to torch's own clear checks."""
+        name = type(self).__name__
+        if isinstance(input, PackedSequence):
+            rnn_ops._check_packed(name, input)
+            data = input.data
+        elif isinstance(input, Tensor):
+            data = input
+            if input.dim() in (2, 3):
+                time_dim = 1 if self.batch_first and input.dim() == 3 else 0
+                if input.shape[time_dim] == 0:
+                    raise ValueError(f"{name}: input must have at least one time step (L >= 1; torch.nn.{self.mode} "
+                                     f"refuses L = 0 too), got shape {tuple(input.shape)}")
+        else:
+            raise TypeError(f"{name}: input must be a Tensor or a PackedSequence, got {type(input).__name__}")
+        if hx is None:
+            return
+        is_lstm = self.mode == "LSTM"
+        if is_lstm and not (isinstance(hx, (tuple, list)) and len(hx) == 2):
+            raise TypeError(f"{name}: hx must be a tuple (h_0, c_0) of two tensors, got {type(hx).__name__}")
+        states = zip(("h_0", "c_0"), hx) if is_lstm else [("hx", hx)]
+        autocast = torch.is_autocast_enabled(data.device.type)
+        for state_name, state in states:
+            # Under autocast the regularized path casts both to float32; torch's kernel casts too.
+            rnn_ops._check_tensor_arg(name, state_name, state, None if autocast else data)
+            if state.device != data.device:
+                raise ValueError(f"{name}: {state_name} must be on the input's device, {data.device}, "
+                                 f"got {state.device}")
 
     # ------------------------------------------------------------------ regularized path
     def _regularized_forward(self, input: Tensor | PackedSequence, hx: Any,
@@ -172,14 +205,16 @@ class _RegularizedRNN:
             h_out = self.proj_size if self.proj_size > 0 else self.hidden_size
             h0 = seq.data.new_zeros(self.num_layers * num_dir, seq.n, h_out)
             hx = (h0, seq.data.new_zeros(self.num_layers * num_dir, seq.n, self.hidden_size)) if is_lstm else h0
+            self.check_forward_args(seq.checked_input, hx, seq.batch_sizes_t)  # type: ignore[attr-defined]
         else:
             if not seq.batched:
                 hx = _unsqueeze_hidden(hx, name, is_lstm)
             elif seq.packed is None:
                 _check_batched_hidden(hx, name, is_lstm)
-            sorted_indices = seq.packed.sorted_indices if seq.packed is not None else None
-            hx = self.permute_hidden(hx, sorted_indices)  # type: ignore[attr-defined]
-        self.check_forward_args(seq.checked_input, hx, seq.batch_sizes_t)  # type: ignore[attr-defined]
+            # The shapes do not depend on the sample order: check them before permuting by it.
+            self.check_forward_args(seq.checked_input, hx, seq.batch_sizes_t)  # type: ignore[attr-defined]
+            if seq.packed is not None:
+                hx = self.permute_hidden(hx, seq.packed.sorted_indices)  # type: ignore[attr-defined]
         return (hx[0], hx[1]) if is_lstm else (hx, None)
 
     def _draw_masks(self, seq: _Rows, rates: dict[str, float]) -> list[_LayerMasks]:
@@ -298,7 +333,7 @@ class _RegularizedRNN:
         else:
             result = fn(x.view(len(seq.batch_sizes), seq.n, x.shape[1]), hx, weights, self.bias, 1, 0.0,
                         self.training, self.bidirectional, False)
-            out = result[0].reshape(x.shape[0], -1)
+            out = result[0].reshape(x.shape[0], result[0].shape[2])
         return out, list(result[1].unbind(0)), list(result[2].unbind(0)) if c0 is not None else []
 
     def _scan_direction(self, x: Tensor, batch_sizes: list[int], h0: Tensor, c0: Tensor | None,
@@ -480,9 +515,12 @@ class LSTM(_RegularizedRNN, torch.nn.LSTM):
           ``(h_n, c_n)`` shaped like ``hx``; :math:`H_{out}` is ``proj_size`` if set, else ``hidden_size``.
 
     Raises:
-        ValueError: a rate outside [0, 1] (naming the rate), or an input that is not 2-D/3-D.
-        TypeError: a rate that is not a number, or ``recurrent_dropout_shared`` not a bool.
-        RuntimeError: initial states of the wrong size (as torch).
+        ValueError: a rate outside [0, 1] (naming the rate); an input that is not 2-D/3-D or
+            has no time step; a ``PackedSequence`` whose ``batch_sizes`` are not positive,
+            non-increasing and summing to its rows; initial states on another device.
+        TypeError: a rate that is not a number, ``recurrent_dropout_shared`` not a bool,
+            initial states of another dtype than the input.
+        RuntimeError: initial states of the wrong size (torch's own check and message).
 
     Example:
         >>> lstm = LSTM(8, 16, num_layers=2, batch_first=True, dropout=0.2, recurrent_dropout=0.25)
@@ -552,8 +590,7 @@ class GRU(_RegularizedRNN, torch.nn.GRU):
         - output: :math:`(L, N, D \cdot H)` and :math:`h_n` shaped like ``hx``.
 
     Raises:
-        ValueError: a rate outside [0, 1] (naming the rate), or an input that is not 2-D/3-D.
-        TypeError: a rate that is not a number.
+        ValueError, TypeError, RuntimeError: as for :class:`LSTM`.
 
     Example:
         >>> gru = GRU(8, 16, recurrent_dropout=0.25, weight_dropout=0.1)
@@ -604,11 +641,31 @@ class _RegularizedCell:
         Pass it to every step of that sequence as ``recurrent_mask=``: the mask must stay the
         same over time, and a cell cannot know where a sequence starts.
         """
+        if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
+            raise TypeError(f"{type(self).__name__}.recurrent_mask: batch_size must be an int >= 0, "
+                            f"got {type(batch_size).__name__} {batch_size!r}")
+        if batch_size < 0:
+            raise ValueError(f"{type(self).__name__}.recurrent_mask: batch_size must be an int >= 0, got {batch_size}")
+        if like is not None:
+            rnn_ops._check_tensor_arg(f"{type(self).__name__}.recurrent_mask", "like", like)
         p = check_rate("recurrent_dropout", self.recurrent_dropout)
         if not self.training or p == 0.0:
             return None
         ref = like if like is not None else next(iter(self.parameters()))  # type: ignore[attr-defined]
         return bernoulli_mask((batch_size, self.hidden_size), p, dtype=ref.dtype, device=ref.device)
+
+    def _check_step(self, input: Any, states: tuple[Any, ...], recurrent_mask: Any) -> None:
+        """The step's states and mask have the input's dtype and device, the mask the state's shape."""
+        name = type(self).__name__
+        if not isinstance(input, Tensor):
+            raise TypeError(f"{name}: input must be a Tensor, got {type(input).__name__}")
+        if input.is_floating_point():
+            for state_name, state in zip(("h", "c"), states):
+                rnn_ops._check_tensor_arg(name, state_name, state, input)
+        if recurrent_mask is not None:
+            shape = tuple(states[0].shape) if states else (*input.shape[:-1], self.hidden_size)
+            rnn_ops._check_tensor_arg(name, "recurrent_mask", recurrent_mask,
+                                      input if input.is_floating_point() else None, shape)
 
     def extra_repr(self) -> str:
         s = super().extra_repr()  # type: ignore[misc]
@@ -652,6 +709,9 @@ class LSTMCell(_RegularizedCell, torch.nn.LSTMCell):
     def forward(self, input: Tensor, hx: tuple[Tensor, Tensor] | None = None, *,
                 recurrent_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
         p_zone = check_rate("zoneout", self.zoneout)
+        if hx is not None and not (isinstance(hx, (tuple, list)) and len(hx) == 2):
+            raise TypeError(f"LSTMCell: hx must be a tuple (h, c) of two tensors, got {type(hx).__name__}")
+        self._check_step(input, tuple(hx) if hx is not None else (), recurrent_mask)
         if hx is None:
             zeros = input.new_zeros(*input.shape[:-1], self.hidden_size)
             hx = (zeros, zeros)
@@ -693,6 +753,7 @@ class GRUCell(_RegularizedCell, torch.nn.GRUCell):
 
     def forward(self, input: Tensor, hx: Tensor | None = None, *, recurrent_mask: Tensor | None = None) -> Tensor:
         p_zone = check_rate("zoneout", self.zoneout)
+        self._check_step(input, (hx,) if hx is not None else (), recurrent_mask)
         if recurrent_mask is None:
             h = super().forward(input, hx)
         else:
