@@ -8,6 +8,7 @@ decides a whole time series, a whole feature map, or a whole row.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 
 import torch
@@ -33,6 +34,16 @@ _SELU_SCALE = 1.0507009873554804934193349852946
 _ALPHA_PRIME = -_SELU_SCALE * _SELU_ALPHA
 
 _PACKED_HINT = "; use locked_dropout (LockedDropout) for packed sequences"
+
+
+def _check_shape(who: str, shape: object) -> tuple[int, ...]:
+    """``shape`` as a tuple of ints >= 0 (a ``torch.Size`` or a sequence of ints)."""
+    if isinstance(shape, (str, bytes)) or not isinstance(shape, Sequence) or any(
+            isinstance(n, bool) or not isinstance(n, numbers.Integral) for n in shape):
+        raise TypeError(f"{who}: shape must be a sequence of ints >= 0, got {type(shape).__name__} {shape!r}")
+    if any(n < 0 for n in shape):
+        raise ValueError(f"{who}: shape must hold sizes >= 0, got {tuple(int(n) for n in shape)}")
+    return tuple(int(n) for n in shape)
 
 
 def _keep_mask(
@@ -74,8 +85,9 @@ def bernoulli_mask(
         - Output: ``shape``.
 
     Raises:
-        TypeError: if ``p`` is not a real number.
-        ValueError: if ``p`` is outside [0, 1].
+        TypeError: if ``p`` is not a real number, ``shape`` is not a sequence of ints, or
+            ``dtype`` is not a floating-point dtype.
+        ValueError: if ``p`` is outside [0, 1] or a size in ``shape`` is negative.
 
     Example:
         >>> import torch
@@ -88,8 +100,12 @@ def bernoulli_mask(
                 [0., 0.]])
     """
     p = check_rate("p", p)
+    shape = _check_shape("bernoulli_mask", shape)
+    if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise TypeError(f"bernoulli_mask: dtype must be a floating-point torch.dtype (the dtype of the tensor the "
+                        f"mask multiplies), got {dtype!r}")
     if p == 1.0:
-        return torch.zeros(tuple(shape), dtype=dtype, device=device)
+        return torch.zeros(shape, dtype=dtype, device=device)
     mask = _keep_mask(shape, 1.0 - p, dtype, device, generator)
     if p > 0.0:
         mask.div_(1.0 - p)

@@ -33,6 +33,7 @@ Two implementations compute the same thing:
 from __future__ import annotations
 
 import logging
+import numbers
 import os
 import threading
 from collections.abc import Sequence
@@ -167,15 +168,109 @@ def _use_extension(*tensors: Tensor | None) -> bool:
     )
 
 
-def _empty_like(t: Tensor) -> Tensor:
-    return t.new_empty(0)
+# ------------------------------------------------------------------------ argument checks
+# Everything the C++ ops index by is checked here, before any of them runs; scan.cpp checks
+# the same again (TORCH_CHECK) so that a direct call of the op cannot read out of bounds.
+
+
+def _check_tensor_arg(who: str, name: str, value: object, like: Tensor | None = None,
+                      shape: tuple[int, ...] | None = None) -> Tensor:
+    """``value`` as a floating-point tensor with ``like``'s dtype and device and ``shape``."""
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{who}: {name} must be a Tensor, got {type(value).__name__}")
+    if not value.is_floating_point():
+        raise TypeError(f"{who}: {name} must be a floating-point tensor, got dtype {value.dtype}")
+    if like is not None and value.dtype != like.dtype:
+        raise TypeError(f"{who}: {name} must have the dtype of the input, {like.dtype}, got {value.dtype}")
+    if like is not None and value.device != like.device:
+        raise ValueError(f"{who}: {name} must be on the input's device, {like.device}, got {value.device}")
+    if shape is not None and tuple(value.shape) != shape:
+        raise ValueError(f"{who}: {name} must have shape {shape}, got {tuple(value.shape)}")
+    return value
+
+
+def _check_batch_sizes(who: str, batch_sizes: object, rows: int, *, min_size: int = 0,
+                       name: str = "batch_sizes") -> list[int]:
+    """``batch_sizes`` as a list of ints: each >= ``min_size``, non-increasing, summing to ``rows``."""
+    if isinstance(batch_sizes, Tensor):
+        if batch_sizes.dim() != 1 or batch_sizes.is_floating_point() or batch_sizes.is_complex() \
+                or batch_sizes.dtype == torch.bool:
+            raise TypeError(f"{who}: {name} must be a 1-D integer tensor or a sequence of ints, got a "
+                            f"{batch_sizes.dim()}-D tensor of dtype {batch_sizes.dtype}")
+        sizes = [int(b) for b in batch_sizes.tolist()]
+    elif isinstance(batch_sizes, Sequence) and not isinstance(batch_sizes, (str, bytes)):
+        if any(isinstance(b, bool) or not isinstance(b, numbers.Integral) for b in batch_sizes):
+            raise TypeError(f"{who}: {name} must hold ints, got {list(batch_sizes)!r}")
+        sizes = [int(b) for b in batch_sizes]
+    else:
+        raise TypeError(f"{who}: {name} must be a sequence of ints, got {type(batch_sizes).__name__}")
+    bad = [b for b in sizes if b < min_size]
+    if bad:
+        raise ValueError(f"{who}: every entry of {name} must be >= {min_size}, got {bad[0]} in {sizes}")
+    if any(later > earlier for earlier, later in zip(sizes, sizes[1:])):
+        raise ValueError(f"{who}: {name} must be non-increasing (samples sorted by decreasing length), "
+                         f"got {sizes}")
+    if sum(sizes) != rows:
+        raise ValueError(f"{who}: {name} must sum to the number of rows of the data, {rows}, "
+                         f"got {sizes} (sum {sum(sizes)})")
+    return sizes
+
+
+def _check_packed(who: str, packed: Any) -> list[int]:
+    """A ``PackedSequence``'s batch sizes after checking they describe its data."""
+    data = packed.data
+    if not isinstance(data, Tensor) or data.dim() != 2:
+        shape = tuple(data.shape) if isinstance(data, Tensor) else type(data).__name__
+        raise ValueError(f"{who}: a PackedSequence's data must be 2-D (sum of lengths, H_in), got {shape}")
+    sizes = _check_batch_sizes(who, packed.batch_sizes, data.shape[0], min_size=1,
+                               name="the PackedSequence's batch_sizes")
+    if not sizes:
+        raise ValueError(f"{who}: a PackedSequence must hold at least one time step, got empty batch_sizes")
+    for name in ("sorted_indices", "unsorted_indices"):
+        indices = getattr(packed, name)
+        if indices is not None and tuple(indices.shape) != (sizes[0],):
+            raise ValueError(f"{who}: the PackedSequence's {name} must have shape ({sizes[0]},) "
+                             f"(one entry per sample), got {tuple(indices.shape)}")
+    return sizes
+
+
+def _check_scan_args(who: str, gates: int, xw: Tensor, h0: Tensor, c0: Tensor | None, w_hh: Tensor,
+                     b_hh: Tensor | None, mask: Tensor | None, batch_sizes: object, reverse: object) -> list[int]:
+    _check_tensor_arg(who, "xw", xw)
+    if xw.dim() != 2:
+        raise ValueError(f"{who}: xw must be 2-D (rows, {gates}H), got shape {tuple(xw.shape)}")
+    _check_tensor_arg(who, "h0", h0, xw)
+    if h0.dim() != 2:
+        raise ValueError(f"{who}: h0 must be 2-D (N, H), got shape {tuple(h0.shape)}")
+    n, hidden = h0.shape
+    if xw.shape[1] != gates * hidden:
+        raise ValueError(f"{who}: xw must have {gates} * H = {gates * hidden} columns for h0 of shape "
+                         f"{tuple(h0.shape)}, got shape {tuple(xw.shape)}")
+    if c0 is not None:
+        _check_tensor_arg(who, "c0", c0, xw, (n, hidden))
+    _check_tensor_arg(who, "w_hh", w_hh, xw, (gates * hidden, hidden))
+    if b_hh is not None:
+        _check_tensor_arg(who, "b_hh", b_hh, xw, (gates * hidden,))
+    if mask is not None:
+        _check_tensor_arg(who, "mask", mask, xw, (n, hidden))
+    if not isinstance(reverse, bool):
+        raise TypeError(f"{who}: reverse must be a bool, got {type(reverse).__name__} {reverse!r}")
+    sizes = _check_batch_sizes(who, batch_sizes, xw.shape[0])
+    if sizes and sizes[0] != n:
+        raise ValueError(f"{who}: batch_sizes[0] must equal the number of rows of h0, {n}, got {sizes[0]}")
+    return sizes
+
+
+def _absent(like: Tensor) -> Tensor:
+    """The empty tensor the C++ ops take for an absent optional tensor (no mask, no bias)."""
+    return like.new_empty(0)
 
 
 class _LSTMScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, xw: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, mask: Tensor | None,
                 batch_sizes: list[int], reverse: bool) -> tuple[Tensor, Tensor, Tensor]:
-        m = mask.contiguous() if mask is not None else _empty_like(xw)
+        m = mask.contiguous() if mask is not None else _absent(xw)
         out, hn, cn, acts, tanh_c, c_prev, h_prev = torch.ops.regdrop_scan.lstm_forward(
             xw.contiguous(), h0.contiguous(), c0.contiguous(), w_hh.contiguous(), m, batch_sizes, reverse
         )
@@ -199,8 +294,8 @@ class _GRUScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, xw: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor | None, mask: Tensor | None,
                 batch_sizes: list[int], reverse: bool) -> tuple[Tensor, Tensor]:
-        m = mask.contiguous() if mask is not None else _empty_like(xw)
-        b = b_hh.contiguous() if b_hh is not None else _empty_like(xw)
+        m = mask.contiguous() if mask is not None else _absent(xw)
+        b = b_hh.contiguous() if b_hh is not None else _absent(xw)
         out, hn, acts, hwn, h_prev, hm_prev = torch.ops.regdrop_scan.gru_forward(
             xw.contiguous(), h0.contiguous(), w_hh.contiguous(), b, m, batch_sizes, reverse
         )
@@ -248,13 +343,20 @@ def lstm_scan(
         - w_hh: :math:`(4H, H)`
         - Output: out :math:`(R, H)`, h_n :math:`(N, H)`, c_n :math:`(N, H)`
 
+    Raises:
+        TypeError: a tensor argument that is not a floating-point tensor or has another dtype
+            than ``xw``; ``batch_sizes`` not ints; ``reverse`` not a bool.
+        ValueError: a shape that differs from the above, a tensor on another device than
+            ``xw``, or ``batch_sizes`` negative, increasing, not summing to :math:`R`, or
+            with ``batch_sizes[0] != N``.
+
     Example:
         >>> xw, h0 = torch.randn(6, 8), torch.zeros(2, 2)
         >>> out, hn, cn = lstm_scan(xw, h0, h0, torch.randn(8, 2), None, [2, 2, 2])
         >>> out.shape, torch.equal(out[-2:], hn)
         (torch.Size([6, 2]), True)
     """
-    batch_sizes = [int(b) for b in batch_sizes]
+    batch_sizes = _check_scan_args("lstm_scan", 4, xw, h0, c0, w_hh, None, mask, batch_sizes, reverse)
     if _use_extension(xw, h0, c0, w_hh, mask):
         return _LSTMScan.apply(xw, h0, c0, w_hh, mask, batch_sizes, reverse)
     return _lstm_loop(xw, batch_sizes, h0, c0, w_hh, None, mask, 0.0, True, reverse, None)
@@ -284,12 +386,15 @@ def gru_scan(
         - xw: :math:`(R, 3H)`; h0, mask: :math:`(N, H)`; w_hh: :math:`(3H, H)`; b_hh: :math:`(3H)`
         - Output: out :math:`(R, H)`, h_n :math:`(N, H)`
 
+    Raises:
+        TypeError, ValueError: as for :func:`lstm_scan`.
+
     Example:
         >>> out, hn = gru_scan(torch.randn(6, 6), torch.zeros(2, 2), torch.randn(6, 2), None, None, [2, 2, 2])
         >>> out.shape
         torch.Size([6, 2])
     """
-    batch_sizes = [int(b) for b in batch_sizes]
+    batch_sizes = _check_scan_args("gru_scan", 3, xw, h0, None, w_hh, b_hh, mask, batch_sizes, reverse)
     if _use_extension(xw, h0, w_hh, b_hh, mask):
         return _GRUScan.apply(xw, h0, w_hh, b_hh, mask, batch_sizes, reverse)
     return _gru_loop(xw, batch_sizes, h0, w_hh, b_hh, mask, 0.0, True, reverse, None)

@@ -5,27 +5,74 @@ names and shapes (``weight_ih_l0``, ``weight_hh_l0_reverse``, ...), so state_dic
 ways, and ``isinstance(layer, torch.nn.LSTM)`` holds. In ``eval()`` mode (without zoneout)
 and in training with every rate at 0, ``forward`` *is* ``torch.nn.LSTM.forward``: the same
 fused kernel, the same numbers.
+
+Otherwise ``_RegularizedRNN._regularized_forward`` runs five named steps:
+``_unpack`` (the input as packed time-major rows), ``_initial_state`` (checked as torch
+checks it), ``_draw_masks``, ``_layer_loop`` and ``_repack``.
+
+Where the masks are drawn and applied:
+
+- **drawn**: all in ``_draw_masks``, once per call, before the first layer. The variational
+  input and between-layer masks come from :func:`regdrop.functional.locked_dropout` (one per
+  sample in the caller's order, also for a ``PackedSequence``, and feature); the recurrent
+  mask and DropConnect on ``W_hh`` from ``_direction``. Zoneout's masks are the exception:
+  they change every step, so the time loop draws them (``functional.rnn.zoneout``).
+- **applied**: the variational mask in ``_layer_loop``, on the rows entering each layer; a
+  batch-shared recurrent mask and DropConnect by multiplying ``W_hh`` (torch's fused kernel
+  then runs); the per-sample recurrent mask :math:`m` inside the time loop, on
+  :math:`h_{t-1}` where it enters :math:`W_{hh}` (``regdrop.functional.rnn``: the reference
+  loops compute ``h * mask`` before the product; the compiled loop in ``csrc/scan.cpp``
+  stores :math:`m \odot h_t` when it stores :math:`h_t`, as the next step's GEMM operand).
 """
 
 from __future__ import annotations
 
+import numbers
 import warnings
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import torch
-from torch import Tensor, _VF
+from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence
 
+from regdrop.functional import rnn as rnn_ops
 from regdrop.functional._validation import check_rate
 from regdrop.functional.dropconnect import dropconnect
-from regdrop.functional.dropout import bernoulli_mask
-from regdrop.functional.rnn import gru_layer_loop, gru_scan, lstm_layer_loop, lstm_scan
-from regdrop.functional.rnn import zoneout as zoneout_fn
+from regdrop.functional.dropout import bernoulli_mask, locked_dropout
 
 __all__ = ["GRU", "GRUCell", "LSTM", "LSTMCell"]
 
 _RATE_NAMES = ("input_dropout", "dropout", "recurrent_dropout", "weight_dropout", "zoneout")
 _Self = TypeVar("_Self", bound="_RegularizedRNN")
+
+
+class _Rows(NamedTuple):
+    """An input as the time loops see it: packed, time-major rows."""
+
+    data: Tensor  # (R, C): step t owns rows offset[t] : offset[t] + batch_sizes[t]
+    batch_sizes: list[int]
+    batch_sizes_t: Tensor | None  # a PackedSequence's batch_sizes, else None
+    n: int  # batch size
+    packed: PackedSequence | None  # the input, if it was packed
+    batched: bool
+    checked_input: Tensor  # what torch's check_forward_args checks
+
+
+class _Direction(NamedTuple):
+    weights: list[Tensor]  # w_ih, w_hh (after DropConnect / a batch-shared mask), biases, w_hr
+    recurrent_mask: Tensor | None  # per sample, on h(t-1), or None
+
+
+class _LayerMasks(NamedTuple):
+    input: Tensor | None  # the variational mask on the layer's input rows, or None
+    directions: list[_Direction]
+
+
+def _apply_locked_mask(x: Tensor, mask: Tensor, seq: _Rows) -> Tensor:
+    """Rows times a mask from ``_locked_mask``: (R, C) rows, or (1, N, C) broadcast over time."""
+    if seq.packed is not None:
+        return x * mask
+    return (x.view(len(seq.batch_sizes), seq.n, x.shape[1]) * mask).view(x.shape)
 
 
 class _RegularizedRNN:
@@ -80,6 +127,7 @@ class _RegularizedRNN:
 
     def forward(self, input: Tensor | PackedSequence, hx: Any = None) -> tuple[Any, Any]:
         rates = self._rates()
+        self._check_inputs(input, hx)
         if not self._needs_regularized_path(rates):
             return super().forward(input, hx)  # type: ignore[misc]
         device_type = input.data.device.type if isinstance(input, PackedSequence) else input.device.type
@@ -90,99 +138,115 @@ class _RegularizedRNN:
                 return self._regularized_forward(_to_float32(input), _to_float32(hx), rates)
         return self._regularized_forward(input, hx, rates)
 
+    def _check_inputs(self, input: Any, hx: Any) -> None:
+        """What torch's kernels would misread or report from deep inside, refused up front
+        (in every mode): a malformed ``PackedSequence``, an empty sequence, initial states of
+        another dtype or device than the input. Shapes are left to torch's own clear checks."""
+        name = type(self).__name__
+        if isinstance(input, PackedSequence):
+            rnn_ops._check_packed(name, input)
+            data = input.data
+        elif isinstance(input, Tensor):
+            data = input
+            if input.dim() in (2, 3):
+                time_dim = 1 if self.batch_first and input.dim() == 3 else 0
+                if input.shape[time_dim] == 0:
+                    raise ValueError(f"{name}: input must have at least one time step (L >= 1; torch.nn.{self.mode} "
+                                     f"refuses L = 0 too), got shape {tuple(input.shape)}")
+        else:
+            raise TypeError(f"{name}: input must be a Tensor or a PackedSequence, got {type(input).__name__}")
+        if hx is None:
+            return
+        is_lstm = self.mode == "LSTM"
+        if is_lstm and not (isinstance(hx, (tuple, list)) and len(hx) == 2):
+            raise TypeError(f"{name}: hx must be a tuple (h_0, c_0) of two tensors, got {type(hx).__name__}")
+        states = zip(("h_0", "c_0"), hx) if is_lstm else [("hx", hx)]
+        autocast = torch.is_autocast_enabled(data.device.type)
+        for state_name, state in states:
+            # Under autocast the regularized path casts both to float32; torch's kernel casts too.
+            rnn_ops._check_tensor_arg(name, state_name, state, None if autocast else data)
+            if state.device != data.device:
+                raise ValueError(f"{name}: {state_name} must be on the input's device, {data.device}, "
+                                 f"got {state.device}")
+
     # ------------------------------------------------------------------ regularized path
     def _regularized_forward(self, input: Tensor | PackedSequence, hx: Any,
                              rates: dict[str, float]) -> tuple[Any, Any]:
+        seq = self._unpack(input)
+        h0, c0 = self._initial_state(hx, seq)
+        masks = self._draw_masks(seq, rates)
+        out, h_n, c_n = self._layer_loop(seq, h0, c0, masks, rates["zoneout"])
+        return self._repack(seq, out, h_n, c_n)
+
+    def _unpack(self, input: Tensor | PackedSequence) -> _Rows:
+        """Step 1: the input as packed, time-major rows (the layout of every time loop)."""
+        name = type(self).__name__
+        if isinstance(input, PackedSequence):
+            data, batch_sizes_t = input.data, input.batch_sizes
+            batch_sizes = [int(b) for b in batch_sizes_t.tolist()]
+            return _Rows(data, batch_sizes, batch_sizes_t, batch_sizes[0] if batch_sizes else 0,
+                         input, True, data)
+        if input.dim() not in (2, 3):
+            raise ValueError(f"{name}: expected input to be 2-D (unbatched) or 3-D, got {input.dim()}-D instead")
+        is_batched = input.dim() == 3
+        if not is_batched:
+            input = input.unsqueeze(0 if self.batch_first else 1)
+        x = input.transpose(0, 1) if self.batch_first else input
+        steps, n = x.shape[0], x.shape[1]
+        return _Rows(x.reshape(steps * n, x.shape[2]), [n] * steps, None, n, None, is_batched, input)
+
+    def _initial_state(self, hx: Any, seq: _Rows) -> tuple[Tensor, Tensor | None]:
+        """Step 2: the initial states (zeros if not given) checked as torch checks them, in the
+        rows' sample order; ``(h_0, c_0)`` for an LSTM, ``(h_0, None)`` for a GRU."""
         is_lstm = self.mode == "LSTM"
+        name = type(self).__name__
+        if hx is None:
+            num_dir = 2 if self.bidirectional else 1
+            h_out = self.proj_size if self.proj_size > 0 else self.hidden_size
+            h0 = seq.data.new_zeros(self.num_layers * num_dir, seq.n, h_out)
+            hx = (h0, seq.data.new_zeros(self.num_layers * num_dir, seq.n, self.hidden_size)) if is_lstm else h0
+            self.check_forward_args(seq.checked_input, hx, seq.batch_sizes_t)  # type: ignore[attr-defined]
+        else:
+            if not seq.batched:
+                hx = _unsqueeze_hidden(hx, name, is_lstm)
+            elif seq.packed is None:
+                _check_batched_hidden(hx, name, is_lstm)
+            # The shapes do not depend on the sample order: check them before permuting by it.
+            self.check_forward_args(seq.checked_input, hx, seq.batch_sizes_t)  # type: ignore[attr-defined]
+            if seq.packed is not None:
+                hx = self.permute_hidden(hx, seq.packed.sorted_indices)  # type: ignore[attr-defined]
+        return (hx[0], hx[1]) if is_lstm else (hx, None)
+
+    def _draw_masks(self, seq: _Rows, rates: dict[str, float]) -> list[_LayerMasks]:
+        """Step 3: every random draw of this call, per layer, in one place.
+
+        - the variational mask on the layer's input (``input_dropout`` on layer 0, ``dropout``
+          between layers), drawn by :func:`~regdrop.functional.locked_dropout`: one per sample
+          (in the caller's order, also for a ``PackedSequence``) and feature, fixed over time;
+        - per direction, ``W_hh`` after DropConnect (and a batch-shared recurrent mask folded
+          into its columns), and the per-sample recurrent mask on :math:`h_{t-1}`.
+        """
         num_dir = 2 if self.bidirectional else 1
         h_out = self.proj_size if self.proj_size > 0 else self.hidden_size
-        name = type(self).__name__
-
-        if isinstance(input, PackedSequence):
-            data, batch_sizes_t, sorted_indices, unsorted_indices = input
-            batch_sizes = batch_sizes_t.tolist()
-            is_batched, checked_input = True, data
-        else:
-            if input.dim() not in (2, 3):
-                raise ValueError(f"{name}: expected input to be 2-D (unbatched) or 3-D, got {input.dim()}-D instead")
-            is_batched = input.dim() == 3
-            if not is_batched:
-                input = input.unsqueeze(0 if self.batch_first else 1)
-            checked_input, batch_sizes_t = input, None
-            x = input.transpose(0, 1) if self.batch_first else input
-            steps, n = x.shape[0], x.shape[1]
-            data = x.reshape(steps * n, x.shape[2])
-            batch_sizes = [n] * steps
-            sorted_indices = unsorted_indices = None
-        n = batch_sizes[0]
-
-        if hx is None:
-            h0 = data.new_zeros(self.num_layers * num_dir, n, h_out)
-            hx = (h0, data.new_zeros(self.num_layers * num_dir, n, self.hidden_size)) if is_lstm else h0
-        else:
-            if not is_batched:
-                hx = _unsqueeze_hidden(hx, name, is_lstm)
-            elif not isinstance(input, PackedSequence):
-                _check_batched_hidden(hx, name, is_lstm)
-            hx = self.permute_hidden(hx, sorted_indices)  # type: ignore[attr-defined]
-        self.check_forward_args(checked_input, hx, batch_sizes_t)  # type: ignore[attr-defined]
-        h0_all, c0_all = (hx[0], hx[1]) if is_lstm else (hx, None)
-
-        # Packed rows of step t are samples 0 .. batch_sizes[t]-1: which sample each row is.
-        sample_of_row = None
-        if batch_sizes_t is not None:
-            samples = torch.arange(n)
-            sample_of_row = samples.expand(len(batch_sizes), n)[samples < batch_sizes_t[:, None]].to(data.device)
-
-        def locked(rows: Tensor, p: float) -> Tensor:
-            # One mask per sample and feature, the same at every time step (Gal & Ghahramani).
-            mask = bernoulli_mask((n, rows.shape[1]), p, dtype=rows.dtype, device=rows.device)
-            if sample_of_row is None:
-                return (rows.view(len(batch_sizes), n, -1) * mask).view(rows.shape)
-            return rows * mask[sample_of_row]
-
-        layer_input = data
-        h_n: list[Tensor] = []
-        c_n: list[Tensor] = []
+        masks = []
         for layer in range(self.num_layers):
             p_in = rates["input_dropout"] if layer == 0 else rates["dropout"]
-            if self.training and p_in > 0.0:
-                layer_input = locked(layer_input, p_in)
-            directions = [self._direction(layer, d, rates, n, data) for d in range(num_dir)]
-            first = layer * num_dir
-            if all(mask is None for _, mask in directions) and rates["zoneout"] == 0.0:
-                out, hs, cs = self._fused_layer(layer_input, batch_sizes_t, batch_sizes, n,
-                                                h0_all[first:first + num_dir],
-                                                None if c0_all is None else c0_all[first:first + num_dir],
-                                                [w for weights, _ in directions for w in weights])
-                h_n.extend(hs)
-                c_n.extend(cs)
-            else:
-                outs = []
-                for d, (weights, mask) in enumerate(directions):
-                    c0 = None if c0_all is None else c0_all[first + d]
-                    out_d, h_d, c_d = self._scan_direction(layer_input, batch_sizes, h0_all[first + d], c0,
-                                                           weights, mask, rates["zoneout"], reverse=d == 1)
-                    outs.append(out_d)
-                    h_n.append(h_d)
-                    c_n.append(c_d)
-                out = torch.cat(outs, 1) if num_dir == 2 else outs[0]
-            layer_input = out
+            width = self.input_size if layer == 0 else num_dir * h_out
+            input_mask = self._locked_mask(seq, width, p_in) if self.training and p_in > 0.0 else None
+            directions = [self._direction(layer, d, rates, seq) for d in range(num_dir)]
+            masks.append(_LayerMasks(input_mask, directions))
+        return masks
 
-        hidden: Any = (torch.stack(h_n), torch.stack(c_n)) if is_lstm else torch.stack(h_n)
-        if isinstance(input, PackedSequence):
-            packed = PackedSequence(layer_input, batch_sizes_t, sorted_indices, unsorted_indices)
-            return packed, self.permute_hidden(hidden, unsorted_indices)  # type: ignore[attr-defined]
-        output = layer_input.view(len(batch_sizes), n, -1)
-        if self.batch_first:
-            output = output.transpose(0, 1)
-        if not is_batched:
-            output = output.squeeze(0 if self.batch_first else 1)
-            hidden = (hidden[0].squeeze(1), hidden[1].squeeze(1)) if is_lstm else hidden.squeeze(1)
-        return output, hidden
+    def _locked_mask(self, seq: _Rows, width: int, p: float) -> Tensor:
+        """The mask :func:`locked_dropout` would multiply rows of this width by: (R, width) rows
+        for a ``PackedSequence``, (1, N, width) for a padded batch (broadcast over time)."""
+        ones = seq.data.new_ones(())
+        if seq.packed is not None:
+            packed_ones = seq.packed._replace(data=ones.expand(seq.data.shape[0], width))
+            return locked_dropout(packed_ones, p).data  # type: ignore[union-attr]
+        return locked_dropout(ones.expand(1, seq.n, width), p)  # type: ignore[return-value]
 
-    def _direction(self, layer: int, d: int, rates: dict[str, float], n: int,
-                   like: Tensor) -> tuple[list[Tensor], Tensor | None]:
+    def _direction(self, layer: int, d: int, rates: dict[str, float], seq: _Rows) -> _Direction:
         """This direction's weights, with DropConnect and a batch-shared recurrent mask folded
         into ``W_hh``, and the per-sample recurrent mask (or None)."""
         suffix = "_reverse" if d == 1 else ""
@@ -205,42 +269,94 @@ class _RegularizedRNN:
                     # product, and keeps torch's fused kernel.
                     w_hh = w_hh * bernoulli_mask((width,), p, dtype=w_hh.dtype, device=w_hh.device)
                 else:
-                    mask = bernoulli_mask((n, width), p, dtype=like.dtype, device=like.device)
+                    # One row per sample in the caller's order, then in the rows' (sorted) order.
+                    mask = bernoulli_mask((seq.n, width), p, dtype=seq.data.dtype, device=seq.data.device)
+                    if seq.packed is not None and seq.packed.sorted_indices is not None:
+                        mask = mask.index_select(0, seq.packed.sorted_indices)
             weights[1] = w_hh
-        return weights, mask
+        return _Direction(weights, mask)
 
-    def _fused_layer(self, x: Tensor, batch_sizes_t: Tensor | None, batch_sizes: list[int], n: int,
-                     h0: Tensor, c0: Tensor | None, weights: list[Tensor]) -> tuple[Tensor, list[Tensor], list[Tensor]]:
+    def _layer_loop(self, seq: _Rows, h0: Tensor, c0: Tensor | None, masks: list[_LayerMasks],
+                    zoneout: float) -> tuple[Tensor, list[Tensor], list[Tensor]]:
+        """Step 4: the layers in turn, each on the previous one's output rows."""
+        num_dir = 2 if self.bidirectional else 1
+        x = seq.data
+        h_n: list[Tensor] = []
+        c_n: list[Tensor] = []
+        for layer, layer_masks in enumerate(masks):
+            if layer_masks.input is not None:  # the variational mask, applied where it enters the layer
+                x = _apply_locked_mask(x, layer_masks.input, seq)
+            first = layer * num_dir
+            h0_l = h0[first:first + num_dir]
+            c0_l = None if c0 is None else c0[first:first + num_dir]
+            if all(d.recurrent_mask is None for d in layer_masks.directions) and zoneout == 0.0:
+                x, hs, cs = self._fused_layer(x, seq, h0_l, c0_l,
+                                              [w for d in layer_masks.directions for w in d.weights])
+            else:
+                outs, hs, cs = [], [], []
+                for d, direction in enumerate(layer_masks.directions):
+                    out_d, h_d, c_d = self._scan_direction(x, seq.batch_sizes, h0_l[d],
+                                                           None if c0_l is None else c0_l[d],
+                                                           direction, zoneout, reverse=d == 1)
+                    outs.append(out_d)
+                    hs.append(h_d)
+                    if c_d is not None:
+                        cs.append(c_d)
+                x = torch.cat(outs, 1) if num_dir == 2 else outs[0]
+            h_n.extend(hs)
+            c_n.extend(cs)
+        return x, h_n, c_n
+
+    def _repack(self, seq: _Rows, out: Tensor, h_n: list[Tensor], c_n: list[Tensor]) -> tuple[Any, Any]:
+        """Step 5: the output rows and final states in the caller's layout and sample order."""
+        is_lstm = self.mode == "LSTM"
+        hidden: Any = (torch.stack(h_n), torch.stack(c_n)) if is_lstm else torch.stack(h_n)
+        if seq.packed is not None:
+            packed = seq.packed._replace(data=out)
+            return packed, self.permute_hidden(hidden, seq.packed.unsorted_indices)  # type: ignore[attr-defined]
+        output = out.view(len(seq.batch_sizes), seq.n, out.shape[1])
+        if self.batch_first:
+            output = output.transpose(0, 1)
+        if not seq.batched:
+            output = output.squeeze(0 if self.batch_first else 1)
+            hidden = (hidden[0].squeeze(1), hidden[1].squeeze(1)) if is_lstm else hidden.squeeze(1)
+        return output, hidden
+
+    def _fused_layer(self, x: Tensor, seq: _Rows, h0: Tensor, c0: Tensor | None,
+                     weights: list[Tensor]) -> tuple[Tensor, list[Tensor], list[Tensor]]:
         """One layer (both directions) through torch's fused kernel, with the given weights."""
         hx: Any = (h0, c0) if c0 is not None else h0
-        fn = _VF.lstm if c0 is not None else _VF.gru
-        if batch_sizes_t is not None:
-            result = fn(x, batch_sizes_t, hx, weights, self.bias, 1, 0.0, self.training, self.bidirectional)
+        fn = torch.lstm if c0 is not None else torch.gru
+        if seq.batch_sizes_t is not None:
+            result = fn(x, seq.batch_sizes_t, hx, weights, self.bias, 1, 0.0, self.training, self.bidirectional)
             out = result[0]
         else:
-            result = fn(x.view(len(batch_sizes), n, -1), hx, weights, self.bias, 1, 0.0, self.training,
-                        self.bidirectional, False)
-            out = result[0].reshape(x.shape[0], -1)
+            result = fn(x.view(len(seq.batch_sizes), seq.n, x.shape[1]), hx, weights, self.bias, 1, 0.0,
+                        self.training, self.bidirectional, False)
+            out = result[0].reshape(x.shape[0], result[0].shape[2])
         return out, list(result[1].unbind(0)), list(result[2].unbind(0)) if c0 is not None else []
 
     def _scan_direction(self, x: Tensor, batch_sizes: list[int], h0: Tensor, c0: Tensor | None,
-                        weights: list[Tensor], mask: Tensor | None, zoneout: float,
+                        direction: _Direction, zoneout: float,
                         reverse: bool) -> tuple[Tensor, Tensor, Tensor | None]:
+        """One direction of one layer through the time loop, with its per-sample recurrent
+        mask (applied to :math:`h_{t-1}` where it enters :math:`W_{hh}`) and zoneout."""
+        weights, mask = direction
         w_ih, w_hh = weights[0], weights[1]
         b_ih, b_hh = (weights[2], weights[3]) if self.bias else (None, None)
         if c0 is not None:  # LSTM
             w_hr = weights[-1] if self.proj_size > 0 else None
             if w_hr is None and zoneout == 0.0:
                 xw = torch.addmm(b_ih + b_hh, x, w_ih.t()) if b_ih is not None else x.mm(w_ih.t())
-                return lstm_scan(xw, h0, c0, w_hh, mask, batch_sizes, reverse)
-            return lstm_layer_loop(x, batch_sizes, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, mask, zoneout,
-                                   self.training, reverse)
+                return rnn_ops.lstm_scan(xw, h0, c0, w_hh, mask, batch_sizes, reverse)
+            return rnn_ops.lstm_layer_loop(x, batch_sizes, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, mask, zoneout,
+                                           self.training, reverse)
         if zoneout == 0.0:
             xw = torch.addmm(b_ih, x, w_ih.t()) if b_ih is not None else x.mm(w_ih.t())
-            out, h = gru_scan(xw, h0, w_hh, b_hh, mask, batch_sizes, reverse)
+            out, h = rnn_ops.gru_scan(xw, h0, w_hh, b_hh, mask, batch_sizes, reverse)
         else:
-            out, h = gru_layer_loop(x, batch_sizes, h0, w_ih, w_hh, b_ih, b_hh, mask, zoneout, self.training,
-                                    reverse)
+            out, h = rnn_ops.gru_layer_loop(x, batch_sizes, h0, w_ih, w_hh, b_ih, b_hh, mask, zoneout,
+                                            self.training, reverse)
         return out, h, None
 
     # ------------------------------------------------------------------------- helpers
@@ -399,9 +515,12 @@ class LSTM(_RegularizedRNN, torch.nn.LSTM):
           ``(h_n, c_n)`` shaped like ``hx``; :math:`H_{out}` is ``proj_size`` if set, else ``hidden_size``.
 
     Raises:
-        ValueError: a rate outside [0, 1] (naming the rate), or an input that is not 2-D/3-D.
-        TypeError: a rate that is not a number, or ``recurrent_dropout_shared`` not a bool.
-        RuntimeError: initial states of the wrong size (as torch).
+        ValueError: a rate outside [0, 1] (naming the rate); an input that is not 2-D/3-D or
+            has no time step; a ``PackedSequence`` whose ``batch_sizes`` are not positive,
+            non-increasing and summing to its rows; initial states on another device.
+        TypeError: a rate that is not a number, ``recurrent_dropout_shared`` not a bool,
+            initial states of another dtype than the input.
+        RuntimeError: initial states of the wrong size (torch's own check and message).
 
     Example:
         >>> lstm = LSTM(8, 16, num_layers=2, batch_first=True, dropout=0.2, recurrent_dropout=0.25)
@@ -471,8 +590,7 @@ class GRU(_RegularizedRNN, torch.nn.GRU):
         - output: :math:`(L, N, D \cdot H)` and :math:`h_n` shaped like ``hx``.
 
     Raises:
-        ValueError: a rate outside [0, 1] (naming the rate), or an input that is not 2-D/3-D.
-        TypeError: a rate that is not a number.
+        ValueError, TypeError, RuntimeError: as for :class:`LSTM`.
 
     Example:
         >>> gru = GRU(8, 16, recurrent_dropout=0.25, weight_dropout=0.1)
@@ -523,11 +641,31 @@ class _RegularizedCell:
         Pass it to every step of that sequence as ``recurrent_mask=``: the mask must stay the
         same over time, and a cell cannot know where a sequence starts.
         """
+        if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
+            raise TypeError(f"{type(self).__name__}.recurrent_mask: batch_size must be an int >= 0, "
+                            f"got {type(batch_size).__name__} {batch_size!r}")
+        if batch_size < 0:
+            raise ValueError(f"{type(self).__name__}.recurrent_mask: batch_size must be an int >= 0, got {batch_size}")
+        if like is not None:
+            rnn_ops._check_tensor_arg(f"{type(self).__name__}.recurrent_mask", "like", like)
         p = check_rate("recurrent_dropout", self.recurrent_dropout)
         if not self.training or p == 0.0:
             return None
         ref = like if like is not None else next(iter(self.parameters()))  # type: ignore[attr-defined]
         return bernoulli_mask((batch_size, self.hidden_size), p, dtype=ref.dtype, device=ref.device)
+
+    def _check_step(self, input: Any, states: tuple[Any, ...], recurrent_mask: Any) -> None:
+        """The step's states and mask have the input's dtype and device, the mask the state's shape."""
+        name = type(self).__name__
+        if not isinstance(input, Tensor):
+            raise TypeError(f"{name}: input must be a Tensor, got {type(input).__name__}")
+        if input.is_floating_point():
+            for state_name, state in zip(("h", "c"), states):
+                rnn_ops._check_tensor_arg(name, state_name, state, input)
+        if recurrent_mask is not None:
+            shape = tuple(states[0].shape) if states else (*input.shape[:-1], self.hidden_size)
+            rnn_ops._check_tensor_arg(name, "recurrent_mask", recurrent_mask,
+                                      input if input.is_floating_point() else None, shape)
 
     def extra_repr(self) -> str:
         s = super().extra_repr()  # type: ignore[misc]
@@ -571,14 +709,17 @@ class LSTMCell(_RegularizedCell, torch.nn.LSTMCell):
     def forward(self, input: Tensor, hx: tuple[Tensor, Tensor] | None = None, *,
                 recurrent_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
         p_zone = check_rate("zoneout", self.zoneout)
+        if hx is not None and not (isinstance(hx, (tuple, list)) and len(hx) == 2):
+            raise TypeError(f"LSTMCell: hx must be a tuple (h, c) of two tensors, got {type(hx).__name__}")
+        self._check_step(input, tuple(hx) if hx is not None else (), recurrent_mask)
         if hx is None:
             zeros = input.new_zeros(*input.shape[:-1], self.hidden_size)
             hx = (zeros, zeros)
         h_in = hx[0] * recurrent_mask if recurrent_mask is not None else hx[0]
         h, c = super().forward(input, (h_in, hx[1]))
         if p_zone > 0.0:
-            h = zoneout_fn(hx[0], h, p_zone, self.training)
-            c = zoneout_fn(hx[1], c, p_zone, self.training)
+            h = rnn_ops.zoneout(hx[0], h, p_zone, self.training)
+            c = rnn_ops.zoneout(hx[1], c, p_zone, self.training)
         return h, c
 
 
@@ -612,6 +753,7 @@ class GRUCell(_RegularizedCell, torch.nn.GRUCell):
 
     def forward(self, input: Tensor, hx: Tensor | None = None, *, recurrent_mask: Tensor | None = None) -> Tensor:
         p_zone = check_rate("zoneout", self.zoneout)
+        self._check_step(input, (hx,) if hx is not None else (), recurrent_mask)
         if recurrent_mask is None:
             h = super().forward(input, hx)
         else:
@@ -625,5 +767,5 @@ class GRUCell(_RegularizedCell, torch.nn.GRUCell):
             h = torch.lerp(torch.tanh(xn + r * hn), hx, z)
         if p_zone > 0.0:
             previous = hx if hx is not None else torch.zeros_like(h)
-            h = zoneout_fn(previous, h, p_zone, self.training)
+            h = rnn_ops.zoneout(previous, h, p_zone, self.training)
         return h

@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+import regdrop.functional.dropout as F_dropout
 import regdrop.nn.rnn as rnn_module
 from regdrop.functional.rnn import lstm_layer_loop
 from regdrop.nn import GRU, LSTM, GRUCell, LSTMCell
@@ -92,7 +93,11 @@ def test_train_with_unit_masks_matches_torch(c, shared, monkeypatch):
     # Every mask forced to 1 sends the input through the regularized path (layer by layer;
     # per-sample: compiled or autograd loop per direction; batch-shared: torch's kernel on the
     # folded weights): it must still compute torch's LSTM/GRU.
-    monkeypatch.setattr(rnn_module, "bernoulli_mask", lambda shape, p, **kw: torch.ones(shape, **kw))
+    def ones(shape, p, dtype=None, device=None, generator=None):
+        return torch.ones(shape, dtype=dtype, device=device)
+
+    monkeypatch.setattr(rnn_module, "bernoulli_mask", ones)  # recurrent masks
+    monkeypatch.setattr(F_dropout, "bernoulli_mask", ones)  # variational masks (locked_dropout)
     monkeypatch.setattr(rnn_module, "dropconnect", lambda w, p, training=True, generator=None: w)
     expected, got = _run_both(c, "train", input_dropout=0.3, dropout=0.3, recurrent_dropout=0.4, weight_dropout=0.2,
                               recurrent_dropout_shared=shared)
@@ -421,3 +426,21 @@ def test_variational_input_mask_follows_each_sample_through_a_packed_batch():
     changed_everywhere = ((change > 0) | ~valid).all(dim=0)
     assert (unchanged | changed_everywhere).all(), "a sample's input mask changed between steps"
     assert 10 < int(unchanged.sum()) < 54
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_packed_and_padded_inputs_get_the_same_masks_under_one_seed(kind):
+    # Masks are assigned per sample in the caller's (unsorted) order, as locked_dropout does
+    # for a PackedSequence: packing a batch must not change which sample gets which mask. A
+    # forward layer at the valid steps of a sample then gives the same numbers either way.
+    torch.manual_seed(0)
+    layer = (LSTM if kind == "lstm" else GRU)(INPUT, HIDDEN, num_layers=2, input_dropout=0.5, dropout=0.5,
+                                              recurrent_dropout=0.5)
+    lengths = torch.tensor([3, 7, 2, 5, 7, 1])
+    x = torch.randn(STEPS, len(lengths), INPUT)
+    torch.manual_seed(4)
+    padded_out = layer(x)[0]
+    torch.manual_seed(4)
+    packed_out = pad_packed_sequence(layer(pack_padded_sequence(x, lengths, enforce_sorted=False))[0])[0]
+    valid = torch.arange(STEPS)[:, None] < lengths[None, :]
+    torch.testing.assert_close(packed_out[valid], padded_out[valid])

@@ -67,6 +67,51 @@ inline void store_masked(T* __restrict__ dst, const T* __restrict__ h, const T* 
   }
 }
 
+// ------------------------------------------------------------------------ argument checks
+// The Python wrappers (lstm_scan / gru_scan) check all of this with clearer messages; these
+// checks make a direct call of the op safe: nothing below indexes past what it was given.
+void check_batch_sizes(const char* op, const std::vector<int64_t>& bs, int64_t rows, int64_t N) {
+  int64_t total = 0;
+  for (size_t t = 0; t < bs.size(); ++t) {
+    TORCH_CHECK(bs[t] >= 0, op, ": batch_sizes must be >= 0, got ", bs[t], " at step ", t);
+    TORCH_CHECK(t == 0 || bs[t] <= bs[t - 1], op, ": batch_sizes must be non-increasing, got ", bs[t - (t > 0)],
+                " then ", bs[t], " at step ", t);
+    total += bs[t];
+  }
+  TORCH_CHECK(total == rows, op, ": batch_sizes must sum to the number of rows, ", rows, ", got ", total);
+  TORCH_CHECK(bs.empty() || bs[0] == N, op, ": batch_sizes[0] must equal the batch size N = ", N, ", got ",
+              bs.empty() ? 0 : bs[0]);
+}
+
+// A tensor the loop reads by raw pointer: defined, 2-D (or 1-D), exact shape, ref's dtype and
+// device, contiguous.
+void check_operand(const char* op, const char* name, const at::Tensor& t, const at::Tensor& ref,
+                   std::vector<int64_t> shape) {
+  TORCH_CHECK(t.defined(), op, ": ", name, " must be a defined tensor");
+  TORCH_CHECK(t.sizes() == at::IntArrayRef(shape), op, ": ", name, " must have shape ", at::IntArrayRef(shape),
+              ", got ", t.sizes());
+  TORCH_CHECK(t.scalar_type() == ref.scalar_type(), op, ": ", name, " must have dtype ", ref.scalar_type(),
+              ", got ", t.scalar_type());
+  TORCH_CHECK(t.device() == ref.device() && t.device().is_cpu(), op, ": ", name, " must be a CPU tensor on ",
+              ref.device(), ", got ", t.device());
+  TORCH_CHECK(t.is_contiguous(), op, ": ", name, " must be contiguous");
+}
+
+// An optional operand (mask, bias): an empty tensor means absent.
+bool check_optional(const char* op, const char* name, const at::Tensor& t, const at::Tensor& ref,
+                    std::vector<int64_t> shape) {
+  if (!t.defined() || t.numel() == 0) return false;
+  check_operand(op, name, t, ref, shape);
+  return true;
+}
+
+void check_2d(const char* op, const char* name, const at::Tensor& t) {
+  TORCH_CHECK(t.defined() && t.dim() == 2, op, ": ", name, " must be a 2-D tensor, got ",
+              t.defined() ? t.dim() : 0, "-D");
+  TORCH_CHECK(t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble, op, ": ", name,
+              " must be float32 or float64, got ", t.scalar_type());
+}
+
 int64_t grain(int64_t width) { return std::max<int64_t>(1, 32768 / std::max<int64_t>(1, width)); }
 
 // ---------------------------------------------------------------------------------- LSTM
@@ -75,8 +120,16 @@ int64_t grain(int64_t width) { return std::max<int64_t>(1, 32768 / std::max<int6
 std::vector<at::Tensor> lstm_forward(const at::Tensor& xw, const at::Tensor& h0, const at::Tensor& c0,
                                      const at::Tensor& w_hh, const at::Tensor& mask,
                                      std::vector<int64_t> bs, bool reverse) {
-  const int64_t H = c0.size(1), rows = xw.size(0);
-  const bool masked = mask.defined() && mask.numel() > 0;
+  const char* op = "regdrop_scan::lstm_forward";
+  check_2d(op, "h0", h0);
+  check_2d(op, "xw", xw);
+  const int64_t N = h0.size(0), H = h0.size(1), rows = xw.size(0);
+  check_operand(op, "xw", xw, xw, {rows, 4 * H});
+  check_operand(op, "h0", h0, xw, {N, H});
+  check_operand(op, "c0", c0, xw, {N, H});
+  check_operand(op, "w_hh", w_hh, xw, {4 * H, H});
+  const bool masked = check_optional(op, "mask", mask, xw, {N, H});
+  check_batch_sizes(op, bs, rows, N);
   auto acts = xw.clone();
   auto out = at::empty({rows, H}, xw.options());
   auto tanh_c = at::empty({rows, H}, xw.options());
@@ -139,8 +192,19 @@ std::vector<at::Tensor> lstm_backward(const at::Tensor& dout, const at::Tensor& 
                                       const at::Tensor& acts, const at::Tensor& tanh_c, const at::Tensor& c_prev,
                                       const at::Tensor& w_hh, const at::Tensor& mask,
                                       std::vector<int64_t> bs, bool reverse) {
-  const int64_t H = dcn.size(1), rows = acts.size(0);
-  const bool masked = mask.defined() && mask.numel() > 0;
+  const char* op = "regdrop_scan::lstm_backward";
+  check_2d(op, "dcn", dcn);
+  check_2d(op, "acts", acts);
+  const int64_t N = dcn.size(0), H = dcn.size(1), rows = acts.size(0);
+  check_operand(op, "acts", acts, acts, {rows, 4 * H});
+  check_operand(op, "dout", dout, acts, {rows, H});
+  check_operand(op, "dhn", dhn, acts, {N, H});
+  check_operand(op, "dcn", dcn, acts, {N, H});
+  check_operand(op, "tanh_c", tanh_c, acts, {rows, H});
+  check_operand(op, "c_prev", c_prev, acts, {rows, H});
+  check_operand(op, "w_hh", w_hh, acts, {4 * H, H});
+  const bool masked = check_optional(op, "mask", mask, acts, {N, H});
+  check_batch_sizes(op, bs, rows, N);
   auto dgates = at::empty({rows, 4 * H}, acts.options());
   auto dh = dhn.clone();
   auto dc = dcn.clone();
@@ -202,9 +266,16 @@ std::vector<at::Tensor> lstm_backward(const at::Tensor& dout, const at::Tensor& 
 std::vector<at::Tensor> gru_forward(const at::Tensor& xw, const at::Tensor& h0, const at::Tensor& w_hh,
                                     const at::Tensor& b_hh, const at::Tensor& mask,
                                     std::vector<int64_t> bs, bool reverse) {
-  const int64_t H = h0.size(1), rows = xw.size(0);
-  const bool masked = mask.defined() && mask.numel() > 0;
-  const bool has_bias = b_hh.defined() && b_hh.numel() > 0;
+  const char* op = "regdrop_scan::gru_forward";
+  check_2d(op, "h0", h0);
+  check_2d(op, "xw", xw);
+  const int64_t N = h0.size(0), H = h0.size(1), rows = xw.size(0);
+  check_operand(op, "xw", xw, xw, {rows, 3 * H});
+  check_operand(op, "h0", h0, xw, {N, H});
+  check_operand(op, "w_hh", w_hh, xw, {3 * H, H});
+  const bool has_bias = check_optional(op, "b_hh", b_hh, xw, {3 * H});
+  const bool masked = check_optional(op, "mask", mask, xw, {N, H});
+  check_batch_sizes(op, bs, rows, N);
   auto acts = at::empty({rows, 3 * H}, xw.options());   // r, z, n
   auto hwn = at::empty({rows, H}, xw.options());         // W_hn h + b_hn, needed for dr
   auto out = at::empty({rows, H}, xw.options());
@@ -269,8 +340,18 @@ std::vector<at::Tensor> gru_forward(const at::Tensor& xw, const at::Tensor& h0, 
 std::vector<at::Tensor> gru_backward(const at::Tensor& dout, const at::Tensor& dhn, const at::Tensor& acts,
                                      const at::Tensor& hwn, const at::Tensor& h_prev, const at::Tensor& w_hh,
                                      const at::Tensor& mask, std::vector<int64_t> bs, bool reverse) {
-  const int64_t H = dhn.size(1), rows = acts.size(0);
-  const bool masked = mask.defined() && mask.numel() > 0;
+  const char* op = "regdrop_scan::gru_backward";
+  check_2d(op, "dhn", dhn);
+  check_2d(op, "acts", acts);
+  const int64_t N = dhn.size(0), H = dhn.size(1), rows = acts.size(0);
+  check_operand(op, "acts", acts, acts, {rows, 3 * H});
+  check_operand(op, "dout", dout, acts, {rows, H});
+  check_operand(op, "dhn", dhn, acts, {N, H});
+  check_operand(op, "hwn", hwn, acts, {rows, H});
+  check_operand(op, "h_prev", h_prev, acts, {rows, H});
+  check_operand(op, "w_hh", w_hh, acts, {3 * H, H});
+  const bool masked = check_optional(op, "mask", mask, acts, {N, H});
+  check_batch_sizes(op, bs, rows, N);
   auto dxw = at::empty({rows, 3 * H}, acts.options());
   auto dhw = at::empty({rows, 3 * H}, acts.options());
   auto dh = dhn.clone();
