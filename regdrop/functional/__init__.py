@@ -19,6 +19,10 @@ __all__ += _embedding.__all__
 from regdrop.functional import dropconnect as _dropconnect
 from regdrop.functional.dropconnect import *  # noqa: F403
 __all__ += _dropconnect.__all__
+# -- activation penalties (activation.py)
+from regdrop.functional import activation as _activation
+from regdrop.functional.activation import *  # noqa: F403
+__all__ += _activation.__all__
 # -- weight constraints (constraints.py)
 from regdrop.functional import constraints as _constraints
 from regdrop.functional.constraints import *  # noqa: F403

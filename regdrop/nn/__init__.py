@@ -16,6 +16,10 @@ __all__ += _noise.__all__
 from regdrop.nn import embedding as _embedding
 from regdrop.nn.embedding import *  # noqa: F403
 __all__ += _embedding.__all__
+# -- activation penalties (activation.py)
+from regdrop.nn import activation as _activation
+from regdrop.nn.activation import *  # noqa: F403
+__all__ += _activation.__all__
 # -- recurrent layers (rnn.py)
 from regdrop.nn import rnn as _rnn
 from regdrop.nn.rnn import *  # noqa: F403
