@@ -107,7 +107,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=15, help="timed steps per setting (default 15)")
     parser.add_argument("--shapes", nargs="*", default=None, help="batch,time,input,hidden (default: the three reference shapes)")
     parser.add_argument("--kinds", nargs="*", default=["LSTM", "GRU"], choices=["LSTM", "GRU"])
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    # The recipes' CLI spells it --num_threads and recipes/evidence.py --num-threads; both work here,
+    # and --threads, the name this script had first, still does.
+    parser.add_argument("--num_threads", "--num-threads", "--threads", dest="threads", type=int, default=None,
+                        help="torch CPU threads (torch.set_num_threads); also --num-threads or --threads "
+                             "(default: torch's choice)")
     parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                         help="wall time, or CPU time of this process (steadier on a busy machine)")
     args = parser.parse_args()
