@@ -4,7 +4,7 @@ __all__: list[str] = []
 
 # Each file's public names, added in pairs of lines like:
 #   from regdrop.functional import noise as _noise
-#   from regdrop.functional.noise import *  # noqa: F403
+#   from regdrop.functional.noise import *  (noqa F403: the names are listed in __all__)
 #   __all__ += _noise.__all__
 # -- dropout family (dropout.py, noise.py, embedding.py, dropconnect.py)
 from regdrop.functional import dropout as _dropout

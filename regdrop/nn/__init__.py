@@ -4,7 +4,7 @@ __all__: list[str] = []
 
 # Each file's public names, added like:
 #   from regdrop.nn import noise as _noise
-#   from regdrop.nn.noise import *  # noqa: F403
+#   from regdrop.nn.noise import *  (noqa F403: the names are listed in __all__)
 #   __all__ += _noise.__all__
 # -- dropout modules (dropout.py, noise.py, embedding.py)
 from regdrop.nn import dropout as _dropout

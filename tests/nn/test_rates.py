@@ -191,7 +191,8 @@ def test_star_import_of_regdrop_nn_gives_the_working_functions() -> None:
     rates = namespace["dropout_rates"](model)  # type: ignore[operator]
     assert rates and set(rates.values()) == {0.25}
     assert namespace["rate_attributes"](nn.Dropout(0.1)) == ("p",)  # type: ignore[operator]
-    assert [name for name, _ in namespace["dropout_modules"](model)] == [name for name, _ in dropout_modules(model)]  # type: ignore[operator]
+    found = namespace["dropout_modules"](model)  # type: ignore[operator]
+    assert [name for name, _ in found] == [name for name, _ in dropout_modules(model)]
 
 
 # ---------------------------------------------------------------- regdrop's recurrent layers
