@@ -65,11 +65,12 @@ def measure(kind: str, shape: tuple[int, int, int, int], repeats: int) -> list[t
         def run() -> torch.Tensor:
             out, _ = layer(x)
             return out.square().mean()
+
         return run
 
     times: dict[str, list[float]] = {name: [] for name in layers}
     for _ in range(2):  # warm up (also builds the compiled loop)
-        for name, layer in layers.items():
+        for layer in layers.values():
             train_step(layer)().backward()
     for _ in range(repeats):
         for name, layer in layers.items():
@@ -94,10 +95,22 @@ def measure(kind: str, shape: tuple[int, int, int, int], repeats: int) -> list[t
     for name in layers:
         if name == "torch.nn (no dropout)":
             continue
-        rows.append((name, statistics.median(times[name]) / ref_t, memory[name] / memory["torch.nn (no dropout)"],
-                     SETTINGS[name][1]))
-    rows.append(("eval (all rates on)", statistics.median(eval_times["ours"]) / statistics.median(eval_times["base"]),
-                 float("nan"), 1.00))
+        rows.append(
+            (
+                name,
+                statistics.median(times[name]) / ref_t,
+                memory[name] / memory["torch.nn (no dropout)"],
+                SETTINGS[name][1],
+            )
+        )
+    rows.append(
+        (
+            "eval (all rates on)",
+            statistics.median(eval_times["ours"]) / statistics.median(eval_times["base"]),
+            float("nan"),
+            1.00,
+        )
+    )
     print(f"    ({kind} {shape}: fused training step {ref_t * 1e3:.1f} ms)", flush=True)
     return rows
 
@@ -105,11 +118,27 @@ def measure(kind: str, shape: tuple[int, int, int, int], repeats: int) -> list[t
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=15, help="timed steps per setting (default 15)")
-    parser.add_argument("--shapes", nargs="*", default=None, help="batch,time,input,hidden (default: the three reference shapes)")
+    parser.add_argument(
+        "--shapes", nargs="*", default=None, help="batch,time,input,hidden (default: the three reference shapes)"
+    )
     parser.add_argument("--kinds", nargs="*", default=["LSTM", "GRU"], choices=["LSTM", "GRU"])
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
-                        help="wall time, or CPU time of this process (steadier on a busy machine)")
+    # The recipes' CLI spells it --num_threads and recipes/evidence.py --num-threads; both work here,
+    # and --threads, the name this script had first, still does.
+    parser.add_argument(
+        "--num_threads",
+        "--num-threads",
+        "--threads",
+        dest="threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (torch.set_num_threads); also --num-threads or --threads (default: torch's choice)",
+    )
+    parser.add_argument(
+        "--clock",
+        choices=["wall", "cpu"],
+        default="wall",
+        help="wall time, or CPU time of this process (steadier on a busy machine)",
+    )
     args = parser.parse_args()
     global CLOCK
     if args.threads:
@@ -117,8 +146,10 @@ def main() -> None:
     if args.clock == "cpu":
         CLOCK = time.process_time
     shapes = [tuple(int(v) for v in s.split(",")) for s in args.shapes] if args.shapes else SHAPES
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.clock} clock, "
-          f"{args.repeats} repeats, compiled loop: {extension_available()}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.clock} clock, "
+        f"{args.repeats} repeats, compiled loop: {extension_available()}"
+    )
     print()
     print("| layer | shape (N, L, in, H) | setting | time / fused | saved memory / fused | target |")
     print("|---|---|---|---|---|---|")

@@ -47,6 +47,7 @@ from common.datasets import LanguageModelDataModule  # noqa: E402
 from lightning.pytorch.cli import ArgsType  # noqa: E402
 
 import regdrop  # noqa: E402
+from regdrop.functional import activation_regularization, temporal_activation_regularization  # noqa: E402
 from regdrop.functional._validation import check_nonnegative, check_positive_int, check_rate  # noqa: E402
 
 __all__ = ["WordLanguageModel", "cli", "main"]
@@ -235,9 +236,9 @@ class WordLanguageModel(pl.LightningModule):
         loss, _, _ = self._step(batch)
         assert self._last_output is not None
         raw, dropped = self._last_output
-        penalty = self.ar * dropped.pow(2).mean()
-        if raw.shape[1] > 1:
-            penalty = penalty + self.tar * (raw[:, 1:] - raw[:, :-1]).pow(2).mean()
+        # Merity et al. (2017): AR on the dropped output, TAR on the output before dropout
+        penalty = activation_regularization(dropped, self.ar, batch_first=True)
+        penalty = penalty + temporal_activation_regularization(raw, self.tar, batch_first=True)
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True)
         self.log("train_ar_tar", penalty, on_step=False, on_epoch=True)
         return loss + penalty

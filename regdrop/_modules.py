@@ -23,7 +23,8 @@ DROPOUT_MODULES: tuple[type[nn.Module], ...] = (
 )
 
 #: torch's transposed convolutions: their weight is ``(in_channels, out_channels // groups, *kernel)``.
-CONV_TRANSPOSE_MODULES: tuple[type[nn.Module], ...] = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+# Left to inference (a tuple of three exact types), so that isinstance narrows to them.
+CONV_TRANSPOSE_MODULES = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 
 #: torch's convolutions, plain and transposed.
 CONV_MODULES: tuple[type[nn.Module], ...] = (nn.Conv1d, nn.Conv2d, nn.Conv3d, *CONV_TRANSPOSE_MODULES)

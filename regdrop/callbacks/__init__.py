@@ -4,7 +4,7 @@ __all__: list[str] = []
 
 # Each file's public names, added like:
 #   from regdrop.callbacks import constraints as _constraints
-#   from regdrop.callbacks.constraints import *  # noqa: F403
+#   from regdrop.callbacks.constraints import *  (noqa F403: the names are listed in __all__)
 #   __all__ += _constraints.__all__
 from regdrop.callbacks import scheduler as _scheduler
 from regdrop.callbacks.scheduler import *  # noqa: F403

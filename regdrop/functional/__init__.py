@@ -4,7 +4,7 @@ __all__: list[str] = []
 
 # Each file's public names, added in pairs of lines like:
 #   from regdrop.functional import noise as _noise
-#   from regdrop.functional.noise import *  # noqa: F403
+#   from regdrop.functional.noise import *  (noqa F403: the names are listed in __all__)
 #   __all__ += _noise.__all__
 # -- dropout family (dropout.py, noise.py, embedding.py, dropconnect.py)
 from regdrop.functional import dropout as _dropout
@@ -22,6 +22,10 @@ __all__ += _dropconnect.__all__
 from regdrop.functional import concrete as _concrete
 from regdrop.functional.concrete import *  # noqa: F403
 __all__ += _concrete.__all__
+# -- activation penalties (activation.py)
+from regdrop.functional import activation as _activation
+from regdrop.functional.activation import *  # noqa: F403
+__all__ += _activation.__all__
 # -- weight constraints (constraints.py)
 from regdrop.functional import constraints as _constraints
 from regdrop.functional.constraints import *  # noqa: F403

@@ -311,9 +311,7 @@ def locked_dropout(
         time_dim = 0
     else:
         layout = "(N, L, C) with batch_first=True" if batch_first else "(L, N, C) with batch_first=False"
-        raise ValueError(
-            f"{who}: input must be 3-D {layout} or 2-D (L, C) unbatched, got a {shape_str(input)}"
-        )
+        raise ValueError(f"{who}: input must be 3-D {layout} or 2-D (L, C) unbatched, got a {shape_str(input)}")
     return shared_dropout(input, p, shared_dims=time_dim, training=training, generator=generator, who=who)
 
 

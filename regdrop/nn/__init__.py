@@ -4,7 +4,7 @@ __all__: list[str] = []
 
 # Each file's public names, added like:
 #   from regdrop.nn import noise as _noise
-#   from regdrop.nn.noise import *  # noqa: F403
+#   from regdrop.nn.noise import *  (noqa F403: the names are listed in __all__)
 #   __all__ += _noise.__all__
 # -- dropout modules (dropout.py, noise.py, embedding.py)
 from regdrop.nn import dropout as _dropout
@@ -20,6 +20,10 @@ __all__ += _embedding.__all__
 from regdrop.nn import concrete as _concrete
 from regdrop.nn.concrete import *  # noqa: F403
 __all__ += _concrete.__all__
+# -- activation penalties (activation.py)
+from regdrop.nn import activation as _activation
+from regdrop.nn.activation import *  # noqa: F403
+__all__ += _activation.__all__
 # -- recurrent layers (rnn.py)
 from regdrop.nn import rnn as _rnn
 from regdrop.nn.rnn import *  # noqa: F403

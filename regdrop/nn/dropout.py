@@ -5,7 +5,7 @@ Each module holds its settings and calls :mod:`regdrop.functional.dropout` with 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
@@ -64,7 +64,7 @@ class SharedDropout(nn.Module):
     """
 
     rate_names: tuple[str, ...] = ("p",)
-    _op = staticmethod(shared_dropout)  # AlphaDropout swaps in its own op
+    _op: Callable[..., Tensor] = staticmethod(shared_dropout)  # AlphaDropout swaps in its own op
 
     def __init__(self, p: float = 0.5, shared_dims: int | Sequence[int] = ()) -> None:
         super().__init__()

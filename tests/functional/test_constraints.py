@@ -176,7 +176,11 @@ def test_one_dimensional_weight_is_one_unit():
         (lambda w: max_norm_(w, 1.0, dim=2), ValueError, r"max_norm_: dim must be in \[-2, 1\].*got 2"),
         (lambda w: max_norm_(w, 1.0, dim=0.5), TypeError, r"max_norm_: dim must be an int"),
         (lambda w: max_norm_(w, 1.0, eps=0.0), ValueError, r"eps must be a finite number > 0, got 0\.0"),
-        (lambda w: unit_norm_(w.long()), TypeError, r"unit_norm_: weight must be a floating-point tensor, got dtype torch.int64"),
+        (
+            lambda w: unit_norm_(w.long()),
+            TypeError,
+            r"unit_norm_: weight must be a floating-point tensor, got dtype torch.int64",
+        ),
         (lambda w: max_norm_(w.tolist(), 1.0), TypeError, r"max_norm_: weight must be a Tensor, got list"),
         (lambda w: min_max_norm_(w, 2.0, 1.0), ValueError, r"min_value must be <= max_value, got min_value=2\.0"),
         (lambda w: min_max_norm_(w, -0.5, 1.0), ValueError, r"min_value must be a finite number >= 0"),

@@ -78,8 +78,11 @@ def test_bernoulli_mask_edges_dtype_device_and_seed() -> None:
 
 @pytest.mark.parametrize(
     ("p", "error", "match"),
-    [(-0.5, ValueError, r"^p must be in \[0, 1\], got -0.5$"), (1.01, ValueError, r"got 1.01"),
-     ("a", TypeError, r"^p must be a float in \[0, 1\], got str 'a'$")],
+    [
+        (-0.5, ValueError, r"^p must be in \[0, 1\], got -0.5$"),
+        (1.01, ValueError, r"got 1.01"),
+        ("a", TypeError, r"^p must be a float in \[0, 1\], got str 'a'$"),
+    ],
 )
 def test_bernoulli_mask_rejects_bad_p(p: object, error: type[Exception], match: str) -> None:
     with pytest.raises(error, match=match):

@@ -183,9 +183,16 @@ def test_model_still_pickles_after_setting() -> None:
     assert dropout_rates(pickle.loads(pickle.dumps(model))) == dropout_rates(model)
 
 
-def test_exported_from_regdrop_nn() -> None:
-    for name in ("rate_attributes", "dropout_modules", "dropout_rates", "set_dropout_rates"):
-        assert name in rnn_mod.__all__
+def test_star_import_of_regdrop_nn_gives_the_working_functions() -> None:
+    namespace: dict[str, object] = {}
+    exec("from regdrop.nn import *", namespace)
+    model = _model()
+    namespace["set_dropout_rates"](model, 0.25)  # type: ignore[operator]
+    rates = namespace["dropout_rates"](model)  # type: ignore[operator]
+    assert rates and set(rates.values()) == {0.25}
+    assert namespace["rate_attributes"](nn.Dropout(0.1)) == ("p",)  # type: ignore[operator]
+    found = namespace["dropout_modules"](model)  # type: ignore[operator]
+    assert [name for name, _ in found] == [name for name, _ in dropout_modules(model)]
 
 
 # ---------------------------------------------------------------- regdrop's recurrent layers

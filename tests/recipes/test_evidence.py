@@ -101,13 +101,15 @@ def test_verdicts_say_where_regularization_did_not_help() -> None:
     assert "JapaneseVowels" not in worse  # experiments without runs get no table
 
 
-def test_errors(tmp_path: Path) -> None:
+def test_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(
         ValueError, match=r"experiments must be among \['airline', 'asv_lm', 'sonar', 'vowels'\], got \['mnist'\]"
     ):
         run_experiments(["mnist"], [0], "tiny", tmp_path / "E.md", tmp_path / "E.json", tmp_path)
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exit_info:
         evidence.main(["--seeds", "0", "--output", str(tmp_path / "E.md")])
+    assert exit_info.value.code == 2  # argparse's usage error, not a crash
+    assert "--seeds must be an int >= 1, got 0" in capsys.readouterr().err
     assert re.search(r"python recipes/evidence.py", evidence.__doc__ or "")
 
 
