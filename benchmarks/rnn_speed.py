@@ -8,7 +8,7 @@ repeats), plus the eval-forward ratio and the ratio of the memory saved for back
     python benchmarks/rnn_speed.py                 # all shapes, markdown table
     python benchmarks/rnn_speed.py --repeats 30 --shapes 64,100,32,128
 
-Targets (design.md): per-sample recurrent dropout <= 1.10x; batch-shared recurrent dropout
+Targets (docs/design.md): per-sample recurrent dropout <= 1.10x; batch-shared recurrent dropout
 and weight dropout <= 1.05x; eval 1.00x; memory <= 1.2x. Misses are flagged.
 """
 

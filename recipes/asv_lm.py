@@ -101,7 +101,7 @@ class WordLanguageModel(pl.LightningModule):
         - Output: ``(N, L, input_size)`` logits.
 
     Raises:
-        ValueError: if ``task`` or ``masks`` is unknown, a size is below 1, a rate outside [0, 1),
+        ValueError: if ``task`` or ``masks`` is unknown, a size is below 1, a rate outside [0, 1],
             ``ar``/``tar``/``weight_decay`` below 0 or ``lr <= 0``.
 
     Example:
@@ -148,7 +148,7 @@ class WordLanguageModel(pl.LightningModule):
             weight_dropout=weight_dropout,
             output_dropout=output_dropout,
         )
-        rates = {name: check_rate(name, value, allow_one=False) for name, value in given.items()}
+        rates = {name: check_rate(name, value) for name, value in given.items()}
         ar, tar = check_nonnegative("ar", ar), check_nonnegative("tar", tar)
         if not check_nonnegative("lr", lr) > 0.0:
             raise ValueError(f"lr must be a finite number > 0, got {lr}")

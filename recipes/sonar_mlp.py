@@ -83,7 +83,7 @@ class SonarMLP(pl.LightningModule):
         - Input: ``(N, 60)``; output: ``(N,)`` logits of "mine".
 
     Raises:
-        ValueError: if a rate is outside [0, 1), ``lr <= 0`` or ``momentum`` outside [0, 1).
+        ValueError: if a rate is outside [0, 1], ``lr <= 0`` or ``momentum`` outside [0, 1).
 
     Example:
         >>> SonarMLP(hidden_dropout=0.2).eval()(torch.zeros(4, 60)).shape
@@ -94,8 +94,8 @@ class SonarMLP(pl.LightningModule):
         self, input_dropout: float = 0.0, hidden_dropout: float = 0.0, lr: float = 0.01, momentum: float = 0.8
     ) -> None:
         super().__init__()
-        input_dropout = check_rate("input_dropout", input_dropout, allow_one=False)
-        hidden_dropout = check_rate("hidden_dropout", hidden_dropout, allow_one=False)
+        input_dropout = check_rate("input_dropout", input_dropout)
+        hidden_dropout = check_rate("hidden_dropout", hidden_dropout)
         if not lr > 0:
             raise ValueError(f"lr must be a number > 0, got {lr}")
         check_rate("momentum", momentum, allow_one=False)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
+import re
 import warnings
 from typing import Any
 
 import lightning.pytorch as pl
 import torch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
+from jsonargparse import DefaultHelpFormatter
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 
 try:
@@ -22,6 +25,34 @@ from .data import ClassificationDataModule, ForecastDataModule
 from .summary import RunSummary, collect_summary, run_dir
 
 __all__ = ["RecipeCLI", "run_recipe"]
+
+
+_ROLE = re.compile(r":[a-z]+:`~?([^`]*)`")
+_LITERAL = re.compile(r"``([^`]*)``")
+
+
+def plain_help(text: str) -> str:
+    """``text`` without reST markup: ``:math:`h_{t-1}``` -> ``h_{t-1}``, double backticks dropped.
+
+    Example:
+        >>> plain_help("dropout on :math:`h_{t-1}`, a :class:`~re.Pattern`, ``None`` by default")
+        'dropout on h_{t-1}, a re.Pattern, None by default'
+    """
+    return _LITERAL.sub(r"\1", _ROLE.sub(r"\1", text))
+
+
+class _PlainHelpFormatter(DefaultHelpFormatter):
+    """jsonargparse's help formatter, with the docstrings' reST markup removed from the option help."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = super()._get_help_string(action)
+        return plain_help(text) if text else text
+
+    def start_section(self, heading: str | None) -> None:
+        super().start_section(plain_help(heading) if heading else heading)
+
+    def add_text(self, text: str | None) -> None:
+        super().add_text(plain_help(text) if text and text is not argparse.SUPPRESS else text)
 
 
 def _is_forecast_data(datamodule_class: object) -> bool:
@@ -101,7 +132,16 @@ class RecipeCLI(LightningCLI):
         usage = "%(prog)s [-h] [-c CONFIG] [--print_config] [--seed_everything N] [--num_threads N] " + " ".join(
             f"[--{group}.* ...]" for group in groups
         )
-        kwargs.setdefault("parser_kwargs", {"description": description or f"regdrop recipe {recipe}", "usage": usage})
+        kwargs.setdefault(
+            "parser_kwargs",
+            {
+                "description": description or f"regdrop recipe {recipe}",
+                "usage": usage,
+                "formatter_class": _PlainHelpFormatter,
+                # a misspelt flag that is a prefix of a real one (--trainer.max_epoch) is an error
+                "allow_abbrev": False,
+            },
+        )
         super().__init__(
             model_class,
             datamodule_class,
@@ -143,6 +183,10 @@ class RecipeCLI(LightningCLI):
         parser.link_arguments("data.num_features", "model.input_size", apply_on="instantiate")
         if forecasting:
             parser.link_arguments("data.horizon", "model.horizon")
+            # a forecasting model has no classes: keep the option out of --help
+            for action in parser._actions:
+                if action.dest == "model.num_classes":
+                    action.help = argparse.SUPPRESS
         elif isinstance(data_class, type) and issubclass(data_class, ClassificationDataModule):
             parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
 

@@ -77,7 +77,7 @@ class SequenceModel(pl.LightningModule):
         - Output: ``(N, horizon, input_size)`` forecasts or ``(N, num_classes)`` logits.
 
     Raises:
-        ValueError: if a size is below 1, a rate outside [0, 1), ``lr <= 0`` or ``weight_decay < 0``.
+        ValueError: if a size is below 1, a rate outside [0, 1], ``lr <= 0`` or ``weight_decay < 0``.
 
     Example:
         >>> model = SequenceModel(horizon=3, hidden_size=8).eval()
@@ -86,7 +86,7 @@ class SequenceModel(pl.LightningModule):
         >>> SequenceModel(recurrent_dropout=1.5)
         Traceback (most recent call last):
         ...
-        ValueError: recurrent_dropout must be in [0, 1), got 1.5
+        ValueError: recurrent_dropout must be in [0, 1], got 1.5
     """
 
     def __init__(
@@ -123,7 +123,7 @@ class SequenceModel(pl.LightningModule):
             raise ValueError(f"num_classes must be an int >= 2, got {num_classes}")
         given = dict(input_dropout=input_dropout, dropout=dropout, recurrent_dropout=recurrent_dropout,
                      weight_dropout=weight_dropout, zoneout=zoneout, output_dropout=output_dropout)
-        rates = {name: check_rate(name, value, allow_one=False) for name, value in given.items()}
+        rates = {name: check_rate(name, value) for name, value in given.items()}
         if not check_nonnegative("lr", lr) > 0.0:
             raise ValueError(f"lr must be a finite number > 0, got {lr}")
         check_nonnegative("weight_decay", weight_decay)

@@ -88,7 +88,7 @@ def test_ar_tar_are_added_to_the_training_loss() -> None:
     [
         ({"task": "classify"}, "task must be 'language_model', got 'classify'"),
         ({"masks": "gal"}, "masks must be 'variational' or 'per_step', got 'gal'"),
-        ({"weight_dropout": 1.0}, r"weight_dropout must be in \[0, 1\), got 1.0"),
+        ({"weight_dropout": 1.5}, r"weight_dropout must be in \[0, 1\], got 1.5"),
         ({"ar": -1.0}, "ar must be a finite number >= 0, got -1.0"),
         ({"lr": 0.0}, "lr must be a finite number > 0, got 0.0"),
     ],

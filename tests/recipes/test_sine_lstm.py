@@ -110,5 +110,5 @@ def test_script_runs_in_bf16_mixed_precision(tmp_path: Path) -> None:
 def test_script_refuses_a_bad_option(tmp_path: Path) -> None:
     result = run_script(*tiny(tmp_path), "--model.recurrent_dropout", "1.5", timeout=120)
     assert result.returncode == 2
-    assert "error: ValueError: recurrent_dropout must be in [0, 1), got 1.5" in result.stderr
+    assert "error: ValueError: recurrent_dropout must be in [0, 1], got 1.5" in result.stderr
     assert not (tmp_path / "sine_lstm").exists()  # nothing ran

@@ -79,5 +79,5 @@ def test_command_line_with_a_user_file(tmp_path: Path, capsys: pytest.CaptureFix
 def test_errors() -> None:
     with pytest.raises(ValueError, match=r"variant must be one of \['baseline', 'hidden', 'input'\], got 'both'"):
         cross_validate("both")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match=r"hidden_dropout must be in \[0, 1\), got 1.0"):
-        SonarMLP(hidden_dropout=1.0)
+    with pytest.raises(ValueError, match=r"hidden_dropout must be in \[0, 1\], got 1.5"):
+        SonarMLP(hidden_dropout=1.5)

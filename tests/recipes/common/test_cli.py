@@ -111,7 +111,7 @@ def test_num_threads_sets_torch_threads_and_zero_keeps_them(tmp_path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--model.recurrent_dropout", "1.5"], r"ValueError: recurrent_dropout must be in \[0, 1\), got 1.5"),
+        (["--model.recurrent_dropout", "1.5"], r"ValueError: recurrent_dropout must be in \[0, 1\], got 1.5"),
         (["--trainer.precision", "7"], r"trainer.precision"),
         (["--model.no_such_option", "1"], r"no_such_option"),
         (["--data.num_series", "3"], r"SineDataModule: splitting 3 series"),
@@ -146,3 +146,23 @@ def test_classification_recipe_runs_end_to_end(tmp_path, capsys) -> None:
     assert summary.yardstick_name == "majority-class accuracy"
     assert summary.figure is None and summary.epochs_trained == 2
     assert "test accuracy" in capsys.readouterr().out
+
+
+def test_help_is_plain_text_and_a_forecaster_shows_no_num_classes(tmp_path, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        _cli(tmp_path, "--help")
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    assert "h_{t-1}" in text and "--model.recurrent_dropout" in text
+    assert not re.search(r":(math|class|func|meth):|``", text), re.findall(r".{30}(?::math:|``).{30}", text)
+    assert "--model.num_classes" not in text
+    with pytest.raises(SystemExit):
+        _cli(tmp_path, "--help", data=SineClassificationDataModule)
+    assert "model.num_classes" in capsys.readouterr().out
+
+
+def test_a_flag_that_is_a_prefix_of_a_real_one_is_refused(tmp_path, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        _cli(tmp_path, *TINY_DATA, "--trainer.max_epoch", "1")
+    assert exit_info.value.code == 2
+    assert "unrecognized arguments: --trainer.max_epoch 1" in capsys.readouterr().err

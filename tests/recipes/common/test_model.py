@@ -143,8 +143,8 @@ def test_extra_repr_names_the_settings() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [
-        ({"recurrent_dropout": 1.5}, ValueError, r"recurrent_dropout must be in \[0, 1\), got 1.5"),
-        ({"output_dropout": 1.0}, ValueError, r"output_dropout must be in \[0, 1\), got 1.0"),
+        ({"recurrent_dropout": 1.5}, ValueError, r"recurrent_dropout must be in \[0, 1\], got 1.5"),
+        ({"output_dropout": -0.1}, ValueError, r"output_dropout must be in \[0, 1\], got -0.1"),
         ({"hidden_size": 0}, ValueError, r"hidden_size must be an int >= 1, got 0"),
         ({"num_classes": 1}, ValueError, r"num_classes must be an int >= 2, got 1"),
         ({"task": "regress"}, ValueError, r"task must be 'forecast' or 'classify', got 'regress'"),
@@ -162,3 +162,9 @@ def test_argument_errors(kwargs: dict, error: type[Exception], message: str) -> 
 def test_input_shape_error() -> None:
     with pytest.raises(ValueError, match=r"SequenceModel: input must be \(N, L, C\), got shape \(4, 10\)"):
         SequenceModel(hidden_size=4)(torch.randn(4, 10))
+
+
+def test_rates_take_the_librarys_range_including_1() -> None:
+    # the library's rates are in [0, 1]; the recipes' flags take the same range
+    model = SequenceModel(horizon=2, hidden_size=4, num_layers=2, dropout=1.0, recurrent_dropout=1.0, output_dropout=1.0)
+    assert model(torch.randn(2, 5, 1)).shape == (2, 2, 1)
