@@ -216,8 +216,8 @@ class WeightConstraint(Callback):
         step = "?" if trainer is None else trainer.global_step
         message = (
             f"{type(self).__name__}: the optimizer step at global step {step} (as training_step sees it) left"
-            f" non-finite values (NaN or inf) in {_preview(names)}; nothing was projected. Look for a NaN/inf loss or gradient"
-            " (Trainer(detect_anomaly=True), gradient_clip_val=..., a lower learning rate)."
+            f" non-finite values (NaN or inf) in {_preview(names)}; nothing was projected. Look for a NaN/inf loss"
+            " or gradient (Trainer(detect_anomaly=True), gradient_clip_val=..., a lower learning rate)."
         )
         if trainer is None:
             raise FloatingPointError(message)
@@ -452,7 +452,7 @@ def _non_finite(targets: Sequence[_Target]) -> list[str]:
         finite = torch.stack([torch.isfinite(t.param).all() for t in live])
     if bool(finite.all()):
         return []
-    return [t.name for t, ok in zip(live, finite.tolist()) if not ok]
+    return [t.name for t, ok in zip(live, finite.tolist(), strict=True) if not ok]
 
 
 def _preview(names: Sequence[str], limit: int = 8) -> str:

@@ -42,7 +42,8 @@ def _capture() -> dict[str, Any]:
     if np is not None:
         # as a tensor and plain numbers: Lightning loads checkpoints with torch.load(weights_only=True)
         kind, keys, pos, has_gauss, cached = np.random.get_state()
-        state["numpy"] = (kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached))
+        keys_tensor = torch.from_numpy(np.asarray(keys, dtype=np.int64))
+        state["numpy"] = (kind, keys_tensor, int(pos), int(has_gauss), float(cached))
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state

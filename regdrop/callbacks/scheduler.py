@@ -266,7 +266,9 @@ class DropoutScheduler(Callback):
     @override
     def state_key(self) -> str:
         # two schedulers in one Trainer keep their own checkpoint state
-        schedule = self.schedule if isinstance(self.schedule, str) else getattr(self.schedule, "__qualname__", "callable")
+        schedule: str = (
+            self.schedule if isinstance(self.schedule, str) else getattr(self.schedule, "__qualname__", "callable")
+        )
         return self._generate_state_key(
             schedule=schedule, warmup=self.warmup, interval=self.interval, start=self.start, target=self.target
         )

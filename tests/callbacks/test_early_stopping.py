@@ -195,7 +195,8 @@ def test_baseline_follows_keras(tmp_path, mode, patience, scores, baseline, stop
         assert es.stopped_epoch == stopped_epoch
         assert es.stopping_reason == EarlyStoppingReason.PATIENCE_EXHAUSTED
     assert es.best_epoch == es.restored_epoch == best_epoch
-    _assert_holds_epoch(model, tmp_path, best_epoch, last_epoch=len(scores) - 1 if stopped_epoch is None else stopped_epoch)
+    last_epoch = len(scores) - 1 if stopped_epoch is None else stopped_epoch
+    _assert_holds_epoch(model, tmp_path, best_epoch, last_epoch=last_epoch)
 
 
 def _keras_stop(mode, patience, scores, baseline, min_delta=0.0):
@@ -229,7 +230,8 @@ def test_restoring_the_first_check_warns_and_says_what_to_change(tmp_path):
 
 def test_the_private_lightning_methods_it_extends_are_still_there():
     # regdrop's EarlyStopping overrides these two; a Lightning release that renames them breaks it
-    for name, params in (("_evaluate_stopping_criteria", ["self", "current"]), ("_run_early_stopping_check", ["self", "trainer"])):
+    watched = (("_evaluate_stopping_criteria", ["self", "current"]), ("_run_early_stopping_check", ["self", "trainer"]))
+    for name, params in watched:
         method = getattr(LightningEarlyStopping, name)
         assert list(inspect.signature(method).parameters) == params, name
     es = LightningEarlyStopping("x", patience=1)
@@ -329,7 +331,7 @@ def test_a_monitor_that_is_never_logged(tmp_path):
         ({"min_delta": math.nan}, ValueError, r"min_delta must be a finite number, got nan"),
         ({"min_delta": "0"}, TypeError, r"min_delta must be a finite number, got str"),
         ({"stopping_threshold": math.nan}, ValueError, r"stopping_threshold must be a finite number or None, got nan"),
-        ({"divergence_threshold": math.inf}, ValueError, r"divergence_threshold must be a finite number or None, got inf"),
+        ({"divergence_threshold": math.inf}, ValueError, r"divergence_threshold must be a finite number or None"),
     ],
 )
 def test_bad_arguments_say_what_to_change(kwargs, error, match):

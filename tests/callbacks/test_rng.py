@@ -149,6 +149,6 @@ def test_states_round_trip_and_a_different_world_size_warns():
     callback.on_train_batch_start(None, None, None, 0)  # type: ignore[arg-type]
     assert torch.equal(torch.rand(3), expected[0])
     assert (np.random.rand(), random.random()) == expected[1:]
-    with pytest.warns(UserWarning, match=r"RNGState: the checkpoint holds the generator states of 2 rank\(s\) and this"):
+    with pytest.warns(UserWarning, match=r"RNGState: the checkpoint holds the generator states of 2 rank\(s\) and"):
         callback.load_state_dict({"world_size": 2, "states": [state["states"][0]] * 2})
     assert callback._pending is None

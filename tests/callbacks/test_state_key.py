@@ -34,14 +34,14 @@ def test_two_of_a_kind_keep_their_own_state_through_a_resume(tmp_path):
             DropoutRegressor(), datamodule=data
         )
     saved = torch.load(tmp_path / "last.ckpt", weights_only=False)["callbacks"]
-    for a, b in zip(first[::2], first[1::2]):
+    for a, b in zip(first[::2], first[1::2], strict=True):
         assert a.state_key != b.state_key and {a.state_key, b.state_key} <= set(saved)
     assert first[0].state_dict() != first[1].state_dict()  # other starts: a shared key would lose one
 
     resumed = [cb for pair in _pairs() for cb in pair]
     trainer = tiny_trainer(tmp_path / "b", max_epochs=1, callbacks=resumed)
     trainer.fit(DropoutRegressor(rnn_dropout=0.9, p=0.9), datamodule=data, ckpt_path=tmp_path / "last.ckpt")
-    for before, after in zip(first, resumed):
+    for before, after in zip(first, resumed, strict=True):
         assert _state(after) == saved[before.state_key], type(before).__name__
     assert resumed[0]._starts != resumed[1]._starts
     assert resumed[0].targets == first[0].targets == resumed[1].targets  # the checkpoint's, not the new model's
