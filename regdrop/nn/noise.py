@@ -112,7 +112,10 @@ class GaussianNoise(nn.Module):
             )
         if sigma is None:
             if stddev is None:
-                raise TypeError("GaussianNoise: missing the noise's standard deviation, sigma (Keras: stddev)")
+                raise TypeError(
+                    "sigma must be a finite number >= 0 (the noise's standard deviation; Keras spells it stddev),"
+                    " got None"
+                )
             sigma = stddev
         super().__init__()
         self.sigma = check_nonnegative("sigma", sigma)
