@@ -35,6 +35,7 @@ from __future__ import annotations
 import logging
 import numbers
 import os
+import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -75,32 +76,45 @@ def extension_available() -> bool:
     with _EXT_LOCK:
         if "ok" not in _EXT_STATE:
             try:
-                from torch.utils.cpp_extension import load
-
-                source = Path(__file__).with_name("csrc") / "scan.cpp"
-                # Vector instructions only where torch itself found them; the build is named
-                # after them, so a cache shared by different machines never mixes builds.
-                capability = torch.backends.cpu.get_cpu_capability()
-                flags = ["-O3", "-fno-trapping-math"]  # lets the clamps in fast_exp vectorize
-                if capability in ("AVX2", "AVX512"):
-                    flags += ["-mavx2", "-mfma"]
-                load(
-                    name=f"regdrop_scan_{capability.lower().replace(' ', '_')}",
-                    sources=[str(source)],
-                    extra_cflags=flags,
-                    is_python_module=False,
-                    verbose=False,
-                )
+                _load_extension()
                 _EXT_STATE["ok"] = True
-            except Exception as err:  # no compiler, no ninja, no headers: fall back, say why once
+            except Exception as err:  # noqa: BLE001  no compiler, no ninja, no headers: fall back, say why once
                 log.warning(
-                    "regdrop: could not build the compiled recurrent-dropout loop (%s: %s); "
-                    "per-sample recurrent dropout runs as a Python loop, correct but slower",
-                    type(err).__name__,
-                    err,
+                    "regdrop: could not build the compiled recurrent-dropout loop (%s); per-sample recurrent "
+                    "dropout runs as a Python loop, correct but slower",
+                    _one_line(err),
                 )
                 _EXT_STATE["ok"] = False
     return bool(_EXT_STATE["ok"])
+
+
+def _one_line(err: BaseException, limit: int = 200) -> str:
+    """``Type: first line of the message``, cut to ``limit`` characters (a failed compiler
+    call's message holds the whole command line and its output)."""
+    lines = str(err).strip().splitlines()
+    text = f"{type(err).__name__}: {lines[0] if lines else ''}"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _load_extension() -> None:
+    """Build (first use) or load the compiled loop; raises if it cannot."""
+    from torch.utils.cpp_extension import get_default_build_root, load
+
+    source = Path(__file__).with_name("csrc") / "scan.cpp"
+    # Vector instructions only where torch itself found them; the build is named after them,
+    # so a cache shared by different machines never mixes builds.
+    capability = torch.backends.cpu.get_cpu_capability()
+    name = f"regdrop_scan_{capability.lower().replace(' ', '_')}"
+    flags = ["-O3", "-fno-trapping-math"]  # lets the clamps in fast_exp vectorize
+    if capability in ("AVX2", "AVX512"):
+        flags += ["-mavx2", "-mfma"]
+    # torch's cache: $TORCH_EXTENSIONS_DIR/<name>, else <default root>/<py*_accelerator>/<name>.
+    root = os.environ.get("TORCH_EXTENSIONS_DIR")
+    built = (Path(root).glob(f"{name}/{name}.so") if root else
+             Path(get_default_build_root()).glob(f"*/{name}/{name}.so"))
+    if next(iter(built), None) is None:
+        print("regdrop: building the compiled recurrent-dropout loop (once, ~30 s)...", file=sys.stderr, flush=True)
+    load(name=name, sources=[str(source)], extra_cflags=flags, is_python_module=False, verbose=False)
 
 
 def zoneout(

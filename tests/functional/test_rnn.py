@@ -82,3 +82,45 @@ def test_zoneout_statistics_and_errors():
         zoneout(prev, new, 2.0)
     with pytest.raises(ValueError, match="same shape"):
         zoneout(prev, new[:5], 0.1)
+
+
+def _fresh_extension_state(monkeypatch):
+    monkeypatch.delenv("REGDROP_EXTENSION", raising=False)
+    monkeypatch.setattr(F_rnn, "_EXT_STATE", {})
+
+
+def test_a_failed_build_warns_in_one_short_line(monkeypatch, caplog):
+    _fresh_extension_state(monkeypatch)
+    command = "c++ -O3 " + "-I/some/include " * 200 + "scan.cpp"
+
+    def no_compiler(**kwargs):
+        raise RuntimeError(f"Error building extension 'regdrop_scan': {command}\n" + "scan.cpp:1: error\n" * 50)
+
+    monkeypatch.setattr("torch.utils.cpp_extension.load", no_compiler)
+    with caplog.at_level("WARNING", logger=F_rnn.__name__):
+        assert not extension_available()
+    (record,) = caplog.records
+    message = record.getMessage()
+    assert "\n" not in message and len(message) < 400, message
+    assert "(RuntimeError: Error building extension 'regdrop_scan': c++ -O3" in message
+    assert message.endswith("per-sample recurrent dropout runs as a Python loop, correct but slower")
+    assert not extension_available() and len(caplog.records) == 1  # said once
+
+
+def test_the_first_build_says_so_once(monkeypatch, tmp_path, capsys):
+    _fresh_extension_state(monkeypatch)
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
+    built = []
+
+    def fake_load(name, **kwargs):  # stands in for the compiler: leaves the built library behind
+        (tmp_path / name).mkdir(exist_ok=True)
+        (tmp_path / name / f"{name}.so").touch()
+        built.append(name)
+
+    monkeypatch.setattr("torch.utils.cpp_extension.load", fake_load)
+    assert extension_available()
+    err = capsys.readouterr().err
+    assert err == "regdrop: building the compiled recurrent-dropout loop (once, ~30 s)...\n"
+    monkeypatch.setattr(F_rnn, "_EXT_STATE", {})  # a new process: the library is cached now
+    assert extension_available() and len(built) == 2
+    assert capsys.readouterr().err == ""
