@@ -18,7 +18,7 @@ except ImportError:  # Python < 3.12
 from regdrop.functional._validation import check_positive_int
 
 from .data import ForecastDataModule
-from .plotting import plot_forecasts
+from .plotting import forecast_title, plot_forecasts
 from .summary import run_dir
 
 __all__ = ["ForecastPlot", "rolling_forecast"]
@@ -102,7 +102,7 @@ class ForecastPlot(pl.Callback):
             [starts for starts, _ in forecasts],
             [blocks for _, blocks in forecasts],
             truth[: self.num_series] if truth is not None else None,
-            title=f"Test series: forecasts of {datamodule.horizon} steps from {datamodule.input_length} observed",
+            title=forecast_title(datamodule.horizon, datamodule.input_length),
         )
         try:
             log_dir = run_dir(trainer)

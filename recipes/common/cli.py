@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import re
 import warnings
+from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
@@ -214,10 +215,24 @@ class RecipeCLI(LightningCLI):
         dropped = [self.config_init[key] for key in ("max_norm", "early_stopping")]
         self.trainer.callbacks = [cb for cb in self.trainer.callbacks if not any(cb is d for d in dropped)]
 
-    def fit_and_test(self) -> RunSummary:
-        """Train (with early stopping restoring the best weights), test those weights, print the summary on rank 0.
+    def save_tested_model(self) -> Path:
+        """Save the model as it is after ``fit`` (the weights the test will see) as a Lightning checkpoint.
 
-        The summary also goes to ``summary.json`` in the run's log directory.
+        The file is ``restored.ckpt`` in the run's log directory when early stopping restored the
+        best weights, else ``final.ckpt`` (the last epoch's weights). Load it with
+        ``SequenceModel.load_from_checkpoint(path)``. Called on every rank (the save is collective).
+        """
+        stopper = next((cb for cb in self.trainer.callbacks if isinstance(cb, EarlyStopping)), None)
+        restored = stopper is not None and stopper.restored_epoch is not None
+        path = run_dir(self.trainer) / ("restored.ckpt" if restored else "final.ckpt")
+        self.trainer.save_checkpoint(path)
+        return path
+
+    def fit_and_test(self) -> RunSummary:
+        """Train (with early stopping restoring the best weights), save and test those weights, print the summary.
+
+        The model the test sees is saved first (:meth:`save_tested_model`); the summary, printed
+        on rank 0, names that file, and also goes to ``summary.json`` in the run's log directory.
         """
         trainer, model, datamodule = self.trainer, self.model, self.datamodule
         with warnings.catch_warnings():
@@ -225,6 +240,7 @@ class RecipeCLI(LightningCLI):
             warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
             trainer.fit(model, datamodule=datamodule)
             epochs_trained = trainer.current_epoch
+            model_file = self.save_tested_model()
             trainer.test(model, datamodule=datamodule)
         plot = next((cb for cb in trainer.callbacks if isinstance(cb, ForecastPlot)), None)
         summary = collect_summary(
@@ -235,6 +251,7 @@ class RecipeCLI(LightningCLI):
             regularized=bool(getattr(model, "regularize", True)),
             epochs_trained=epochs_trained,
             figure=plot.path if plot is not None else None,
+            model_file=model_file,
         )
         if trainer.is_global_zero:
             print("\n" + summary.format(), flush=True)

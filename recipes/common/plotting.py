@@ -12,7 +12,25 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from torch import Tensor  # noqa: E402
 
-__all__ = ["plot_forecasts"]
+__all__ = ["FORECAST_COLOR", "forecast_title", "plot_forecasts"]
+
+FORECAST_COLOR = "#d62728"
+"""The forecasts' colour (matplotlib's tab:red)."""
+
+
+def forecast_title(horizon: int, input_length: int) -> str:
+    """The forecast figure's title, with the counts' plurals right.
+
+    Example:
+        >>> forecast_title(1, 12)
+        'Test series: one-step-ahead forecasts from 12 observed steps'
+        >>> forecast_title(4, 1)
+        'Test series: forecasts of 4 steps from 1 observed step'
+    """
+    observed = f"{input_length} observed step" + ("" if input_length == 1 else "s")
+    if horizon == 1:
+        return f"Test series: one-step-ahead forecasts from {observed}"
+    return f"Test series: forecasts of {horizon} steps from {observed}"
 
 
 def plot_forecasts(
@@ -54,12 +72,19 @@ def plot_forecasts(
         ax.plot(observed.numpy(), ".", color="0.6", markersize=3, label="observed")
         if truth is not None:
             ax.plot(truth[i][:, 0].detach().cpu().numpy(), "-", color="0.2", linewidth=1.0, label="truth (no noise)")
-        for b, start in enumerate(starts[i]):
-            block = forecasts[i][b, :, 0].detach().cpu().numpy()
-            steps = range(start, start + len(block))
-            label = "forecast" if b == 0 else None
-            ax.plot(steps, block, "-", color="tab:red", linewidth=1.6, label=label, gid="forecast")
-            ax.axvline(start, color="tab:red", alpha=0.12, linewidth=0.8)
+        blocks = forecasts[i][:, :, 0].detach().cpu()
+        if blocks.shape[1] == 1:
+            # one-step forecasts: one mark per forecast step (a one-point line would draw nothing)
+            ax.plot(list(starts[i]), blocks[:, 0].numpy(), "o", color=FORECAST_COLOR, markersize=3.5,
+                    label="forecast", gid="forecast")  # fmt: skip
+        else:
+            for b, start in enumerate(starts[i]):
+                block = blocks[b].numpy()
+                steps = range(start, start + len(block))
+                label = "forecast" if b == 0 else None
+                ax.plot(steps, block, "-", color=FORECAST_COLOR, linewidth=1.6, label=label, gid="forecast")
+                # where each multi-step block starts (one mark, not a line across the panel)
+                ax.plot([start], [block[0]], "|", color=FORECAST_COLOR, markersize=8)
         ax.set_ylabel(f"series {i}")
         ax.grid(alpha=0.3)
     axes[0, 0].legend(loc="upper right", fontsize="small", ncol=3)

@@ -54,6 +54,7 @@ class RunSummary:
         logs_root: the directory to point TensorBoard at.
         figure: the PNG of forecasts, if one was drawn.
         metrics: every test metric, by name.
+        model_file: the checkpoint of the tested model (the restored weights, if any), if saved.
 
     Example:
         >>> s = RunSummary("demo", "test RMSE", 0.25, "naive RMSE", 0.9, True, 12, 8, "val_loss", 0.05)
@@ -77,6 +78,7 @@ class RunSummary:
     logs_root: str | None = None
     figure: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
+    model_file: str | None = None
 
     def format(self) -> str:
         """The summary as a few aligned lines."""
@@ -101,6 +103,9 @@ class RunSummary:
         if self.log_dir is not None:
             hint = f"   (view: tensorboard --logdir {self.logs_root})" if self.logs_root else ""
             rows.append(("logs", f"{self.log_dir}{hint}"))
+        if self.model_file is not None:
+            what = "restored model" if self.restored_epoch is not None else "tested model"
+            rows.append((what, f"{self.model_file}   (load: <ModelClass>.load_from_checkpoint(path))"))
         if self.figure is not None:
             rows.append(("forecast plot", self.figure))
         lines = [f"{self.recipe}, done"] + [f"  {name:<18}  {text}" for name, text in rows]
@@ -120,6 +125,7 @@ def collect_summary(
     regularized: bool,
     epochs_trained: int,
     figure: Path | None = None,
+    model_file: Path | None = None,
 ) -> RunSummary:
     """Build the summary after ``trainer.test``: metrics from ``trainer.callback_metrics``,
     the yardstick from ``datamodule.yardstick()``, the restored epoch from regdrop's ``EarlyStopping``.
@@ -156,4 +162,5 @@ def collect_summary(
         logs_root=logs_root,
         figure=str(figure) if figure is not None else None,
         metrics=metrics,
+        model_file=str(model_file) if model_file is not None else None,
     )

@@ -42,3 +42,42 @@ def test_blocks_are_drawn_at_their_steps(tmp_path) -> None:
 def test_mismatched_lists_are_refused() -> None:
     with pytest.raises(ValueError, match=r"plot_forecasts: got 2 series, 1 lists of starts and 2 forecasts"):
         plot_forecasts([torch.zeros(5, 1)] * 2, [[1]], [torch.zeros(1, 1, 1)] * 2)
+
+
+def _forecast_pixels(fig, path) -> int:
+    """Pixels of the forecast colour in the saved PNG (legend removed, so only marks in the panels count)."""
+    import matplotlib.colors
+    import matplotlib.image
+
+    for ax in fig.axes:
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+    fig.savefig(path, dpi=80)
+    image = matplotlib.image.imread(path)[..., :3]
+    target = np.array(matplotlib.colors.to_rgb(common.plotting.FORECAST_COLOR))
+    return int((np.abs(image - target).max(axis=-1) < 0.15).sum())
+
+
+def test_one_step_forecasts_are_visible_marks_without_a_line_per_step(tmp_path) -> None:
+    t = torch.arange(60.0)
+    series = [torch.sin(t / 5).unsqueeze(1)]
+    starts = [list(range(12, 60))]
+    blocks = [torch.sin(torch.tensor(starts[0], dtype=torch.float32) / 5).reshape(-1, 1, 1)]
+    fig = plot_forecasts(series, starts, blocks, title=common.plotting.forecast_title(1, 12))
+    try:
+        assert fig._suptitle.get_text() == "Test series: one-step-ahead forecasts from 12 observed steps"
+        ax = fig.axes[0]
+        # no vertical line per step: every line drawn spans less than the panel's height
+        assert not [line for line in ax.lines if len(set(line.get_xdata())) == 1 and len(line.get_xdata()) == 2]
+        assert _forecast_pixels(fig, tmp_path / "one.png") > 200
+    finally:
+        plt.close(fig)
+
+
+def test_multi_step_blocks_are_drawn_in_the_forecast_colour(tmp_path) -> None:
+    series = [torch.zeros(30, 1)]
+    fig = plot_forecasts(series, [[10, 20]], [torch.ones(2, 5, 1)])
+    try:
+        assert _forecast_pixels(fig, tmp_path / "multi.png") > 10
+    finally:
+        plt.close(fig)
