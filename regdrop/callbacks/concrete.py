@@ -23,7 +23,11 @@ def _dataset_size(trainer: pl.Trainer) -> int | None:
     loaders = loader if isinstance(loader, (list, tuple)) else [loader]
     if isinstance(loader, dict):
         loaders = list(loader.values())
-    sizes = [len(dl.dataset) for dl in loaders if isinstance(getattr(dl, "dataset", None), Sized)]
+    sizes = [
+        len(dl.dataset)
+        for dl in loaders
+        if isinstance(getattr(dl, "dataset", None), Sized)
+    ]
     return sum(sizes) if sizes and len(sizes) == len(loaders) else None
 
 
@@ -66,13 +70,23 @@ class ConcreteRegularization(Callback):
     """
 
     def __init__(
-        self, dataset_size: int | None = None, length_scale: float = 1e-2, precision: float = 1.0, log: bool = True
+        self,
+        dataset_size: int | None = None,
+        length_scale: float = 1e-2,
+        precision: float = 1.0,
+        log: bool = True,
     ) -> None:
-        self.dataset_size = None if dataset_size is None else check_positive_int("dataset_size", dataset_size)
+        self.dataset_size = (
+            None
+            if dataset_size is None
+            else check_positive_int("dataset_size", dataset_size)
+        )
         self.length_scale = check_nonnegative("length_scale", length_scale)
         self.precision = check_nonnegative("precision", precision)
         if self.precision == 0.0:
-            raise ValueError(f"precision must be a finite number > 0, got {self.precision}")
+            raise ValueError(
+                f"precision must be a finite number > 0, got {self.precision}"
+            )
         self.log = bool(log)
         self._n: int | None = self.dataset_size
 
@@ -83,7 +97,9 @@ class ConcreteRegularization(Callback):
         )
 
     @override
-    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    def on_train_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule
+    ) -> None:
         if self.dataset_size is None:
             self._n = _dataset_size(trainer)
             if self._n is None:
@@ -93,8 +109,15 @@ class ConcreteRegularization(Callback):
                 )
         modules = concrete_modules(pl_module)
         if not modules:
-            rank_zero_warn("ConcreteRegularization: the model has no learned dropout rate, so it adds nothing")
-        held = {id(p) for opt in trainer.optimizers for group in opt.param_groups for p in group["params"]}
+            rank_zero_warn(
+                "ConcreteRegularization: the model has no learned dropout rate, so it adds nothing"
+            )
+        held = {
+            id(p)
+            for opt in trainer.optimizers
+            for group in opt.param_groups
+            for p in group["params"]
+        }
         orphans = [
             f"{name}.{pname}" if name else pname
             for name, module in modules
@@ -102,10 +125,14 @@ class ConcreteRegularization(Callback):
             if id(p) not in held
         ]
         if orphans:
-            rank_zero_warn(f"ConcreteRegularization: the learned rates {orphans} are in no optimizer, so they stay fixed")
+            rank_zero_warn(
+                f"ConcreteRegularization: the learned rates {orphans} are in no optimizer, so they stay fixed"
+            )
 
     @override
-    def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: Optimizer) -> None:
+    def on_before_optimizer_step(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: Optimizer
+    ) -> None:
         if self._n is None:
             return
         held = {id(p) for group in optimizer.param_groups for p in group["params"]}
@@ -118,14 +145,25 @@ class ConcreteRegularization(Callback):
         if not logits:
             return
         with torch.enable_grad():
-            reg = concrete_regularization(pl_module, self._n, length_scale=self.length_scale, precision=self.precision)
+            reg = concrete_regularization(
+                pl_module,
+                self._n,
+                length_scale=self.length_scale,
+                precision=self.precision,
+            )
             grads = torch.autograd.grad(reg, logits, allow_unused=True)
         for p, g in zip(logits, grads, strict=True):
             if g is None:
                 continue
             p.grad = g.to(p.dtype) if p.grad is None else p.grad + g.to(p.grad.dtype)
         if self.log:
-            pl_module.log("concrete_regularization", reg.detach(), on_step=True, on_epoch=False, batch_size=1)
+            pl_module.log(
+                "concrete_regularization",
+                reg.detach(),
+                on_step=True,
+                on_epoch=False,
+                batch_size=1,
+            )
 
     @override
     def state_dict(self) -> dict[str, Any]:

@@ -8,13 +8,17 @@ to add to the loss (see :func:`regdrop.nn.concrete_regularization` for the whole
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
-from regdrop.functional._validation import check_nonnegative, check_positive_int, check_rate
+from regdrop.functional._validation import (
+    check_nonnegative,
+    check_positive_int,
+    check_rate,
+)
 from regdrop.functional.concrete import (
     check_temperature,
     concrete_dropout,
@@ -23,7 +27,12 @@ from regdrop.functional.concrete import (
 )
 from regdrop.functional._validation import check_shared_dims, check_tensor, shape_str
 
-__all__ = ["ConcreteDropout", "ConcreteLockedDropout", "concrete_modules", "concrete_regularization"]
+__all__ = [
+    "ConcreteDropout",
+    "ConcreteLockedDropout",
+    "concrete_modules",
+    "concrete_regularization",
+]
 
 
 class _Concrete(nn.Module):
@@ -44,12 +53,16 @@ class _Concrete(nn.Module):
         self.num_features = check_positive_int("num_features", num_features)
         p = check_rate("p", p)
         if not 0.0 < p < 1.0:
-            raise ValueError(f"p must be in (0, 1) for a learned rate (its logit must be finite), got {p}")
+            raise ValueError(
+                f"p must be in (0, 1) for a learned rate (its logit must be finite), got {p}"
+            )
         self.per_unit = bool(per_unit)
         self.temperature = check_temperature(temperature)
         shape = (self.num_features,) if self.per_unit else ()
         self.init_p = p
-        self.p_logit = nn.Parameter(torch.full(shape, math.log(p) - math.log1p(-p), device=device, dtype=dtype))
+        self.p_logit = nn.Parameter(
+            torch.full(shape, math.log(p) - math.log1p(-p), device=device, dtype=dtype)
+        )
 
     @property
     def p(self) -> float:
@@ -69,7 +82,11 @@ class _Concrete(nn.Module):
             )
 
     def regularization(
-        self, weight: Tensor | None = None, *, weight_regularizer: float = 0.0, dropout_regularizer: float
+        self,
+        weight: Tensor | None = None,
+        *,
+        weight_regularizer: float = 0.0,
+        dropout_regularizer: float,
     ) -> Tensor:
         r"""The paper's regularizer for this dropout, see :func:`regdrop.functional.concrete_dropout_regularizer`.
 
@@ -84,7 +101,11 @@ class _Concrete(nn.Module):
             dropout_regularizer: :math:`\lambda_p`.
         """
         return concrete_dropout_regularizer(
-            weight, torch.sigmoid(self.p_logit), self.num_features, weight_regularizer, dropout_regularizer
+            weight,
+            torch.sigmoid(self.p_logit),
+            self.num_features,
+            weight_regularizer,
+            dropout_regularizer,
         )
 
     def _repr_common(self) -> str:
@@ -156,8 +177,12 @@ class ConcreteDropout(_Concrete):
         dims = check_shared_dims(self.shared_dims, input.dim(), who=type(self).__name__)
         self._check_features(input)
         if self.per_unit and input.dim() - 1 in dims:
-            raise ValueError(f"{type(self).__name__}: per_unit rates need the last dim unshared, got shared_dims={dims}")
-        return concrete_dropout(input, self.p_logit, self.temperature, self.training, self.shared_dims)
+            raise ValueError(
+                f"{type(self).__name__}: per_unit rates need the last dim unshared, got shared_dims={dims}"
+            )
+        return concrete_dropout(
+            input, self.p_logit, self.temperature, self.training, self.shared_dims
+        )
 
     def extra_repr(self) -> str:
         return f"{self._repr_common()}, shared_dims={self.shared_dims}"
@@ -227,10 +252,15 @@ class ConcreteLockedDropout(_Concrete):
             if not self.training:
                 return input
             batch = int(input.batch_sizes[0]) if input.batch_sizes.numel() else 0
-            mask = concrete_mask((batch, data.shape[1]), self.p_logit.to(data.dtype), self.temperature)
+            mask = concrete_mask(
+                (batch, data.shape[1]), self.p_logit.to(data.dtype), self.temperature
+            )
             # Row r of the packed data is time step t, sample r - start(t) in sorted order.
             starts = torch.cumsum(input.batch_sizes, 0) - input.batch_sizes
-            position = (torch.arange(data.shape[0]) - torch.repeat_interleave(starts, input.batch_sizes)).to(data.device)
+            position = (
+                torch.arange(data.shape[0])
+                - torch.repeat_interleave(starts, input.batch_sizes)
+            ).to(data.device)
             if input.sorted_indices is not None:
                 position = input.sorted_indices[position]
             return input._replace(data=data * mask[position])
@@ -240,7 +270,9 @@ class ConcreteLockedDropout(_Concrete):
             raise ValueError(f"{who}: input must be 3-D {layout} or 2-D (L, C) unbatched, got a {shape_str(input)}")
         self._check_features(input)
         time_dim = 1 if (input.dim() == 3 and self.batch_first) else 0
-        return concrete_dropout(input, self.p_logit, self.temperature, self.training, time_dim)
+        return concrete_dropout(
+            input, self.p_logit, self.temperature, self.training, time_dim
+        )
 
     def extra_repr(self) -> str:
         return f"{self._repr_common()}, batch_first={self.batch_first}"
@@ -260,12 +292,17 @@ def concrete_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return [
         (name, module)
         for name, module in model.named_modules()
-        if getattr(type(module), "learned_rate_names", ()) and callable(getattr(module, "regularization", None))
+        if getattr(type(module), "learned_rate_names", ())
+        and callable(getattr(module, "regularization", None))
     ]
 
 
 def concrete_regularization(
-    model: nn.Module, dataset_size: int, *, length_scale: float = 1e-2, precision: float = 1.0
+    model: nn.Module,
+    dataset_size: int,
+    *,
+    length_scale: float = 1e-2,
+    precision: float = 1.0,
 ) -> Tensor:
     r"""The concrete-dropout regularizer of every learned rate of ``model``, scaled by the data set's size.
 
@@ -300,8 +337,10 @@ def concrete_regularization(
         raise ValueError(f"precision must be a finite number > 0, got {precision}")
     total: Tensor | None = None
     for _, module in concrete_modules(model):
-        term = module.regularization(
-            weight_regularizer=length_scale**2 / (precision * n), dropout_regularizer=2.0 / (precision * n)
+        regularization: Callable[..., Tensor] = module.regularization  # type: ignore[assignment]
+        term = regularization(
+            weight_regularizer=length_scale**2 / (precision * n),
+            dropout_regularizer=2.0 / (precision * n),
         )
         total = term if total is None else total + term
     return total if total is not None else torch.zeros(())
