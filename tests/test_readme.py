@@ -13,8 +13,12 @@ def test_readme_carries_the_generated_evidence_verbatim():
 
 def test_readme_commands_are_what_ci_runs():
     readme = (ROOT / "README.md").read_text()
-    ci_command = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
+    lines = (ROOT / ".ci" / "run").read_text().strip().splitlines()
+    ci_command = next(line for line in lines if "python -m pytest" in line)
     assert ci_command in readme
+    # and the checks CI runs after the tests are in README too
+    for check in ("ruff check .", "ruff format --check .", "mypy regdrop"):
+        assert check in lines and check in readme, check
 
 
 def test_readme_quick_start_runs_as_written(tmp_path):
