@@ -118,16 +118,19 @@ def test_script_refuses_a_bad_option(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_the_restored_model_is_saved_and_tests_the_same(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from common import SequenceModel
+    from common import RecipeCLI, SequenceModel, SineDataModule
 
     summary = sine_lstm.main(tiny(tmp_path / "a"))
     out = capsys.readouterr().out
     assert summary.restored_epoch is not None and summary.model_file is not None
     path = Path(summary.model_file)
     assert path == tmp_path / "a" / "sine_lstm" / "version_0" / "restored.ckpt" and path.is_file()
-    assert f"restored model        {path}" in out
+    assert f"restored model      {path}" in out
     loaded = SequenceModel.load_from_checkpoint(path)
     # a second, identical set-up (same seed, same data) tests the loaded weights to the same score
-    again = sine_lstm.cli(tiny(tmp_path / "b"))
+    again = RecipeCLI(
+        "sine_lstm", SequenceModel, SineDataModule, args=tiny(tmp_path / "b"), model_defaults=sine_lstm.MODEL_DEFAULTS,
+        data_defaults=sine_lstm.DATA_DEFAULTS, trainer_defaults=sine_lstm.TRAINER_DEFAULTS,
+    )  # fmt: skip
     (metrics,) = again.trainer.test(loaded, datamodule=again.datamodule, verbose=False)
     assert metrics["test_rmse"] == pytest.approx(summary.score, rel=1e-5)
