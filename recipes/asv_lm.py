@@ -42,13 +42,13 @@ if __package__ in (None, ""):
     # imported from elsewhere (tests, a notebook): make `import common` work as it does for the script
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import RecipeCLI, RunSummary  # noqa: E402
-from common.datasets import LanguageModelDataModule  # noqa: E402
-from lightning.pytorch.cli import ArgsType  # noqa: E402
+from lightning.pytorch.cli import ArgsType
 
-import regdrop  # noqa: E402
-from regdrop.functional import activation_regularization, temporal_activation_regularization  # noqa: E402
-from regdrop.functional._validation import check_nonnegative, check_positive_int, check_rate  # noqa: E402
+import regdrop
+from common import RecipeCLI, RunSummary
+from common.datasets import LanguageModelDataModule
+from regdrop.functional import activation_regularization, temporal_activation_regularization
+from regdrop.functional._validation import check_nonnegative, check_positive_int, check_rate
 
 __all__ = ["WordLanguageModel", "cli", "main"]
 
@@ -175,7 +175,7 @@ class WordLanguageModel(pl.LightningModule):
                 batch_first=True,
                 recurrent_dropout=rates["recurrent_dropout"],
                 weight_dropout=rates["weight_dropout"],
-            )  # fmt: skip
+            )
             for k in range(num_layers)
         )
         self.between_drop = drop(rates["dropout"])

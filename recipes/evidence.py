@@ -38,10 +38,10 @@ if __package__ in (None, ""):
     # imported from elsewhere (tests, a notebook): make the recipes importable as they are for the script
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import airline_lstm  # noqa: E402
-import asv_lm  # noqa: E402
-import sonar_mlp  # noqa: E402
-import vowels_gru  # noqa: E402
+import airline_lstm
+import asv_lm
+import sonar_mlp
+import vowels_gru
 
 __all__ = ["EXPERIMENTS", "Config", "Experiment", "Run", "main", "render", "run_experiments"]
 
@@ -290,7 +290,7 @@ def render(runs: Sequence[Run], meta: dict[str, Any]) -> str:
                 verdict = "helped" if improved else "did **not** help"
                 size = " (within one standard deviation of the seeds)" if abs(delta) <= spread else ""
                 verdicts.append(f"- *{config.label}* {verdict}: {delta:+.2f} against *{reference}*{size}.")
-        lines += [""] + verdicts if verdicts else []
+        lines += ["", *verdicts] if verdicts else []
         lines.append("")
     return "\n".join(lines)
 

@@ -25,8 +25,9 @@ if __package__ in (None, ""):
     # imported from elsewhere (tests, a notebook): make `import common` work as it does for the script
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import RunSummary, SequenceModel, SineDataModule, run_recipe  # noqa: E402
-from lightning.pytorch.cli import ArgsType  # noqa: E402
+from lightning.pytorch.cli import ArgsType
+
+from common import RunSummary, SequenceModel, SineDataModule, run_recipe
 
 __all__ = ["main"]
 

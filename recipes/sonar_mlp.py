@@ -43,10 +43,9 @@ if __package__ in (None, ""):
     # imported from elsewhere (tests, a notebook): make `import common` work as it does for the script
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common.datasets import load_sonar, read_sonar, stratified_folds  # noqa: E402
-
-from regdrop.callbacks import MaxNorm  # noqa: E402
-from regdrop.functional._validation import check_positive_int, check_rate  # noqa: E402
+from common.datasets import load_sonar, read_sonar, stratified_folds
+from regdrop.callbacks import MaxNorm
+from regdrop.functional._validation import check_positive_int, check_rate
 
 __all__ = ["PUBLISHED", "VARIANTS", "CrossValidation", "SonarMLP", "cross_validate", "fold_trainer", "main"]
 

@@ -27,9 +27,10 @@ if __package__ in (None, ""):
     # imported from elsewhere (tests, a notebook): make `import common` work as it does for the script
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import RecipeCLI, RunSummary, SequenceModel  # noqa: E402
-from common.datasets import UCRDataModule  # noqa: E402
-from lightning.pytorch.cli import ArgsType  # noqa: E402
+from lightning.pytorch.cli import ArgsType
+
+from common import RecipeCLI, RunSummary, SequenceModel
+from common.datasets import UCRDataModule
 
 __all__ = ["cli", "main"]
 

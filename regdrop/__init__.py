@@ -2,7 +2,7 @@
 
 from regdrop import functional, nn
 
-__all__ = ["callbacks", "functional", "nn"]
+__all__ = ["callbacks", "functional", "nn"]  # noqa: F405 (callbacks: loaded on first access)
 __version__ = "0.1.0"
 
 from regdrop import uncertainty as _uncertainty

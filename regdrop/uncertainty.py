@@ -30,7 +30,7 @@ _FAST_PATH_GATED: tuple[type[nn.Module], ...] = (nn.TransformerEncoderLayer,)
 class _Entry:
     """One model inside :func:`mc_dropout`: how many blocks hold it, and the flags to give back."""
 
-    __slots__ = ("depth", "before")
+    __slots__ = ("before", "depth")
 
     def __init__(self, before: list[tuple[nn.Module, bool]]) -> None:
         self.depth = 1

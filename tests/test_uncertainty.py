@@ -244,7 +244,9 @@ def test_transform_and_tuple_output() -> None:
     mean, std = regdrop.mc_predict(lstm, x, samples=8, transform=lambda out: out[0])
     assert mean.shape == (2, 6, 4) and (std > 0).any()
     probs, _ = regdrop.mc_predict(
-        nn.Sequential(nn.Linear(3, 5), nn.Dropout(0.3)), torch.randn(4, 3), samples=4,
+        nn.Sequential(nn.Linear(3, 5), nn.Dropout(0.3)),
+        torch.randn(4, 3),
+        samples=4,
         transform=lambda out: out.softmax(-1),
     )
     assert torch.allclose(probs.sum(-1), torch.ones(4))

@@ -10,8 +10,8 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
-from lightning.fabric.utilities.exceptions import MisconfigurationException
 from jsonargparse import DefaultHelpFormatter
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 
 try:
@@ -171,15 +171,17 @@ class RecipeCLI(LightningCLI):
         forecasting = _is_forecast_data(data_class)
         if forecasting:
             parser.add_lightning_class_args(ForecastPlot, "forecast_plot")
-        parser.set_defaults({
-            "max_norm.max_value": 3.0,
-            "early_stopping.monitor": "val_loss",
-            "early_stopping.patience": 5,
-            "early_stopping.restore_best_weights": True,
-            **self.callback_defaults,
-            **{f"model.{key}": value for key, value in self.model_defaults.items()},
-            **{f"data.{key}": value for key, value in self.data_defaults.items()},
-        })
+        parser.set_defaults(
+            {
+                "max_norm.max_value": 3.0,
+                "early_stopping.monitor": "val_loss",
+                "early_stopping.patience": 5,
+                "early_stopping.restore_best_weights": True,
+                **self.callback_defaults,
+                **{f"model.{key}": value for key, value in self.model_defaults.items()},
+                **{f"data.{key}": value for key, value in self.data_defaults.items()},
+            }
+        )
         parser.link_arguments("data.task", "model.task", apply_on="instantiate")
         parser.link_arguments("data.num_features", "model.input_size", apply_on="instantiate")
         if forecasting:

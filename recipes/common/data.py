@@ -34,8 +34,7 @@ def _check_fractions(val_fraction: float, test_fraction: float) -> tuple[float, 
     test_fraction = check_rate("test_fraction", test_fraction, allow_one=False)
     if val_fraction + test_fraction >= 1.0:
         raise ValueError(
-            "val_fraction + test_fraction must be < 1 to leave data for training, "
-            f"got {val_fraction} + {test_fraction}"
+            f"val_fraction + test_fraction must be < 1 to leave data for training, got {val_fraction} + {test_fraction}"
         )
     return val_fraction, test_fraction
 
@@ -282,6 +281,7 @@ class ForecastDataModule(SplitDataModule):
     def split_dataset(self, split: str) -> TensorDataset:
         return self.windows(split)
 
+
 class SequenceDataset(Dataset[tuple[Tensor, Tensor]]):
     """Sequences of possibly different lengths, each ``(L_i, C)``, with one integer label each."""
 
@@ -392,8 +392,7 @@ class ClassificationDataModule(SplitDataModule):
                         f"and test_fraction={self.test_fraction} of {len(labels)} sequences"
                     )
             self._splits = {
-                key: SequenceDataset([sequences[i] for i in members], labels[members])
-                for key, members in parts.items()
+                key: SequenceDataset([sequences[i] for i in members], labels[members]) for key, members in parts.items()
             }
         return self._splits
 

@@ -116,13 +116,23 @@ class SequenceModel(pl.LightningModule):
             raise ValueError(f"task must be 'forecast' or 'classify', got {task!r}")
         if cell not in ("lstm", "gru"):
             raise ValueError(f"cell must be 'lstm' or 'gru', got {cell!r}")
-        for name, value in (("input_size", input_size), ("horizon", horizon), ("hidden_size", hidden_size),
-                            ("num_layers", num_layers)):
+        for name, value in (
+            ("input_size", input_size),
+            ("horizon", horizon),
+            ("hidden_size", hidden_size),
+            ("num_layers", num_layers),
+        ):
             check_positive_int(name, value)
         if check_positive_int("num_classes", num_classes) < 2:
             raise ValueError(f"num_classes must be an int >= 2, got {num_classes}")
-        given = dict(input_dropout=input_dropout, dropout=dropout, recurrent_dropout=recurrent_dropout,
-                     weight_dropout=weight_dropout, zoneout=zoneout, output_dropout=output_dropout)
+        given = dict(
+            input_dropout=input_dropout,
+            dropout=dropout,
+            recurrent_dropout=recurrent_dropout,
+            weight_dropout=weight_dropout,
+            zoneout=zoneout,
+            output_dropout=output_dropout,
+        )
         rates = {name: check_rate(name, value) for name, value in given.items()}
         if not check_nonnegative("lr", lr) > 0.0:
             raise ValueError(f"lr must be a finite number > 0, got {lr}")

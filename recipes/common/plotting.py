@@ -8,9 +8,9 @@ import matplotlib
 
 matplotlib.use("Agg")  # the recipes run on machines without a display; choose before pyplot is imported
 
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from torch import Tensor  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
+from torch import Tensor
 
 __all__ = ["FORECAST_COLOR", "forecast_title", "plot_forecasts"]
 

@@ -87,19 +87,23 @@ class RunSummary:
             ratio = self.metrics["test_amplitude_ratio"]
             rows.append(("amplitude", f"forecast/truth RMS ratio {ratio:.3f} (1 = amplitude kept)"))
         if self.restored_epoch is not None:
-            rows.append((
-                "weights",
-                f"restored from epoch {self.restored_epoch} (best {self.monitor} {self.best_score:.4g}), "
-                f"after {self.epochs_trained} epochs",
-            ))
+            rows.append(
+                (
+                    "weights",
+                    f"restored from epoch {self.restored_epoch} (best {self.monitor} {self.best_score:.4g}), "
+                    f"after {self.epochs_trained} epochs",
+                )
+            )
         elif self.regularized:
             rows.append(("weights", f"of the last epoch, {self.epochs_trained} trained (nothing restored)"))
         else:
-            rows.append((
-                "weights",
-                f"of the last epoch, {self.epochs_trained} trained "
-                "(regularization off: no dropout, max-norm or early stopping)",
-            ))
+            rows.append(
+                (
+                    "weights",
+                    f"of the last epoch, {self.epochs_trained} trained "
+                    "(regularization off: no dropout, max-norm or early stopping)",
+                )
+            )
         if self.log_dir is not None:
             hint = f"   (view: tensorboard --logdir {self.logs_root})" if self.logs_root else ""
             rows.append(("logs", f"{self.log_dir}{hint}"))

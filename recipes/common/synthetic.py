@@ -8,8 +8,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .data import ClassificationDataModule, ForecastDataModule
 from regdrop.functional._validation import check_nonnegative, check_positive_int
+
+from .data import ClassificationDataModule, ForecastDataModule
 
 __all__ = ["SineClassificationDataModule", "SineDataModule", "sine_waves"]
 

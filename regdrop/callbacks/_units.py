@@ -42,7 +42,7 @@ def named_module_parameters(model: nn.Module) -> Iterator[tuple[str, nn.Module, 
 def unit_layout(module: nn.Module, local_name: str, param: Tensor) -> tuple[int, int]:
     """``(dim, groups)``: the dimension that indexes the output units, and the groups they straddle (1 = none)."""
     if isinstance(module, CONV_TRANSPOSE) and local_name == "weight" and param.dim() >= 2:
-        return 1, int(module.groups)  # type: ignore[arg-type]
+        return 1, int(module.groups)
     return 0, 1
 
 

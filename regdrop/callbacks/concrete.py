@@ -23,11 +23,7 @@ def _dataset_size(trainer: pl.Trainer) -> int | None:
     loaders = loader if isinstance(loader, (list, tuple)) else [loader]
     if isinstance(loader, dict):
         loaders = list(loader.values())
-    sizes = [
-        len(dl.dataset)
-        for dl in loaders
-        if isinstance(getattr(dl, "dataset", None), Sized)
-    ]
+    sizes = [len(dl.dataset) for dl in loaders if isinstance(getattr(dl, "dataset", None), Sized)]
     return sum(sizes) if sizes and len(sizes) == len(loaders) else None
 
 
@@ -76,17 +72,11 @@ class ConcreteRegularization(Callback):
         precision: float = 1.0,
         log: bool = True,
     ) -> None:
-        self.dataset_size = (
-            None
-            if dataset_size is None
-            else check_positive_int("dataset_size", dataset_size)
-        )
+        self.dataset_size = None if dataset_size is None else check_positive_int("dataset_size", dataset_size)
         self.length_scale = check_nonnegative("length_scale", length_scale)
         self.precision = check_nonnegative("precision", precision)
         if self.precision == 0.0:
-            raise ValueError(
-                f"precision must be a finite number > 0, got {self.precision}"
-            )
+            raise ValueError(f"precision must be a finite number > 0, got {self.precision}")
         self.log = bool(log)
         self._n: int | None = self.dataset_size
 
@@ -97,9 +87,7 @@ class ConcreteRegularization(Callback):
         )
 
     @override
-    def on_train_start(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule
-    ) -> None:
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.dataset_size is None:
             self._n = _dataset_size(trainer)
             if self._n is None:
@@ -109,15 +97,8 @@ class ConcreteRegularization(Callback):
                 )
         modules = concrete_modules(pl_module)
         if not modules:
-            rank_zero_warn(
-                "ConcreteRegularization: the model has no learned dropout rate, so it adds nothing"
-            )
-        held = {
-            id(p)
-            for opt in trainer.optimizers
-            for group in opt.param_groups
-            for p in group["params"]
-        }
+            rank_zero_warn("ConcreteRegularization: the model has no learned dropout rate, so it adds nothing")
+        held = {id(p) for opt in trainer.optimizers for group in opt.param_groups for p in group["params"]}
         orphans = [
             f"{name}.{pname}" if name else pname
             for name, module in modules

@@ -141,8 +141,13 @@ class RegularizationMonitor(Callback):
     @override
     def state_key(self) -> str:
         return self._generate_state_key(
-            logging_interval=self.logging_interval, norms=self.norms, rates=self.rates, gap=self.gap,
-            clipped=self.clipped, train_key=self.train_key, val_key=self.val_key,
+            logging_interval=self.logging_interval,
+            norms=self.norms,
+            rates=self.rates,
+            gap=self.gap,
+            clipped=self.clipped,
+            train_key=self.train_key,
+            val_key=self.val_key,
         )
 
     @override
@@ -156,7 +161,7 @@ class RegularizationMonitor(Callback):
 
     # ---------------------------------------------------------------- what to log
     def _rates_left_to_scheduler(self, trainer: pl.Trainer) -> bool:
-        return any(isinstance(cb, DropoutScheduler) and cb.log_rates for cb in trainer.callbacks)
+        return any(isinstance(cb, DropoutScheduler) and cb.log_rates for cb in trainer.callbacks)  # type: ignore[attr-defined]
 
     def _collect(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, float | Tensor]:
         metrics: dict[str, float | Tensor] = {}
@@ -174,7 +179,8 @@ class RegularizationMonitor(Callback):
     @staticmethod
     def _clip_fractions(trainer: pl.Trainer) -> dict[str, float]:
         fractions: dict[str, float] = {}
-        sources = [cb for cb in trainer.callbacks if isinstance(getattr(cb, "last_clip_fraction", None), Mapping)]
+        # Lightning sets Trainer.callbacks and log_every_n_steps in its connectors, so mypy can't see them
+        sources = [cb for cb in trainer.callbacks if isinstance(getattr(cb, "last_clip_fraction", None), Mapping)]  # type: ignore[attr-defined]
         for index, cb in enumerate(sources):
             for name, fraction in cb.last_clip_fraction.items():
                 key = f"clipped_fraction/{name}"
@@ -225,7 +231,7 @@ class RegularizationMonitor(Callback):
         if self.logging_interval != "step" or trainer.global_step == self._last_step:
             return  # no optimizer step in this batch (gradient accumulation), or epoch logging
         self._last_step = trainer.global_step
-        every = trainer.log_every_n_steps
+        every = trainer.log_every_n_steps  # type: ignore[attr-defined]
         if not trainer.is_global_zero or every <= 0 or trainer.global_step % every != 0:
             return
         metrics = {key: float(value) for key, value in self._collect(trainer, pl_module).items()}

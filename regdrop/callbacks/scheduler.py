@@ -236,8 +236,14 @@ class DropoutScheduler(Callback):
             on_step = self.interval == "step"
             for name in self._targets or {}:
                 # Every rank holds the same rates; syncing the epoch value only silences Lightning's DDP warning.
-                pl_module.log(f"dropout/{name}", rates[name], on_step=on_step, on_epoch=not on_step, batch_size=1,
-                              sync_dist=not on_step)
+                pl_module.log(
+                    f"dropout/{name}",
+                    rates[name],
+                    on_step=on_step,
+                    on_epoch=not on_step,
+                    batch_size=1,
+                    sync_dist=not on_step,
+                )
 
     @override
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -81,7 +81,9 @@ class MCDropoutUncertainty(Callback):
     @override
     def state_key(self) -> str:
         return self._generate_state_key(
-            samples=self.samples, every_n_epochs=self.every_n_epochs, interval_z=self.interval_z,
+            samples=self.samples,
+            every_n_epochs=self.every_n_epochs,
+            interval_z=self.interval_z,
             max_batches=self.max_batches,
         )
 

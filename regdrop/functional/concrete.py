@@ -15,8 +15,13 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from regdrop.functional._validation import check_nonnegative, check_positive_int
-from regdrop.functional._validation import check_shared_dims, check_tensor, shape_str
+from regdrop.functional._validation import (
+    check_nonnegative,
+    check_positive_int,
+    check_shared_dims,
+    check_tensor,
+    shape_str,
+)
 
 __all__ = [
     "check_temperature",
@@ -41,9 +46,7 @@ def check_temperature(value: object) -> float:
         ValueError: temperature must be a finite number > 0, got 0.0
     """
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(
-            f"temperature must be a number > 0, got {type(value).__name__} {value!r}"
-        )
+        raise TypeError(f"temperature must be a number > 0, got {type(value).__name__} {value!r}")
     value = float(value)
     if not math.isfinite(value) or value <= 0.0:
         raise ValueError(f"temperature must be a finite number > 0, got {value}")
@@ -52,13 +55,9 @@ def check_temperature(value: object) -> float:
 
 def _check_logit(p_logit: object, who: str) -> Tensor:
     if not isinstance(p_logit, Tensor):
-        raise TypeError(
-            f"{who}: p_logit must be a Tensor (the logit of the drop rate), got {type(p_logit).__name__}"
-        )
+        raise TypeError(f"{who}: p_logit must be a Tensor (the logit of the drop rate), got {type(p_logit).__name__}")
     if not p_logit.is_floating_point():
-        raise TypeError(
-            f"{who}: p_logit must be a floating-point tensor, got dtype {p_logit.dtype}"
-        )
+        raise TypeError(f"{who}: p_logit must be a floating-point tensor, got dtype {p_logit.dtype}")
     return p_logit
 
 
@@ -105,9 +104,7 @@ def concrete_mask(
     """
     p_logit = _check_logit(p_logit, "concrete_mask")
     temperature = check_temperature(temperature)
-    u = torch.rand(
-        tuple(shape), dtype=p_logit.dtype, device=p_logit.device, generator=generator
-    )
+    u = torch.rand(tuple(shape), dtype=p_logit.dtype, device=p_logit.device, generator=generator)
     u = u.clamp(_EPS, 1.0 - _EPS)
     drop = torch.sigmoid((p_logit + torch.log(u) - torch.log1p(-u)) / temperature)
     # 1 / (1 - sigmoid(l)) = 1 + exp(l)
@@ -245,14 +242,10 @@ def concrete_dropout_regularizer(
     dropout_regularizer = check_nonnegative("dropout_regularizer", dropout_regularizer)
     per_unit = p.dim() > 0 and p.numel() > 1
     if per_unit and p.numel() != input_dim:
-        raise ValueError(
-            f"input_dim must equal the number of per-unit rates {p.numel()}, got {input_dim}"
-        )
+        raise ValueError(f"input_dim must equal the number of per-unit rates {p.numel()}, got {input_dim}")
     p = p.clamp(_EPS, 1.0 - _EPS)
     neg_entropy = p * torch.log(p) + (1.0 - p) * torch.log1p(-p)
-    total = dropout_regularizer * (
-        neg_entropy.sum() if per_unit else input_dim * neg_entropy.sum()
-    )
+    total = dropout_regularizer * (neg_entropy.sum() if per_unit else input_dim * neg_entropy.sum())
     if weight is not None and weight_regularizer > 0.0:
         if per_unit:
             if weight.dim() < 2 or weight.shape[1] != input_dim:
@@ -263,7 +256,5 @@ def concrete_dropout_regularizer(
             sq = weight.pow(2).transpose(0, 1).reshape(input_dim, -1).sum(1)
             total = total + weight_regularizer * (sq / (1.0 - p.reshape(-1))).sum()
         else:
-            total = total + weight_regularizer * weight.pow(2).sum() / (
-                1.0 - p.reshape(())
-            )
+            total = total + weight_regularizer * weight.pow(2).sum() / (1.0 - p.reshape(()))
     return total

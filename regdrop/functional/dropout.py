@@ -38,8 +38,11 @@ _PACKED_HINT = "; use locked_dropout (LockedDropout) for packed sequences"
 
 def _check_shape(who: str, shape: object) -> tuple[int, ...]:
     """``shape`` as a tuple of ints >= 0 (a ``torch.Size`` or a sequence of ints)."""
-    if isinstance(shape, (str, bytes)) or not isinstance(shape, Sequence) or any(
-            isinstance(n, bool) or not isinstance(n, numbers.Integral) for n in shape):
+    if (
+        isinstance(shape, (str, bytes))
+        or not isinstance(shape, Sequence)
+        or any(isinstance(n, bool) or not isinstance(n, numbers.Integral) for n in shape)
+    ):
         raise TypeError(f"{who}: shape must be a sequence of ints >= 0, got {type(shape).__name__} {shape!r}")
     if any(n < 0 for n in shape):
         raise ValueError(f"{who}: shape must hold sizes >= 0, got {tuple(int(n) for n in shape)}")
@@ -102,8 +105,10 @@ def bernoulli_mask(
     p = check_rate("p", p)
     shape = _check_shape("bernoulli_mask", shape)
     if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
-        raise TypeError(f"bernoulli_mask: dtype must be a floating-point torch.dtype (the dtype of the tensor the "
-                        f"mask multiplies), got {dtype!r}")
+        raise TypeError(
+            f"bernoulli_mask: dtype must be a floating-point torch.dtype (the dtype of the tensor the "
+            f"mask multiplies), got {dtype!r}"
+        )
     if p == 1.0:
         return torch.zeros(shape, dtype=dtype, device=device)
     mask = _keep_mask(shape, 1.0 - p, dtype, device, generator)

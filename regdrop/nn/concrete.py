@@ -18,6 +18,9 @@ from regdrop.functional._validation import (
     check_nonnegative,
     check_positive_int,
     check_rate,
+    check_shared_dims,
+    check_tensor,
+    shape_str,
 )
 from regdrop.functional.concrete import (
     check_temperature,
@@ -25,7 +28,6 @@ from regdrop.functional.concrete import (
     concrete_dropout_regularizer,
     concrete_mask,
 )
-from regdrop.functional._validation import check_shared_dims, check_tensor, shape_str
 
 __all__ = [
     "ConcreteDropout",
@@ -53,16 +55,12 @@ class _Concrete(nn.Module):
         self.num_features = check_positive_int("num_features", num_features)
         p = check_rate("p", p)
         if not 0.0 < p < 1.0:
-            raise ValueError(
-                f"p must be in (0, 1) for a learned rate (its logit must be finite), got {p}"
-            )
+            raise ValueError(f"p must be in (0, 1) for a learned rate (its logit must be finite), got {p}")
         self.per_unit = bool(per_unit)
         self.temperature = check_temperature(temperature)
         shape = (self.num_features,) if self.per_unit else ()
         self.init_p = p
-        self.p_logit = nn.Parameter(
-            torch.full(shape, math.log(p) - math.log1p(-p), device=device, dtype=dtype)
-        )
+        self.p_logit = nn.Parameter(torch.full(shape, math.log(p) - math.log1p(-p), device=device, dtype=dtype))
 
     @property
     def p(self) -> float:
@@ -109,7 +107,10 @@ class _Concrete(nn.Module):
         )
 
     def _repr_common(self) -> str:
-        return f"num_features={self.num_features}, init_p={self.init_p}, per_unit={self.per_unit}, temperature={self.temperature}"
+        return (
+            f"num_features={self.num_features}, init_p={self.init_p}, per_unit={self.per_unit}, "
+            f"temperature={self.temperature}"
+        )
 
 
 class ConcreteDropout(_Concrete):
@@ -180,9 +181,7 @@ class ConcreteDropout(_Concrete):
             raise ValueError(
                 f"{type(self).__name__}: per_unit rates need the last dim unshared, got shared_dims={dims}"
             )
-        return concrete_dropout(
-            input, self.p_logit, self.temperature, self.training, self.shared_dims
-        )
+        return concrete_dropout(input, self.p_logit, self.temperature, self.training, self.shared_dims)
 
     def extra_repr(self) -> str:
         return f"{self._repr_common()}, shared_dims={self.shared_dims}"
@@ -247,20 +246,19 @@ class ConcreteLockedDropout(_Concrete):
         if isinstance(input, PackedSequence):
             data = check_tensor(input.data, who)
             if data.dim() != 2:
-                raise ValueError(f"{who}: a PackedSequence's data must be 2-D (sum of lengths, C), got {shape_str(data)}")
+                raise ValueError(
+                    f"{who}: a PackedSequence's data must be 2-D (sum of lengths, C), got {shape_str(data)}"
+                )
             self._check_features(data)
             if not self.training:
                 return input
             batch = int(input.batch_sizes[0]) if input.batch_sizes.numel() else 0
-            mask = concrete_mask(
-                (batch, data.shape[1]), self.p_logit.to(data.dtype), self.temperature
-            )
+            mask = concrete_mask((batch, data.shape[1]), self.p_logit.to(data.dtype), self.temperature)
             # Row r of the packed data is time step t, sample r - start(t) in sorted order.
             starts = torch.cumsum(input.batch_sizes, 0) - input.batch_sizes
-            position = (
-                torch.arange(data.shape[0])
-                - torch.repeat_interleave(starts, input.batch_sizes)
-            ).to(data.device)
+            position = (torch.arange(data.shape[0]) - torch.repeat_interleave(starts, input.batch_sizes)).to(
+                data.device
+            )
             if input.sorted_indices is not None:
                 position = input.sorted_indices[position]
             return input._replace(data=data * mask[position])
@@ -270,9 +268,7 @@ class ConcreteLockedDropout(_Concrete):
             raise ValueError(f"{who}: input must be 3-D {layout} or 2-D (L, C) unbatched, got a {shape_str(input)}")
         self._check_features(input)
         time_dim = 1 if (input.dim() == 3 and self.batch_first) else 0
-        return concrete_dropout(
-            input, self.p_logit, self.temperature, self.training, time_dim
-        )
+        return concrete_dropout(input, self.p_logit, self.temperature, self.training, time_dim)
 
     def extra_repr(self) -> str:
         return f"{self._repr_common()}, batch_first={self.batch_first}"
@@ -292,8 +288,7 @@ def concrete_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return [
         (name, module)
         for name, module in model.named_modules()
-        if getattr(type(module), "learned_rate_names", ())
-        and callable(getattr(module, "regularization", None))
+        if getattr(type(module), "learned_rate_names", ()) and callable(getattr(module, "regularization", None))
     ]
 
 

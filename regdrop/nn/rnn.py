@@ -93,8 +93,14 @@ class _RegularizedRNN:
     proj_size: int
     training: bool
 
-    def _set_rates(self, input_dropout: float, recurrent_dropout: float, recurrent_dropout_shared: bool,
-                   weight_dropout: float, zoneout: float) -> None:
+    def _set_rates(
+        self,
+        input_dropout: float,
+        recurrent_dropout: float,
+        recurrent_dropout_shared: bool,
+        weight_dropout: float,
+        zoneout: float,
+    ) -> None:
         self.input_dropout = check_rate("input_dropout", input_dropout)
         self.recurrent_dropout = check_rate("recurrent_dropout", recurrent_dropout)
         self.weight_dropout = check_rate("weight_dropout", weight_dropout)
@@ -122,8 +128,9 @@ class _RegularizedRNN:
         if not self.training:
             return False
         between = rates["dropout"] if self.num_layers > 1 else 0.0
-        return any(r > 0.0 for r in (rates["input_dropout"], between, rates["recurrent_dropout"],
-                                     rates["weight_dropout"]))
+        return any(
+            r > 0.0 for r in (rates["input_dropout"], between, rates["recurrent_dropout"], rates["weight_dropout"])
+        )
 
     def forward(self, input: Tensor | PackedSequence, hx: Any = None) -> tuple[Any, Any]:
         rates = self._rates()
@@ -151,8 +158,10 @@ class _RegularizedRNN:
             if input.dim() in (2, 3):
                 time_dim = 1 if self.batch_first and input.dim() == 3 else 0
                 if input.shape[time_dim] == 0:
-                    raise ValueError(f"{name}: input must have at least one time step (L >= 1; torch.nn.{self.mode} "
-                                     f"refuses L = 0 too), got shape {tuple(input.shape)}")
+                    raise ValueError(
+                        f"{name}: input must have at least one time step (L >= 1; torch.nn.{self.mode} "
+                        f"refuses L = 0 too), got shape {tuple(input.shape)}"
+                    )
         else:
             raise TypeError(f"{name}: input must be a Tensor or a PackedSequence, got {type(input).__name__}")
         if hx is None:
@@ -160,18 +169,18 @@ class _RegularizedRNN:
         is_lstm = self.mode == "LSTM"
         if is_lstm and not (isinstance(hx, (tuple, list)) and len(hx) == 2):
             raise TypeError(f"{name}: hx must be a tuple (h_0, c_0) of two tensors, got {type(hx).__name__}")
-        states = zip(("h_0", "c_0"), hx) if is_lstm else [("hx", hx)]
+        states = zip(("h_0", "c_0"), hx, strict=True) if is_lstm else [("hx", hx)]
         autocast = torch.is_autocast_enabled(data.device.type)
         for state_name, state in states:
             # Under autocast the regularized path casts both to float32; torch's kernel casts too.
             rnn_ops._check_tensor_arg(name, state_name, state, None if autocast else data)
             if state.device != data.device:
-                raise ValueError(f"{name}: {state_name} must be on the input's device, {data.device}, "
-                                 f"got {state.device}")
+                raise ValueError(
+                    f"{name}: {state_name} must be on the input's device, {data.device}, got {state.device}"
+                )
 
     # ------------------------------------------------------------------ regularized path
-    def _regularized_forward(self, input: Tensor | PackedSequence, hx: Any,
-                             rates: dict[str, float]) -> tuple[Any, Any]:
+    def _regularized_forward(self, input: Tensor | PackedSequence, hx: Any, rates: dict[str, float]) -> tuple[Any, Any]:
         seq = self._unpack(input)
         h0, c0 = self._initial_state(hx, seq)
         masks = self._draw_masks(seq, rates)
@@ -184,8 +193,7 @@ class _RegularizedRNN:
         if isinstance(input, PackedSequence):
             data, batch_sizes_t = input.data, input.batch_sizes
             batch_sizes = [int(b) for b in batch_sizes_t.tolist()]
-            return _Rows(data, batch_sizes, batch_sizes_t, batch_sizes[0] if batch_sizes else 0,
-                         input, True, data)
+            return _Rows(data, batch_sizes, batch_sizes_t, batch_sizes[0] if batch_sizes else 0, input, True, data)
         if input.dim() not in (2, 3):
             raise ValueError(f"{name}: expected input to be 2-D (unbatched) or 3-D, got {input.dim()}-D instead")
         is_batched = input.dim() == 3
@@ -243,7 +251,7 @@ class _RegularizedRNN:
         ones = seq.data.new_ones(())
         if seq.packed is not None:
             packed_ones = seq.packed._replace(data=ones.expand(seq.data.shape[0], width))
-            return locked_dropout(packed_ones, p).data  # type: ignore[union-attr]
+            return locked_dropout(packed_ones, p).data
         return locked_dropout(ones.expand(1, seq.n, width), p)  # type: ignore[return-value]
 
     def _direction(self, layer: int, d: int, rates: dict[str, float], seq: _Rows) -> _Direction:
@@ -276,8 +284,9 @@ class _RegularizedRNN:
             weights[1] = w_hh
         return _Direction(weights, mask)
 
-    def _layer_loop(self, seq: _Rows, h0: Tensor, c0: Tensor | None, masks: list[_LayerMasks],
-                    zoneout: float) -> tuple[Tensor, list[Tensor], list[Tensor]]:
+    def _layer_loop(
+        self, seq: _Rows, h0: Tensor, c0: Tensor | None, masks: list[_LayerMasks], zoneout: float
+    ) -> tuple[Tensor, list[Tensor], list[Tensor]]:
         """Step 4: the layers in turn, each on the previous one's output rows."""
         num_dir = 2 if self.bidirectional else 1
         x = seq.data
@@ -287,17 +296,24 @@ class _RegularizedRNN:
             if layer_masks.input is not None:  # the variational mask, applied where it enters the layer
                 x = _apply_locked_mask(x, layer_masks.input, seq)
             first = layer * num_dir
-            h0_l = h0[first:first + num_dir]
-            c0_l = None if c0 is None else c0[first:first + num_dir]
+            h0_l = h0[first : first + num_dir]
+            c0_l = None if c0 is None else c0[first : first + num_dir]
             if all(d.recurrent_mask is None for d in layer_masks.directions) and zoneout == 0.0:
-                x, hs, cs = self._fused_layer(x, seq, h0_l, c0_l,
-                                              [w for d in layer_masks.directions for w in d.weights])
+                x, hs, cs = self._fused_layer(
+                    x, seq, h0_l, c0_l, [w for d in layer_masks.directions for w in d.weights]
+                )
             else:
                 outs, hs, cs = [], [], []
                 for d, direction in enumerate(layer_masks.directions):
-                    out_d, h_d, c_d = self._scan_direction(x, seq.batch_sizes, h0_l[d],
-                                                           None if c0_l is None else c0_l[d],
-                                                           direction, zoneout, reverse=d == 1)
+                    out_d, h_d, c_d = self._scan_direction(
+                        x,
+                        seq.batch_sizes,
+                        h0_l[d],
+                        None if c0_l is None else c0_l[d],
+                        direction,
+                        zoneout,
+                        reverse=d == 1,
+                    )
                     outs.append(out_d)
                     hs.append(h_d)
                     if c_d is not None:
@@ -322,8 +338,9 @@ class _RegularizedRNN:
             hidden = (hidden[0].squeeze(1), hidden[1].squeeze(1)) if is_lstm else hidden.squeeze(1)
         return output, hidden
 
-    def _fused_layer(self, x: Tensor, seq: _Rows, h0: Tensor, c0: Tensor | None,
-                     weights: list[Tensor]) -> tuple[Tensor, list[Tensor], list[Tensor]]:
+    def _fused_layer(
+        self, x: Tensor, seq: _Rows, h0: Tensor, c0: Tensor | None, weights: list[Tensor]
+    ) -> tuple[Tensor, list[Tensor], list[Tensor]]:
         """One layer (both directions) through torch's fused kernel, with the given weights."""
         hx: Any = (h0, c0) if c0 is not None else h0
         fn = torch.lstm if c0 is not None else torch.gru
@@ -331,14 +348,30 @@ class _RegularizedRNN:
             result = fn(x, seq.batch_sizes_t, hx, weights, self.bias, 1, 0.0, self.training, self.bidirectional)
             out = result[0]
         else:
-            result = fn(x.view(len(seq.batch_sizes), seq.n, x.shape[1]), hx, weights, self.bias, 1, 0.0,
-                        self.training, self.bidirectional, False)
+            result = fn(
+                x.view(len(seq.batch_sizes), seq.n, x.shape[1]),
+                hx,
+                weights,
+                self.bias,
+                1,
+                0.0,
+                self.training,
+                self.bidirectional,
+                False,
+            )
             out = result[0].reshape(x.shape[0], result[0].shape[2])
-        return out, list(result[1].unbind(0)), list(result[2].unbind(0)) if c0 is not None else []
+        return out, list(result[1].unbind(0)), list(result[2].unbind(0)) if c0 is not None else []  # type: ignore[misc]
 
-    def _scan_direction(self, x: Tensor, batch_sizes: list[int], h0: Tensor, c0: Tensor | None,
-                        direction: _Direction, zoneout: float,
-                        reverse: bool) -> tuple[Tensor, Tensor, Tensor | None]:
+    def _scan_direction(
+        self,
+        x: Tensor,
+        batch_sizes: list[int],
+        h0: Tensor,
+        c0: Tensor | None,
+        direction: _Direction,
+        zoneout: float,
+        reverse: bool,
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
         """One direction of one layer through the time loop, with its per-sample recurrent
         mask (applied to :math:`h_{t-1}` where it enters :math:`W_{hh}`) and zoneout."""
         weights, mask = direction
@@ -347,16 +380,18 @@ class _RegularizedRNN:
         if c0 is not None:  # LSTM
             w_hr = weights[-1] if self.proj_size > 0 else None
             if w_hr is None and zoneout == 0.0:
-                xw = torch.addmm(b_ih + b_hh, x, w_ih.t()) if b_ih is not None else x.mm(w_ih.t())
+                xw = torch.addmm(b_ih + b_hh, x, w_ih.t()) if b_ih is not None and b_hh is not None else x.mm(w_ih.t())
                 return rnn_ops.lstm_scan(xw, h0, c0, w_hh, mask, batch_sizes, reverse)
-            return rnn_ops.lstm_layer_loop(x, batch_sizes, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, mask, zoneout,
-                                           self.training, reverse)
+            return rnn_ops.lstm_layer_loop(
+                x, batch_sizes, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, mask, zoneout, self.training, reverse
+            )
         if zoneout == 0.0:
             xw = torch.addmm(b_ih, x, w_ih.t()) if b_ih is not None else x.mm(w_ih.t())
             out, h = rnn_ops.gru_scan(xw, h0, w_hh, b_hh, mask, batch_sizes, reverse)
         else:
-            out, h = rnn_ops.gru_layer_loop(x, batch_sizes, h0, w_ih, w_hh, b_ih, b_hh, mask, zoneout,
-                                            self.training, reverse)
+            out, h = rnn_ops.gru_layer_loop(
+                x, batch_sizes, h0, w_ih, w_hh, b_ih, b_hh, mask, zoneout, self.training, reverse
+            )
         return out, h, None
 
     # ------------------------------------------------------------------------- helpers
@@ -372,8 +407,12 @@ class _RegularizedRNN:
 
     def _torch_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = dict(
-            input_size=self.input_size, hidden_size=self.hidden_size, num_layers=self.num_layers,
-            bias=self.bias, batch_first=self.batch_first, dropout=self.dropout,
+            input_size=self.input_size,
+            hidden_size=self.hidden_size,
+            num_layers=self.num_layers,
+            bias=self.bias,
+            batch_first=self.batch_first,
+            dropout=self.dropout,
             bidirectional=self.bidirectional,
         )
         if self.mode == "LSTM":
@@ -393,8 +432,10 @@ class _RegularizedRNN:
                 f"{cls.__name__}.from_torch: module must be a torch.nn.{cls._torch_class.__name__}, "
                 f"got {type(module).__name__}"
             )
-        kwargs = {k: getattr(module, k) for k in ("input_size", "hidden_size", "num_layers", "bias", "batch_first",
-                                                  "dropout", "bidirectional")}
+        kwargs = {
+            k: getattr(module, k)
+            for k in ("input_size", "hidden_size", "num_layers", "bias", "batch_first", "dropout", "bidirectional")
+        }
         if cls._torch_class is torch.nn.LSTM:
             kwargs["proj_size"] = module.proj_size
         ref = next(iter(module.parameters()))
@@ -476,7 +517,8 @@ _REGULARIZER_DOC = r"""
 
 
 class LSTM(_RegularizedRNN, torch.nn.LSTM):
-    __doc__ = r"""Multi-layer LSTM, drop-in for :class:`torch.nn.LSTM`, with recurrent regularization.
+    __doc__ = (
+        r"""Multi-layer LSTM, drop-in for :class:`torch.nn.LSTM`, with recurrent regularization.
 
     For each element of the input sequence each layer computes (gates in torch's order)
 
@@ -494,8 +536,9 @@ class LSTM(_RegularizedRNN, torch.nn.LSTM):
     :math:`d` and :math:`m` the recurrent mask (both 1 when off), and :math:`W_{h\cdot}` may
     carry a DropConnect mask. With ``proj_size > 0``, :math:`h_t = W_{hr}(o_t \odot \tanh(c_t))`
     as in torch.
-""" + _REGULARIZER_DOC.format(name="LSTM", carry=" (the cell state :math:`c` never is)",
-                              zone_c="and of :math:`c` ") + r"""
+"""
+        + _REGULARIZER_DOC.format(name="LSTM", carry=" (the cell state :math:`c` never is)", zone_c="and of :math:`c` ")
+        + r"""
     Args:
         input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
             proj_size, device, dtype: as in :class:`torch.nn.LSTM` (``dropout`` is variational,
@@ -532,6 +575,7 @@ class LSTM(_RegularizedRNN, torch.nn.LSTM):
         >>> torch.equal(lstm.eval()(x)[0], ref(x)[0])
         True
     """
+    )
 
     _torch_class = torch.nn.LSTM
 
@@ -554,14 +598,24 @@ class LSTM(_RegularizedRNN, torch.nn.LSTM):
         weight_dropout: float = 0.0,
         zoneout: float = 0.0,
     ) -> None:
-        super().__init__(input_size, hidden_size, num_layers=num_layers, bias=bias, batch_first=batch_first,
-                         dropout=dropout, bidirectional=bidirectional, proj_size=proj_size, device=device,
-                         dtype=dtype)
+        super().__init__(
+            input_size,
+            hidden_size,
+            num_layers=num_layers,
+            bias=bias,
+            batch_first=batch_first,
+            dropout=dropout,
+            bidirectional=bidirectional,
+            proj_size=proj_size,
+            device=device,
+            dtype=dtype,
+        )
         self._set_rates(input_dropout, recurrent_dropout, recurrent_dropout_shared, weight_dropout, zoneout)
 
 
 class GRU(_RegularizedRNN, torch.nn.GRU):
-    __doc__ = r"""Multi-layer GRU, drop-in for :class:`torch.nn.GRU`, with recurrent regularization.
+    __doc__ = (
+        r"""Multi-layer GRU, drop-in for :class:`torch.nn.GRU`, with recurrent regularization.
 
     For each element of the input sequence each layer computes (gates in torch's order)
 
@@ -575,8 +629,11 @@ class GRU(_RegularizedRNN, torch.nn.GRU):
 
     with :math:`\tilde x_t`, :math:`m` as for :class:`LSTM`. The carry :math:`z_t \odot h_{t-1}`
     uses the unmasked state.
-""" + _REGULARIZER_DOC.format(name="GRU", carry=" (the :math:`z_t \\odot h_{{t-1}}` term uses the unmasked state)",
-                              zone_c="") + r"""
+"""
+        + _REGULARIZER_DOC.format(
+            name="GRU", carry=" (the :math:`z_t \\odot h_{{t-1}}` term uses the unmasked state)", zone_c=""
+        )
+        + r"""
     Args:
         input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
             device, dtype: as in :class:`torch.nn.GRU` (``dropout`` is variational).
@@ -598,6 +655,7 @@ class GRU(_RegularizedRNN, torch.nn.GRU):
         >>> out.shape, h.shape
         (torch.Size([10, 4, 16]), torch.Size([1, 4, 16]))
     """
+    )
 
     _torch_class = torch.nn.GRU
 
@@ -619,8 +677,17 @@ class GRU(_RegularizedRNN, torch.nn.GRU):
         weight_dropout: float = 0.0,
         zoneout: float = 0.0,
     ) -> None:
-        super().__init__(input_size, hidden_size, num_layers=num_layers, bias=bias, batch_first=batch_first,
-                         dropout=dropout, bidirectional=bidirectional, device=device, dtype=dtype)
+        super().__init__(
+            input_size,
+            hidden_size,
+            num_layers=num_layers,
+            bias=bias,
+            batch_first=batch_first,
+            dropout=dropout,
+            bidirectional=bidirectional,
+            device=device,
+            dtype=dtype,
+        )
         self._set_rates(input_dropout, recurrent_dropout, recurrent_dropout_shared, weight_dropout, zoneout)
 
 
@@ -642,8 +709,10 @@ class _RegularizedCell:
         same over time, and a cell cannot know where a sequence starts.
         """
         if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
-            raise TypeError(f"{type(self).__name__}.recurrent_mask: batch_size must be an int >= 0, "
-                            f"got {type(batch_size).__name__} {batch_size!r}")
+            raise TypeError(
+                f"{type(self).__name__}.recurrent_mask: batch_size must be an int >= 0, "
+                f"got {type(batch_size).__name__} {batch_size!r}"
+            )
         if batch_size < 0:
             raise ValueError(f"{type(self).__name__}.recurrent_mask: batch_size must be an int >= 0, got {batch_size}")
         if like is not None:
@@ -651,7 +720,7 @@ class _RegularizedCell:
         p = check_rate("recurrent_dropout", self.recurrent_dropout)
         if not self.training or p == 0.0:
             return None
-        ref = like if like is not None else next(iter(self.parameters()))  # type: ignore[attr-defined]
+        ref = like if like is not None else next(iter(self.parameters()))
         return bernoulli_mask((batch_size, self.hidden_size), p, dtype=ref.dtype, device=ref.device)
 
     def _check_step(self, input: Any, states: tuple[Any, ...], recurrent_mask: Any) -> None:
@@ -660,12 +729,13 @@ class _RegularizedCell:
         if not isinstance(input, Tensor):
             raise TypeError(f"{name}: input must be a Tensor, got {type(input).__name__}")
         if input.is_floating_point():
-            for state_name, state in zip(("h", "c"), states):
+            for state_name, state in zip(("h", "c"), states, strict=False):  # GRU cells hold h only
                 rnn_ops._check_tensor_arg(name, state_name, state, input)
         if recurrent_mask is not None:
             shape = tuple(states[0].shape) if states else (*input.shape[:-1], self.hidden_size)
-            rnn_ops._check_tensor_arg(name, "recurrent_mask", recurrent_mask,
-                                      input if input.is_floating_point() else None, shape)
+            rnn_ops._check_tensor_arg(
+                name, "recurrent_mask", recurrent_mask, input if input.is_floating_point() else None, shape
+            )
 
     def extra_repr(self) -> str:
         s = super().extra_repr()  # type: ignore[misc]
@@ -701,13 +771,23 @@ class LSTMCell(_RegularizedCell, torch.nn.LSTMCell):
         torch.Size([2, 5])
     """
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device: Any = None, dtype: Any = None,
-                 *, recurrent_dropout: float = 0.0, zoneout: float = 0.0) -> None:
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        device: Any = None,
+        dtype: Any = None,
+        *,
+        recurrent_dropout: float = 0.0,
+        zoneout: float = 0.0,
+    ) -> None:
         super().__init__(input_size, hidden_size, bias=bias, device=device, dtype=dtype)
         self._set_rates(recurrent_dropout, zoneout)
 
-    def forward(self, input: Tensor, hx: tuple[Tensor, Tensor] | None = None, *,
-                recurrent_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def forward(
+        self, input: Tensor, hx: tuple[Tensor, Tensor] | None = None, *, recurrent_mask: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
         p_zone = check_rate("zoneout", self.zoneout)
         if hx is not None and not (isinstance(hx, (tuple, list)) and len(hx) == 2):
             raise TypeError(f"LSTMCell: hx must be a tuple (h, c) of two tensors, got {type(hx).__name__}")
@@ -746,8 +826,17 @@ class GRUCell(_RegularizedCell, torch.nn.GRUCell):
         torch.Size([2, 5])
     """
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device: Any = None, dtype: Any = None,
-                 *, recurrent_dropout: float = 0.0, zoneout: float = 0.0) -> None:
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        device: Any = None,
+        dtype: Any = None,
+        *,
+        recurrent_dropout: float = 0.0,
+        zoneout: float = 0.0,
+    ) -> None:
         super().__init__(input_size, hidden_size, bias=bias, device=device, dtype=dtype)
         self._set_rates(recurrent_dropout, zoneout)
 

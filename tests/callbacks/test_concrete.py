@@ -50,14 +50,10 @@ class FrozenHead(pl.LightningModule):
         self.log("val_loss", nn.functional.mse_loss(self(x), y))
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.SGD(
-            [p for p in self.parameters() if p.requires_grad], lr=self.lr
-        )
+        return torch.optim.SGD([p for p in self.parameters() if p.requires_grad], lr=self.lr)
 
 
-def _expected_logit(
-    start_p: float, steps: int, n: int, k: int = 4, lr: float = 1.0
-) -> float:
+def _expected_logit(start_p: float, steps: int, n: int, k: int = 4, lr: float = 1.0) -> float:
     logit = math.log(start_p / (1 - start_p))
     for _ in range(steps):
         p = 1 / (1 + math.exp(-logit))
@@ -67,9 +63,7 @@ def _expected_logit(
 
 
 @pytest.mark.parametrize("accumulate", [1, 2])
-def test_adds_the_regularizer_gradient_once_per_step(
-    tmp_path: Path, accumulate: int
-) -> None:
+def test_adds_the_regularizer_gradient_once_per_step(tmp_path: Path, accumulate: int) -> None:
     model = FrozenHead()
     trainer = tiny_trainer(
         tmp_path,
@@ -77,30 +71,22 @@ def test_adds_the_regularizer_gradient_once_per_step(
         accumulate_grad_batches=accumulate,
         callbacks=[ConcreteRegularization()],
     )
-    trainer.fit(
-        model, RandomRegressionData(n_train=64)
-    )  # dataset size read from the loader: 64
+    trainer.fit(model, RandomRegressionData(n_train=64))  # dataset size read from the loader: 64
     steps = 4 // accumulate
     assert trainer.global_step == steps
-    assert float(model.drop.p_logit.detach()) == pytest.approx(
-        _expected_logit(0.2, steps, 64), rel=1e-5
-    )
+    assert float(model.drop.p_logit.detach()) == pytest.approx(_expected_logit(0.2, steps, 64), rel=1e-5)
     assert model.drop.p > 0.2
 
 
 def test_explicit_dataset_size_and_without_the_callback(tmp_path: Path) -> None:
     model = FrozenHead()
-    tiny_trainer(
-        tmp_path, max_epochs=1, callbacks=[ConcreteRegularization(dataset_size=8)]
-    ).fit(model, RandomRegressionData())
-    assert float(model.drop.p_logit.detach()) == pytest.approx(
-        _expected_logit(0.2, 4, 8), rel=1e-5
+    tiny_trainer(tmp_path, max_epochs=1, callbacks=[ConcreteRegularization(dataset_size=8)]).fit(
+        model, RandomRegressionData()
     )
+    assert float(model.drop.p_logit.detach()) == pytest.approx(_expected_logit(0.2, 4, 8), rel=1e-5)
     untouched = FrozenHead()
     tiny_trainer(tmp_path, max_epochs=1).fit(untouched, RandomRegressionData())
-    assert untouched.drop.p == pytest.approx(
-        0.2
-    )  # proves the premise: only the callback moves it
+    assert untouched.drop.p == pytest.approx(0.2)  # proves the premise: only the callback moves it
 
 
 class _Stream(IterableDataset):
@@ -117,9 +103,7 @@ def test_dataset_without_len_needs_dataset_size(tmp_path: Path) -> None:
         callbacks=[ConcreteRegularization()],
         limit_val_batches=0,
     )
-    with pytest.raises(
-        ValueError, match=r"has no len\(\).*ConcreteRegularization\(dataset_size=N\)"
-    ):
+    with pytest.raises(ValueError, match=r"has no len\(\).*ConcreteRegularization\(dataset_size=N\)"):
         trainer.fit(FrozenHead(), train_dataloaders=DataLoader(_Stream(), batch_size=4))
 
 
@@ -151,9 +135,7 @@ def test_scheduler_skips_and_monitor_logs_the_learned_rate(tmp_path: Path) -> No
         max_epochs=2,
         callbacks=[scheduler, RegularizationMonitor(), ConcreteRegularization()],
     )
-    with pytest.warns(
-        UserWarning, match=r"learned rates \['drop.p'\] are left to the optimizer"
-    ):
+    with pytest.warns(UserWarning, match=r"learned rates \['drop.p'\] are left to the optimizer"):
         trainer.fit(model, RandomRegressionData())
     assert scheduler.targets == {"extra.p": pytest.approx(0.1)}
     metrics = trainer.callback_metrics

@@ -380,8 +380,12 @@ def test_non_finite_weights_stop_training_and_early_stopping_restores_the_best(t
 def test_non_finite_weights_raise_when_min_epochs_keeps_training(tmp_path):
     torch.manual_seed(0)
     trainer = tiny_trainer(tmp_path, max_epochs=6, min_epochs=5, callbacks=[MaxNorm(10.0)])
-    with pytest.warns(UserWarning, match="Training stops now"), pytest.raises(
-        FloatingPointError, match=r"global step 2 \(as training_step sees it\) left non-finite.*Training went on after"
+    with (
+        pytest.warns(UserWarning, match="Training stops now"),
+        pytest.raises(
+            FloatingPointError,
+            match=r"global step 2 \(as training_step sees it\) left non-finite.*Training went on after",
+        ),
     ):
         trainer.fit(_NaNAtStep(nan_step=1), RandomRegressionData())
 

@@ -217,8 +217,11 @@ def _keras_stop(mode, patience, scores, baseline, min_delta=0.0):
 
 def test_restoring_the_first_check_warns_and_says_what_to_change(tmp_path):
     es = EarlyStopping("score", patience=2, restore_best_weights=True)
-    with pytest.warns(UserWarning, match=r"restored the weights of the first validation check \(epoch=0, step=2\).*"
-                      r"bigger or less noisy validation set, set start_from_epoch.*raise patience.*lower the"):
+    with pytest.warns(
+        UserWarning,
+        match=r"restored the weights of the first validation check \(epoch=0, step=2\).*"
+        r"bigger or less noisy validation set, set start_from_epoch.*raise patience.*lower the",
+    ):
         _fit(tmp_path, [1.0, 2.0, 3.0], [es])
     assert es.restored_epoch == 0
     later = EarlyStopping("score", patience=2, restore_best_weights=True)

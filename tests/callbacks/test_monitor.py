@@ -52,7 +52,12 @@ def test_max_unit_norms_selection_and_values() -> None:
     )
     norms = max_unit_norms(model)
     assert list(norms) == [
-        "0.weight", "1.weight", "2.weight_ih_l0", "2.weight_hh_l0", "2.weight_hr_l0", "5.weight",
+        "0.weight",
+        "1.weight",
+        "2.weight_ih_l0",
+        "2.weight_hh_l0",
+        "2.weight_hr_l0",
+        "5.weight",
     ]
     conv = model[0].weight
     assert torch.equal(norms["0.weight"], torch.stack([conv[i].norm() for i in range(4)]).max())
@@ -73,7 +78,7 @@ def test_max_unit_norms_matches_the_constraints_default_selection(rnn_factory: t
 
 
 def test_max_unit_norms_skips_lazy() -> None:
-    assert max_unit_norms(nn.Sequential(nn.LazyLinear(3), nn.Linear(3, 2))) .keys() == {"1.weight"}
+    assert max_unit_norms(nn.Sequential(nn.LazyLinear(3), nn.Linear(3, 2))).keys() == {"1.weight"}
 
 
 # ---------------------------------------------------------------- in a Trainer
@@ -189,9 +194,13 @@ def test_bad_arguments() -> None:
 def test_repr_and_pickle() -> None:
     monitor = RegularizationMonitor(logging_interval="step", train_key="loss")
     clone = pickle.loads(pickle.dumps(monitor))
-    assert repr(clone) == repr(monitor) == (
-        "RegularizationMonitor(logging_interval='step', norms=True, rates=True, gap=True, clipped=True, "
-        "train_key='loss', val_key='val_loss')"
+    assert (
+        repr(clone)
+        == repr(monitor)
+        == (
+            "RegularizationMonitor(logging_interval='step', norms=True, rates=True, gap=True, clipped=True, "
+            "train_key='loss', val_key='val_loss')"
+        )
     )
 
 

@@ -102,7 +102,11 @@ def run(root: str, *, rng: bool = True, kill_at: int | None = None, ckpt_path: s
     checkpoint = ModelCheckpoint(dirpath=root, every_n_train_steps=3, save_top_k=-1, filename="{step}")
     callbacks = [checkpoint, Kill(), DropoutScheduler("linear", warmup=10, interval="step", log_rates=False)]
     trainer = tiny_trainer(
-        root, max_epochs=3, limit_train_batches=None, limit_val_batches=None, enable_checkpointing=True,
+        root,
+        max_epochs=3,
+        limit_train_batches=None,
+        limit_val_batches=None,
+        enable_checkpointing=True,
         callbacks=[*callbacks, RNGState()] if rng else callbacks,
     )
     trainer.fit(model, ckpt_path=ckpt_path)

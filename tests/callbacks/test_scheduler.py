@@ -205,8 +205,13 @@ def test_schedules_the_rates_of_regdrop_lstm(tmp_path: Path) -> None:
     model = DropoutRegressor(rnn_factory=regdrop.nn.LSTM, recurrent_dropout=0.4, weight_dropout=0.2)
     scheduler = DropoutScheduler("linear", warmup=2)
     _, model, recorder = _fit(tmp_path, scheduler, model=model, max_epochs=3)
-    assert set(scheduler.targets or {}) == {"rnn.dropout", "rnn.recurrent_dropout", "rnn.weight_dropout", "drop.p",
-                                            "head_drop.p"}
+    assert set(scheduler.targets or {}) == {
+        "rnn.dropout",
+        "rnn.recurrent_dropout",
+        "rnn.weight_dropout",
+        "drop.p",
+        "head_drop.p",
+    }
     assert recorder.per_epoch("rnn.recurrent_dropout") == pytest.approx([0.0, 0.2, 0.4])
     assert recorder.per_epoch("rnn.weight_dropout") == pytest.approx([0.0, 0.1, 0.2])
     assert recorder.per_epoch("rnn.zoneout") == [0.0, 0.0, 0.0]  # off at construction: stays off

@@ -141,6 +141,8 @@ def test_bad_arguments(kwargs: dict, error: type[Exception], match: str) -> None
 def test_repr_and_pickle() -> None:
     callback = MCDropoutUncertainty(samples=8, every_n_epochs=3, interval_z=2.0, max_batches=1)
     clone = pickle.loads(pickle.dumps(callback))
-    assert repr(clone) == repr(callback) == (
-        "MCDropoutUncertainty(samples=8, every_n_epochs=3, interval_z=2.0, max_batches=1)"
+    assert (
+        repr(clone)
+        == repr(callback)
+        == ("MCDropoutUncertainty(samples=8, every_n_epochs=3, interval_z=2.0, max_batches=1)")
     )

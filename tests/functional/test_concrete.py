@@ -39,9 +39,7 @@ def test_gradient_reaches_the_logit_and_gradcheck() -> None:
     assert torch.allclose(mask, mask[:, :1].expand_as(mask))  # shared over dim 1
     y.sum().backward()
     assert logit.grad is not None and (logit.grad != 0).all()
-    assert torch.autograd.gradcheck(
-        f, (x.requires_grad_(True), logit), eps=1e-6, atol=1e-5
-    )
+    assert torch.autograd.gradcheck(f, (x.requires_grad_(True), logit), eps=1e-6, atol=1e-5)
 
 
 def test_eval_is_identity_and_draws_nothing() -> None:
@@ -53,9 +51,7 @@ def test_eval_is_identity_and_draws_nothing() -> None:
 
 def test_errors() -> None:
     x = torch.ones(2, 3)
-    with pytest.raises(
-        ValueError, match=r"temperature must be a finite number > 0, got 0.0"
-    ):
+    with pytest.raises(ValueError, match=r"temperature must be a finite number > 0, got 0.0"):
         RF.concrete_dropout(x, torch.tensor(0.0), temperature=0)
     with pytest.raises(TypeError, match="temperature must be a number"):
         RF.concrete_dropout(x, torch.tensor(0.0), temperature="hot")  # type: ignore[arg-type]
@@ -63,13 +59,9 @@ def test_errors() -> None:
         RF.concrete_dropout(x, 0.0)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"p_logit of shape \(4,\) does not broadcast"):
         RF.concrete_dropout(x, torch.zeros(4))
-    with pytest.raises(
-        ValueError, match="input_dim must equal the number of per-unit rates 2, got 3"
-    ):
+    with pytest.raises(ValueError, match="input_dim must equal the number of per-unit rates 2, got 3"):
         RF.concrete_dropout_regularizer(None, torch.tensor([0.1, 0.2]), 3, 0.0, 1.0)
-    with pytest.raises(
-        ValueError, match="weight_regularizer must be a finite number >= 0"
-    ):
+    with pytest.raises(ValueError, match="weight_regularizer must be a finite number >= 0"):
         RF.concrete_dropout_regularizer(None, torch.tensor(0.1), 3, -1.0, 1.0)
 
 
@@ -77,17 +69,12 @@ def test_regularizer_matches_the_paper() -> None:
     p = torch.tensor(0.2, dtype=torch.float64)
     w = torch.randn(5, 4, dtype=torch.float64)
     got = RF.concrete_dropout_regularizer(w, p, 4, 0.01, 0.5)
-    want = 0.01 * w.pow(2).sum() / (1 - p) + 0.5 * 4 * (
-        p * p.log() + (1 - p) * (1 - p).log()
-    )
+    want = 0.01 * w.pow(2).sum() / (1 - p) + 0.5 * 4 * (p * p.log() + (1 - p) * (1 - p).log())
     assert torch.allclose(got, want)
     # per unit: column k of W goes with rate k
     pu = torch.tensor([0.1, 0.2, 0.3, 0.4], dtype=torch.float64)
     got = RF.concrete_dropout_regularizer(w, pu, 4, 0.01, 0.5)
-    want = (
-        0.01 * w.pow(2).sum(0) / (1 - pu)
-        + 0.5 * (pu * pu.log() + (1 - pu) * (1 - pu).log())
-    ).sum()
+    want = (0.01 * w.pow(2).sum(0) / (1 - pu) + 0.5 * (pu * pu.log() + (1 - pu) * (1 - pu).log())).sum()
     assert torch.allclose(got, want)
 
 
@@ -95,6 +82,4 @@ def test_regularizer_sign_pushes_the_rate_towards_one_half() -> None:
     for start, direction in ((0.1, 1.0), (0.9, -1.0)):
         p = torch.tensor(start, requires_grad=True)
         RF.concrete_dropout_regularizer(None, p, 1, 0.0, 1.0).backward()
-        assert (
-            p.grad is not None and float(-p.grad) * direction > 0
-        )  # a descent step moves p towards 0.5
+        assert p.grad is not None and float(-p.grad) * direction > 0  # a descent step moves p towards 0.5

@@ -37,12 +37,14 @@ def test_compiled_loop_matches_reference_and_gradcheck(kind, layout, reverse, ma
     if kind == "lstm":
         compiled = lambda xw, h0, c0, w: F_rnn._LSTMScan.apply(xw, h0, c0, w, mask, bs, reverse)  # noqa: E731
         reference = lambda xw, h0, c0, w: F_rnn._lstm_loop(  # noqa: E731
-            xw, bs, h0, c0, w, None, mask, 0.0, True, reverse, None)
+            xw, bs, h0, c0, w, None, mask, 0.0, True, reverse, None
+        )
         args = (xw, h0, c0, w)
     else:
         compiled = lambda xw, h0, w, b: F_rnn._GRUScan.apply(xw, h0, w, b, mask, bs, reverse)  # noqa: E731
         reference = lambda xw, h0, w, b: F_rnn._gru_loop(  # noqa: E731
-            xw, bs, h0, w, b, mask, 0.0, True, reverse, None)
+            xw, bs, h0, w, b, mask, 0.0, True, reverse, None
+        )
         args = (xw, h0, w, b)
     for got, expected in zip(compiled(*args), reference(*args)):
         torch.testing.assert_close(got, expected)

@@ -20,9 +20,16 @@ N, H = 3, 4
 def _args(kind: str, rows: int = 8, **replace):
     """Valid arguments for batch_sizes [3, 2, 2, 1] (``rows`` rows), with ``replace`` swapped in."""
     g = 4 if kind == "lstm" else 3
-    args = {"xw": torch.randn(rows, g * H), "h0": torch.zeros(N, H), "c0": torch.zeros(N, H),
-            "w_hh": torch.randn(g * H, H), "b_hh": torch.randn(g * H), "mask": torch.ones(N, H),
-            "batch_sizes": [3, 2, 2, 1], "reverse": False}
+    args = {
+        "xw": torch.randn(rows, g * H),
+        "h0": torch.zeros(N, H),
+        "c0": torch.zeros(N, H),
+        "w_hh": torch.randn(g * H, H),
+        "b_hh": torch.randn(g * H),
+        "mask": torch.ones(N, H),
+        "batch_sizes": [3, 2, 2, 1],
+        "reverse": False,
+    }
     if kind == "gru":
         del args["c0"]
     else:
@@ -39,16 +46,28 @@ def _call(kind: str, args: dict):
 BAD = [
     ("mask with fewer rows", {"mask": torch.ones(1, H)}, ValueError, r"mask must have shape \(3, 4\), got \(1, 4\)"),
     ("mask too wide", {"mask": torch.ones(N, H + 1)}, ValueError, r"mask must have shape \(3, 4\), got \(3, 5\)"),
-    ("mask float64", {"mask": torch.ones(N, H, dtype=torch.float64)}, TypeError,
-     r"mask must have the dtype of the input, torch.float32, got torch.float64"),
+    (
+        "mask float64",
+        {"mask": torch.ones(N, H, dtype=torch.float64)},
+        TypeError,
+        r"mask must have the dtype of the input, torch.float32, got torch.float64",
+    ),
     ("mask int", {"mask": torch.ones(N, H, dtype=torch.int64)}, TypeError, r"mask must be a floating-point tensor"),
     ("mask on meta", {"mask": torch.ones(N, H, device="meta")}, ValueError, r"mask must be on the input's device"),
-    ("sizes sum too big", {"batch_sizes": [3, 3, 2, 1]}, ValueError,
-     r"batch_sizes must sum to the number of rows of the data, 8, got \[3, 3, 2, 1\] \(sum 9\)"),
+    (
+        "sizes sum too big",
+        {"batch_sizes": [3, 3, 2, 1]},
+        ValueError,
+        r"batch_sizes must sum to the number of rows of the data, 8, got \[3, 3, 2, 1\] \(sum 9\)",
+    ),
     ("sizes increasing", {"batch_sizes": [2, 2, 3, 1]}, ValueError, r"batch_sizes must be non-increasing"),
     ("sizes negative", {"batch_sizes": [3, 3, 3, -1]}, ValueError, r"must be >= 0, got -1"),
-    ("first size != N", {"batch_sizes": [2, 2, 2, 2]}, ValueError,
-     r"batch_sizes\[0\] must equal the number of rows of h0, 3, got 2"),
+    (
+        "first size != N",
+        {"batch_sizes": [2, 2, 2, 2]},
+        ValueError,
+        r"batch_sizes\[0\] must equal the number of rows of h0, 3, got 2",
+    ),
     ("sizes not ints", {"batch_sizes": [3.0, 2, 2, 1]}, TypeError, r"batch_sizes must hold ints"),
     ("sizes bools", {"batch_sizes": [True, True]}, TypeError, r"batch_sizes must hold ints"),
     ("sizes a string", {"batch_sizes": "3221"}, TypeError, r"batch_sizes must be a sequence of ints, got str"),
@@ -114,11 +133,11 @@ OP_CASES = {
     "lstm 1-D h0": "lstm_forward(t(8, 16), t(4), t(2, 4), t(16, 4), e, [2, 2, 2, 2], False)",
     "lstm int xw": "lstm_forward(t(8, 16).long(), t(2, 4).long(), t(2, 4).long(), t(16, 4).long(), e, [2]*4, False)",
     "lstm_backward short acts": "lstm_backward(t(8, 4), t(2, 4), t(2, 4), t(5, 16), t(8, 4), t(8, 4), t(16, 4), e, "
-                                "[2, 2, 2, 2], False)",
+    "[2, 2, 2, 2], False)",
     "gru_backward sizes beyond rows": "gru_backward(t(7, 4), t(2, 4), t(7, 12), t(7, 4), t(7, 4), t(12, 4), e, "
-                                      "[2, 2, 2, 2], False)",
+    "[2, 2, 2, 2], False)",
     "gru_backward mask one row": "gru_backward(t(8, 4), t(2, 4), t(8, 12), t(8, 4), t(8, 4), t(12, 4), t(1, 4), "
-                                 "[2, 2, 2, 2], False)",
+    "[2, 2, 2, 2], False)",
 }
 
 
@@ -142,8 +161,9 @@ def test_direct_op_calls_with_bad_sizes_raise_and_never_crash():
                 raise SystemExit("accepted: " + name)
         print("ALL REFUSED")
     """).format(cases=OP_CASES)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
-                            env=dict(os.environ))
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=dict(os.environ)
+    )
     assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
     assert "ALL REFUSED" in result.stdout
     assert result.stdout.count("refused:") == len(OP_CASES)

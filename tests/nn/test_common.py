@@ -218,8 +218,14 @@ def test_rate_one_gives_zeros_not_nan(case: Case) -> None:
 
 @pytest.mark.parametrize(
     ("bad", "error", "shown"),
-    [(-0.1, ValueError, "-0.1"), (1.5, ValueError, "1.5"), (math.nan, ValueError, "nan"),
-     ("0.5", TypeError, "'0.5'"), (None, TypeError, "None"), (True, TypeError, "True")],
+    [
+        (-0.1, ValueError, "-0.1"),
+        (1.5, ValueError, "1.5"),
+        (math.nan, ValueError, "nan"),
+        ("0.5", TypeError, "'0.5'"),
+        (None, TypeError, "None"),
+        (True, TypeError, "True"),
+    ],
 )
 def test_constructor_rejects_bad_rate(case: Case, bad: object, error: type[Exception], shown: str) -> None:
     name = case.cls.rate_names[0] if case.cls.rate_names else "sigma"

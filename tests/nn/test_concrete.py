@@ -24,21 +24,15 @@ from regdrop.nn import (
 @pytest.mark.parametrize("cls", [ConcreteDropout, ConcreteLockedDropout])
 def test_errors(cls: type[nn.Module]) -> None:
     for p in (0.0, 1.0):
-        with pytest.raises(
-            ValueError, match=rf"p must be in \(0, 1\) for a learned rate .*got {p}"
-        ):
+        with pytest.raises(ValueError, match=rf"p must be in \(0, 1\) for a learned rate .*got {p}"):
             cls(4, p=p)
     with pytest.raises(ValueError, match=r"p must be in \[0, 1\], got 1.5"):
         cls(4, p=1.5)
-    with pytest.raises(
-        ValueError, match="temperature must be a finite number > 0, got -1.0"
-    ):
+    with pytest.raises(ValueError, match="temperature must be a finite number > 0, got -1.0"):
         cls(4, temperature=-1)
     with pytest.raises(ValueError, match="num_features must be an int >= 1, got 0"):
         cls(0)
-    with pytest.raises(
-        ValueError, match=f"{cls.__name__}: the input's last dim must be num_features=4"
-    ):
+    with pytest.raises(ValueError, match=f"{cls.__name__}: the input's last dim must be num_features=4"):
         cls(4)(torch.ones(3, 2, 5))
 
 
@@ -56,9 +50,7 @@ def test_packed_sequence_keeps_one_mask_per_sample() -> None:
     drop = ConcreteLockedDropout(4, p=0.5, batch_first=True)
     padded = torch.ones(3, 6, 4)
     lengths = torch.tensor([6, 2, 4])
-    packed = pack_padded_sequence(
-        padded, lengths, batch_first=True, enforce_sorted=False
-    )
+    packed = pack_padded_sequence(padded, lengths, batch_first=True, enforce_sorted=False)
     out, _ = torch.nn.utils.rnn.pad_packed_sequence(drop(packed), batch_first=True)
     for n, length in enumerate(lengths.tolist()):
         rows = out[n, :length]
@@ -77,9 +69,7 @@ def _fit_rate(noise_hurts: bool, steps: int = 150) -> float:
     model = nn.Sequential(ConcreteDropout(8, p=0.2), nn.Linear(8, 1))
     opt = torch.optim.Adam(model.parameters(), lr=0.05)
     for _ in range(steps):
-        loss = nn.functional.mse_loss(model(x), y) + concrete_regularization(
-            model, dataset_size=len(x)
-        )
+        loss = nn.functional.mse_loss(model(x), y) + concrete_regularization(model, dataset_size=len(x))
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -102,9 +92,7 @@ def test_regularization_value_and_model_sum() -> None:
         return p * math.log(p) + (1 - p) * math.log(1 - p)
 
     want = 2 / 100 * (10 * neg_h(0.1) + 4 * neg_h(0.3))
-    assert float(concrete_regularization(model, 100).detach()) == pytest.approx(
-        want, rel=1e-5
-    )
+    assert float(concrete_regularization(model, 100).detach()) == pytest.approx(want, rel=1e-5)
     w = torch.ones(3, 10)
     got = a.regularization(w, weight_regularizer=0.5, dropout_regularizer=0.0)
     assert float(got) == pytest.approx(0.5 * 30 / 0.9, rel=1e-5)
@@ -125,16 +113,12 @@ def test_set_dropout_rates_leaves_learned_rates_alone() -> None:
     assert model[1].p == pytest.approx(0.2)
     with pytest.raises(ValueError, match="'1.p' is a learned rate"):
         set_dropout_rates(model, {"1.p": 0.3})
-    set_dropout_rates(
-        model, {"0.p": 0.3}
-    )  # naming only set rates: no warning, no error
+    set_dropout_rates(model, {"0.p": 0.3})  # naming only set rates: no warning, no error
 
 
 def test_mc_predict_samples_the_learned_rates() -> None:
     torch.manual_seed(0)
-    model = nn.Sequential(
-        nn.Linear(3, 16), nn.Tanh(), ConcreteDropout(16, p=0.3), nn.Linear(16, 1)
-    ).eval()
+    model = nn.Sequential(nn.Linear(3, 16), nn.Tanh(), ConcreteDropout(16, p=0.3), nn.Linear(16, 1)).eval()
     x = torch.randn(5, 3)
     mean, std = regdrop.mc_predict(model, x, samples=30)
     assert mean.shape == (5, 1) and (std > 0).all()

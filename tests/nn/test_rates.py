@@ -205,8 +205,12 @@ def test_recurrent_layer_rates(cls: type[nn.Module]) -> None:
     model = nn.Sequential(layer, nn.Dropout(0.3))
     assert rate_attributes(model[0]) == RNN_RATES
     assert dropout_rates(model) == {
-        "0.input_dropout": 0.0, "0.dropout": 0.1, "0.recurrent_dropout": 0.2, "0.weight_dropout": 0.0,
-        "0.zoneout": 0.0, "1.p": 0.3,
+        "0.input_dropout": 0.0,
+        "0.dropout": 0.1,
+        "0.recurrent_dropout": 0.2,
+        "0.weight_dropout": 0.0,
+        "0.zoneout": 0.0,
+        "1.p": 0.3,
     }
     set_dropout_rates(model, {"0.recurrent_dropout": 0.5, "0.weight_dropout": 0.25})
     assert model[0].recurrent_dropout == 0.5 and model[0].weight_dropout == 0.25

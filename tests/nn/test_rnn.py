@@ -30,8 +30,9 @@ def _pair(kind: str, **kwargs):
 def _input(batch_first: bool, batched: bool, packed: bool, dtype=torch.float32):
     x = torch.randn(BATCH, STEPS, INPUT, dtype=dtype) if batch_first else torch.randn(STEPS, BATCH, INPUT, dtype=dtype)
     if packed:
-        return pack_padded_sequence(x, LENGTHS[torch.tensor([2, 0, 3, 1])], batch_first=batch_first,
-                                    enforce_sorted=False)
+        return pack_padded_sequence(
+            x, LENGTHS[torch.tensor([2, 0, 3, 1])], batch_first=batch_first, enforce_sorted=False
+        )
     if not batched:
         return x[0] if batch_first else x[:, 0]
     return x
@@ -99,8 +100,15 @@ def test_train_with_unit_masks_matches_torch(c, shared, monkeypatch):
     monkeypatch.setattr(rnn_module, "bernoulli_mask", ones)  # recurrent masks
     monkeypatch.setattr(F_dropout, "bernoulli_mask", ones)  # variational masks (locked_dropout)
     monkeypatch.setattr(rnn_module, "dropconnect", lambda w, p, training=True, generator=None: w)
-    expected, got = _run_both(c, "train", input_dropout=0.3, dropout=0.3, recurrent_dropout=0.4, weight_dropout=0.2,
-                              recurrent_dropout_shared=shared)
+    expected, got = _run_both(
+        c,
+        "train",
+        input_dropout=0.3,
+        dropout=0.3,
+        recurrent_dropout=0.4,
+        weight_dropout=0.2,
+        recurrent_dropout_shared=shared,
+    )
     for e, g in zip(expected, got):
         assert e.shape == g.shape
         torch.testing.assert_close(g, e, atol=1e-5, rtol=1e-5)
@@ -199,8 +207,17 @@ def test_recurrent_mask_applies_where_h_enters_w_hh_only(monkeypatch):
     (mask,) = drawn
     assert mask.shape == (5, 6)
     zeros = torch.zeros(5, 6)
-    ref_out, ref_h, ref_c = lstm_layer_loop(x.reshape(45, 3), [5] * 9, zeros, zeros, layer.weight_ih_l0,
-                                            layer.weight_hh_l0, layer.bias_ih_l0, layer.bias_hh_l0, mask=mask)
+    ref_out, ref_h, ref_c = lstm_layer_loop(
+        x.reshape(45, 3),
+        [5] * 9,
+        zeros,
+        zeros,
+        layer.weight_ih_l0,
+        layer.weight_hh_l0,
+        layer.bias_ih_l0,
+        layer.bias_hh_l0,
+        mask=mask,
+    )
     torch.testing.assert_close(out.reshape(45, 6), ref_out)
     torch.testing.assert_close(c[0], ref_c)
 
@@ -208,8 +225,9 @@ def test_recurrent_mask_applies_where_h_enters_w_hh_only(monkeypatch):
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
 def test_masks_are_redrawn_every_call_and_seeded(kind):
     torch.manual_seed(0)
-    layer = (LSTM if kind == "lstm" else GRU)(INPUT, HIDDEN, num_layers=2, input_dropout=0.2, dropout=0.3,
-                                              recurrent_dropout=0.3, weight_dropout=0.3)
+    layer = (LSTM if kind == "lstm" else GRU)(
+        INPUT, HIDDEN, num_layers=2, input_dropout=0.2, dropout=0.3, recurrent_dropout=0.3, weight_dropout=0.3
+    )
     x = torch.randn(STEPS, BATCH, INPUT)
     torch.manual_seed(5)
     a = layer(x)[0]
@@ -251,7 +269,7 @@ def test_variational_input_mask_is_fixed_over_time(kind):
     x2[:, :, 0] += 1.0
     torch.manual_seed(9)
     after = layer(x2)[0]
-    unchanged = ((before - after).abs().amax(dim=(0, 2)) == 0)
+    unchanged = (before - after).abs().amax(dim=(0, 2)) == 0
     assert 10 < int(unchanged.sum()) < 54
 
 
@@ -280,9 +298,17 @@ def test_zoneout_eval_is_the_expectation(kind):
 @pytest.mark.parametrize("shared", [False, True])
 def test_gradcheck_float64(kind, shared):
     torch.manual_seed(0)
-    layer = (LSTM if kind == "lstm" else GRU)(3, 4, num_layers=2, bidirectional=True, dropout=0.3,
-                                              recurrent_dropout=0.4, recurrent_dropout_shared=shared,
-                                              weight_dropout=0.2, dtype=torch.float64)
+    layer = (LSTM if kind == "lstm" else GRU)(
+        3,
+        4,
+        num_layers=2,
+        bidirectional=True,
+        dropout=0.3,
+        recurrent_dropout=0.4,
+        recurrent_dropout_shared=shared,
+        weight_dropout=0.2,
+        dtype=torch.float64,
+    )
     x = torch.randn(5, 2, 3, dtype=torch.float64, requires_grad=True)
     names = [name for name, _ in layer.named_parameters()]
 
@@ -310,8 +336,9 @@ def _torch_lstm_runs_under_bf16_autocast() -> bool:
 def test_bf16_autocast_runs_and_stays_finite(kind):
     if kind == "lstm" and not _torch_lstm_runs_under_bf16_autocast():
         pytest.skip("torch.nn.LSTM itself fails under CPU bf16 autocast on this processor (oneDNN)")
-    layer = (LSTM if kind == "lstm" else GRU)(INPUT, HIDDEN, num_layers=2, dropout=0.2, recurrent_dropout=0.3,
-                                              batch_first=True)
+    layer = (LSTM if kind == "lstm" else GRU)(
+        INPUT, HIDDEN, num_layers=2, dropout=0.2, recurrent_dropout=0.3, batch_first=True
+    )
     x = torch.randn(BATCH, STEPS, INPUT)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = layer(x)[0]
@@ -325,11 +352,26 @@ def test_bf16_autocast_runs_and_stays_finite(kind):
 
 
 def test_repr_shows_every_regularizer_and_pickles():
-    layer = LSTM(4, 8, num_layers=2, dropout=0.2, input_dropout=0.1, recurrent_dropout=0.25,
-                 recurrent_dropout_shared=True, weight_dropout=0.3, zoneout=0.05)
+    layer = LSTM(
+        4,
+        8,
+        num_layers=2,
+        dropout=0.2,
+        input_dropout=0.1,
+        recurrent_dropout=0.25,
+        recurrent_dropout_shared=True,
+        weight_dropout=0.3,
+        zoneout=0.05,
+    )
     text = repr(layer)
-    for part in ("dropout=0.2", "input_dropout=0.1", "recurrent_dropout=0.25", "recurrent_dropout_shared=True",
-                 "weight_dropout=0.3", "zoneout=0.05"):
+    for part in (
+        "dropout=0.2",
+        "input_dropout=0.1",
+        "recurrent_dropout=0.25",
+        "recurrent_dropout_shared=True",
+        "weight_dropout=0.3",
+        "zoneout=0.05",
+    ):
         assert part in text
     clone = pickle.loads(pickle.dumps(layer))
     assert clone.zoneout == 0.05 and torch.equal(clone.weight_hh_l0, layer.weight_hh_l0)
@@ -411,8 +453,16 @@ def test_onnx_export_in_eval_matches():
 
     pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")
-    layer = LSTM(INPUT, HIDDEN, num_layers=2, bidirectional=True, batch_first=True, dropout=0.2,
-                 recurrent_dropout=0.3, weight_dropout=0.2).eval()
+    layer = LSTM(
+        INPUT,
+        HIDDEN,
+        num_layers=2,
+        bidirectional=True,
+        batch_first=True,
+        dropout=0.2,
+        recurrent_dropout=0.3,
+        weight_dropout=0.2,
+    ).eval()
     x = torch.randn(BATCH, STEPS, INPUT)
     buffer = io.BytesIO()
     torch.onnx.export(layer, (x,), buffer, dynamo=False, input_names=["x"])
@@ -448,8 +498,9 @@ def test_packed_and_padded_inputs_get_the_same_masks_under_one_seed(kind):
     # for a PackedSequence: packing a batch must not change which sample gets which mask. A
     # forward layer at the valid steps of a sample then gives the same numbers either way.
     torch.manual_seed(0)
-    layer = (LSTM if kind == "lstm" else GRU)(INPUT, HIDDEN, num_layers=2, input_dropout=0.5, dropout=0.5,
-                                              recurrent_dropout=0.5)
+    layer = (LSTM if kind == "lstm" else GRU)(
+        INPUT, HIDDEN, num_layers=2, input_dropout=0.5, dropout=0.5, recurrent_dropout=0.5
+    )
     lengths = torch.tensor([3, 7, 2, 5, 7, 1])
     x = torch.randn(STEPS, len(lengths), INPUT)
     torch.manual_seed(4)

@@ -26,11 +26,16 @@ def configs(draw):
     kind = draw(st.sampled_from(["lstm", "gru"]))
     steps, n = draw(st.integers(1, 4)), draw(st.integers(1, 3))
     return {
-        "kind": kind, "num_layers": draw(st.integers(1, 2)), "bidirectional": draw(st.booleans()),
-        "batch_first": draw(st.booleans()), "proj_size": draw(st.sampled_from([0, 2])) if kind == "lstm" else 0,
-        "steps": steps, "n": n,
+        "kind": kind,
+        "num_layers": draw(st.integers(1, 2)),
+        "bidirectional": draw(st.booleans()),
+        "batch_first": draw(st.booleans()),
+        "proj_size": draw(st.sampled_from([0, 2])) if kind == "lstm" else 0,
+        "steps": steps,
+        "n": n,
         "lengths": draw(st.none() | st.lists(st.integers(1, steps), min_size=n, max_size=n)),
-        "with_hx": draw(st.booleans()), "seed": draw(st.integers(0, 2**16)),
+        "with_hx": draw(st.booleans()),
+        "seed": draw(st.integers(0, 2**16)),
         "rates": {name: draw(RATES) for name in ("input_dropout", "dropout", "recurrent_dropout", "weight_dropout")},
         "shared": draw(st.booleans()),
     }
@@ -42,8 +47,9 @@ def _run(c, train: bool):
     if c["proj_size"]:
         kwargs["proj_size"] = c["proj_size"]
     ref = (torch.nn.LSTM if c["kind"] == "lstm" else torch.nn.GRU)(3, 4, **kwargs)
-    ours = (LSTM if c["kind"] == "lstm" else GRU)(3, 4, **kwargs, **c["rates"],
-                                                  recurrent_dropout_shared=c["shared"] and c["rates"]["recurrent_dropout"] > 0)
+    ours = (LSTM if c["kind"] == "lstm" else GRU)(
+        3, 4, **kwargs, **c["rates"], recurrent_dropout_shared=c["shared"] and c["rates"]["recurrent_dropout"] > 0
+    )
     ours.load_state_dict(ref.state_dict())
     ref.train(train), ours.train(train)
     shape = (c["n"], c["steps"], 3) if c["batch_first"] else (c["steps"], c["n"], 3)
@@ -79,8 +85,11 @@ def _ones(shape, p, dtype=None, device=None, generator=None):
 @SETTINGS
 @given(configs())
 def test_training_with_unit_masks_equals_torch(c):
-    with mock.patch.object(rnn_module, "bernoulli_mask", _ones), mock.patch.object(F_dropout, "bernoulli_mask", _ones), \
-            mock.patch.object(rnn_module, "dropconnect", lambda w, p, training=True, generator=None: w):
+    with (
+        mock.patch.object(rnn_module, "bernoulli_mask", _ones),
+        mock.patch.object(F_dropout, "bernoulli_mask", _ones),
+        mock.patch.object(rnn_module, "dropconnect", lambda w, p, training=True, generator=None: w),
+    ):
         expected, got = _run(c, train=True)
     for e, g in zip(expected, got):
         torch.testing.assert_close(g, e, atol=1e-5, rtol=1e-5)
@@ -91,9 +100,16 @@ def scan_cases(draw):
     n = draw(st.integers(1, 4))
     steps = draw(st.integers(1, 5))
     sizes = sorted((draw(st.integers(1, n)) for _ in range(steps - 1)), reverse=True)
-    return {"kind": draw(st.sampled_from(["lstm", "gru"])), "batch_sizes": [n, *sizes],
-            "hidden": draw(st.integers(1, 5)), "masked": draw(st.booleans()), "bias": draw(st.booleans()),
-            "reverse": draw(st.booleans()), "p": draw(st.sampled_from([0.3, 0.97])), "seed": draw(st.integers(0, 999))}
+    return {
+        "kind": draw(st.sampled_from(["lstm", "gru"])),
+        "batch_sizes": [n, *sizes],
+        "hidden": draw(st.integers(1, 5)),
+        "masked": draw(st.booleans()),
+        "bias": draw(st.booleans()),
+        "reverse": draw(st.booleans()),
+        "p": draw(st.sampled_from([0.3, 0.97])),
+        "seed": draw(st.integers(0, 999)),
+    }
 
 
 def _scan_inputs(c, dtype):
@@ -101,9 +117,12 @@ def _scan_inputs(c, dtype):
     bs, hidden = c["batch_sizes"], c["hidden"]
     n, rows, g = bs[0], sum(bs), 4 if c["kind"] == "lstm" else 3
     opts = {"dtype": torch.float64, "generator": gen}
-    tensors = [torch.randn(rows, g * hidden, **opts), torch.randn(n, hidden, **opts),
-               torch.randn(n, hidden, **opts) if c["kind"] == "lstm" else torch.randn(g * hidden, **opts),
-               torch.randn(g * hidden, hidden, **opts) * 0.5]
+    tensors = [
+        torch.randn(rows, g * hidden, **opts),
+        torch.randn(n, hidden, **opts),
+        torch.randn(n, hidden, **opts) if c["kind"] == "lstm" else torch.randn(g * hidden, **opts),
+        torch.randn(g * hidden, hidden, **opts) * 0.5,
+    ]
     tensors = [t.to(dtype).requires_grad_() for t in tensors]
     mask = (torch.rand(n, hidden, **opts) > c["p"]).to(dtype) / (1 - c["p"]) if c["masked"] else None
     return tensors, mask
@@ -166,12 +185,31 @@ def bad_scan_calls(draw):
     n, hidden, g = draw(st.integers(1, 4)), draw(st.integers(1, 4)), 4 if kind == "lstm" else 3
     sizes = [n, *sorted(draw(st.lists(st.integers(1, n), max_size=4)), reverse=True)]
     rows = sum(sizes)
-    args = {"xw": torch.randn(rows, g * hidden), "h0": torch.zeros(n, hidden), "w_hh": torch.randn(g * hidden, hidden),
-            "mask": torch.ones(n, hidden), "batch_sizes": sizes}
+    args = {
+        "xw": torch.randn(rows, g * hidden),
+        "h0": torch.zeros(n, hidden),
+        "w_hh": torch.randn(g * hidden, hidden),
+        "mask": torch.ones(n, hidden),
+        "batch_sizes": sizes,
+    }
     if kind == "lstm":
         args["c0"] = torch.zeros(n, hidden)
-    broken = draw(st.sampled_from(["rows", "increasing", "negative", "first", "mask_rows", "mask_width",
-                                   "mask_dtype", "state_dtype", "weight", "float_sizes"]))
+    broken = draw(
+        st.sampled_from(
+            [
+                "rows",
+                "increasing",
+                "negative",
+                "first",
+                "mask_rows",
+                "mask_width",
+                "mask_dtype",
+                "state_dtype",
+                "weight",
+                "float_sizes",
+            ]
+        )
+    )
     delta = draw(st.integers(1, 3))
     if broken == "rows":
         args["batch_sizes"] = [*sizes[:-1], sizes[-1] + delta]
@@ -210,8 +248,13 @@ def test_invalid_scan_calls_get_a_regdrop_error(call):
 
 
 @SETTINGS
-@given(st.sampled_from(["lstm", "gru"]), st.integers(1, 3), st.lists(st.integers(-2, 4), min_size=1, max_size=4),
-       st.integers(-2, 2), st.booleans())
+@given(
+    st.sampled_from(["lstm", "gru"]),
+    st.integers(1, 3),
+    st.lists(st.integers(-2, 4), min_size=1, max_size=4),
+    st.integers(-2, 2),
+    st.booleans(),
+)
 def test_invalid_packed_sequences_get_a_regdrop_error(kind, n, sizes, extra_rows, train):
     sizes = [n, *sizes]
     valid = all(b >= 1 for b in sizes) and sizes == sorted(sizes, reverse=True) and extra_rows == 0

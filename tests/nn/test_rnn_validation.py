@@ -9,8 +9,12 @@ from torch.nn.utils.rnn import PackedSequence
 from regdrop.functional import bernoulli_mask
 from regdrop.nn import GRU, LSTM, GRUCell, LSTMCell
 
-RATES = {"off": {}, "recurrent": {"recurrent_dropout": 0.3, "input_dropout": 0.2, "dropout": 0.2},
-         "zoneout": {"zoneout": 0.2}, "shared": {"recurrent_dropout": 0.3, "recurrent_dropout_shared": True}}
+RATES = {
+    "off": {},
+    "recurrent": {"recurrent_dropout": 0.3, "input_dropout": 0.2, "dropout": 0.2},
+    "zoneout": {"zoneout": 0.2},
+    "shared": {"recurrent_dropout": 0.3, "recurrent_dropout_shared": True},
+}
 
 
 def _layer(kind: str, rates: dict, **kwargs):
@@ -28,37 +32,95 @@ def _bad_layer_inputs(kind: str):
     h = torch.zeros(1, 2, 4)
     state = "h_0" if kind == "lstm" else "hx"
     return [
-        ("packed rows != sum", PackedSequence(torch.randn(7, 3), torch.tensor([2, 2, 2, 2])), None, ValueError,
-         r"batch_sizes must sum to the number of rows of the data, 7, got \[2, 2, 2, 2\] \(sum 8\)"),
-        ("packed increasing", PackedSequence(torch.randn(6, 3), torch.tensor([1, 2, 3])), None, ValueError,
-         r"batch_sizes must be non-increasing .* got \[1, 2, 3\]"),
-        ("packed zero size", PackedSequence(torch.randn(4, 3), torch.tensor([2, 2, 0])), None, ValueError,
-         r"every entry of the PackedSequence's batch_sizes must be >= 1, got 0"),
-        ("packed negative size", PackedSequence(torch.randn(4, 3), torch.tensor([5, -1])), None, ValueError,
-         r"must be >= 1, got -1"),
-        ("packed float sizes", PackedSequence(torch.randn(4, 3), torch.tensor([2.0, 2.0])), None, TypeError,
-         r"batch_sizes must be a 1-D integer tensor"),
-        ("packed 3-D data", PackedSequence(torch.randn(4, 1, 3), torch.tensor([2, 2])), None, ValueError,
-         r"data must be 2-D"),
-        ("packed short sorted_indices", PackedSequence(torch.randn(4, 3), torch.tensor([2, 2]), torch.tensor([0]),
-                                                       torch.tensor([0])), None, ValueError,
-         r"sorted_indices must have shape \(2,\)"),
+        (
+            "packed rows != sum",
+            PackedSequence(torch.randn(7, 3), torch.tensor([2, 2, 2, 2])),
+            None,
+            ValueError,
+            r"batch_sizes must sum to the number of rows of the data, 7, got \[2, 2, 2, 2\] \(sum 8\)",
+        ),
+        (
+            "packed increasing",
+            PackedSequence(torch.randn(6, 3), torch.tensor([1, 2, 3])),
+            None,
+            ValueError,
+            r"batch_sizes must be non-increasing .* got \[1, 2, 3\]",
+        ),
+        (
+            "packed zero size",
+            PackedSequence(torch.randn(4, 3), torch.tensor([2, 2, 0])),
+            None,
+            ValueError,
+            r"every entry of the PackedSequence's batch_sizes must be >= 1, got 0",
+        ),
+        (
+            "packed negative size",
+            PackedSequence(torch.randn(4, 3), torch.tensor([5, -1])),
+            None,
+            ValueError,
+            r"must be >= 1, got -1",
+        ),
+        (
+            "packed float sizes",
+            PackedSequence(torch.randn(4, 3), torch.tensor([2.0, 2.0])),
+            None,
+            TypeError,
+            r"batch_sizes must be a 1-D integer tensor",
+        ),
+        (
+            "packed 3-D data",
+            PackedSequence(torch.randn(4, 1, 3), torch.tensor([2, 2])),
+            None,
+            ValueError,
+            r"data must be 2-D",
+        ),
+        (
+            "packed short sorted_indices",
+            PackedSequence(torch.randn(4, 3), torch.tensor([2, 2]), torch.tensor([0]), torch.tensor([0])),
+            None,
+            ValueError,
+            r"sorted_indices must have shape \(2,\)",
+        ),
         ("zero-length sequence", torch.randn(0, 2, 3), None, ValueError, r"at least one time step .* got shape"),
         ("not a tensor", [[1.0, 2.0, 3.0]], None, TypeError, r"input must be a Tensor or a PackedSequence, got list"),
-        ("float64 state", x, _state(kind, h.double()), TypeError,
-         rf"{state} must have the dtype of the input, torch.float32, got torch.float64"),
-        ("float16 state", x, _state(kind, h.half()), TypeError,
-         rf"{state} must have the dtype of the input, torch.float32, got torch.float16"),
+        (
+            "float64 state",
+            x,
+            _state(kind, h.double()),
+            TypeError,
+            rf"{state} must have the dtype of the input, torch.float32, got torch.float64",
+        ),
+        (
+            "float16 state",
+            x,
+            _state(kind, h.half()),
+            TypeError,
+            rf"{state} must have the dtype of the input, torch.float32, got torch.float16",
+        ),
         ("integer state", x, _state(kind, h.long()), TypeError, rf"{state} must be a floating-point tensor"),
-        ("state on another device", x, _state(kind, h.to("meta")), ValueError,
-         rf"{state} must be on the input's device, cpu, got meta"),
-        ("state not a tensor", x, _state(kind, 0.0) if kind == "gru" else (h, "c"), TypeError,
-         r"must be a Tensor, got (float|str)"),
+        (
+            "state on another device",
+            x,
+            _state(kind, h.to("meta")),
+            ValueError,
+            rf"{state} must be on the input's device, cpu, got meta",
+        ),
+        (
+            "state not a tensor",
+            x,
+            _state(kind, 0.0) if kind == "gru" else (h, "c"),
+            TypeError,
+            r"must be a Tensor, got (float|str)",
+        ),
     ]
 
 
-CASES = [(kind, mode, case) for kind in ("lstm", "gru") for mode in ("eval", "off", "recurrent", "zoneout", "shared")
-         for case in range(len(_bad_layer_inputs(kind)))]
+CASES = [
+    (kind, mode, case)
+    for kind in ("lstm", "gru")
+    for mode in ("eval", "off", "recurrent", "zoneout", "shared")
+    for case in range(len(_bad_layer_inputs(kind)))
+]
 
 
 @pytest.mark.parametrize(("kind", "mode", "case"), CASES)
@@ -112,8 +174,11 @@ def test_cell_errors(cls):
         cell(x, hx, recurrent_mask=torch.ones(1, 4))
     with pytest.raises(ValueError, match=r"recurrent_mask must have shape \(2, 4\), got \(3, 4\)"):
         cell(x, None, recurrent_mask=torch.ones(3, 4))
-    with pytest.raises(TypeError, match=r"recurrent_mask must have the dtype of the input, torch.float32, "
-                                        r"got torch.float64"):
+    with pytest.raises(
+        TypeError,
+        match=r"recurrent_mask must have the dtype of the input, torch.float32, "
+        r"got torch.float64",
+    ):
         cell(x, hx, recurrent_mask=torch.ones(2, 4, dtype=torch.float64))
     with pytest.raises(TypeError, match=r"recurrent_mask must be a floating-point tensor, got dtype torch.int64"):
         cell(x, hx, recurrent_mask=torch.ones(2, 4, dtype=torch.long))
@@ -138,8 +203,11 @@ def test_bernoulli_mask_errors():
         bernoulli_mask(2.5, 0.5)
     with pytest.raises(TypeError, match=r"shape must be a sequence of ints"):
         bernoulli_mask((2, 1.5), 0.5)
-    with pytest.raises(TypeError, match=r"bernoulli_mask: dtype must be a floating-point torch.dtype .* "
-                                        r"got torch.int64"):
+    with pytest.raises(
+        TypeError,
+        match=r"bernoulli_mask: dtype must be a floating-point torch.dtype .* "
+        r"got torch.int64",
+    ):
         bernoulli_mask((2, 2), 0.5, dtype=torch.long)
     with pytest.raises(TypeError, match=r"dtype must be a floating-point torch.dtype"):
         bernoulli_mask((2, 2), 1.0, dtype=torch.int32)

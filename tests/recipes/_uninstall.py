@@ -40,8 +40,9 @@ def check_advice(message: str, distribution: str, help_text: str) -> None:
     flag it names for a file of one's own must be one the recipe's ``--help`` lists.
     """
     import re
-    import tomllib
     from pathlib import Path
+
+    import tomllib
 
     extras = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())["project"][
         "optional-dependencies"

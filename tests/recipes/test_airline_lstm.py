@@ -69,7 +69,9 @@ def test_co2_and_a_user_csv(tmp_path: Path) -> None:
 
 
 def test_missing_sktime_says_what_to_install(
-    tmp_path: Path, uninstall: Callable[[str], None], capsys: pytest.CaptureFixture[str]  # noqa: F811
+    tmp_path: Path,
+    uninstall: Callable[[str], None],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     with pytest.raises(SystemExit):
         airline_lstm.main(["--help"])

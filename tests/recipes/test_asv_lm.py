@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import math
 import sys
-from pathlib import Path
-
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
 import asv_lm
-from common.datasets import MissingDataError
-from tests.recipes._uninstall import check_advice, uninstall  # noqa: F401
 import regdrop
 from asv_lm import WordLanguageModel
+from common.datasets import MissingDataError
+from tests.recipes._uninstall import check_advice, uninstall  # noqa: F401
 
 
 def small(**kwargs: object) -> WordLanguageModel:
@@ -114,7 +113,9 @@ def test_tiny_run(tmp_path: Path) -> None:
 
 
 def test_missing_data_package_gives_a_working_fix(
-    tmp_path: Path, uninstall: Callable[[str], None], capsys: pytest.CaptureFixture[str]  # noqa: F811
+    tmp_path: Path,
+    uninstall: Callable[[str], None],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     with pytest.raises(SystemExit):
         asv_lm.main(["--help"])

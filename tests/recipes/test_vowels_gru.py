@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import math
 import sys
-from pathlib import Path
-
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import torch
@@ -86,7 +85,9 @@ def test_unknown_set_names_the_package_file(tmp_path: Path) -> None:
 
 
 def test_missing_data_package_gives_a_working_fix(
-    tmp_path: Path, uninstall: Callable[[str], None], capsys: pytest.CaptureFixture[str]  # noqa: F811
+    tmp_path: Path,
+    uninstall: Callable[[str], None],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     with pytest.raises(SystemExit):
         vowels_gru.main(["--help"])

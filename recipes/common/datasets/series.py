@@ -106,7 +106,11 @@ def load_airline() -> Tensor:
         MissingDataError: if sktime is not installed.
     """
     path = package_file(
-        "sktime", "datasets/data/Airline/Airline.csv", dataset="Airline", distribution="sktime", own_file="--data.dataset"
+        "sktime",
+        "datasets/data/Airline/Airline.csv",
+        dataset="Airline",
+        distribution="sktime",
+        own_file="--data.dataset",
     )
     return read_series_csv(path, "Passengers")
 

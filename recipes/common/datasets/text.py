@@ -8,7 +8,6 @@ import re
 from collections import Counter
 from typing import ClassVar
 
-import lightning.pytorch as pl
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
@@ -213,7 +212,7 @@ class LanguageModelDataModule(SplitDataModule):
         for i, sentence in enumerate(sentences):
             position = (i // self.block) % 20
             key = "val" if position == 18 else "test" if position == 19 else "train"
-            parts[key].append(tokenize(sentence) + [EOS])
+            parts[key].append([*tokenize(sentence), EOS])
         for key, items in parts.items():
             words = sum(len(s) for s in items)
             if words < 2 * self.batch_size:

@@ -62,8 +62,9 @@ def test_forecast_plot_saves_png_and_logs_the_figure(tmp_path) -> None:
 
 
 def test_forecast_plot_needs_forecast_data(tmp_path) -> None:
-    dm = SineClassificationDataModule(num_sequences=12, min_length=8, max_length=10, val_fraction=0.25,
-                                      test_fraction=0.25)
+    dm = SineClassificationDataModule(
+        num_sequences=12, min_length=8, max_length=10, val_fraction=0.25, test_fraction=0.25
+    )
     trainer = _trainer(tmp_path, ForecastPlot())
     with pytest.raises(TypeError, match=r"ForecastPlot needs a ForecastDataModule, got SineClassificationDataModule"):
         trainer.test(SequenceModel("classify", num_classes=3, hidden_size=4), datamodule=dm, verbose=False)

@@ -49,9 +49,22 @@ def test_defaults_give_the_regularized_setup(tmp_path) -> None:
 
 def test_flags_reach_model_data_trainer_and_callbacks(tmp_path) -> None:
     cli = _cli(
-        tmp_path, *TINY_DATA, "--data.horizon", "7", "--model.recurrent_dropout", "0.4", "--model.cell", "gru",
-        "--max_norm.max_value", "1.5", "--early_stopping.patience", "2", "--trainer.max_epochs", "3",
-        "--forecast_plot.num_series", "2",
+        tmp_path,
+        *TINY_DATA,
+        "--data.horizon",
+        "7",
+        "--model.recurrent_dropout",
+        "0.4",
+        "--model.cell",
+        "gru",
+        "--max_norm.max_value",
+        "1.5",
+        "--early_stopping.patience",
+        "2",
+        "--trainer.max_epochs",
+        "3",
+        "--forecast_plot.num_series",
+        "2",
     )
     assert cli.datamodule.horizon == 7 and cli.model.hparams.horizon == 7 and cli.model.head.out_features == 7
     assert type(cli.model.rnn).__name__ == "GRU" and cli.model.rnn.recurrent_dropout == 0.4
@@ -60,20 +73,31 @@ def test_flags_reach_model_data_trainer_and_callbacks(tmp_path) -> None:
 
 
 def test_recipe_defaults_apply_and_flags_win(tmp_path) -> None:
-    cli = _cli(tmp_path, *TINY_DATA, "--model.dropout", "0.1", model_defaults={"dropout": 0.35, "zoneout": 0.05},
-               trainer_defaults={"max_epochs": 9}, callback_defaults={"early_stopping.patience": 8})
+    cli = _cli(
+        tmp_path,
+        *TINY_DATA,
+        "--model.dropout",
+        "0.1",
+        model_defaults={"dropout": 0.35, "zoneout": 0.05},
+        trainer_defaults={"max_epochs": 9},
+        callback_defaults={"early_stopping.patience": 8},
+    )
     assert cli.model.hparams.dropout == 0.1 and cli.model.hparams.zoneout == 0.05
     assert cli.trainer.max_epochs == 9 and _of(cli, EarlyStopping)[0].patience == 8
 
 
 def test_yaml_config(tmp_path) -> None:
     config = tmp_path / "run.yaml"
-    config.write_text(yaml.safe_dump({
-        "model": {"hidden_size": 12, "output_dropout": 0.1},
-        "data": {"num_series": 10, "length": 40, "input_length": 12, "horizon": 3},
-        "trainer": {"max_epochs": 4},
-        "max_norm": {"max_value": 2.5},
-    }))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "model": {"hidden_size": 12, "output_dropout": 0.1},
+                "data": {"num_series": 10, "length": 40, "input_length": 12, "horizon": 3},
+                "trainer": {"max_epochs": 4},
+                "max_norm": {"max_value": 2.5},
+            }
+        )
+    )
     cli = _cli(tmp_path, "--config", str(config))
     # --model.hidden_size 8 came before --config, so the file wins; flags after it would win in turn
     assert cli.model.hparams.hidden_size == 12 and cli.model.output_dropout.p == 0.1
@@ -82,8 +106,9 @@ def test_yaml_config(tmp_path) -> None:
 
 def test_print_config_shows_every_option(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        _cli(tmp_path, *TINY_DATA, "--model.recurrent_dropout", "0.3", "--print_config",
-             model_defaults={"zoneout": 0.05})
+        _cli(
+            tmp_path, *TINY_DATA, "--model.recurrent_dropout", "0.3", "--print_config", model_defaults={"zoneout": 0.05}
+        )
     assert exit_info.value.code == 0
     printed = yaml.safe_load(capsys.readouterr().out)
     assert printed["model"]["recurrent_dropout"] == 0.3 and printed["model"]["zoneout"] == 0.05
@@ -137,9 +162,22 @@ def test_classification_cli_links_classes_and_has_no_forecast_plot(tmp_path) -> 
 @pytest.mark.slow
 def test_classification_recipe_runs_end_to_end(tmp_path, capsys) -> None:
     cli = _cli(
-        tmp_path, "--data.num_sequences", "60", "--data.min_length", "16", "--data.max_length", "24",
-        "--data.batch_size", "16", "--trainer.max_epochs", "2", "--trainer.enable_progress_bar", "false",
-        "--trainer.enable_model_summary", "false", data=SineClassificationDataModule,
+        tmp_path,
+        "--data.num_sequences",
+        "60",
+        "--data.min_length",
+        "16",
+        "--data.max_length",
+        "24",
+        "--data.batch_size",
+        "16",
+        "--trainer.max_epochs",
+        "2",
+        "--trainer.enable_progress_bar",
+        "false",
+        "--trainer.enable_model_summary",
+        "false",
+        data=SineClassificationDataModule,
     )
     summary = cli.fit_and_test()
     assert summary.score_name == "test accuracy" and 0.0 <= summary.score <= 1.0

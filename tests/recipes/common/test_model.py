@@ -39,8 +39,9 @@ def test_output_shapes(cell: str, bidirectional: bool) -> None:
     x = torch.randn(5, 12, 3)
     forecaster = SequenceModel(input_size=3, horizon=4, cell=cell, hidden_size=8, bidirectional=bidirectional)
     assert forecaster(x).shape == (5, 4, 3)
-    classifier = SequenceModel("classify", input_size=3, num_classes=6, cell=cell, hidden_size=8,
-                               bidirectional=bidirectional)
+    classifier = SequenceModel(
+        "classify", input_size=3, num_classes=6, cell=cell, hidden_size=8, bidirectional=bidirectional
+    )
     assert classifier(x).shape == (5, 6)
     assert classifier(x, torch.tensor([12, 3, 7, 12, 1])).shape == (5, 6)
 
@@ -97,8 +98,9 @@ def test_without_normalize_the_input_is_used_as_is() -> None:
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_padded_batches_give_the_same_logits_as_single_sequences(cell: str, bidirectional: bool) -> None:
     torch.manual_seed(0)
-    model = SequenceModel("classify", input_size=2, num_classes=3, cell=cell, hidden_size=8,
-                          bidirectional=bidirectional).eval()
+    model = SequenceModel(
+        "classify", input_size=2, num_classes=3, cell=cell, hidden_size=8, bidirectional=bidirectional
+    ).eval()
     sequences = [torch.randn(n, 2) for n in (7, 3, 5)]
     padded = torch.nn.utils.rnn.pad_sequence(sequences, batch_first=True)
     with torch.no_grad():
@@ -121,8 +123,14 @@ def test_test_metrics_match_a_direct_computation(tmp_path) -> None:
     torch.manual_seed(0)
     dm = SineDataModule(num_series=10, length=40, input_length=12, horizon=4, stride=4, batch_size=5)
     model = SequenceModel(horizon=4, hidden_size=8)
-    trainer = pl.Trainer(default_root_dir=tmp_path, logger=False, enable_progress_bar=False,
-                         enable_model_summary=False, accelerator="cpu", devices=1)
+    trainer = pl.Trainer(
+        default_root_dir=tmp_path,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+        devices=1,
+    )
     trainer.test(model, datamodule=dm, verbose=False)
     x, y = dm.windows("test").tensors
     with torch.no_grad():
@@ -166,5 +174,7 @@ def test_input_shape_error() -> None:
 
 def test_rates_take_the_librarys_range_including_1() -> None:
     # the library's rates are in [0, 1]; the recipes' flags take the same range
-    model = SequenceModel(horizon=2, hidden_size=4, num_layers=2, dropout=1.0, recurrent_dropout=1.0, output_dropout=1.0)
+    model = SequenceModel(
+        horizon=2, hidden_size=4, num_layers=2, dropout=1.0, recurrent_dropout=1.0, output_dropout=1.0
+    )
     assert model(torch.randn(2, 5, 1)).shape == (2, 2, 1)

@@ -24,10 +24,22 @@ def test_doctests() -> None:
 
 
 def _summary(**changes: object) -> RunSummary:
-    base = dict(recipe="sine_lstm", score_name="test RMSE", score=0.1234, yardstick_name="naive RMSE", yardstick=0.9,
-                regularized=True, epochs_trained=20, restored_epoch=14, monitor="val_loss", best_score=0.0312,
-                log_dir="lightning_logs/sine_lstm/version_3", logs_root="lightning_logs",
-                figure="lightning_logs/sine_lstm/version_3/forecasts.png", metrics={"test_amplitude_ratio": 0.987})
+    base = dict(
+        recipe="sine_lstm",
+        score_name="test RMSE",
+        score=0.1234,
+        yardstick_name="naive RMSE",
+        yardstick=0.9,
+        regularized=True,
+        epochs_trained=20,
+        restored_epoch=14,
+        monitor="val_loss",
+        best_score=0.0312,
+        log_dir="lightning_logs/sine_lstm/version_3",
+        logs_root="lightning_logs",
+        figure="lightning_logs/sine_lstm/version_3/forecasts.png",
+        metrics={"test_amplitude_ratio": 0.987},
+    )
     base.update(changes)
     return RunSummary(**base)  # type: ignore[arg-type]
 
@@ -38,8 +50,13 @@ def test_format_says_score_yardstick_epoch_and_where_things_are() -> None:
     assert lines[1].split() == ["test", "RMSE", "0.1234", "(naive", "RMSE:", "0.9000)"]
     assert "forecast/truth RMS ratio 0.987" in lines[2]
     assert "restored from epoch 14 (best val_loss 0.0312), after 20 epochs" in lines[3]
-    assert lines[4].split()[1:] == ["lightning_logs/sine_lstm/version_3", "(view:", "tensorboard", "--logdir",
-                                    "lightning_logs)"]
+    assert lines[4].split()[1:] == [
+        "lightning_logs/sine_lstm/version_3",
+        "(view:",
+        "tensorboard",
+        "--logdir",
+        "lightning_logs)",
+    ]
     assert lines[5].split() == ["forecast", "plot", "lightning_logs/sine_lstm/version_3/forecasts.png"]
 
 
@@ -61,8 +78,15 @@ def test_collect_after_fit_and_test(tmp_path) -> None:
     torch.manual_seed(0)
     dm = SineDataModule(num_series=10, length=40, input_length=12, horizon=4, stride=4)
     stopper = EarlyStopping("val_loss", patience=5, restore_best_weights=True)
-    trainer = pl.Trainer(logger=TensorBoardLogger(tmp_path, name="r"), callbacks=[stopper], max_epochs=3,
-                         enable_progress_bar=False, enable_model_summary=False, accelerator="cpu", devices=1)
+    trainer = pl.Trainer(
+        logger=TensorBoardLogger(tmp_path, name="r"),
+        callbacks=[stopper],
+        max_epochs=3,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+        devices=1,
+    )
     model = SequenceModel(horizon=4, hidden_size=8)
     trainer.fit(model, datamodule=dm)
     trainer.test(model, datamodule=dm, verbose=False)

@@ -24,7 +24,7 @@ def test_co2_fills_its_gaps_linearly() -> None:
     assert series.shape == (2284,) and not torch.isnan(series).any()
     assert series[0].item() == pytest.approx(316.1)
     # the raw file has 59 empty weeks; each filled value lies between its neighbours' range
-    assert 310 < series.min().item() and series.max().item() < 380
+    assert series.min().item() > 310 and series.max().item() < 380
     assert series[-520:].mean() > series[:520].mean() + 40  # four decades of rise
 
 

