@@ -15,6 +15,8 @@ and weight dropout <= 1.05x; eval 1.00x; memory <= 1.2x. Misses are flagged.
 from __future__ import annotations
 
 import argparse
+import os
+import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -115,6 +117,23 @@ def measure(kind: str, shape: tuple[int, int, int, int], repeats: int) -> list[t
     return rows
 
 
+def machine() -> str:
+    """The processor, the vector ISA torch dispatches to, and the GEMM libraries torch was built with."""
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
+    except OSError:
+        pass
+    engines = [name for name, ok in (("oneDNN", torch.backends.mkldnn.is_available()),
+                                     ("MKL", torch.backends.mkl.is_available())) if ok]  # fmt: skip
+    return (
+        f"CPU: {model} ({os.cpu_count()} logical cores), ISA: {torch.backends.cpu.get_cpu_capability()}; "
+        f"torch's fused LSTM/GRU: oneDNN where available, torch.mm: {'MKL' if 'MKL' in engines else 'BLAS'} "
+        f"(built with {', '.join(engines) or 'neither oneDNN nor MKL'}); the compiled loop's GEMMs: torch.mm"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=15, help="timed steps per setting (default 15)")
@@ -146,6 +165,7 @@ def main() -> None:
     if args.clock == "cpu":
         CLOCK = time.process_time
     shapes = [tuple(int(v) for v in s.split(",")) for s in args.shapes] if args.shapes else SHAPES
+    print(machine())
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.clock} clock, "
         f"{args.repeats} repeats, compiled loop: {extension_available()}"

@@ -14,7 +14,7 @@ from torch import nn
 from typing_extensions import override
 
 from regdrop.functional._validation import check_rate
-from regdrop.nn.rates import dropout_rates, learned_rate_keys, set_dropout_rates
+from regdrop.nn.rates import check_rate_names, dropout_rates, learned_rate_keys, set_dropout_rates
 
 __all__ = ["DropoutScheduler", "scheduled_rate"]
 
@@ -181,18 +181,7 @@ class DropoutScheduler(Callback):
         named: set[str] = set()
         for arg_name, arg in (("start", self.start), ("target", self.target)):
             if isinstance(arg, dict):
-                learned_named = sorted(set(arg) & set(learned))
-                if learned_named:
-                    raise ValueError(
-                        f"DropoutScheduler: {arg_name} names {', '.join(map(repr, learned_named))}, "
-                        "a learned rate (a parameter the optimizer updates), which cannot be scheduled"
-                    )
-                unknown = sorted(set(arg) - set(current))
-                if unknown:
-                    raise ValueError(
-                        f"DropoutScheduler: {arg_name} names {', '.join(map(repr, unknown))}, "
-                        f"which the model does not have; its rates are {sorted(current)}"
-                    )
+                check_rate_names("DropoutScheduler", arg_name, arg, current, learned, "scheduled")
                 named |= set(arg)
         targets: dict[str, float] = {}
         starts: dict[str, float] = {}

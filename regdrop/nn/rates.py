@@ -22,14 +22,20 @@ A rate is named ``"<module name>.<attribute>"``, with the module's name as in
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from torch import nn
 
 from regdrop._modules import DROPOUT_MODULES
 from regdrop.functional._validation import check_rate
 
-__all__ = ["dropout_modules", "dropout_rates", "learned_rate_keys", "rate_attributes", "set_dropout_rates"]
+__all__ = [
+    "dropout_modules",
+    "dropout_rates",
+    "learned_rate_keys",
+    "rate_attributes",
+    "set_dropout_rates",
+]
 
 RateSpec = float | Mapping[str, float] | Callable[[str, float], float]
 
@@ -130,6 +136,41 @@ def learned_rate_keys(model: nn.Module) -> list[str]:
     ]
 
 
+def check_rate_names(
+    who: str, what: str, names: Iterable[str], settable: Iterable[str], learned: Iterable[str], action: str
+) -> None:
+    """Raise if ``names`` holds a learned rate or a rate the model does not have.
+
+    The one check behind :func:`set_dropout_rates` and :class:`~regdrop.callbacks.DropoutScheduler`;
+    ``who`` and ``what`` (the argument) start the message, ``action`` says what a learned rate
+    cannot be ("set", "scheduled").
+
+    Raises:
+        ValueError: naming the offending rates and the rates the model has.
+
+    Example:
+        >>> check_rate_names("f", "rates", ["0.p", "9.p"], ["0.p"], [], "set")
+        Traceback (most recent call last):
+        ...
+        ValueError: f: rates names '9.p', which the model does not have; its rates are ['0.p']
+    """
+    names, settable, learned = set(names), sorted(settable), set(learned)
+    learned_named = sorted(names & learned)
+    if learned_named:
+        raise ValueError(
+            f"{who}: {what} names {', '.join(map(repr, learned_named))}, "
+            f"{'a learned rate' if len(learned_named) == 1 else 'learned rates'} (a parameter the optimizer "
+            f"updates, e.g. ConcreteDropout.p_logit), which cannot be {action}; build the module with the "
+            "initial p you want"
+        )
+    unknown = sorted(names - set(settable))
+    if unknown:
+        raise ValueError(
+            f"{who}: {what} names {', '.join(map(repr, unknown))}, which the model does not have; "
+            f"its rates are {settable}"
+        )
+
+
 def set_dropout_rates(model: nn.Module, rates: RateSpec) -> dict[str, float]:
     """Set dropout rates of ``model`` in place and return all its rates afterwards.
 
@@ -169,20 +210,7 @@ def set_dropout_rates(model: nn.Module, rates: RateSpec) -> dict[str, float]:
     current = dropout_rates(model)
     learned = learned_rate_keys(model)
     if isinstance(rates, Mapping):
-        unknown = sorted(set(rates) - set(current))
-        if unknown:
-            raise ValueError(
-                f"set_dropout_rates: the model has no rate named {', '.join(map(repr, unknown))}; "
-                f"its rates are {sorted(current)}"
-            )
-        learned_named = [name for name in learned if name in rates]
-        if learned_named:
-            raise ValueError(
-                f"set_dropout_rates: {', '.join(map(repr, learned_named))} "
-                f"{'is a learned rate' if len(learned_named) == 1 else 'are learned rates'} (a parameter the "
-                "optimizer updates, e.g. ConcreteDropout.p_logit) and cannot be set; build the module with "
-                "the initial p you want"
-            )
+        check_rate_names("set_dropout_rates", "rates", rates, current, learned, "set")
         wanted = {name: rates[name] for name in current if name in rates}
     elif callable(rates):
         wanted = {name: rates(name, rate) for name, rate in current.items()}

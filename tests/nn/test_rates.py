@@ -167,7 +167,10 @@ def test_bad_rate_names_the_attribute_and_changes_nothing() -> None:
 
 
 def test_unknown_name_lists_the_rates() -> None:
-    with pytest.raises(ValueError, match=r"no rate named 'rnn\.dropout'; its rates are \['0\.dropout', '1\.1\.p'"):
+    with pytest.raises(
+        ValueError,
+        match=r"rates names 'rnn\.dropout', which the model does not have; its rates are \['0\.dropout', '1\.1\.p'",
+    ):
         set_dropout_rates(_model(), {"rnn.dropout": 0.1})
 
 
