@@ -13,6 +13,7 @@ import regdrop.functional.dropout as F_dropout
 import regdrop.nn.rnn as rnn_module
 from regdrop.functional.rnn import lstm_layer_loop
 from regdrop.nn import GRU, LSTM, GRUCell, LSTMCell
+from tests._platform import torch_lstm_runs_under_bf16_autocast
 
 INPUT, HIDDEN, STEPS, BATCH = 5, 6, 7, 4
 LENGTHS = torch.tensor([7, 5, 5, 2])
@@ -320,22 +321,9 @@ def test_gradcheck_float64(kind, shared):
     assert torch.autograd.gradcheck(f, (x, *params))
 
 
-def _torch_lstm_runs_under_bf16_autocast() -> bool:
-    # torch's own fused LSTM goes to oneDNN under CPU bf16 autocast; on some processors (seen on
-    # this project's AMD EPYC build machine, where torch 2.13.0 reports AVX2 only) oneDNN has no
-    # bf16 LSTM primitive and torch.nn.LSTM itself raises. regdrop's eval path *is* torch's, so it
-    # cannot run there either.
-    try:
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            torch.nn.LSTM(2, 2)(torch.randn(1, 1, 2))
-    except RuntimeError:
-        return False
-    return True
-
-
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
 def test_bf16_autocast_runs_and_stays_finite(kind):
-    if kind == "lstm" and not _torch_lstm_runs_under_bf16_autocast():
+    if kind == "lstm" and not torch_lstm_runs_under_bf16_autocast():
         pytest.skip("torch.nn.LSTM itself fails under CPU bf16 autocast on this processor (oneDNN)")
     layer = (LSTM if kind == "lstm" else GRU)(
         INPUT, HIDDEN, num_layers=2, dropout=0.2, recurrent_dropout=0.3, batch_first=True

@@ -13,6 +13,7 @@ import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import sine_lstm
+from tests._platform import torch_lstm_runs_under_bf16_autocast
 
 SCRIPT = Path(sine_lstm.__file__).resolve()
 
@@ -96,22 +97,9 @@ def test_script_runs_under_two_process_ddp(tmp_path: Path) -> None:
     assert saved["score"] > 0
 
 
-def _torch_lstm_runs_under_bf16_autocast() -> bool:
-    # The recipe validates in eval, which is torch's own fused LSTM. On some processors oneDNN has
-    # no bf16 LSTM primitive (seen on the AMD EPYC build machine, torch 2.13.0): torch itself raises.
-    import torch
-
-    try:
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            torch.nn.LSTM(2, 2)(torch.randn(1, 1, 2))
-    except RuntimeError:
-        return False
-    return True
-
-
 @pytest.mark.slow
 def test_script_runs_in_bf16_mixed_precision(tmp_path: Path) -> None:
-    if not _torch_lstm_runs_under_bf16_autocast():
+    if not torch_lstm_runs_under_bf16_autocast():
         pytest.skip("torch.nn.LSTM itself fails under CPU bf16 autocast on this processor (oneDNN)")
     result = run_script(*tiny(tmp_path), "--trainer.precision", "bf16-mixed")
     assert result.returncode == 0, result.stderr[-3000:]
