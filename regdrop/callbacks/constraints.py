@@ -40,7 +40,7 @@ from torch.utils.hooks import RemovableHandle
 from typing_extensions import override
 
 from regdrop.callbacks._units import CONV, is_bias, named_module_parameters, set_unit_rows_, unit_layout, unit_rows
-from regdrop.functional._validation import check_nonnegative
+from regdrop.functional._validation import check_positive_bound
 from regdrop.functional.constraints import _EPS, _check_min_max, _max_norm_, _min_max_norm_, _non_neg_, _unit_norm_
 
 __all__ = ["WeightConstraint", "MaxNorm", "UnitNorm", "NonNeg", "MinMaxNorm", "default_constrained_modules"]
@@ -422,13 +422,6 @@ class WeightConstraint(Callback):
         return f"{type(self).__name__}({self.extra_repr()})"
 
 
-def _check_positive_bound(name: str, value: object) -> float:
-    value = check_nonnegative(name, value)
-    if value == 0.0:
-        raise ValueError(f"{name} must be a finite number > 0 (0 would zero every constrained weight), got 0.0")
-    return value
-
-
 def _matches(pattern: NamePattern, name: str) -> bool:
     if isinstance(pattern, str):
         return fnmatch.fnmatchcase(name, pattern)
@@ -508,7 +501,7 @@ class MaxNorm(WeightConstraint):
                 "keeps PyTorch's (out, in) weight layout and always bounds each output unit (each row), "
                 "which is Keras's axis=0 on its (in, out) kernels. Other axes have no regdrop spelling"
             )
-        self.max_value = _check_positive_bound("max_value", max_value)
+        self.max_value = check_positive_bound("max_value", max_value)
         super().__init__(
             modules=modules, names=names, include_bias=include_bias, project_on_fit_start=project_on_fit_start
         )
@@ -608,7 +601,7 @@ class MinMaxNorm(WeightConstraint):
         project_on_fit_start: bool = False,
     ) -> None:
         self.min_value, self.max_value, self.rate = _check_min_max(min_value, max_value, rate)
-        _check_positive_bound("max_value", self.max_value)
+        check_positive_bound("max_value", self.max_value)
         if self.rate == 0.0:
             raise ValueError("rate must be in (0, 1] (0 would never move a norm), got 0.0")
         super().__init__(

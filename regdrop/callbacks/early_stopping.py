@@ -9,8 +9,6 @@ test runs this class beside Lightning's own on the arguments they share.
 from __future__ import annotations
 
 import logging
-import math
-import numbers
 from typing import Any
 
 import lightning.pytorch as pl
@@ -20,28 +18,11 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_warn
 from torch import Tensor
 from typing_extensions import override
 
+from regdrop.functional._validation import check_finite_number, check_nonnegative_int
+
 __all__ = ["EarlyStopping"]
 
 log = logging.getLogger(__name__)
-
-
-def _check_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int >= 0, got {type(value).__name__} {value!r}")
-    if value < 0:
-        raise ValueError(f"{name} must be an int >= 0, got {value}")
-    return int(value)
-
-
-def _check_finite(name: str, value: object, *, optional: bool = False) -> float | None:
-    what = "a finite number" + (" or None" if optional else "")
-    if value is None and optional:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be {what}, got {type(value).__name__}")
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be {what}, got {value}")
-    return float(value)
 
 
 class EarlyStopping(_LightningEarlyStopping):
@@ -141,10 +122,10 @@ class EarlyStopping(_LightningEarlyStopping):
         start_from_epoch: int = 0,
         baseline: float | None = None,
     ) -> None:
-        _check_int("patience", patience)
-        _check_finite("min_delta", min_delta)
-        _check_finite("stopping_threshold", stopping_threshold, optional=True)
-        _check_finite("divergence_threshold", divergence_threshold, optional=True)
+        check_nonnegative_int("patience", patience)
+        check_finite_number("min_delta", min_delta)
+        check_finite_number("stopping_threshold", stopping_threshold, optional=True)
+        check_finite_number("divergence_threshold", divergence_threshold, optional=True)
         if not isinstance(restore_best_weights, bool):
             raise TypeError(
                 f"restore_best_weights must be True or False, got {type(restore_best_weights).__name__}"
@@ -165,8 +146,8 @@ class EarlyStopping(_LightningEarlyStopping):
             check_on_train_epoch_end=check_on_train_epoch_end,
             log_rank_zero_only=log_rank_zero_only,
         )
-        _check_int("start_from_epoch", start_from_epoch)
-        baseline = _check_finite("baseline", baseline, optional=True)
+        check_nonnegative_int("start_from_epoch", start_from_epoch)
+        baseline = check_finite_number("baseline", baseline, optional=True)
         self.restore_best_weights = bool(restore_best_weights)
         self.start_from_epoch = int(start_from_epoch)
         self.baseline = baseline

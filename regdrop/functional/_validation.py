@@ -17,6 +17,9 @@ from torch.nn.utils.rnn import PackedSequence
 
 __all__ = [
     "check_nonnegative",
+    "check_finite_number",
+    "check_nonnegative_int",
+    "check_positive_bound",
     "check_positive_int",
     "check_rate",
     "check_shared_dims",
@@ -74,6 +77,59 @@ def check_nonnegative(name: str, value: object) -> float:
     if not math.isfinite(value) or value < 0.0:
         raise ValueError(f"{name} must be a finite number >= 0, got {value}")
     return value
+
+
+def check_positive_bound(name: str, value: object) -> float:
+    """Return ``value`` as a float after checking it is a finite real number > 0 (a norm bound).
+
+    Example:
+        >>> from regdrop.functional._validation import check_positive_bound
+        >>> check_positive_bound("max_value", 0.0)
+        Traceback (most recent call last):
+        ...
+        ValueError: max_value must be a finite number > 0 (0 would zero every constrained weight), got 0.0
+    """
+    value = check_nonnegative(name, value)
+    if value == 0.0:
+        raise ValueError(f"{name} must be a finite number > 0 (0 would zero every constrained weight), got 0.0")
+    return value
+
+
+def check_finite_number(name: str, value: object, *, optional: bool = False) -> float | None:
+    """Return ``value`` as a float after checking it is a finite real number (or None if ``optional``).
+
+    Example:
+        >>> from regdrop.functional._validation import check_finite_number
+        >>> check_finite_number("min_delta", float("nan"))
+        Traceback (most recent call last):
+        ...
+        ValueError: min_delta must be a finite number, got nan
+    """
+    what = "a finite number" + (" or None" if optional else "")
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be {what}, got {type(value).__name__}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be {what}, got {value}")
+    return float(value)
+
+
+def check_nonnegative_int(name: str, value: object) -> int:
+    """Return ``value`` after checking it is an int >= 0.
+
+    Example:
+        >>> from regdrop.functional._validation import check_nonnegative_int
+        >>> check_nonnegative_int("patience", 2.5)
+        Traceback (most recent call last):
+        ...
+        TypeError: patience must be an int >= 0, got float 2.5
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int >= 0, got {type(value).__name__} {value!r}")
+    if value < 0:
+        raise ValueError(f"{name} must be an int >= 0, got {value}")
+    return int(value)
 
 
 def check_positive_int(name: str, value: object) -> int:
