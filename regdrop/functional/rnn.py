@@ -45,7 +45,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from regdrop.functional._validation import check_rate
+from regdrop.functional._validation import check_rate, check_tensor
 
 __all__ = [
     "extension_available",
@@ -191,10 +191,7 @@ def _check_tensor_arg(
     who: str, name: str, value: object, like: Tensor | None = None, shape: tuple[int, ...] | None = None
 ) -> Tensor:
     """``value`` as a floating-point tensor with ``like``'s dtype and device and ``shape``."""
-    if not isinstance(value, Tensor):
-        raise TypeError(f"{who}: {name} must be a Tensor, got {type(value).__name__}")
-    if not value.is_floating_point():
-        raise TypeError(f"{who}: {name} must be a floating-point tensor, got dtype {value.dtype}")
+    value = check_tensor(value, who, name)
     if like is not None and value.dtype != like.dtype:
         raise TypeError(f"{who}: {name} must have the dtype of the input, {like.dtype}, got {value.dtype}")
     if like is not None and value.device != like.device:
