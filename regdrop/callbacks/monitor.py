@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 import lightning.pytorch as pl
@@ -61,7 +61,16 @@ class RegularizationMonitor(Callback):
 
     - ``"generalization_gap"``: :math:`\text{val\_key} - \text{train\_key}`, at the end of
       each training epoch in which validation ran. Log the training loss with
-      ``on_epoch=True`` so that this is the epoch mean, not the last batch.
+      ``on_epoch=True`` so that this is the epoch mean, not the last batch (a key logged
+      step-only, Lightning's default in ``training_step``, is warned about once per fit).
+      The training loss is measured with dropout on, so this gap is often negative.
+    - ``"generalization_gap_eval"`` (with ``true_gap_batches=k > 0``): :math:`\text{val\_key}
+      - \bar L_{\text{eval}}`, where :math:`\bar L_{\text{eval}}` is the mean over the first
+      ``k`` batches of ``trainer.train_dataloader`` of ``pl_module.compute_loss(batch)``
+      (a method the LightningModule must define: the training loss of a batch as a 0-D
+      tensor, without logging), computed at the end of each validation epoch of fitting in
+      eval mode (dropout off) under ``torch.no_grad()``; every module's train/eval flag is
+      restored afterwards.
     - ``"max_unit_norm/<parameter>"``: :func:`max_unit_norms`, the largest norm of an output
       unit of each weight of the linear, convolutional and recurrent layers.
     - ``"clipped_fraction/<parameter>"``: the fraction of units the latest projection of a
@@ -84,15 +93,20 @@ class RegularizationMonitor(Callback):
         clipped: log the fractions clipped by weight constraints. Default: ``True``.
         train_key: the metric holding the training loss. Default: ``"train_loss"``.
         val_key: the metric holding the validation loss. Default: ``"val_loss"``.
+        true_gap_batches: number of training batches for ``"generalization_gap_eval"``;
+            ``0`` turns it off. Default: ``0``.
 
     Raises:
         ValueError: if ``logging_interval`` is not ``"epoch"`` or ``"step"``.
-        TypeError: if ``train_key`` or ``val_key`` is not a str.
+        TypeError: if ``train_key`` or ``val_key`` is not a str, if ``true_gap_batches`` is not
+            an int, or (at fit start) if it is positive and the module has no ``compute_loss``.
+        ValueError: if ``true_gap_batches`` is negative.
 
     Warns:
         UserWarning: once, when ``train_key`` or ``val_key`` has not been logged by the end
             of the first epoch with validation (the warning lists the metrics that were); when
-            fitting ends without any validation while ``gap=True``; with
+            fitting ends without any validation while ``gap=True``; once per fit, when
+            ``train_key`` is logged step-only (no ``on_epoch=True``); with
             ``logging_interval="step"`` and a trainer without loggers.
 
     Example:
@@ -110,12 +124,18 @@ class RegularizationMonitor(Callback):
         clipped: bool = True,
         train_key: str = "train_loss",
         val_key: str = "val_loss",
+        true_gap_batches: int = 0,
     ) -> None:
         if logging_interval not in ("epoch", "step"):
             raise ValueError(f"logging_interval must be 'epoch' or 'step', got {logging_interval!r}")
         for arg_name, key in (("train_key", train_key), ("val_key", val_key)):
             if not isinstance(key, str):
                 raise TypeError(f"{arg_name} must be the str name of a logged metric, got {type(key).__name__} {key!r}")
+        if isinstance(true_gap_batches, bool) or not isinstance(true_gap_batches, int):
+            kind = type(true_gap_batches).__name__
+            raise TypeError(f"true_gap_batches must be an int, got {kind} {true_gap_batches!r}")
+        if true_gap_batches < 0:
+            raise ValueError(f"true_gap_batches must be >= 0 (0 turns it off), got {true_gap_batches}")
         if not (norms or rates or gap or clipped):
             rank_zero_warn("RegularizationMonitor: norms, rates, gap and clipped are all False, so it logs nothing")
         self.logging_interval = logging_interval
@@ -125,6 +145,10 @@ class RegularizationMonitor(Callback):
         self.clipped = bool(clipped)
         self.train_key = train_key
         self.val_key = val_key
+        self.true_gap_batches = true_gap_batches
+        self._eval_train_loss: Tensor | None = None
+        self._step_only_checked = False
+        self._epoch_start_value: object = None
         self._validated_this_epoch = False
         self._ever_validated = False
         self._keys_checked = False
@@ -134,7 +158,7 @@ class RegularizationMonitor(Callback):
         return (
             f"{type(self).__name__}(logging_interval={self.logging_interval!r}, norms={self.norms}, "
             f"rates={self.rates}, gap={self.gap}, clipped={self.clipped}, train_key={self.train_key!r}, "
-            f"val_key={self.val_key!r})"
+            f"val_key={self.val_key!r}, true_gap_batches={self.true_gap_batches})"
         )
 
     @property
@@ -204,7 +228,48 @@ class RegularizationMonitor(Callback):
         else:
             gap = torch.as_tensor(metrics[self.val_key]).float() - torch.as_tensor(metrics[self.train_key]).float()
             pl_module.log("generalization_gap", gap, on_step=False, on_epoch=True, batch_size=1, sync_dist=True)
+        if self._eval_train_loss is not None and self.val_key in metrics:
+            val = torch.as_tensor(metrics[self.val_key]).float().to(self._eval_train_loss.device)
+            gap_eval = val - self._eval_train_loss
+            log_kwargs: dict[str, Any] = {"on_step": False, "on_epoch": True, "batch_size": 1, "sync_dist": True}
+            pl_module.log("generalization_gap_eval", gap_eval, **log_kwargs)
+        self._eval_train_loss = None
         self._keys_checked = True
+
+    def _check_step_only(self, trainer: pl.Trainer) -> None:
+        # Lightning's public behaviour: a key logged with on_epoch=False enters callback_metrics
+        # after the first batch, with no "<key>_step" twin; an epoch-only key enters it only at
+        # the epoch's end (so it keeps the value it had when the epoch started).
+        self._step_only_checked = True
+        metrics = trainer.callback_metrics
+        value = metrics.get(self.train_key)
+        if value is None or value is self._epoch_start_value or f"{self.train_key}_step" in metrics:
+            return
+        rank_zero_warn(
+            f"RegularizationMonitor: {self.train_key!r} is logged per step only (Lightning's default for "
+            "self.log in training_step), so generalization_gap uses the last batch's loss, not the epoch mean; "
+            f"log it with self.log({self.train_key!r}, loss, on_epoch=True)"
+        )
+
+    def _eval_mode_train_loss(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> Tensor | None:
+        loader = trainer.train_dataloader
+        if loader is None:
+            return None
+        compute_loss: Callable[[Any], Any] = getattr(pl_module, "compute_loss")  # noqa: B009 (a user method)
+        flags = [(module, module.training) for module in pl_module.modules()]
+        losses: list[Tensor] = []
+        try:
+            pl_module.eval()
+            with torch.no_grad():
+                for index, batch in enumerate(loader):
+                    if index >= self.true_gap_batches:
+                        break
+                    batch = trainer.strategy.batch_to_device(batch, pl_module.device)
+                    losses.append(torch.as_tensor(compute_loss(batch)).detach().float().reshape(()))
+        finally:
+            for module, training in flags:
+                module.training = training
+        return torch.stack(losses).mean() if losses else None
 
     # ---------------------------------------------------------------- Lightning hooks
     @override
@@ -212,6 +277,14 @@ class RegularizationMonitor(Callback):
         self._validated_this_epoch = False
         self._ever_validated = False
         self._last_step = trainer.global_step
+        self._step_only_checked = not self.gap
+        self._eval_train_loss = None
+        if self.true_gap_batches > 0 and not callable(getattr(pl_module, "compute_loss", None)):
+            raise TypeError(
+                f"RegularizationMonitor(true_gap_batches={self.true_gap_batches}) needs a method "
+                f"compute_loss(batch) -> Tensor on the LightningModule, which {type(pl_module).__name__} lacks; "
+                "define it (the training loss of a batch, without self.log) or pass true_gap_batches=0"
+            )
         if self.logging_interval == "step" and not trainer.loggers:
             rank_zero_warn(
                 "RegularizationMonitor(logging_interval='step') writes to the trainer's loggers and the "
@@ -223,11 +296,19 @@ class RegularizationMonitor(Callback):
         if not trainer.sanity_checking and trainer.state.fn == "fit":
             self._validated_this_epoch = True
             self._ever_validated = True
+            if self.gap and self.true_gap_batches > 0:
+                self._eval_train_loss = self._eval_mode_train_loss(trainer, pl_module)
+
+    @override
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._epoch_start_value = trainer.callback_metrics.get(self.train_key)
 
     @override
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
+        if not self._step_only_checked:
+            self._check_step_only(trainer)
         if self.logging_interval != "step" or trainer.global_step == self._last_step:
             return  # no optimizer step in this batch (gradient accumulation), or epoch logging
         self._last_step = trainer.global_step

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from lightning.pytorch import callbacks as pl_callbacks
 from lightning.pytorch.loggers import TensorBoardLogger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch import nn
@@ -187,6 +188,10 @@ def test_bad_arguments() -> None:
         RegularizationMonitor(logging_interval="batch")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="val_key must be the str name of a logged metric, got int 3"):
         RegularizationMonitor(val_key=3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="true_gap_batches must be >= 0 \\(0 turns it off\\), got -1"):
+        RegularizationMonitor(true_gap_batches=-1)
+    with pytest.raises(TypeError, match="true_gap_batches must be an int, got float 2.0"):
+        RegularizationMonitor(true_gap_batches=2.0)  # type: ignore[arg-type]
     with pytest.warns(UserWarning, match="are all False, so it logs nothing"):
         RegularizationMonitor(norms=False, rates=False, gap=False, clipped=False)
 
@@ -199,7 +204,7 @@ def test_repr_and_pickle() -> None:
         == repr(monitor)
         == (
             "RegularizationMonitor(logging_interval='step', norms=True, rates=True, gap=True, clipped=True, "
-            "train_key='loss', val_key='val_loss')"
+            "train_key='loss', val_key='val_loss', true_gap_batches=0)"
         )
     )
 
@@ -217,3 +222,85 @@ def test_max_unit_norms_reads_the_units_the_constraints_project() -> None:
     norms = max_unit_norms(model)
     assert set(norms) == {"0.weight", "1.weight", "2.weight"}
     assert all(float(n) == pytest.approx(1.0, rel=1e-5) for n in norms.values())
+
+
+# ---------------------------------------------------------------- step-only key and the eval-mode gap
+class _StepOnlyRegressor(DropoutRegressor):
+    """Logs train_loss with Lightning's default for training_step: on_step=True, on_epoch=False."""
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        loss = nn.functional.mse_loss(self(x), y)
+        self.log("train_loss", loss)
+        return loss
+
+
+class _LossRegressor(DropoutRegressor):
+    def compute_loss(self, batch):
+        x, y = batch
+        return nn.functional.mse_loss(self(x), y)
+
+
+def _monitor_warnings(caught) -> list[str]:
+    return [str(w.message) for w in caught if "RegularizationMonitor" in str(w.message)]
+
+
+@pytest.mark.parametrize("log_train_step", [False, True], ids=["epoch", "step_and_epoch"])
+def test_epoch_logged_key_does_not_warn(tmp_path: Path, log_train_step: bool) -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _fit(tmp_path, [RegularizationMonitor()], model=DropoutRegressor(log_train_step=log_train_step), max_epochs=2)
+    assert _monitor_warnings(caught) == []
+
+
+def test_step_only_key_warns_once_per_fit(tmp_path: Path) -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _fit(tmp_path, [RegularizationMonitor()], model=_StepOnlyRegressor(), max_epochs=3)
+    messages = _monitor_warnings(caught)
+    assert len(messages) == 1
+    assert "'train_loss' is logged per step only" in messages[0]
+    assert "self.log('train_loss', loss, on_epoch=True)" in messages[0]
+
+
+def test_true_gap_equals_direct_eval_mode_loss(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    data = _data()
+    model = _LossRegressor()
+    monitor = RegularizationMonitor(true_gap_batches=2)
+    logger = TensorBoardLogger(tmp_path, name="tb")
+    trainer = tiny_trainer(tmp_path, callbacks=[monitor], logger=logger, max_epochs=2)
+    trainer.fit(model, datamodule=data)
+    scalars = _scalars(logger.log_dir)
+    assert len(scalars["generalization_gap_eval"]) == 2
+    assert model.training  # the train/eval flags are restored after the eval-mode pass
+    # validation ran after the last optimizer step, so the weights are those it used
+    model.eval()
+    with torch.no_grad():
+        batches = list(data.train_dataloader())[:2]
+        direct = torch.stack([model.compute_loss(b) for b in batches]).mean()
+    expected = trainer.callback_metrics["val_loss"] - direct
+    assert trainer.callback_metrics["generalization_gap_eval"].item() == pytest.approx(expected.item(), abs=1e-6)
+    assert scalars["generalization_gap_eval"][-1][1] == pytest.approx(expected.item(), abs=1e-5)
+
+
+def test_true_gap_restores_train_eval_flags(tmp_path: Path) -> None:
+    # a callback listed after the monitor sees, at the same hook, the flags validation started with
+    flags: list[tuple[list[bool], list[bool]]] = []
+
+    class Recorder(pl_callbacks.Callback):
+        def on_validation_epoch_start(self, trainer, pl_module):
+            self.before = [m.training for m in pl_module.modules()]
+
+        def on_validation_epoch_end(self, trainer, pl_module):
+            flags.append((self.before, [m.training for m in pl_module.modules()]))
+
+    callbacks = [RegularizationMonitor(true_gap_batches=1), Recorder()]
+    tiny_trainer(tmp_path, callbacks=callbacks, max_epochs=2).fit(_LossRegressor(), datamodule=_data())
+    assert len(flags) == 2 and all(before == after for before, after in flags)
+
+
+def test_true_gap_needs_compute_loss(tmp_path: Path) -> None:
+    trainer = tiny_trainer(tmp_path, callbacks=[RegularizationMonitor(true_gap_batches=1)], max_epochs=1)
+    with pytest.raises(TypeError, match="needs a method compute_loss\\(batch\\) -> Tensor"):
+        trainer.fit(DropoutRegressor(), datamodule=_data())
