@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import math
+from pathlib import Path
 
 import lightning.pytorch as pl
 import matplotlib.pyplot as plt

@@ -113,7 +113,9 @@ def plot_forecasts(
     return fig
 
 
-def plot_confusion_matrix(matrix: Tensor, class_names: Sequence[str], *, title: str = "Test confusion matrix") -> Figure:
+def plot_confusion_matrix(
+    matrix: Tensor, class_names: Sequence[str], *, title: str = "Test confusion matrix"
+) -> Figure:
     """Draw a confusion matrix, rows the true class and columns the predicted one, each cell's count written in it.
 
     Args:
