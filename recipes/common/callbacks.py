@@ -1,7 +1,8 @@
-"""Callbacks of the recipes: the forecast figure at the end of the test."""
+"""Callbacks of the recipes: the figures (forecasts, confusion matrix, perplexity curves) of a run."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -18,10 +19,10 @@ except ImportError:  # Python < 3.12
 from regdrop.functional._validation import check_positive_int
 
 from .data import ForecastDataModule
-from .plotting import forecast_title, plot_forecasts
+from .plotting import forecast_title, plot_confusion_matrix, plot_forecasts, plot_perplexity_curves
 from .summary import run_dir
 
-__all__ = ["ForecastPlot", "rolling_forecast"]
+__all__ = ["ConfusionMatrixPlot", "ForecastPlot", "PerplexityPlot", "confusion_matrix", "rolling_forecast"]
 
 
 @torch.no_grad()
@@ -115,3 +116,119 @@ class ForecastPlot(pl.Callback):
                     logger.experiment.flush()
         finally:
             plt.close(fig)
+
+
+def _save_figure(trainer: pl.Trainer, fig: plt.Figure, filename: str, tag: str) -> Path:
+    """Save ``fig`` as ``filename`` in the run's log directory, log it to TensorBoard under ``tag``, close it."""
+    try:
+        log_dir = run_dir(trainer)
+        log_dir.mkdir(parents=True, exist_ok=True)
+        path = log_dir / filename
+        fig.savefig(path, dpi=100)
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_figure(tag, fig, global_step=trainer.global_step)
+                logger.experiment.flush()
+        return path
+    finally:
+        plt.close(fig)
+
+
+@torch.no_grad()
+def confusion_matrix(model: torch.nn.Module, loader: torch.utils.data.DataLoader, num_classes: int) -> Tensor:
+    """Count ``(true, predicted)`` pairs of ``model`` (in eval mode) over ``loader``'s batches.
+
+    Batches are ``(input, lengths, target)`` (packed sequences) or ``(input, target)``.
+
+    Returns:
+        ``(num_classes, num_classes)`` int64 counts; row ``i`` is the true class, column ``j`` the prediction.
+
+    Example:
+        >>> class Sign(torch.nn.Module):
+        ...     def forward(self, x):
+        ...         return torch.cat([-x, x], dim=1)
+        >>> data = [(torch.tensor([[1.0], [-2.0], [3.0]]), torch.tensor([1, 1, 0]))]
+        >>> confusion_matrix(Sign(), data, 2).tolist()
+        [[0, 1], [1, 1]]
+    """
+    check_positive_int("num_classes", num_classes)
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters(), torch.empty(0)).device
+    counts = torch.zeros(num_classes, num_classes, dtype=torch.long)
+    try:
+        for batch in loader:
+            if len(batch) == 3:
+                input, lengths, target = batch
+                logits = model(input.to(device), lengths)
+            else:
+                input, target = batch
+                logits = model(input.to(device))
+            predicted = logits.argmax(dim=-1).cpu()
+            counts += torch.bincount(target.cpu() * num_classes + predicted, minlength=num_classes**2).view(
+                num_classes, num_classes
+            )
+    finally:
+        model.train(was_training)
+    return counts
+
+
+class ConfusionMatrixPlot(pl.Callback):
+    """After the test, draw the test set's confusion matrix (counts in the cells, class names on the axes).
+
+    The PNG goes to the run's log directory and the figure to TensorBoard under
+    ``test/confusion_matrix``; :attr:`matrix` keeps the counts. Only rank 0 draws.
+
+    Args:
+        filename: name of the PNG in the log directory. Default: ``"confusion_matrix.png"``.
+    """
+
+    def __init__(self, filename: str = "confusion_matrix.png") -> None:
+        self.filename = filename
+        self.path: Path | None = None
+        self.matrix: Tensor | None = None
+
+    @override
+    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        datamodule = trainer.datamodule
+        num_classes = int(datamodule.num_classes)  # type: ignore[union-attr]
+        names = getattr(datamodule, "class_names", None) or [str(k) for k in range(num_classes)]
+        self.matrix = confusion_matrix(pl_module, datamodule.test_dataloader(), num_classes)  # type: ignore[union-attr]
+        fig = plot_confusion_matrix(self.matrix, names)
+        self.path = _save_figure(trainer, fig, self.filename, "test/confusion_matrix")
+
+
+class PerplexityPlot(pl.Callback):
+    """Keep each epoch's training and validation perplexity; when fitting ends, draw them as curves.
+
+    The training perplexity is ``exp`` of the epoch's ``train_loss`` (measured with dropout on),
+    the validation one the logged ``val_ppl`` (sanity-check batches are left out). The PNG goes
+    to the run's log directory and the figure to TensorBoard under ``fit/perplexity``. Only rank 0 draws.
+
+    Args:
+        filename: name of the PNG in the log directory. Default: ``"perplexity.png"``.
+    """
+
+    def __init__(self, filename: str = "perplexity.png") -> None:
+        self.filename = filename
+        self.path: Path | None = None
+        self.train: list[float] = []
+        self.val: list[float] = []
+
+    @override
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.sanity_checking and "val_ppl" in trainer.callback_metrics:
+            self.val.append(float(trainer.callback_metrics["val_ppl"]))
+
+    @override
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if "train_loss" in trainer.callback_metrics:
+            self.train.append(math.exp(float(trainer.callback_metrics["train_loss"])))
+
+    @override
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.is_global_zero:
+            fig = plot_perplexity_curves(self.train, self.val)
+            self.path = _save_figure(trainer, fig, self.filename, "fit/perplexity")

@@ -21,7 +21,7 @@ except ImportError:  # Python < 3.12
 
 from regdrop.callbacks import EarlyStopping, MaxNorm, RegularizationMonitor
 
-from .callbacks import ForecastPlot
+from .callbacks import ConfusionMatrixPlot, ForecastPlot, PerplexityPlot
 from .data import ClassificationDataModule, ForecastDataModule
 from .summary import RunSummary, collect_summary, run_dir
 
@@ -237,6 +237,11 @@ class RecipeCLI(LightningCLI):
         on rank 0, names that file, and also goes to ``summary.json`` in the run's log directory.
         """
         trainer, model, datamodule = self.trainer, self.model, self.datamodule
+        task = getattr(datamodule, "task", "forecast")
+        # a classifier's run draws its test confusion matrix, a language model's its perplexity curves
+        extra = {"classify": ConfusionMatrixPlot, "language_model": PerplexityPlot}.get(task)
+        if extra is not None and not any(isinstance(cb, extra) for cb in trainer.callbacks):
+            trainer.callbacks.append(extra())
         with warnings.catch_warnings():
             # the data sit in memory, so loader worker processes would only add start-up time
             warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
@@ -244,17 +249,20 @@ class RecipeCLI(LightningCLI):
             epochs_trained = trainer.current_epoch
             model_file = self.save_tested_model()
             trainer.test(model, datamodule=datamodule)
-        plot = next((cb for cb in trainer.callbacks if isinstance(cb, ForecastPlot)), None)
+        plots = (ForecastPlot, ConfusionMatrixPlot, PerplexityPlot)
+        plot = next((cb for cb in trainer.callbacks if isinstance(cb, plots)), None)
         summary = collect_summary(
             self.recipe,
             trainer,
             datamodule,
-            task=getattr(datamodule, "task", "forecast"),
+            task=task,
             regularized=bool(getattr(model, "regularize", True)),
             epochs_trained=epochs_trained,
             figure=plot.path if plot is not None else None,
             model_file=model_file,
         )
+        if isinstance(plot, ConfusionMatrixPlot) and plot.matrix is not None:
+            summary.confusion_matrix = plot.matrix.tolist()
         if trainer.is_global_zero:
             print("\n" + summary.format(), flush=True)
             directory = run_dir(trainer)

@@ -20,6 +20,13 @@ _SCORES = {
 }
 
 
+_FIGURE_NAMES = {
+    "forecasts.png": "forecast plot",
+    "confusion_matrix.png": "confusion matrix",
+    "perplexity.png": "perplexity plot",
+}
+
+
 def run_dir(trainer: pl.Trainer) -> Path:
     """The run's log directory, as ``trainer.log_dir`` finds it, but without its DDP broadcast.
 
@@ -52,9 +59,11 @@ class RunSummary:
         best_score: its best value, if any.
         log_dir: the run's log directory.
         logs_root: the directory to point TensorBoard at.
-        figure: the PNG of forecasts, if one was drawn.
+        figure: the PNG of the run (forecasts, confusion matrix or perplexity curves), if one was drawn.
         metrics: every test metric, by name.
         model_file: the checkpoint of the tested model (the restored weights, if any), if saved.
+        confusion_matrix: for a classifier, the test counts: ``confusion_matrix[i][j]`` cases of
+            class ``i`` were predicted ``j``.
 
     Example:
         >>> s = RunSummary("demo", "test RMSE", 0.25, "naive RMSE", 0.9, True, 12, 8, "val_loss", 0.05)
@@ -79,6 +88,7 @@ class RunSummary:
     figure: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     model_file: str | None = None
+    confusion_matrix: list[list[int]] | None = None
 
     def format(self) -> str:
         """The summary as a few aligned lines."""
@@ -111,7 +121,7 @@ class RunSummary:
             what = "restored model" if self.restored_epoch is not None else "tested model"
             rows.append((what, f"{self.model_file}   (load: <ModelClass>.load_from_checkpoint(path))"))
         if self.figure is not None:
-            rows.append(("forecast plot", self.figure))
+            rows.append((_FIGURE_NAMES.get(Path(self.figure).name, "plot"), self.figure))
         lines = [f"{self.recipe}, done"] + [f"  {name:<18}  {text}" for name, text in rows]
         return "\n".join(lines)
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-__all__ = ["uninstall"]
+__all__ = ["check_advice", "check_own_file_flag", "uninstall"]
 
 
 @pytest.fixture
@@ -50,6 +50,13 @@ def check_advice(message: str, distribution: str, help_text: str) -> None:
     named = re.search(r"pip install 'regdrop\[(\w+)\]'", message)
     assert named is not None, message
     assert any(dep.startswith(distribution) for dep in extras[named.group(1)]), (named.group(1), distribution)
+    check_own_file_flag(message, help_text)
+
+
+def check_own_file_flag(message: str, help_text: str) -> None:
+    """Check that the flag a ``MissingDataError`` message names for a file of one's own is in ``--help``."""
+    import re
+
     flag = re.search(r"of your own with (--[\w.]+)", message)
     assert flag is not None, message
     assert re.search(rf"(^|\s){re.escape(flag.group(1))}[\s=]", help_text), f"{flag.group(1)} is not in --help"

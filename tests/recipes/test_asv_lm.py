@@ -7,6 +7,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import matplotlib.colors
+import matplotlib.image
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -15,6 +18,7 @@ import asv_lm
 import regdrop
 from asv_lm import WordLanguageModel
 from common.datasets import MissingDataError
+from common.plotting import TRAIN_COLOR, VAL_COLOR
 from tests.recipes._uninstall import check_advice, uninstall  # noqa: F401
 
 
@@ -101,7 +105,7 @@ def test_errors(kwargs: dict[str, object], message: str) -> None:
 def test_tiny_run(tmp_path: Path) -> None:
     summary = asv_lm.main([
         "--data.text_fraction", "0.02", "--data.block", "2", "--data.vocab_size", "300", "--data.bptt", "12",
-        "--model.embedding_size", "8", "--model.hidden_size", "8", "--trainer.max_epochs", "1",
+        "--model.embedding_size", "8", "--model.hidden_size", "8", "--trainer.max_epochs", "2",
         "--trainer.limit_train_batches", "4", "--trainer.enable_progress_bar", "false",
         "--trainer.logger.save_dir", str(tmp_path),
     ])  # fmt: skip
@@ -110,6 +114,13 @@ def test_tiny_run(tmp_path: Path) -> None:
     assert summary.score == pytest.approx(math.exp(summary.metrics["test_loss"]), rel=1e-4)
     assert 1.0 < summary.score < 300 * 1.5 and summary.yardstick < 300
     assert (tmp_path / "asv_lm" / "version_0" / "summary.json").is_file()
+    # the perplexity curves: named in the summary, one line per split drawn in its colour
+    figure = tmp_path / "asv_lm" / "version_0" / "perplexity.png"
+    assert summary.figure == str(figure) and f"perplexity plot     {figure}" in summary.format()
+    image = matplotlib.image.imread(figure)[..., :3]
+    for color in (TRAIN_COLOR, VAL_COLOR):  # a 2-epoch line spans the panel: far more pixels than its legend sample
+        target = np.array(matplotlib.colors.to_rgb(color))
+        assert int((np.abs(image - target).max(axis=-1) < 0.1).sum()) > 600, color
 
 
 def test_missing_data_package_gives_a_working_fix(

