@@ -188,6 +188,14 @@ class WordLanguageModel(pl.LightningModule):
         self._state: State | None = None
         self._last_output: tuple[Tensor, Tensor] | None = None
 
+    @property
+    def effective_hparams(self) -> dict[str, object]:
+        """The init arguments as they act: with ``regularize=False`` every rate, ``ar``, ``tar`` and ``weight_decay`` are 0."""
+        hparams = {key: value for key, value in self.hparams.items() if not key.startswith("_")}
+        if not self.regularize:
+            hparams.update(dict.fromkeys(_RATES, 0.0), ar=0.0, tar=0.0, weight_decay=0.0)
+        return hparams
+
     @override
     def forward(self, input: Tensor, state: State | None = None) -> tuple[Tensor, State]:
         """Logits ``(N, L, V)`` for tokens ``(N, L)``, and each layer's final ``(h, c)``."""

@@ -25,6 +25,12 @@ from .summary import run_dir
 __all__ = ["ConfusionMatrixPlot", "ForecastPlot", "PerplexityPlot", "confusion_matrix", "rolling_forecast"]
 
 
+def _check_bool(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}")
+    return value
+
+
 @torch.no_grad()
 def rolling_forecast(
     model: torch.nn.Module, series: Tensor, input_length: int, horizon: int
@@ -73,25 +79,27 @@ class ForecastPlot(pl.Callback):
     Args:
         num_series: how many test series to draw. Default: 4.
         filename: name of the PNG in the log directory. Default: ``"forecasts.png"``.
+        enabled: False draws nothing (the recipes' ``--forecast_plot.enabled false``). Default: True.
 
     Raises:
         ValueError: if ``num_series`` is below 1.
         TypeError: when fitting or testing starts, if the datamodule is not a ``ForecastDataModule``.
     """
 
-    def __init__(self, num_series: int = 4, filename: str = "forecasts.png") -> None:
+    def __init__(self, num_series: int = 4, filename: str = "forecasts.png", enabled: bool = True) -> None:
         self.num_series = check_positive_int("num_series", num_series)
         self.filename = filename
+        self.enabled = _check_bool("enabled", enabled)
         self.path: Path | None = None
 
     @override
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        if not isinstance(trainer.datamodule, ForecastDataModule):
+        if self.enabled and not isinstance(trainer.datamodule, ForecastDataModule):
             raise TypeError(f"ForecastPlot needs a ForecastDataModule, got {type(trainer.datamodule).__name__}")
 
     @override
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not trainer.is_global_zero:
+        if not (self.enabled and trainer.is_global_zero):
             return
         datamodule = trainer.datamodule
         assert isinstance(datamodule, ForecastDataModule)  # checked in setup
@@ -138,7 +146,9 @@ def _save_figure(trainer: pl.Trainer, fig: plt.Figure, filename: str, tag: str) 
 def confusion_matrix(model: torch.nn.Module, loader: torch.utils.data.DataLoader, num_classes: int) -> Tensor:
     """Count ``(true, predicted)`` pairs of ``model`` (in eval mode) over ``loader``'s batches.
 
-    Batches are ``(input, lengths, target)`` (packed sequences) or ``(input, target)``.
+    Batches are ``(input, lengths, target)`` (packed sequences) or ``(input, target)``. The model
+    gives logits ``(N, num_classes)`` (the prediction is the largest) or, for two classes, one
+    logit per case ``(N,)`` (class 1 where it is above 0).
 
     Returns:
         ``(num_classes, num_classes)`` int64 counts; row ``i`` is the true class, column ``j`` the prediction.
@@ -164,7 +174,7 @@ def confusion_matrix(model: torch.nn.Module, loader: torch.utils.data.DataLoader
             else:
                 input, target = batch
                 logits = model(input.to(device))
-            predicted = logits.argmax(dim=-1).cpu()
+            predicted = (logits > 0).long().cpu() if logits.dim() == 1 else logits.argmax(dim=-1).cpu()
             counts += torch.bincount(target.cpu() * num_classes + predicted, minlength=num_classes**2).view(
                 num_classes, num_classes
             )
@@ -181,16 +191,18 @@ class ConfusionMatrixPlot(pl.Callback):
 
     Args:
         filename: name of the PNG in the log directory. Default: ``"confusion_matrix.png"``.
+        enabled: False draws nothing (the recipes' ``--confusion_matrix_plot.enabled false``). Default: True.
     """
 
-    def __init__(self, filename: str = "confusion_matrix.png") -> None:
+    def __init__(self, filename: str = "confusion_matrix.png", enabled: bool = True) -> None:
         self.filename = filename
+        self.enabled = _check_bool("enabled", enabled)
         self.path: Path | None = None
         self.matrix: Tensor | None = None
 
     @override
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not trainer.is_global_zero:
+        if not (self.enabled and trainer.is_global_zero):
             return
         datamodule = trainer.datamodule
         num_classes = int(datamodule.num_classes)  # type: ignore[union-attr]
@@ -209,10 +221,12 @@ class PerplexityPlot(pl.Callback):
 
     Args:
         filename: name of the PNG in the log directory. Default: ``"perplexity.png"``.
+        enabled: False draws nothing (the recipes' ``--perplexity_plot.enabled false``). Default: True.
     """
 
-    def __init__(self, filename: str = "perplexity.png") -> None:
+    def __init__(self, filename: str = "perplexity.png", enabled: bool = True) -> None:
         self.filename = filename
+        self.enabled = _check_bool("enabled", enabled)
         self.path: Path | None = None
         self.train: list[float] = []
         self.val: list[float] = []
@@ -229,6 +243,6 @@ class PerplexityPlot(pl.Callback):
 
     @override
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.is_global_zero:
+        if self.enabled and trainer.is_global_zero:
             fig = plot_perplexity_curves(self.train, self.val)
             self.path = _save_figure(trainer, fig, self.filename, "fit/perplexity")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import re
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,8 @@ import torch
 from jsonargparse import DefaultHelpFormatter
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import TensorBoardLogger
+from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
 try:
     from typing import override  # type: ignore[attr-defined]
@@ -20,12 +23,27 @@ except ImportError:  # Python < 3.12
     from typing_extensions import override
 
 from regdrop.callbacks import EarlyStopping, MaxNorm, RegularizationMonitor
+from regdrop.nn.rates import dropout_rates
 
 from .callbacks import ConfusionMatrixPlot, ForecastPlot, PerplexityPlot
 from .data import ClassificationDataModule, ForecastDataModule
-from .summary import RunSummary, collect_summary, run_dir
+from .summary import _SCORES, RunSummary, collect_summary, run_dir
 
-__all__ = ["RecipeCLI", "run_recipe"]
+__all__ = ["RecipeCLI", "run_name", "run_recipe"]
+
+# the recipe's callbacks, by flag group; the plot is chosen by the data's task
+_CALLBACK_GROUPS: dict[str, type[pl.Callback]] = {
+    "max_norm": MaxNorm,
+    "early_stopping": EarlyStopping,
+    "regularization_monitor": RegularizationMonitor,
+}
+_PLOT_GROUPS: dict[str, tuple[str, type[pl.Callback]]] = {
+    "forecast": ("forecast_plot", ForecastPlot),
+    "classify": ("confusion_matrix_plot", ConfusionMatrixPlot),
+    "language_model": ("perplexity_plot", PerplexityPlot),
+}
+# the Trainer's settings that change what a run computes, logged with the hyperparameters
+_TRAINER_HPARAMS = ("max_epochs", "precision", "gradient_clip_val", "accumulate_grad_batches", "num_devices")
 
 
 _ROLE = re.compile(r":[a-z]+:`~?([^`]*)`")
@@ -60,6 +78,60 @@ def _is_forecast_data(datamodule_class: object) -> bool:
     return isinstance(datamodule_class, type) and issubclass(datamodule_class, ForecastDataModule)
 
 
+def _plot_group(datamodule_class: object) -> tuple[str, type[pl.Callback]] | None:
+    return _PLOT_GROUPS.get(getattr(datamodule_class, "task", ""))
+
+
+def _plain(value: Any) -> Any:
+    """A value TensorBoard's HParams view can show: numbers and strings as they are, the rest as text.
+
+    A bool becomes ``"true"`` or ``"false"`` (TensorBoard's writer would log it as the number 1 or 0).
+    """
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float, str)):
+        return value
+    return "None" if value is None else str(value)
+
+
+def _flat(prefix: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    return {f"{prefix}/{key}": _plain(value) for key, value in values.items() if not str(key).startswith("_")}
+
+
+def run_name(data: Mapping[str, Any], data_class: type, model: Mapping[str, Any], seed: object) -> str:
+    """The start of a run's folder name: the data set, the model's choices, regularized or not, the seed.
+
+    The data set is the data module's ``dataset``, ``name`` or ``path`` option (a path by its
+    file's stem), else the data module's class name without ``DataModule``; the model's choices
+    are its string options but ``task`` (``cell="gru"``, ``masks="per_step"``).
+
+    Example:
+        >>> class SineDataModule: ...
+        >>> run_name({"num_series": 120}, SineDataModule, {"task": "forecast", "cell": "lstm", "regularize": False}, 0)
+        'Sine-lstm-unregularized-seed0'
+        >>> run_name({"name": "data/My_TRAIN.ts"}, SineDataModule, {"cell": "gru"}, 3)
+        'My_TRAIN-gru-regularized-seed3'
+    """
+    label = next((str(data[key]) for key in ("dataset", "name", "path") if data.get(key)), None)
+    if label is None:
+        label = data_class.__name__.removesuffix("DataModule") or data_class.__name__
+    elif "/" in label or "\\" in label or Path(label).suffix:
+        label = Path(label).stem
+    choices = [value for key, value in model.items() if key != "task" and isinstance(value, str)]
+    parts = [label, *choices, "regularized" if model.get("regularize", True) else "unregularized", f"seed{seed}"]
+    return re.sub(r"[^A-Za-z0-9.+_-]+", "-", "-".join(parts))
+
+
+def _next_free(root: Path, prefix: str) -> int:
+    """The smallest ``n`` above every ``<prefix>_<n>`` folder under ``root`` (0 when there is none)."""
+    taken = [
+        int(match.group(1))
+        for entry in (root.iterdir() if root.is_dir() else [])
+        if (match := re.fullmatch(rf"{re.escape(prefix)}_(\d+)", entry.name)) is not None
+    ]
+    return max(taken, default=-1) + 1
+
+
 class RecipeCLI(LightningCLI):
     """LightningCLI for a recipe: every model, data, trainer and regularizer option as a flag or in YAML.
 
@@ -73,11 +145,17 @@ class RecipeCLI(LightningCLI):
     - ``--early_stopping.*``: :class:`regdrop.callbacks.EarlyStopping` on ``val_loss`` with
       ``restore_best_weights=True``;
     - ``--regularization_monitor.*``: :class:`regdrop.callbacks.RegularizationMonitor`;
-    - ``--forecast_plot.*``: :class:`common.callbacks.ForecastPlot`, for forecasting data.
+    - the run's figure, by the data's task: ``--forecast_plot.*`` (:class:`common.callbacks.ForecastPlot`),
+      ``--confusion_matrix_plot.*`` (:class:`common.callbacks.ConfusionMatrixPlot`) or
+      ``--perplexity_plot.*`` (:class:`common.callbacks.PerplexityPlot`); ``--<group>.enabled false``
+      draws nothing.
 
     The data module's sizes flow into the model (``input_size``, ``horizon``, ``num_classes``,
     ``task``). The trainer defaults to the CPU, one device, and a TensorBoard logger writing to
-    ``lightning_logs/<recipe>/version_N`` (``--trainer.logger.save_dir`` moves the root).
+    ``lightning_logs/<recipe>/<data>-<choices>-<regularized|unregularized>-seed<S>_<N>`` (see
+    :func:`run_name`; ``N`` counts runs of the same name; ``--trainer.logger.save_dir`` moves the
+    root, ``--trainer.logger.version`` names the folder). After the test, the run's effective
+    hyperparameters and its test metrics go to TensorBoard's HParams view (:meth:`log_hparams`).
     ``--model.regularize false`` trains the same network with all dropout rates at 0, and this
     CLI then leaves out ``MaxNorm`` and early stopping too, for an unregularized comparison.
 
@@ -127,9 +205,10 @@ class RecipeCLI(LightningCLI):
         defaults.update(trainer_defaults or {})
         kwargs.setdefault("seed_everything_default", 0)
         # the generated usage lists ~100 options, which buries the one line an error adds below it
-        groups = ["trainer", "model", "data", "max_norm", "early_stopping", "regularization_monitor"]
-        if _is_forecast_data(datamodule_class):
-            groups.append("forecast_plot")
+        groups = ["trainer", "model", "data", *_CALLBACK_GROUPS]
+        plot = _plot_group(datamodule_class)
+        if plot is not None:
+            groups.append(plot[0])
         usage = "%(prog)s [-h] [-c CONFIG] [--print_config] [--seed_everything N] [--num_threads N] " + " ".join(
             f"[--{group}.* ...]" for group in groups
         )
@@ -164,13 +243,13 @@ class RecipeCLI(LightningCLI):
                 "One is the fastest for these small recurrent models on a few shared cores."
             ),
         )
-        parser.add_lightning_class_args(MaxNorm, "max_norm")
-        parser.add_lightning_class_args(EarlyStopping, "early_stopping")
-        parser.add_lightning_class_args(RegularizationMonitor, "regularization_monitor")
+        for group, callback_class in _CALLBACK_GROUPS.items():
+            parser.add_lightning_class_args(callback_class, group)
         data_class = self.datamodule_class
         forecasting = _is_forecast_data(data_class)
-        if forecasting:
-            parser.add_lightning_class_args(ForecastPlot, "forecast_plot")
+        plot = _plot_group(data_class)
+        if plot is not None:
+            parser.add_lightning_class_args(plot[1], plot[0])
         parser.set_defaults(
             {
                 "max_norm.max_value": 3.0,
@@ -200,6 +279,16 @@ class RecipeCLI(LightningCLI):
             self.parser.error(f"--num_threads must be an int >= 0, got {threads}")
         if threads > 0:
             torch.set_num_threads(threads)
+        logger = self.config["trainer"].get("logger")
+        if getattr(logger, "class_path", "").endswith("TensorBoardLogger"):
+            options = logger.init_args
+            # the HParams view gets the real test metrics after the test (log_hparams), not a -1 placeholder
+            options.default_hp_metric = False
+            if options.version is None:
+                name = run_name(
+                    self.config["data"], self.datamodule_class, self.config["model"], self.config["seed_everything"]
+                )
+                options.version = f"{name}_{_next_free(Path(options.save_dir) / (options.name or ''), name)}"
 
     @override
     def instantiate_classes(self) -> None:
@@ -216,6 +305,68 @@ class RecipeCLI(LightningCLI):
         # drop the constraint and early stopping, so the last epoch's weights are tested
         dropped = [self.config_init[key] for key in ("max_norm", "early_stopping")]
         self.trainer.callbacks = [cb for cb in self.trainer.callbacks if not any(cb is d for d in dropped)]
+
+    def effective_hparams(self) -> dict[str, Any]:
+        """The hyperparameters the run actually used, flat, as TensorBoard's HParams view shows them.
+
+        - ``model/*``: the model's ``effective_hparams`` where it defines them (the rates in use:
+          0 under ``regularize=False``), else its init arguments;
+        - ``rates/*``: every dropout rate as the model's modules hold it (:func:`regdrop.nn.rates.dropout_rates`);
+        - ``data/*``: the data module's options; ``trainer/*``: the settings that change what is
+          computed (epochs, precision, gradient clipping, accumulation, devices);
+        - ``<group>``: whether each callback of the recipe was in the run, and ``<group>/*`` its
+          options when it was (``max_norm``, ``early_stopping``, ``regularization_monitor``, the plot);
+        - ``recipe``, ``seed``, ``num_threads``.
+        """
+        model = self.model
+        given = getattr(model, "effective_hparams", None)
+        model_hparams = dict(given if given is not None else model.hparams)
+        hparams: dict[str, Any] = {
+            "recipe": self.recipe,
+            "seed": _plain(self.config["seed_everything"]),
+            "num_threads": self.config["num_threads"],
+            **_flat("model", model_hparams),
+            **_flat("rates", dropout_rates(model)),
+            **_flat("data", dict(self.config["data"])),
+            **_flat("trainer", {key: getattr(self.trainer, key) for key in _TRAINER_HPARAMS}),
+        }
+        plot = _plot_group(self.datamodule_class)
+        groups = [*_CALLBACK_GROUPS, *([plot[0]] if plot is not None else [])]
+        for group in groups:
+            callback = self.config_init.get(group)
+            present = any(cb is callback for cb in self.trainer.callbacks) and getattr(callback, "enabled", True)
+            hparams[group] = _plain(bool(present))
+            if present:
+                hparams.update(_flat(group, dict(self.config[group])))
+        return hparams
+
+    def log_hparams(self, summary: RunSummary) -> dict[str, float]:
+        """Log :meth:`effective_hparams` with the test metrics to TensorBoard (rank 0); return the metrics.
+
+        The metrics are the run's test metrics (``test_rmse``, ``test_acc``, ``test_ppl``, ...),
+        the yardstick's score on the same test data (``<score>_baseline``, e.g. ``test_rmse_baseline``)
+        and ``epochs_trained``, so that TensorBoard's HParams view compares runs by what they reached.
+        """
+        score = _SCORES[getattr(self.datamodule, "task", "forecast")][0]
+        metrics = {
+            **summary.metrics,
+            f"{score}_baseline": summary.yardstick,
+            "epochs_trained": float(summary.epochs_trained),
+        }
+        hparams = self.effective_hparams()
+        step = self.trainer.global_step
+        for logger in self.trainer.loggers:
+            if isinstance(logger, TensorBoardLogger) and self.trainer.is_global_zero:
+                logger.log_metrics(metrics, step)
+                # The session's start and end only, not Lightning's experiment summary: TensorBoard
+                # takes the HParams columns from the first experiment summary it finds, which would hide
+                # the options other runs (other recipes, or runs without max-norm) have; without one it
+                # builds the columns from every session.
+                _, start, end = hparams_summaries(hparams, metrics)
+                logger.experiment.file_writer.add_summary(start, step)
+                logger.experiment.file_writer.add_summary(end, step)
+                logger.experiment.flush()
+        return metrics
 
     def save_tested_model(self) -> Path:
         """Save the model as it is after ``fit`` (the weights the test will see) as a Lightning checkpoint.
@@ -238,10 +389,6 @@ class RecipeCLI(LightningCLI):
         """
         trainer, model, datamodule = self.trainer, self.model, self.datamodule
         task = getattr(datamodule, "task", "forecast")
-        # a classifier's run draws its test confusion matrix, a language model's its perplexity curves
-        extra = {"classify": ConfusionMatrixPlot, "language_model": PerplexityPlot}.get(task)
-        if extra is not None and not any(isinstance(cb, extra) for cb in trainer.callbacks):
-            trainer.callbacks.append(extra())
         with warnings.catch_warnings():
             # the data sit in memory, so loader worker processes would only add start-up time
             warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
@@ -263,6 +410,7 @@ class RecipeCLI(LightningCLI):
         )
         if isinstance(plot, ConfusionMatrixPlot) and plot.matrix is not None:
             summary.confusion_matrix = plot.matrix.tolist()
+        self.log_hparams(summary)
         if trainer.is_global_zero:
             print("\n" + summary.format(), flush=True)
             directory = run_dir(trainer)

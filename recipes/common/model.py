@@ -173,6 +173,14 @@ class SequenceModel(pl.LightningModule):
             self.val_acc = Accuracy(task="multiclass", num_classes=num_classes)
             self.test_acc = Accuracy(task="multiclass", num_classes=num_classes)
 
+    @property
+    def effective_hparams(self) -> dict[str, object]:
+        """The init arguments as they act: with ``regularize=False`` every rate and ``weight_decay`` are 0."""
+        hparams = {key: value for key, value in self.hparams.items() if not key.startswith("_")}
+        if not self.regularize:
+            hparams.update(dict.fromkeys(_RATES, 0.0), weight_decay=0.0)
+        return hparams
+
     @staticmethod
     def _time_mask(input: Tensor, lengths: Tensor | None) -> Tensor:
         steps = torch.arange(input.shape[1], device=input.device)
