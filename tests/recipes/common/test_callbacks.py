@@ -11,7 +11,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import common.callbacks
-from common.callbacks import ForecastPlot, rolling_forecast
+from common.callbacks import ConfusionMatrixPlot, ForecastPlot, PerplexityPlot, confusion_matrix, rolling_forecast
 from common.model import SequenceModel
 from common.synthetic import SineClassificationDataModule, SineDataModule
 
@@ -73,3 +73,43 @@ def test_forecast_plot_needs_forecast_data(tmp_path) -> None:
 def test_forecast_plot_argument_error() -> None:
     with pytest.raises(ValueError, match=r"num_series must be an int >= 1, got 0"):
         ForecastPlot(num_series=0)
+
+
+def test_disabled_plots_draw_nothing(tmp_path) -> None:
+    forecast = ForecastPlot(enabled=False)
+    trainer = _trainer(tmp_path, forecast)
+    dm = SineDataModule(num_series=10, length=40, input_length=12, horizon=4, stride=4)
+    trainer.test(SequenceModel(horizon=4, hidden_size=8), datamodule=dm, verbose=False)
+    assert forecast.path is None and not list(tmp_path.rglob("*.png"))
+    events = EventAccumulator(str(tmp_path / "run" / "version_0"))
+    events.Reload()
+    assert not events.Tags()["images"]
+
+    matrix = ConfusionMatrixPlot(enabled=False)
+    classes = SineClassificationDataModule(
+        num_sequences=12, min_length=8, max_length=10, val_fraction=0.25, test_fraction=0.25
+    )
+    _trainer(tmp_path, matrix).test(
+        SequenceModel("classify", num_classes=3, hidden_size=4), datamodule=classes, verbose=False
+    )
+    assert matrix.path is None and matrix.matrix is None and not list(tmp_path.rglob("*.png"))
+
+    curves = PerplexityPlot(enabled=False)
+    curves.train, curves.val = [50.0, 40.0], [60.0, 55.0]
+    curves.on_fit_end(_trainer(tmp_path, curves), SequenceModel(hidden_size=4))
+    assert curves.path is None and not list(tmp_path.rglob("*.png"))
+
+
+@pytest.mark.parametrize("plot_class", [ForecastPlot, ConfusionMatrixPlot, PerplexityPlot])
+def test_enabled_must_be_a_bool(plot_class: type) -> None:
+    with pytest.raises(TypeError, match=r"enabled must be True or False, got str 'no'"):
+        plot_class(enabled="no")
+
+
+def test_confusion_matrix_of_a_one_logit_binary_model() -> None:
+    class Logit(torch.nn.Module):
+        def forward(self, x):
+            return x[:, 0]
+
+    data = [(torch.tensor([[1.0], [-2.0], [3.0], [-0.5]]), torch.tensor([1, 1, 0, 0]))]
+    assert confusion_matrix(Logit(), data, 2).tolist() == [[1, 1], [1, 1]]

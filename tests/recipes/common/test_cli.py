@@ -11,7 +11,7 @@ import torch
 import yaml
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from common.callbacks import ForecastPlot
+from common.callbacks import ConfusionMatrixPlot, ForecastPlot
 from common.cli import RecipeCLI
 from common.model import SequenceModel
 from common.synthetic import SineClassificationDataModule, SineDataModule
@@ -209,3 +209,27 @@ def test_a_flag_that_is_a_prefix_of_a_real_one_is_refused(tmp_path, capsys) -> N
         _cli(tmp_path, *TINY_DATA, "--trainer.max_epoch", "1")
     assert exit_info.value.code == 2
     assert "unrecognized arguments: --trainer.max_epoch 1" in capsys.readouterr().err
+
+
+def test_each_task_has_its_plot_group_and_enabled_false_turns_it_off(tmp_path, capsys) -> None:
+    classify = _cli(tmp_path, "--data.num_sequences", "30", "--confusion_matrix_plot.enabled", "false",
+                    data=SineClassificationDataModule)  # fmt: skip
+    (matrix,) = _of(classify, ConfusionMatrixPlot)
+    assert not matrix.enabled and "perplexity_plot" not in classify.config
+    (forecast,) = _of(_cli(tmp_path, *TINY_DATA), ForecastPlot)
+    assert forecast.enabled
+    with pytest.raises(SystemExit):
+        _cli(tmp_path, "--help")
+    assert "--forecast_plot.enabled" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_a_run_without_its_plot_draws_none_and_says_nothing_of_it(tmp_path, capsys) -> None:
+    cli = _cli(
+        tmp_path, *TINY_DATA, "--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false",
+        "--forecast_plot.enabled", "false",
+    )  # fmt: skip
+    summary = cli.fit_and_test()
+    assert summary.figure is None and summary.log_dir is not None and Path(summary.log_dir, "summary.json").is_file()
+    assert not list(tmp_path.rglob("*.png"))
+    assert "forecast plot" not in capsys.readouterr().out
