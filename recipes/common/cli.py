@@ -160,8 +160,8 @@ class RecipeCLI(LightningCLI):
     CLI then leaves out ``MaxNorm`` and early stopping too, for an unregularized comparison.
 
     A wrong option ends the program with the parser's usage line, the reason and exit status 2,
-    whether the parser or a constructor (``ValueError``, ``TypeError``, Lightning's
-    ``MisconfigurationException``) found it.
+    whether the parser or a constructor (``ValueError``, ``TypeError``, ``FileNotFoundError`` for a
+    data file that is not there, Lightning's ``MisconfigurationException``) found it.
 
     Args:
         recipe: the recipe's name (the log folder's name).
@@ -294,7 +294,7 @@ class RecipeCLI(LightningCLI):
     def instantiate_classes(self) -> None:
         try:
             super().instantiate_classes()
-        except (ValueError, TypeError, MisconfigurationException) as error:
+        except (ValueError, TypeError, FileNotFoundError, MisconfigurationException) as error:
             self.parser.error(f"{type(error).__name__}: {error}")
 
     @override

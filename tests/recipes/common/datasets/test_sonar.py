@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import sonar_mlp
-from common.datasets import MissingDataError, load_sonar, read_sonar, stratified_folds
+from common.datasets import MissingDataError, SonarDataModule, fold_splits, load_sonar, read_sonar, stratified_folds
 from tests.recipes._uninstall import check_own_file_flag
 
 
@@ -75,3 +75,39 @@ def test_empty_and_missing(
     ) as error:
         load_sonar()
     check_own_file_flag(str(error.value), help_text)  # the flag it names is one sonar_mlp.py takes
+
+
+def test_fold_splits_partition_the_rows_and_standardize_with_the_training_rows() -> None:
+    x, y = load_sonar()
+    parts = fold_splits(x, y, folds=10, fold=9, seed=3)
+    folds = stratified_folds(y, 10, seed=3)
+    assert len(parts["test"][1]) == len(folds[9]) and len(parts["val"][1]) == len(folds[0])  # the next fold wraps
+    assert sum(len(part[1]) for part in parts.values()) == 208
+    train_x = parts["train"][0]
+    torch.testing.assert_close(train_x.mean(0), torch.zeros(60), atol=1e-5, rtol=0)
+    torch.testing.assert_close(train_x.std(0), torch.ones(60), atol=1e-4, rtol=0)
+    raw_test = x[folds[9]]
+    mask = torch.ones(208, dtype=torch.bool)
+    mask[folds[9]] = mask[folds[0]] = False
+    expected = (raw_test - x[mask].mean(0)) / x[mask].std(0)
+    torch.testing.assert_close(parts["test"][0], expected)
+    no_val = fold_splits(x, y, folds=10, fold=9, seed=3, validate=False)
+    assert len(no_val["val"][1]) == 0 and len(no_val["train"][1]) == 208 - len(folds[9])
+    with pytest.raises(ValueError, match=r"fold must be in 0 \.\. folds - 1 = 9, got 10"):
+        fold_splits(x, y, folds=10, fold=10, seed=0)
+    with pytest.raises(ValueError, match=r"folds must be >= 3 to hold out a validation fold"):
+        fold_splits(x, y, folds=2, fold=0, seed=0)
+
+
+def test_data_module_batches_yardstick_and_classes() -> None:
+    dm = SonarDataModule(fold=1, batch_size=8)
+    dm.setup("fit")
+    x, y = next(iter(dm.train_dataloader()))
+    assert x.shape == (8, 60) and y.shape == (8,) and dm.num_features == 60
+    assert dm.task == "classify" and dm.num_classes == 2 and dm.class_names == ("rock", "mine")
+    name, accuracy = dm.yardstick()
+    test_labels = dm.splits["test"][1]
+    assert name == "majority-class accuracy"
+    assert accuracy == pytest.approx(float((test_labels == 1).float().mean()))  # mines are the majority
+    with pytest.raises(ValueError, match=r"batch_size must be an int >= 1, got 0"):
+        SonarDataModule(batch_size=0)
