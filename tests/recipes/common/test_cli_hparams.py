@@ -20,7 +20,8 @@ from common.model import SequenceModel
 from common.synthetic import SineClassificationDataModule, SineDataModule
 
 TINY_DATA = ["--data.num_series", "10", "--data.length", "40", "--data.input_length", "12", "--data.horizon", "4"]
-TINY_RUN = [*TINY_DATA, "--model.hidden_size", "8", "--trainer.max_epochs", "2", "--trainer.enable_progress_bar", "false"]
+TINY_RUN = [*TINY_DATA, "--model.hidden_size", "8", "--trainer.max_epochs", "2"]
+TINY_RUN += ["--trainer.enable_progress_bar", "false"]
 
 
 @pytest.fixture(autouse=True)
@@ -48,9 +49,8 @@ def test_runs_are_named_by_data_choices_regularization_and_seed_and_numbered(tmp
 
 
 def test_effective_hparams_hold_the_rates_in_use_callbacks_data_and_trainer(tmp_path: Path) -> None:
-    on = _cli(
-        tmp_path, *TINY_DATA, "--model.recurrent_dropout", "0.3", "--max_norm.max_value", "2.5", "--trainer.max_epochs", "3"
-    ).effective_hparams()
+    flags = ["--model.recurrent_dropout", "0.3", "--max_norm.max_value", "2.5", "--trainer.max_epochs", "3"]
+    on = _cli(tmp_path, *TINY_DATA, *flags).effective_hparams()
     assert on["model/recurrent_dropout"] == 0.3 and on["rates/rnn.recurrent_dropout"] == 0.3
     assert on["max_norm"] == "true" and on["max_norm/max_value"] == 2.5
     assert on["early_stopping"] == "true" and on["early_stopping/patience"] == 5
