@@ -190,7 +190,7 @@ class WordLanguageModel(pl.LightningModule):
 
     @property
     def effective_hparams(self) -> dict[str, object]:
-        """The init arguments as they act: ``regularize=False`` makes every rate, ``ar``, ``tar``, ``weight_decay`` 0."""
+        """The init arguments as they act: ``regularize=False`` zeroes every rate, ``ar``, ``tar``, ``weight_decay``."""
         hparams = {key: value for key, value in self.hparams.items() if not key.startswith("_")}
         if not self.regularize:
             hparams.update(dict.fromkeys(_RATES, 0.0), ar=0.0, tar=0.0, weight_decay=0.0)
