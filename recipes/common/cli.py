@@ -194,6 +194,7 @@ class RecipeCLI(LightningCLI):
         self.model_defaults = dict(model_defaults or {})
         self.data_defaults = dict(data_defaults or {})
         self.callback_defaults = dict(callback_defaults or {})
+        self._named_logger: Any = None  # the logger options whose folder name this CLI chose
         defaults: dict[str, Any] = {
             "accelerator": "cpu",
             "devices": 1,
@@ -284,6 +285,7 @@ class RecipeCLI(LightningCLI):
             options = logger.init_args
             # the HParams view gets the real test metrics after the test (log_hparams), not a -1 placeholder
             options.default_hp_metric = False
+            self._named_logger = options if options.version is None else None
             if options.version is None:
                 name = run_name(
                     self.config["data"], self.datamodule_class, self.config["model"], self.config["seed_everything"]
@@ -299,6 +301,10 @@ class RecipeCLI(LightningCLI):
 
     @override
     def after_instantiate_classes(self) -> None:
+        if self._named_logger is not None:
+            # the logger has its folder; the run's config.yaml keeps version null, so that
+            # rerunning it with --config names a new folder instead of writing into this one
+            self._named_logger.version = None
         if getattr(self.model, "regularize", True):
             return
         # the unregularized comparison: keep the monitor (it logs the generalization gap) but

@@ -41,8 +41,10 @@ def test_runs_are_named_by_data_choices_regularization_and_seed_and_numbered(tmp
     assert again.trainer.logger.version == "Sine-gru-unregularized-seed0_1"  # unique per run
     other = _cli(tmp_path, *TINY_DATA, "--seed_everything", "3")
     assert other.trainer.logger.version == "Sine-lstm-regularized-seed3_0"
+    assert first.config["trainer"]["logger"].init_args.version is None  # what config.yaml will say
     chosen = _cli(tmp_path, *TINY_DATA, "--trainer.logger.version", "mine")
     assert chosen.trainer.logger.version == "mine" and Path(chosen.trainer.logger.log_dir).name == "mine"
+    assert chosen.config["trainer"]["logger"].init_args.version == "mine"
     assert run_name({"dataset": "data/my_series.csv"}, SineDataModule, {"task": "forecast"}, 1) == (
         "my_series-regularized-seed1"
     )
@@ -151,6 +153,9 @@ def test_tensorboard_hparams_view_lists_effective_hparams_and_real_test_metrics(
     assert {"max_norm", "early_stopping", "max_norm/max_value", "forecast_plot/num_series"} <= hparam_names
     assert not [name for name in hparam_names if "_instantiator" in name]
 
+    # the saved config reruns into a new folder, not into this run's
+    saved = (logs / "demo/Sine-lstm-unregularized-seed0_0/config.yaml").read_text()
+    assert "version: null" in saved
     for summary, regularized in ((off, False), (on, True)):
         run = f"demo/Sine-lstm-{'regularized' if regularized else 'unregularized'}-seed0_0"
         assert summary.log_dir == str(logs / run)
