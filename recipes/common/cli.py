@@ -102,7 +102,8 @@ def run_name(data: Mapping[str, Any], data_class: type, model: Mapping[str, Any]
     """The start of a run's folder name: the data set, the model's choices, regularized or not, the seed.
 
     The data set is the data module's ``dataset``, ``name`` or ``path`` option (a path by its
-    file's stem), else the data module's class name without ``DataModule``; the model's choices
+    file's stem), else its class attribute ``data_name``, else its class name without
+    ``DataModule``; the model's choices
     are its string options but ``task`` (``cell="gru"``, ``masks="per_step"``).
 
     Example:
@@ -114,7 +115,7 @@ def run_name(data: Mapping[str, Any], data_class: type, model: Mapping[str, Any]
     """
     label = next((str(data[key]) for key in ("dataset", "name", "path") if data.get(key)), None)
     if label is None:
-        label = data_class.__name__.removesuffix("DataModule") or data_class.__name__
+        label = getattr(data_class, "data_name", None) or data_class.__name__.removesuffix("DataModule")
     elif "/" in label or "\\" in label or Path(label).suffix:
         label = Path(label).stem
     choices = [value for key, value in model.items() if key != "task" and isinstance(value, str)]

@@ -113,9 +113,9 @@ def test_tiny_run(tmp_path: Path) -> None:
     # the perplexity over the whole test split is exp of the token-weighted mean cross-entropy
     assert summary.score == pytest.approx(math.exp(summary.metrics["test_loss"]), rel=1e-4)
     assert 1.0 < summary.score < 300 * 1.5 and summary.yardstick < 300
-    assert (tmp_path / "asv_lm" / "version_0" / "summary.json").is_file()
+    assert (tmp_path / "asv_lm" / "ASV-variational-regularized-seed0_0" / "summary.json").is_file()
     # the perplexity curves: named in the summary, one line per split drawn in its colour
-    figure = tmp_path / "asv_lm" / "version_0" / "perplexity.png"
+    figure = tmp_path / "asv_lm" / "ASV-variational-regularized-seed0_0" / "perplexity.png"
     assert summary.figure == str(figure) and f"perplexity plot     {figure}" in summary.format()
     image = matplotlib.image.imread(figure)[..., :3]
     for color in (TRAIN_COLOR, VAL_COLOR):  # a 2-epoch line spans the panel: far more pixels than its legend sample

@@ -74,7 +74,7 @@ def test_default_configuration_is_the_documented_one(capsys: pytest.CaptureFixtu
 def test_in_process_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     summary = sine_lstm.main(tiny(tmp_path))
     out = capsys.readouterr().out
-    run_dir = tmp_path / "sine_lstm" / "version_0"
+    run_dir = tmp_path / "sine_lstm" / "Sine-lstm-regularized-seed0_0"
     saved = check_run_dir(run_dir)
     assert saved["score"] == pytest.approx(summary.score) and saved["restored_epoch"] == summary.restored_epoch
     assert summary.score_name == "test RMSE" and summary.yardstick_name == "naive last-value forecast RMSE"
@@ -92,8 +92,8 @@ def test_script_runs_under_two_process_ddp(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("sine_lstm, done") == 1  # printed by rank 0 only
     assert "Initializing distributed: GLOBAL_RANK: 1, MEMBER: 2/2" in result.stdout + result.stderr
-    saved = check_run_dir(tmp_path / "sine_lstm" / "version_0")
-    assert not (tmp_path / "sine_lstm" / "version_1").exists()
+    saved = check_run_dir(tmp_path / "sine_lstm" / "Sine-lstm-regularized-seed0_0")
+    assert not (tmp_path / "sine_lstm" / "Sine-lstm-regularized-seed0_1").exists()
     assert saved["score"] > 0
 
 
@@ -104,8 +104,8 @@ def test_script_runs_in_bf16_mixed_precision(tmp_path: Path) -> None:
     result = run_script(*tiny(tmp_path), "--trainer.precision", "bf16-mixed")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "sine_lstm, done" in result.stdout
-    saved = check_run_dir(tmp_path / "sine_lstm" / "version_0")
-    config = yaml.safe_load((tmp_path / "sine_lstm" / "version_0" / "config.yaml").read_text())
+    saved = check_run_dir(tmp_path / "sine_lstm" / "Sine-lstm-regularized-seed0_0")
+    config = yaml.safe_load((tmp_path / "sine_lstm" / "Sine-lstm-regularized-seed0_0" / "config.yaml").read_text())
     assert config["trainer"]["precision"] == "bf16-mixed" and saved["score"] > 0
 
 
@@ -125,7 +125,7 @@ def test_the_restored_model_is_saved_and_tests_the_same(tmp_path: Path, capsys: 
     out = capsys.readouterr().out
     assert summary.restored_epoch is not None and summary.model_file is not None
     path = Path(summary.model_file)
-    assert path == tmp_path / "a" / "sine_lstm" / "version_0" / "restored.ckpt" and path.is_file()
+    assert path == tmp_path / "a" / "sine_lstm" / "Sine-lstm-regularized-seed0_0" / "restored.ckpt" and path.is_file()
     assert f"restored model      {path}" in out
     loaded = SequenceModel.load_from_checkpoint(path)
     # a second, identical set-up (same seed, same data) tests the loaded weights to the same score

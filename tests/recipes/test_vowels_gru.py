@@ -64,7 +64,7 @@ def test_japanese_vowels_run(tmp_path: Path) -> None:
     assert summary.score_name == "test accuracy" and 0.0 <= summary.score <= 1.0
     assert round(summary.score * 370) == pytest.approx(summary.score * 370, abs=1e-3)  # a count over the 370 cases
     # the confusion matrix of the test set: its file is named in the summary and holds the cells' marks
-    figure = tmp_path / "vowels_gru" / "version_0" / "confusion_matrix.png"
+    figure = tmp_path / "vowels_gru" / "JapaneseVowels-gru-regularized-seed0_0" / "confusion_matrix.png"
     assert summary.figure == str(figure) and f"confusion matrix    {figure}" in summary.format()
     image = matplotlib.image.imread(figure)[..., :3]
     darkest = np.array(matplotlib.colormaps[CONFUSION_CMAP](1.0)[:3])  # the largest count's cell

@@ -170,6 +170,7 @@ class LanguageModelDataModule(SplitDataModule):
     """
 
     task: ClassVar[str] = "language_model"
+    data_name: ClassVar[str] = "ASV"  # the data set when no path is given (run folders are named by it)
 
     def __init__(
         self,
