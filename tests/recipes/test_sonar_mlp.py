@@ -156,3 +156,10 @@ def test_errors() -> None:
         cross_validate("both")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"hidden_dropout must be in \[0, 1\], got 1.5"):
         SonarMLP(hidden_dropout=1.5)
+
+
+def test_doctests() -> None:
+    import doctest
+
+    result = doctest.testmod(sonar_mlp)
+    assert result.attempted > 0 and result.failed == 0

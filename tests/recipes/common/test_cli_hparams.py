@@ -172,3 +172,12 @@ def test_tensorboard_hparams_view_lists_effective_hparams_and_real_test_metrics(
         assert hparams["max_norm"] == hparams["early_stopping"] == ("true" if regularized else "false")
         assert ("max_norm/max_value" in hparams) == regularized
     assert groups["demo/Sine-lstm-regularized-seed0_0"]["hparams"]["max_norm/max_value"] == 2.5
+
+
+def test_doctests() -> None:
+    import doctest
+
+    import common.cli
+
+    result = doctest.testmod(common.cli)
+    assert result.attempted > 0 and result.failed == 0

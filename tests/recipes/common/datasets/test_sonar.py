@@ -111,3 +111,12 @@ def test_data_module_batches_yardstick_and_classes() -> None:
     assert accuracy == pytest.approx(float((test_labels == 1).float().mean()))  # mines are the majority
     with pytest.raises(ValueError, match=r"batch_size must be an int >= 1, got 0"):
         SonarDataModule(batch_size=0)
+
+
+def test_doctests() -> None:
+    import doctest
+
+    import common.datasets.sonar
+
+    result = doctest.testmod(common.datasets.sonar)
+    assert result.attempted > 0 and result.failed == 0
