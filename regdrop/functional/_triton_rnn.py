@@ -45,7 +45,7 @@ from torch import Tensor
 from regdrop.functional import rnn as _rnn
 from regdrop.functional._validation import check_rate
 
-__all__ = ["autocast_gemms", "cuda_scan_available", "gru_scan_cuda", "handles", "lstm_scan_cuda"]
+__all__ = ["autocast_gemms", "cuda_scan_available", "gru_scan_cuda", "handles", "layer_scan_cuda", "lstm_scan_cuda"]
 
 _STATE: dict[str, Any] = {}
 _GEMM_DTYPE: ContextVar[torch.dtype | None] = ContextVar("regdrop_gemm_dtype", default=None)
@@ -88,7 +88,7 @@ def handles(*tensors: Tensor | None) -> bool:
         False
     """
     live = [t for t in tensors if t is not None]
-    if not live or not all(t.device.type == "cuda" and t.dtype in _LOOP_DTYPES for t in live):
+    if not live or not all(_on_cuda(t) and t.dtype in _LOOP_DTYPES for t in live):
         return False
     if cuda_scan_available():
         return True
@@ -101,6 +101,10 @@ def handles(*tensors: Tensor | None) -> bool:
             stacklevel=2,
         )
     return False
+
+
+def _on_cuda(t: Tensor) -> bool:
+    return t.device.type == "cuda"
 
 
 @contextlib.contextmanager
@@ -489,3 +493,49 @@ def gru_scan_cuda(
         return _GRUCuda.apply(xw, h0, w_hh, b, m, z, cfg)
     out, h, _ = _gru_forward(xw, h0, w_hh, b, m, z, cfg, save=False)
     return out.to(xw.dtype), h.to(h0.dtype)
+
+
+def layer_scan_cuda(
+    x: Tensor,
+    batch_sizes: Sequence[int],
+    h0: Tensor,
+    c0: Tensor | None,
+    w_ih: Tensor,
+    w_hh: Tensor,
+    b_ih: Tensor | None,
+    b_hh: Tensor | None,
+    mask: Tensor | None,
+    zoneout: float,
+    training: bool,
+    reverse: bool,
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    r"""One LSTM (``c0`` given) or GRU (``c0`` None) layer in one direction on CUDA, input
+    projection included: the hook :class:`regdrop.nn.LSTM` / :class:`regdrop.nn.GRU` call for a
+    CUDA input when :func:`handles` says so. The input projection is one GEMM over all rows,
+    in ``gemm_dtype`` under :func:`autocast_gemms`.
+
+    Shape:
+        - x: :math:`(R, H_{in})`; h0, c0, mask: :math:`(N, H)`; w_ih: :math:`(G H, H_{in})`;
+          w_hh: :math:`(G H, H)` with :math:`G` = 4 (LSTM) or 3 (GRU)
+        - Output: out :math:`(R, H)`, h_n :math:`(N, H)`, c_n :math:`(N, H)` or None
+
+    Example:
+        >>> from regdrop.functional._triton_rnn import _interpreted
+        >>> w_ih, w_hh = torch.randn(6, 3), torch.randn(6, 2)
+        >>> with _interpreted():
+        ...     out, hn, cn = layer_scan_cuda(torch.randn(4, 3), [2, 2], torch.zeros(2, 2), None, w_ih, w_hh,
+        ...                                   None, None, None, 0.0, True, False)
+        >>> out.shape, cn is None
+        (torch.Size([4, 2]), True)
+    """
+    lowp = _GEMM_DTYPE.get()
+    bias = b_ih + b_hh if c0 is not None and b_ih is not None and b_hh is not None else b_ih
+    if lowp in (torch.float16, torch.bfloat16) and x.dtype == torch.float32:
+        xl, wl = x.to(lowp), w_ih.to(lowp)
+        xw = (torch.addmm(bias.to(lowp), xl, wl.t()) if bias is not None else xl.mm(wl.t())).float()
+    else:
+        xw = torch.addmm(bias, x, w_ih.t()) if bias is not None else x.mm(w_ih.t())
+    if c0 is not None:
+        return lstm_scan_cuda(xw, h0, c0, w_hh, mask, batch_sizes, reverse, zoneout, training)
+    out, h = gru_scan_cuda(xw, h0, w_hh, b_hh, mask, batch_sizes, reverse, zoneout, training)
+    return out, h, None
