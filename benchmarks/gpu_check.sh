@@ -40,11 +40,11 @@ stage() {  # stage NAME SECONDS COMMAND...: run with a time limit, log to $OUT_D
 stage tests 180 python -m pytest -q -p no:cacheprovider -x \
     tests/functional/test_triton_rnn_cuda.py tests/functional/test_triton_rnn.py
 # 2. The speed table (one GPU, CUDA-synchronized wall time, median of 10).
-stage rnn_speed_cuda 200 python benchmarks/rnn_speed.py --device cuda --repeats 10
+stage rnn_speed_cuda 180 python benchmarks/rnn_speed.py --device cuda --repeats 10
 cp "$OUT_DIR/rnn_speed_cuda.log" "$OUT_DIR/rnn_speed_cuda.md"
 # 3. The sine recipe under mixed precision, a few epochs each.
 for precision in 16-mixed bf16-mixed; do
-    stage "sine_$precision" 120 python recipes/sine_lstm.py --trainer.accelerator gpu --trainer.devices 1 \
+    stage "sine_$precision" 100 python recipes/sine_lstm.py --trainer.accelerator gpu --trainer.devices 1 \
         --trainer.precision "$precision" --trainer.max_epochs 3 --trainer.default_root_dir "$OUT_DIR/runs"
     if grep -qiE "(^|[^a-z])nan([^a-z]|$)|inf\b" "$OUT_DIR/sine_$precision.log"; then
         STATUS[sine_$precision]+=", NaN/inf in the log"

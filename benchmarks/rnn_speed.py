@@ -139,7 +139,8 @@ def machine() -> str:
         return (
             f"GPU: {props.name} ({props.total_memory / 2**30:.0f} GiB), CUDA {torch.version.cuda}, "
             f"cuDNN {torch.backends.cudnn.version()}; baseline: torch's fused layer on cuDNN; "
-            f"regdrop's per-step loop: cuBLAS GEMMs + Triton kernels ({'on' if cuda_scan_available() else 'OFF: triton missing, reference loop'})"
+            "regdrop's per-step loop: cuBLAS GEMMs + Triton kernels "
+            + ("(on)" if cuda_scan_available() else "(OFF: triton missing, the reference loop runs)")
         )
     model = platform.processor() or platform.machine()
     try:
@@ -203,7 +204,11 @@ def main() -> None:
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.clock} clock, "
         f"{args.repeats} repeats, device: {DEVICE}, "
-        + (f"Triton loop: {cuda_scan_available()}" if DEVICE.type == "cuda" else f"compiled loop: {extension_available()}")
+        + (
+            f"Triton loop: {cuda_scan_available()}"
+            if DEVICE.type == "cuda"
+            else f"compiled loop: {extension_available()}"
+        )
     )
     print()
     print("| layer | shape (N, L, in, H) | setting | time / fused | saved memory / fused | target |")

@@ -150,7 +150,9 @@ def _decorated(interpret: str) -> SimpleNamespace:
     try:
         import triton
     except ImportError as err:
-        raise RuntimeError(f"regdrop: the CUDA time loop needs Triton, which cannot be imported ({err}); {_INSTALL_HINT}") from err
+        raise RuntimeError(
+            f"regdrop: the CUDA time loop needs Triton, which cannot be imported ({err}); {_INSTALL_HINT}"
+        ) from err
     from regdrop.functional import _triton_kernels as k
 
     return SimpleNamespace(
@@ -372,7 +374,9 @@ def _zoneout_masks(xw: Tensor, width: int, cfg: _Config, generator: torch.Genera
     """Every step's 0/1 keep-masks, drawn in one call (1: the unit keeps its previous value)."""
     if cfg.zone != 1:
         return None
-    return torch.empty(xw.shape[0], width, dtype=torch.uint8, device=xw.device).bernoulli_(cfg.zone_p, generator=generator)
+    return torch.empty(xw.shape[0], width, dtype=torch.uint8, device=xw.device).bernoulli_(
+        cfg.zone_p, generator=generator
+    )
 
 
 def _needs_grad(*tensors: Tensor | None) -> bool:

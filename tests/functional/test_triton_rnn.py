@@ -179,9 +179,11 @@ def test_bad_arguments_name_the_argument():
         cuda_loop.lstm_scan_cuda(xw, h0, c0, w, None, [2, 1])
     with pytest.raises(TypeError, match="training must be a bool"):
         cuda_loop.gru_scan_cuda(xw[:, :12], h0, w[:12], None, None, [2, 2], training=1)
-    with pytest.raises(ValueError, match="dtype must be None, float16, bfloat16 or float32"):
-        with cuda_loop.autocast_gemms(torch.int8):
-            pass
+    with (
+        pytest.raises(ValueError, match="dtype must be None, float16, bfloat16 or float32"),
+        cuda_loop.autocast_gemms(torch.int8),
+    ):
+        pass
 
 
 # ------------------------------------------------------------------ the layers' dispatch
