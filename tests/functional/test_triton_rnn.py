@@ -292,3 +292,16 @@ def test_import_regdrop_does_not_need_triton():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "(5, 2, 4)"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without a GPU")
+def test_benchmark_device_cuda_without_a_gpu_fails_clearly():
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, PYTHONPATH=root)
+    script = os.path.join(root, "benchmarks", "rnn_speed.py")
+    done = subprocess.run(
+        [sys.executable, script, "--device", "cuda"], capture_output=True, text=True, timeout=300, env=env
+    )
+    assert done.returncode == 2
+    assert "--device cuda: torch sees no CUDA GPU here" in done.stderr
+    assert "|" not in done.stdout  # no table started
