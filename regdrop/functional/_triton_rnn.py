@@ -160,6 +160,10 @@ def _decorated(interpret: str) -> SimpleNamespace:
         lstm_bwd=triton.jit(k.lstm_backward_step),
         gru_fwd=triton.jit(k.gru_forward_step),
         gru_bwd=triton.jit(k.gru_backward_step),
+        lstmp_cell_fwd=triton.jit(k.lstmp_cell_forward),
+        lstmp_cell_bwd=triton.jit(k.lstmp_cell_backward),
+        proj_fwd=triton.jit(k.projection_forward),
+        proj_bwd=triton.jit(k.projection_backward),
     )
 
 
@@ -259,6 +263,110 @@ def _finish(dh: Tensor, dhm: Tensor, mask: Tensor | None, rows: int) -> None:
     if rows:
         extra = dhm[:rows].to(dh.dtype)
         dh[:rows] += extra * mask[:rows] if mask is not None else extra
+
+
+# ----------------------------------------------------------------------- LSTM, projected
+def _lstmp_forward(
+    xw: Tensor,
+    h0: Tensor,
+    c0: Tensor,
+    w_hh: Tensor,
+    w_hr: Tensor,
+    mask: Tensor | None,
+    z: Tensor | None,
+    cfg: _Config,
+    save: bool,
+) -> tuple[Tensor, Tensor, Tensor, tuple[Tensor, ...]]:
+    k = _kernels()
+    rows_total, n, proj, hidden = xw.shape[0], h0.shape[0], h0.shape[1], c0.shape[1]
+    f32, gd = torch.float32, cfg.gemm_dtype
+    h = h0.to(f32, copy=True).contiguous()
+    c = c0.to(f32, copy=True).contiguous()
+    hm = (h * mask if mask is not None else h).to(gd, copy=True).contiguous()
+    w_hh_t, w_hr_t = w_hh.to(gd).t(), w_hr.to(gd).t()
+    hw = xw.new_empty(n, 4 * hidden, dtype=gd)
+    hp = xw.new_empty(n, proj, dtype=gd)
+    u = xw.new_empty(rows_total, hidden, dtype=gd)
+    out = xw.new_empty(rows_total, proj, dtype=f32)
+    if save:
+        acts = xw.new_empty(rows_total, 4 * hidden, dtype=f32)
+        tc = xw.new_empty(rows_total, hidden, dtype=f32)
+        c_prev = xw.new_empty(rows_total, hidden, dtype=f32)
+        hm_prev = xw.new_empty(rows_total, proj, dtype=gd)
+    else:
+        acts = tc = c_prev = out
+        hm_prev = hm
+    zw = proj + hidden
+    zbuf = z if z is not None else h
+    block = _block(n * max(hidden, proj), xw.device)
+    for _, o, b in cfg.steps:
+        torch.mm(hm[:b], w_hh_t, out=hw[:b])
+        k.lstmp_cell_fwd[_grid(b, hidden, block)](
+            xw, hw, c, zbuf, u, acts, tc, c_prev, o, b, hidden, proj, zw, cfg.zone_p,
+            ZONE=cfg.zone, SAVE=save, BLOCK=block,
+        )  # fmt: skip
+        torch.mm(u[o : o + b], w_hr_t, out=hp[:b])
+        k.proj_fwd[_grid(b, proj, block)](
+            hp, h, hm, mask if mask is not None else h, zbuf, out, hm_prev, o, b, proj, zw, cfg.zone_p,
+            HAS_MASK=mask is not None, ZONE=cfg.zone, SAVE=save, BLOCK=block,
+        )  # fmt: skip
+    return out, h, c, (acts, tc, c_prev, hm_prev, u)
+
+
+class _LSTMPCuda(torch.autograd.Function):
+    @staticmethod
+    def forward(
+        ctx: Any,
+        xw: Tensor,
+        h0: Tensor,
+        c0: Tensor,
+        w_hh: Tensor,
+        w_hr: Tensor,
+        mask: Tensor | None,
+        z: Tensor | None,
+        cfg: _Config,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        out, h, c, saved = _lstmp_forward(xw, h0, c0, w_hh, w_hr, mask, z, cfg, save=True)
+        ctx.save_for_backward(w_hh, w_hr, mask, z, *saved)
+        ctx.cfg, ctx.dtypes = cfg, (xw.dtype, h0.dtype, c0.dtype, w_hh.dtype, w_hr.dtype)
+        return out.to(xw.dtype), h.to(h0.dtype), c.to(c0.dtype)
+
+    @staticmethod
+    def backward(ctx: Any, dout: Tensor, dhn: Tensor, dcn: Tensor) -> tuple[Tensor | None, ...]:
+        w_hh, w_hr, mask, z, acts, tc, c_prev, hm_prev, u = ctx.saved_tensors
+        cfg: _Config = ctx.cfg
+        k = _kernels()
+        f32, gd = torch.float32, cfg.gemm_dtype
+        rows_total, proj, hidden = acts.shape[0], w_hr.shape[0], w_hr.shape[1]
+        dh = dhn.to(f32, copy=True).contiguous()
+        dc = dcn.to(f32, copy=True).contiguous()
+        dout = dout.contiguous()
+        dg = acts.new_empty(rows_total, 4 * hidden)
+        lowp = gd != f32
+        dg_lp = acts.new_empty(rows_total, 4 * hidden, dtype=gd) if lowp else dg
+        dhp = acts.new_empty(rows_total, proj, dtype=gd)
+        du = acts.new_empty(dc.shape, dtype=gd)
+        dhm = acts.new_empty(dh.shape, dtype=gd)
+        w, wr = w_hh.to(gd), w_hr.to(gd)
+        zw, zbuf = proj + hidden, z if z is not None else dh
+        block = _block(dh.shape[0] * max(hidden, proj), acts.device)
+        prev = 0
+        for _, o, b in reversed(cfg.steps):
+            k.proj_bwd[_grid(max(b, prev), proj, block)](
+                dout, dh, dhm, mask if mask is not None else dh, zbuf, dhp, o, b, prev, proj, zw, cfg.zone_p,
+                HAS_MASK=mask is not None, ZONE=cfg.zone, BLOCK=block,
+            )  # fmt: skip
+            torch.mm(dhp[o : o + b], wr, out=du[:b])
+            k.lstmp_cell_bwd[_grid(b, hidden, block)](
+                du, dc, zbuf, acts, tc, c_prev, dg, dg_lp, o, b, hidden, proj, zw, cfg.zone_p,
+                ZONE=cfg.zone, LOWP=lowp, BLOCK=block,
+            )  # fmt: skip
+            torch.mm(dg_lp[o : o + b], w, out=dhm[:b])
+            prev = b
+        _finish(dh, dhm, mask, prev)
+        dw_hh = dg_lp.t().mm(hm_prev).to(ctx.dtypes[3]) if ctx.needs_input_grad[3] else None
+        dw_hr = dhp.t().mm(u).to(ctx.dtypes[4]) if ctx.needs_input_grad[4] else None
+        return dg.to(ctx.dtypes[0]), dh.to(ctx.dtypes[1]), dc.to(ctx.dtypes[2]), dw_hh, dw_hr, None, None, None
 
 
 # ------------------------------------------------------------------------------------- GRU
@@ -396,6 +504,7 @@ def lstm_scan_cuda(
     training: bool = True,
     generator: torch.Generator | None = None,
     gemm_dtype: torch.dtype | None = None,
+    w_hr: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     r"""Run one LSTM layer in one direction over packed rows on CUDA: a GEMM and a Triton kernel per step.
 
@@ -404,6 +513,9 @@ def lstm_scan_cuda(
     :math:`h_t = d_t \odot h_{t-1} + (1 - d_t) \odot \tilde h_t` with
     :math:`d_t \sim \mathrm{Bernoulli}(p)` per unit and step in training (all steps' masks drawn
     in one call before the loop), :math:`d_t = p` in evaluation; the same for :math:`c`.
+    With a projection ``w_hr`` (``proj_size`` :math:`P`), :math:`\tilde h_t = W_{hr}(o_t \odot
+    \tanh(c_t))` and zoneout acts on the projected :math:`h`; a step is then two GEMMs and two
+    kernels.
 
     Args:
         xw: :math:`W_{ih} x_t + b_{ih} + b_{hh}` for every row.
@@ -417,11 +529,14 @@ def lstm_scan_cuda(
         generator: random generator for the zoneout masks. Default: None.
         gemm_dtype: dtype of the per-step GEMMs; None: autocast's inside :func:`autocast_gemms`,
             else ``w_hh``'s. States and gate arithmetic are float32 in every case.
+        w_hr: the projection weight, or None (no projection). Default: None.
 
     Shape:
         - xw: :math:`(R, 4H)` with :math:`R = \sum_t` ``batch_sizes[t]``
         - h0, c0, mask: :math:`(N, H)`; w_hh: :math:`(4H, H)`
-        - Output: out :math:`(R, H)`, h_n :math:`(N, H)`, c_n :math:`(N, H)`
+        - with ``w_hr`` :math:`(P, H)`: h0, mask :math:`(N, P)`, w_hh :math:`(4H, P)`
+        - Output: out :math:`(R, H)`, h_n :math:`(N, H)`, c_n :math:`(N, H)` (:math:`P` for out
+          and h_n with a projection)
 
     Raises:
         TypeError, ValueError: as :func:`~regdrop.functional.rnn.lstm_scan`; also a zoneout rate
@@ -436,6 +551,8 @@ def lstm_scan_cuda(
         >>> out.shape, torch.equal(out[-2:], hn)
         (torch.Size([6, 2]), True)
     """
+    if w_hr is not None:
+        return _lstmp_scan(xw, h0, c0, w_hh, w_hr, mask, batch_sizes, reverse, zoneout, training, generator, gemm_dtype)
     sizes = _rnn._check_scan_args("lstm_scan_cuda", 4, xw, h0, c0, w_hh, None, mask, batch_sizes, reverse)
     cfg = _config("lstm_scan_cuda", xw, sizes, reverse, zoneout, training, gemm_dtype, w_hh)
     z = _zoneout_masks(xw, 2 * h0.shape[1], cfg, generator)
@@ -444,6 +561,51 @@ def lstm_scan_cuda(
     if _needs_grad(xw, h0, c0, w_hh):
         return _LSTMCuda.apply(xw, h0, c0, w_hh, m, z, cfg)
     out, h, c, _ = _lstm_forward(xw, h0, c0, w_hh, m, z, cfg, save=False)
+    return out.to(xw.dtype), h.to(h0.dtype), c.to(c0.dtype)
+
+
+def _lstmp_scan(
+    xw: Tensor,
+    h0: Tensor,
+    c0: Tensor,
+    w_hh: Tensor,
+    w_hr: Tensor,
+    mask: Tensor | None,
+    batch_sizes: Sequence[int],
+    reverse: bool,
+    zoneout: float,
+    training: bool,
+    generator: torch.Generator | None,
+    gemm_dtype: torch.dtype | None,
+) -> tuple[Tensor, Tensor, Tensor]:
+    who = "lstm_scan_cuda"
+    _rnn._check_tensor_arg(who, "xw", xw)
+    _rnn._check_tensor_arg(who, "c0", c0, xw)
+    if xw.dim() != 2 or c0.dim() != 2 or xw.shape[1] != 4 * c0.shape[1]:
+        raise ValueError(
+            f"{who}: xw must be 2-D (rows, 4H) and c0 2-D (N, H), got shapes {tuple(xw.shape)} and {tuple(c0.shape)}"
+        )
+    n, hidden = c0.shape
+    _rnn._check_tensor_arg(who, "w_hr", w_hr, xw)
+    if w_hr.dim() != 2 or w_hr.shape[1] != hidden or not 0 < w_hr.shape[0] < hidden:
+        raise ValueError(f"{who}: w_hr must have shape (P, {hidden}) with 0 < P < {hidden}, got {tuple(w_hr.shape)}")
+    proj = w_hr.shape[0]
+    _rnn._check_tensor_arg(who, "h0", h0, xw, (n, proj))
+    _rnn._check_tensor_arg(who, "w_hh", w_hh, xw, (4 * hidden, proj))
+    if mask is not None:
+        _rnn._check_tensor_arg(who, "mask", mask, xw, (n, proj))
+    if not isinstance(reverse, bool):
+        raise TypeError(f"{who}: reverse must be a bool, got {type(reverse).__name__} {reverse!r}")
+    sizes = _rnn._check_batch_sizes(who, batch_sizes, xw.shape[0])
+    if sizes and sizes[0] != n:
+        raise ValueError(f"{who}: batch_sizes[0] must equal the number of rows of h0, {n}, got {sizes[0]}")
+    cfg = _config(who, xw, sizes, reverse, zoneout, training, gemm_dtype, w_hh)
+    z = _zoneout_masks(xw, proj + hidden, cfg, generator)
+    xw = xw.contiguous()
+    m = mask.contiguous() if mask is not None else None
+    if _needs_grad(xw, h0, c0, w_hh, w_hr):
+        return _LSTMPCuda.apply(xw, h0, c0, w_hh, w_hr, m, z, cfg)
+    out, h, c, _ = _lstmp_forward(xw, h0, c0, w_hh, w_hr, m, z, cfg, save=False)
     return out.to(xw.dtype), h.to(h0.dtype), c.to(c0.dtype)
 
 
@@ -512,11 +674,14 @@ def layer_scan_cuda(
     zoneout: float,
     training: bool,
     reverse: bool,
+    w_hr: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor | None]:
-    r"""One LSTM (``c0`` given) or GRU (``c0`` None) layer in one direction on CUDA, input
-    projection included: the hook :class:`regdrop.nn.LSTM` / :class:`regdrop.nn.GRU` call for a
-    CUDA input when :func:`handles` says so. The input projection is one GEMM over all rows,
-    in ``gemm_dtype`` under :func:`autocast_gemms`.
+    r"""One LSTM or GRU layer in one direction on CUDA, input projection included.
+
+    The hook :class:`regdrop.nn.LSTM` / :class:`regdrop.nn.GRU` call for a CUDA input when
+    :func:`handles` says so: an LSTM when ``c0`` is given (``w_hr`` its projection, or None), a
+    GRU when ``c0`` is None. The input projection is one GEMM over all rows, in autocast's dtype
+    under :func:`autocast_gemms`.
 
     Shape:
         - x: :math:`(R, H_{in})`; h0, c0, mask: :math:`(N, H)`; w_ih: :math:`(G H, H_{in})`;
@@ -540,6 +705,6 @@ def layer_scan_cuda(
     else:
         xw = torch.addmm(bias, x, w_ih.t()) if bias is not None else x.mm(w_ih.t())
     if c0 is not None:
-        return lstm_scan_cuda(xw, h0, c0, w_hh, mask, batch_sizes, reverse, zoneout, training)
+        return lstm_scan_cuda(xw, h0, c0, w_hh, mask, batch_sizes, reverse, zoneout, training, w_hr=w_hr)
     out, h = gru_scan_cuda(xw, h0, w_hh, b_hh, mask, batch_sizes, reverse, zoneout, training)
     return out, h, None

@@ -380,9 +380,10 @@ class _RegularizedRNN:
         weights, mask = direction
         w_ih, w_hh = weights[0], weights[1]
         b_ih, b_hh = (weights[2], weights[3]) if self.bias else (None, None)
-        if (c0 is None or self.proj_size == 0) and cuda_loop.handles(x, h0):  # CUDA: GEMMs + Triton kernels
+        if cuda_loop.handles(x, h0):  # CUDA: GEMMs + Triton kernels
+            w_proj = weights[-1] if c0 is not None and self.proj_size > 0 else None
             return cuda_loop.layer_scan_cuda(
-                x, batch_sizes, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, zoneout, self.training, reverse
+                x, batch_sizes, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, zoneout, self.training, reverse, w_proj
             )
         if c0 is not None:  # LSTM
             w_hr = weights[-1] if self.proj_size > 0 else None

@@ -99,14 +99,14 @@ def test_zoneout_expectation_in_eval_matches_reference(kind, reverse):
     assert not torch.allclose(plain[0], outs[0])
 
 
-def _replay_zoneout(monkeypatch, z: torch.Tensor, bs: list[int], reverse: bool, kind: str) -> None:
+def _replay_zoneout(monkeypatch, z: torch.Tensor, bs: list[int], reverse: bool, kind: str, h_width: int) -> None:
     """Make the reference loop's zoneout use the masks the CUDA loop drew (z, rows of the packed
-    layout; the LSTM's h-masks in the first H columns, its c-masks in the next H)."""
+    layout; the h-masks in the first ``h_width`` columns, the LSTM's c-masks after them)."""
     masks = []
     for _, o, b in F_rnn._steps(bs, reverse):
-        masks.append(z[o : o + b, :HIDDEN])
+        masks.append(z[o : o + b, :h_width])
         if kind == "lstm":
-            masks.append(z[o : o + b, HIDDEN:])
+            masks.append(z[o : o + b, h_width:])
     calls = iter(masks)
 
     def zoneout(previous, new, p, training=True, generator=None):
@@ -127,9 +127,83 @@ def test_zoneout_training_masks_match_reference(kind, reverse, monkeypatch):
     width = HIDDEN * (2 if kind == "lstm" else 1)
     z = torch.empty(sum(bs), width, dtype=torch.uint8).bernoulli_(p, generator=torch.Generator().manual_seed(5))
     assert 0 < z.sum() < z.numel()
-    _replay_zoneout(monkeypatch, z, bs, reverse, kind)
+    _replay_zoneout(monkeypatch, z, bs, reverse, kind, HIDDEN)
     ref_outs, ref_grads = _run(kind, "reference", args, mask, bs, reverse, p, True)
     _assert_all_close(outs, ref_outs)
+    _assert_all_close(grads, ref_grads)
+
+
+PROJ = 2
+
+
+def _projected_case(bs: list[int], masked: bool, seed: int):
+    gen = torch.Generator().manual_seed(seed)
+    n = bs[0]
+    xw = torch.randn(sum(bs), 4 * HIDDEN, generator=gen).requires_grad_()
+    h0 = torch.randn(n, PROJ, generator=gen).requires_grad_()
+    c0 = torch.randn(n, HIDDEN, generator=gen).requires_grad_()
+    w = (torch.randn(4 * HIDDEN, PROJ, generator=gen) * 0.5).requires_grad_()
+    w_hr = (torch.randn(PROJ, HIDDEN, generator=gen) * 0.5).requires_grad_()
+    mask = (torch.rand(n, PROJ, generator=gen) > 0.3).float() / 0.7 if masked else None
+    return (xw, h0, c0, w, w_hr), mask
+
+
+def _run_projected(impl, args, mask, bs, reverse, zone_p=0.0, training=True, gen=None):
+    xw, h0, c0, w, w_hr = args
+    if impl == "cuda":
+        outs = cuda_loop.lstm_scan_cuda(xw, h0, c0, w, mask, bs, reverse, zone_p, training, gen, w_hr=w_hr)
+    else:
+        outs = F_rnn._lstm_loop(xw, bs, h0, c0, w, w_hr, mask, zone_p, training, reverse, gen)
+    loss = sum((o.sin() * (i + 1)).sum() for i, o in enumerate(outs))
+    return [o.detach() for o in outs], torch.autograd.grad(loss, args)
+
+
+@pytest.mark.parametrize("layout", ["padded", "packed"])
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize(("masked", "zone_p"), [(False, 0.0), (True, 0.0), (True, 0.3)])
+def test_projected_lstm_matches_reference(layout, reverse, masked, zone_p):
+    bs = BATCH_SIZES[layout]
+    args, mask = _projected_case(bs, masked, seed=6)
+    outs, grads = _run_projected("cuda", args, mask, bs, reverse, zone_p, training=False)
+    ref_outs, ref_grads = _run_projected("reference", args, mask, bs, reverse, zone_p, training=False)
+    assert outs[0].shape == (sum(bs), PROJ)
+    _assert_all_close(outs, ref_outs)
+    _assert_all_close(grads, ref_grads)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_projected_lstm_zoneout_training_masks_match_reference(reverse, monkeypatch):
+    bs = BATCH_SIZES["packed"]
+    args, mask = _projected_case(bs, True, seed=7)
+    p = 0.4
+    outs, grads = _run_projected("cuda", args, mask, bs, reverse, p, True, torch.Generator().manual_seed(9))
+    z = torch.empty(sum(bs), PROJ + HIDDEN, dtype=torch.uint8).bernoulli_(p, generator=torch.Generator().manual_seed(9))
+    _replay_zoneout(monkeypatch, z, bs, reverse, "lstm", PROJ)
+    ref_outs, ref_grads = _run_projected("reference", args, mask, bs, reverse, p, True)
+    _assert_all_close(outs, ref_outs)
+    _assert_all_close(grads, ref_grads)
+
+
+def test_projected_lstm_checks_its_shapes():
+    args, _ = _projected_case([2, 2], False, seed=8)
+    xw, h0, c0, w, w_hr = args
+    with pytest.raises(ValueError, match=r"w_hr must have shape \(P, 4\) with 0 < P < 4, got \(4, 4\)"):
+        cuda_loop.lstm_scan_cuda(xw, c0, c0, w, None, [2, 2], w_hr=torch.randn(4, 4))
+    with pytest.raises(ValueError, match=r"h0 must have shape \(2, 2\)"):
+        cuda_loop.lstm_scan_cuda(xw, c0, c0, w, None, [2, 2], w_hr=w_hr)
+    with pytest.raises(ValueError, match=r"mask must have shape \(2, 2\)"):
+        cuda_loop.lstm_scan_cuda(xw, h0, c0, w, torch.ones(2, 4), [2, 2], w_hr=w_hr)
+
+
+def test_gru_without_bias_matches_reference():
+    bs = BATCH_SIZES["packed"]
+    xw, h0, _, w, _, mask = _case("gru", bs, True, seed=10)
+    args = (xw, h0, w)
+    got = cuda_loop.gru_scan_cuda(xw, h0, w, None, mask, bs, True)
+    ref = F_rnn._gru_loop(xw, bs, h0, w, None, mask, 0.0, True, True, None)
+    _assert_all_close([o.detach() for o in got], [o.detach() for o in ref])
+    grads = torch.autograd.grad(sum((o.sin() * (i + 1)).sum() for i, o in enumerate(got)), args)
+    ref_grads = torch.autograd.grad(sum((o.sin() * (i + 1)).sum() for i, o in enumerate(ref)), args)
     _assert_all_close(grads, ref_grads)
 
 
@@ -245,11 +319,22 @@ def test_layer_zoneout_eval_uses_the_cuda_loop(cls, cpu_as_cuda, monkeypatch):
     _assert_all_close((out,), (ref,))
 
 
-def test_lstm_with_projection_keeps_the_reference_loop(cpu_as_cuda):
-    layer = _layer_pair(regdrop.nn.LSTM, proj_size=2, recurrent_dropout=0.3)
-    out, _ = layer(torch.randn(4, 2, 3))
-    assert out.shape == (4, 2, 2)
-    assert cpu_as_cuda == []
+def test_lstm_with_projection_uses_the_cuda_loop(cpu_as_cuda, monkeypatch):
+    layer = _layer_pair(regdrop.nn.LSTM, proj_size=2, bidirectional=True, recurrent_dropout=0.3)
+    x = torch.randn(4, 2, 3)
+
+    def step():
+        torch.manual_seed(3)
+        out, (h, c) = layer(x)
+        grads = torch.autograd.grad(out.sin().sum() + c.cos().sum(), list(layer.parameters()))
+        return out.detach(), h.detach(), c.detach(), grads
+
+    out, h, c, grads = step()
+    assert out.shape == (4, 2, 4)
+    assert len(cpu_as_cuda) == 2
+    monkeypatch.setattr(cuda_loop, "_on_cuda", lambda t: False)
+    ref_out, ref_h, ref_c, ref_grads = step()
+    _assert_all_close((out, h, c, *grads), (ref_out, ref_h, ref_c, *ref_grads))
 
 
 # ------------------------------------------------------------------------ without Triton
@@ -280,6 +365,7 @@ def test_without_triton_the_loop_says_what_to_install(monkeypatch):
         cuda_loop.lstm_scan_cuda(xw, h0, c0, w, None, [2])
 
 
+@pytest.mark.slow  # a fresh interpreter imports torch
 def test_import_regdrop_does_not_need_triton():
     code = (
         "import sys; sys.modules['triton'] = None\n"
@@ -294,6 +380,7 @@ def test_import_regdrop_does_not_need_triton():
     assert done.stdout.strip() == "(5, 2, 4)"
 
 
+@pytest.mark.slow  # a fresh interpreter imports torch
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without a GPU")
 def test_benchmark_device_cuda_without_a_gpu_fails_clearly():
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
