@@ -10,7 +10,9 @@ On a CUDA tensor, one LSTM or GRU layer in one direction runs, at every step,
   :math:`c`, zoneout's pass-through) and one GEMM :math:`\partial g_t\, W_{hh}`.
 
 The input projection is one GEMM over all steps before the loop (the caller's), and the
-gradient of :math:`W_{hh}` one GEMM over all steps after it. Rows follow the packed prefix
+gradient of :math:`W_{hh}` one GEMM over all steps after it. With a projection
+(``proj_size``) a step is two GEMMs and two kernels: the cell kernel, the GEMM
+:math:`u W_{hr}^\top`, and the kernel of the projected state. Rows follow the packed prefix
 layout of :mod:`regdrop.functional.rnn`: step ``t`` owns rows ``offset[t] : offset[t] +
 batch_sizes[t]`` (samples ``0 .. batch_sizes[t] - 1``), and ``reverse`` visits the steps
 last to first. The computation equals :func:`~regdrop.functional.rnn.lstm_layer_loop` /

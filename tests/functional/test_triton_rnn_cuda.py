@@ -82,3 +82,28 @@ def test_layer_under_autocast_is_finite_and_close_to_float32(cls, dtype):
     assert out.dtype == torch.float32  # float32 state and output
     assert torch.isfinite(out).all()
     torch.testing.assert_close(out, ref, rtol=0, atol=3e-2)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_projected_lstm_matches_reference_on_cuda(reverse):
+    batch_sizes, proj = [16, 16, 12, 9, 9, 4, 1], 20
+    gen = torch.Generator(device="cuda").manual_seed(1)
+    opts = dict(device="cuda", generator=gen)
+    n = batch_sizes[0]
+    args = (
+        torch.randn(sum(batch_sizes), 4 * HIDDEN, **opts).requires_grad_(),
+        torch.randn(n, proj, **opts).requires_grad_(),
+        torch.randn(n, HIDDEN, **opts).requires_grad_(),
+        (torch.randn(4 * HIDDEN, proj, **opts) * 0.2).requires_grad_(),
+        (torch.randn(proj, HIDDEN, **opts) * 0.2).requires_grad_(),
+    )
+    xw, h0, c0, w, w_hr = args
+    mask = (torch.rand(n, proj, **opts) > 0.3).float() / 0.7
+    got = cuda_loop.lstm_scan_cuda(xw, h0, c0, w, mask, batch_sizes, reverse, 0.2, False, w_hr=w_hr)
+    ref = F_rnn._lstm_loop(xw, batch_sizes, h0, c0, w, w_hr, mask, 0.2, False, reverse, None)
+    for g, r in zip(got, ref, strict=True):
+        torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-4)
+    grads = torch.autograd.grad(sum((o.sin() * (i + 1)).sum() for i, o in enumerate(got)), args)
+    ref_grads = torch.autograd.grad(sum((o.sin() * (i + 1)).sum() for i, o in enumerate(ref)), args)
+    for g, r in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-4)
