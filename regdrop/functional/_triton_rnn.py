@@ -36,10 +36,10 @@ import contextlib
 import functools
 import os
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
 from types import SimpleNamespace
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, ParamSpec, TypeVar
 
 import torch
 from torch import Tensor
@@ -52,6 +52,10 @@ __all__ = ["autocast_gemms", "cuda_scan_available", "gru_scan_cuda", "handles", 
 _STATE: dict[str, Any] = {}
 _GEMM_DTYPE: ContextVar[torch.dtype | None] = ContextVar("regdrop_gemm_dtype", default=None)
 _LOOP_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+# The kernels index with 32-bit offsets; a larger input runs the reference loop.
+_MAX_ELEMENTS = 2**31 - 1
 _INSTALL_HINT = (
     "install Triton (`pip install triton`, the version your torch build names: "
     "`pip show torch` lists it under Requires, or `pip install 'regdrop[cuda]'`)"
@@ -169,6 +173,20 @@ def _decorated(interpret: str) -> SimpleNamespace:
     )
 
 
+def _on_device(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Run ``fn`` with its first tensor argument's GPU as the current device: Triton launches
+    on the current device, cuBLAS on the tensors' (they differ when a caller's tensors live on
+    another GPU than the current one)."""
+
+    @functools.wraps(fn)
+    def run(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        first = next(a for a in args if isinstance(a, Tensor))
+        with torch.cuda.device(first.device) if first.is_cuda else contextlib.nullcontext():
+            return fn(*args, **kwargs)
+
+    return run
+
+
 def _block(elements: int, device: torch.device) -> int:
     # On a GPU, a fixed block (one compilation for every batch size); in the interpreter, whole
     # steps per program, since each program is a numpy pass.
@@ -189,6 +207,7 @@ def _grid(rows: int, hidden: int, block: int) -> tuple[int]:
 
 
 # ------------------------------------------------------------------------------------ LSTM
+@_on_device
 def _lstm_forward(
     xw: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, mask: Tensor | None, z: Tensor | None, cfg: _Config, save: bool
 ) -> tuple[Tensor, Tensor, Tensor, tuple[Tensor, ...]]:
@@ -231,6 +250,7 @@ class _LSTMCuda(torch.autograd.Function):
         return out.to(xw.dtype), h.to(h0.dtype), c.to(c0.dtype)
 
     @staticmethod
+    @_on_device
     def backward(ctx: Any, dout: Tensor, dhn: Tensor, dcn: Tensor) -> tuple[Tensor | None, ...]:
         w_hh, mask, z, acts, tc, c_prev, hm_prev = ctx.saved_tensors
         cfg: _Config = ctx.cfg
@@ -268,6 +288,7 @@ def _finish(dh: Tensor, dhm: Tensor, mask: Tensor | None, rows: int) -> None:
 
 
 # ----------------------------------------------------------------------- LSTM, projected
+@_on_device
 def _lstmp_forward(
     xw: Tensor,
     h0: Tensor,
@@ -334,6 +355,7 @@ class _LSTMPCuda(torch.autograd.Function):
         return out.to(xw.dtype), h.to(h0.dtype), c.to(c0.dtype)
 
     @staticmethod
+    @_on_device
     def backward(ctx: Any, dout: Tensor, dhn: Tensor, dcn: Tensor) -> tuple[Tensor | None, ...]:
         w_hh, w_hr, mask, z, acts, tc, c_prev, hm_prev, u = ctx.saved_tensors
         cfg: _Config = ctx.cfg
@@ -372,6 +394,7 @@ class _LSTMPCuda(torch.autograd.Function):
 
 
 # ------------------------------------------------------------------------------------- GRU
+@_on_device
 def _gru_forward(
     xw: Tensor,
     h0: Tensor,
@@ -428,6 +451,7 @@ class _GRUCuda(torch.autograd.Function):
         return out.to(xw.dtype), h.to(h0.dtype)
 
     @staticmethod
+    @_on_device
     def backward(ctx: Any, dout: Tensor, dhn: Tensor) -> tuple[Tensor | None, ...]:
         w_hh, mask, z, acts, hn, h_prev, hm_prev = ctx.saved_tensors
         cfg: _Config = ctx.cfg
@@ -476,6 +500,11 @@ def _config(
     gd = gemm_dtype if gemm_dtype is not None else (_GEMM_DTYPE.get() or w_hh.dtype)
     if gd not in _LOOP_DTYPES:
         raise ValueError(f"{who}: gemm_dtype must be float32, float16 or bfloat16, got {gd}")
+    if xw.numel() > _MAX_ELEMENTS:
+        raise ValueError(
+            f"{who}: the CUDA loop indexes with 32-bit offsets: xw must have at most {_MAX_ELEMENTS} "
+            f"elements, got {xw.numel()}; use the reference loop (regdrop.functional.rnn.lstm_layer_loop)"
+        )
     zone = 0 if p == 0.0 else (1 if training else 2)
     return _Config(_rnn._steps(batch_sizes, reverse), zone, p, gd)
 
@@ -699,6 +728,14 @@ def layer_scan_cuda(
         >>> out.shape, cn is None
         (torch.Size([4, 2]), True)
     """
+    hidden = c0.shape[1] if c0 is not None else h0.shape[1]
+    if x.shape[0] * 4 * hidden > _MAX_ELEMENTS:  # past the kernels' 32-bit offsets
+        if c0 is not None:
+            return _rnn.lstm_layer_loop(
+                x, batch_sizes, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, mask, zoneout, training, reverse
+            )
+        out, h = _rnn.gru_layer_loop(x, batch_sizes, h0, w_ih, w_hh, b_ih, b_hh, mask, zoneout, training, reverse)
+        return out, h, None
     lowp = _GEMM_DTYPE.get()
     bias = b_ih + b_hh if c0 is not None and b_ih is not None and b_hh is not None else b_ih
     if lowp in (torch.float16, torch.bfloat16) and x.dtype == torch.float32:

@@ -392,3 +392,16 @@ def test_benchmark_device_cuda_without_a_gpu_fails_clearly():
     assert done.returncode == 2
     assert "--device cuda: torch sees no CUDA GPU here" in done.stderr
     assert "|" not in done.stdout  # no table started
+
+
+def test_past_32_bit_offsets_the_layer_hook_runs_the_reference_loop(monkeypatch):
+    monkeypatch.setattr(cuda_loop, "_MAX_ELEMENTS", 50)
+    xw, h0, c0, w, _, _ = _case("lstm", [3, 3, 3], False)
+    with pytest.raises(ValueError, match="32-bit offsets: xw must have at most 50 elements, got 144"):
+        cuda_loop.lstm_scan_cuda(xw, h0, c0, w, None, [3, 3, 3])
+    called = []
+    monkeypatch.setattr(cuda_loop, "lstm_scan_cuda", lambda *a, **k: called.append(1))
+    x, w_ih = torch.randn(9, 3), torch.randn(4 * HIDDEN, 3)
+    got = cuda_loop.layer_scan_cuda(x, [3, 3, 3], h0, c0, w_ih, w, None, None, None, 0.0, True, False)
+    assert called == []
+    _assert_all_close(got, F_rnn.lstm_layer_loop(x, [3, 3, 3], h0, c0, w_ih, w))
