@@ -22,7 +22,9 @@ Where the masks are drawn and applied:
   then runs); the per-sample recurrent mask :math:`m` inside the time loop, on
   :math:`h_{t-1}` where it enters :math:`W_{hh}` (``regdrop.functional.rnn``: the reference
   loops compute ``h * mask`` before the product; the compiled loop in ``csrc/scan.cpp``
-  stores :math:`m \odot h_t` when it stores :math:`h_t`, as the next step's GEMM operand).
+  stores :math:`m \odot h_t` when it stores :math:`h_t`, as the next step's GEMM operand;
+  on CUDA, ``_scan_direction`` hands the direction to the Triton loop of
+  ``regdrop.functional._triton_rnn``, which does the same).
 """
 
 from __future__ import annotations
