@@ -22,7 +22,9 @@ Where the masks are drawn and applied:
   then runs); the per-sample recurrent mask :math:`m` inside the time loop, on
   :math:`h_{t-1}` where it enters :math:`W_{hh}` (``regdrop.functional.rnn``: the reference
   loops compute ``h * mask`` before the product; the compiled loop in ``csrc/scan.cpp``
-  stores :math:`m \odot h_t` when it stores :math:`h_t`, as the next step's GEMM operand).
+  stores :math:`m \odot h_t` when it stores :math:`h_t`, as the next step's GEMM operand;
+  on CUDA, ``_scan_direction`` hands the direction to the Triton loop of
+  ``regdrop.functional._triton_rnn``, which does the same).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import torch
 from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence
 
+from regdrop.functional import _triton_rnn as cuda_loop
 from regdrop.functional import rnn as rnn_ops
 from regdrop.functional._validation import check_rate
 from regdrop.functional.dropconnect import dropconnect
@@ -141,7 +144,9 @@ class _RegularizedRNN:
         if torch.is_autocast_enabled(device_type):
             # The time loops and the masks run in float32; autocast would mix precisions
             # step by step. Eval (torch's kernel) is untouched.
-            with torch.autocast(device_type, enabled=False):
+            # The CUDA loop keeps float32 states but runs its GEMMs in autocast's dtype.
+            gemm_dtype = _autocast_dtype(device_type) if device_type == "cuda" else None
+            with torch.autocast(device_type, enabled=False), cuda_loop.autocast_gemms(gemm_dtype):
                 return self._regularized_forward(_to_float32(input), _to_float32(hx), rates)
         return self._regularized_forward(input, hx, rates)
 
@@ -377,6 +382,11 @@ class _RegularizedRNN:
         weights, mask = direction
         w_ih, w_hh = weights[0], weights[1]
         b_ih, b_hh = (weights[2], weights[3]) if self.bias else (None, None)
+        if cuda_loop.handles(x, h0):  # CUDA: GEMMs + Triton kernels
+            w_proj = weights[-1] if c0 is not None and self.proj_size > 0 else None
+            return cuda_loop.layer_scan_cuda(
+                x, batch_sizes, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, zoneout, self.training, reverse, w_proj
+            )
         if c0 is not None:  # LSTM
             w_hr = weights[-1] if self.proj_size > 0 else None
             if w_hr is None and zoneout == 0.0:
@@ -461,6 +471,13 @@ def _to_float32(value: Any) -> Any:
     if isinstance(value, tuple):
         return tuple(_to_float32(v) for v in value)
     return value
+
+
+def _autocast_dtype(device_type: str) -> torch.dtype:
+    """Autocast's low-precision dtype for ``device_type`` (torch >= 2.4 names it per device)."""
+    if hasattr(torch, "get_autocast_dtype"):
+        return torch.get_autocast_dtype(device_type)
+    return torch.get_autocast_gpu_dtype()  # pragma: no cover (torch < 2.4)
 
 
 def _unsqueeze_hidden(hx: Any, name: str, is_lstm: bool) -> Any:
