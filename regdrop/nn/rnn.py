@@ -204,6 +204,16 @@ class _RegularizedRNN:
         ``(num_layers - 1,)``, ``recurrent_dropout`` ``(num_layers,)``; ``{}`` when none is learned."""
         return {r: torch.sigmoid(getattr(self, f"{r}_logit").detach()) for r in self.learned_rate_names}
 
+    def learned_rates_per_layer(self) -> dict[str, float]:
+        """The learned rates by the layer they act in: ``"input_dropout_l0"``, ``"dropout_l1"``
+        (the mask on layer 1's input), ``"recurrent_dropout_l0"``, ...; ``{}`` when none is learned."""
+        first = {"input_dropout": 0, "dropout": 1, "recurrent_dropout": 0}
+        return {
+            f"{rate}_l{first[rate] + k}": float(value)
+            for rate, values in self.learned_rates.items()
+            for k, value in enumerate(values.reshape(-1))
+        }
+
     def learned_rate_parameters(self) -> list[torch.nn.Parameter]:
         """The logits of the learned rates (what :class:`~regdrop.callbacks.ConcreteRegularization` acts on)."""
         return [getattr(self, f"{r}_logit") for r in self.learned_rate_names]
