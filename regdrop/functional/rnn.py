@@ -310,7 +310,7 @@ def _previous_states(out: Tensor, h0: Tensor, batch_sizes: Sequence[int], revers
     offsets = _offsets(batch_sizes)
     rows, last = out.shape[0], len(batch_sizes) - 1
     parts = []
-    for t, (o, b) in enumerate(zip(offsets, batch_sizes, strict=True)):
+    for t, b in enumerate(batch_sizes):
         before = t + 1 if reverse else t - 1
         carried = min(b, batch_sizes[before]) if 0 <= before <= last else 0
         if carried:
@@ -321,9 +321,7 @@ def _previous_states(out: Tensor, h0: Tensor, batch_sizes: Sequence[int], revers
     return torch.cat([out, h0]).index_select(0, index)
 
 
-def _recurrent_mask_grad(
-    d_pre: Tensor, w_hh: Tensor, h_prev: Tensor, batch_sizes: Sequence[int], n: int
-) -> Tensor:
+def _recurrent_mask_grad(d_pre: Tensor, w_hh: Tensor, h_prev: Tensor, batch_sizes: Sequence[int], n: int) -> Tensor:
     r"""The gradient of a scan's loss with respect to its recurrent mask :math:`m`.
 
     :math:`m` enters each step only through :math:`W_{hh} (m \odot h_{t-1})`, so with
@@ -431,7 +429,9 @@ class _GRUScan(torch.autograd.Function):
         dw_hh = hm_prev.t().mm(dhw).t() if ctx.needs_input_grad[2] else None
         db_hh = dhw.sum(0) if ctx.has_bias and ctx.needs_input_grad[3] else None
         # h_prev is the unmasked h(t-1) here (the GRU's carry needs it).
-        dmask = _recurrent_mask_grad(dhw, w_hh, h_prev, ctx.batch_sizes, m.shape[0]) if ctx.needs_input_grad[4] else None
+        dmask = (
+            _recurrent_mask_grad(dhw, w_hh, h_prev, ctx.batch_sizes, m.shape[0]) if ctx.needs_input_grad[4] else None
+        )
         return dxw, dh0, dw_hh, db_hh, dmask, None, None
 
 

@@ -22,13 +22,13 @@ from regdrop.functional._validation import (
     check_tensor,
     shape_str,
 )
-from regdrop.functional.dropout import _packed_row_samples
 from regdrop.functional.concrete import (
     check_temperature,
     concrete_dropout,
     concrete_dropout_regularizer,
     concrete_mask,
 )
+from regdrop.functional.dropout import _packed_row_samples
 
 __all__ = [
     "ConcreteDropout",

@@ -11,7 +11,8 @@ A module is a *dropout module* when it has rates that regularize only in trainin
   ``torch.nn.MultiheadAttention`` have ``dropout``.
 
 A *learned* rate (a module's ``learned_rate_names``, e.g. :class:`regdrop.nn.ConcreteDropout`'s
-``p``, or ``regdrop.nn.LSTM(..., learn_rates=True)``'s ``recurrent_dropout``) is a parameter the optimizer changes: :func:`dropout_rates` reports it (the mean over
+``p``, or ``regdrop.nn.LSTM(..., learn_rates=True)``'s ``recurrent_dropout``) is a parameter
+the optimizer changes: :func:`dropout_rates` reports it (the mean over
 units for per-unit rates), :func:`set_dropout_rates` leaves it alone with a warning when told
 to set every rate, and refuses to set it by name.
 

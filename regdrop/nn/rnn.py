@@ -686,6 +686,22 @@ _REGULARIZER_DOC = r"""
       with probability ``zoneout`` at each step; in ``eval()`` the expectation
       :math:`p\,h_{{t-1}} + (1-p)\,\tilde h_t` is used (so eval differs from ``torch.nn`` then).
 
+    - ``learn_rates`` (concrete dropout, Gal, Hron & Kendall 2017): ``True``, or a sequence
+      naming some of ``"input_dropout"``, ``"dropout"``, ``"recurrent_dropout"``, makes those
+      rates parameters learned per layer, starting from the value given (0.1 where it is 0):
+      ``input_dropout_logit`` (0-D), ``dropout_logit`` (``num_layers - 1``: the mask on layer
+      :math:`k`'s input is entry :math:`k - 1`) and ``recurrent_dropout_logit`` (``num_layers``,
+      both directions of a layer share it). Their masks are the relaxed masks of
+      :func:`~regdrop.functional.concrete_mask` at ``temperature`` (default 0.1), locked over
+      time per sample and unit as above, so the gradient reaches the rate (through the
+      compiled loop too). Add the regularizer (:class:`~regdrop.callbacks.ConcreteRegularization`,
+      or :func:`~regdrop.nn.concrete_regularization` in the loss), or the rates only go down.
+      The rate attributes then read the mean over layers (:attr:`learned_rates` has them per
+      layer) and refuse assignment. The logits are ordinary parameters under names torch
+      does not use: ``state_dict()`` loads into ``torch.nn.{name}`` with ``strict=False``
+      (``to_torch()`` drops them), and a ``torch.nn.{name}`` state_dict loads strictly (the
+      rates keep their start). ``weight_dropout`` and ``zoneout`` are not learned.
+
     All dropout masks are inverted (kept units scaled by :math:`1/(1-p)`), drawn anew at every
     forward call in training, never in ``eval()``. In ``eval()`` without zoneout, and in
     training with every rate 0, the layer runs exactly ``torch.nn.{name}.forward``. Under
@@ -726,6 +742,9 @@ class LSTM(_RegularizedRNN, torch.nn.LSTM):
         recurrent_dropout_shared: one recurrent mask for the whole batch. Default: False.
         weight_dropout: DropConnect rate on :math:`W_{hh}`. Default: 0.
         zoneout: zoneout rate on :math:`h` and :math:`c`. Default: 0.
+        learn_rates: ``True`` or names among ``"input_dropout"``, ``"dropout"``,
+            ``"recurrent_dropout"``: learn those rates (see above). Default: False.
+        temperature: of the relaxed masks of learned rates, > 0. Default: 0.1.
 
     Shape (as :class:`torch.nn.LSTM`; N batch, L length, D = 2 if bidirectional else 1):
         - input: :math:`(L, N, H_{in})`, :math:`(N, L, H_{in})` with ``batch_first``,
@@ -736,10 +755,12 @@ class LSTM(_RegularizedRNN, torch.nn.LSTM):
           ``(h_n, c_n)`` shaped like ``hx``; :math:`H_{out}` is ``proj_size`` if set, else ``hidden_size``.
 
     Raises:
-        ValueError: a rate outside [0, 1] (naming the rate); an input that is not 2-D/3-D or
+        ValueError: a rate outside [0, 1] (naming the rate), a learned rate starting at 1, a
+            name in ``learn_rates`` that cannot be learned; an input that is not 2-D/3-D or
             has no time step; a ``PackedSequence`` whose ``batch_sizes`` are not positive,
             non-increasing and summing to its rows; initial states on another device.
         TypeError: a rate that is not a number, ``recurrent_dropout_shared`` not a bool,
+            ``learn_rates`` neither a bool nor a sequence of names,
             initial states of another dtype than the input.
         RuntimeError: initial states of the wrong size (torch's own check and message).
 
@@ -752,6 +773,11 @@ class LSTM(_RegularizedRNN, torch.nn.LSTM):
         >>> x = torch.randn(4, 10, 8)
         >>> torch.equal(lstm.eval()(x)[0], ref(x)[0])
         True
+        >>> learned = LSTM(8, 16, num_layers=2, recurrent_dropout=0.25, learn_rates=True)
+        >>> {name: tuple(rate.shape) for name, rate in learned.learned_rates.items()}
+        {'input_dropout': (), 'dropout': (1,), 'recurrent_dropout': (2,)}
+        >>> round(learned.recurrent_dropout, 4), learned.recurrent_dropout_logit.requires_grad
+        (0.25, True)
     """
     )
 
@@ -818,8 +844,8 @@ class GRU(_RegularizedRNN, torch.nn.GRU):
     Args:
         input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
             device, dtype: as in :class:`torch.nn.GRU` (``dropout`` is variational).
-        input_dropout, recurrent_dropout, recurrent_dropout_shared, weight_dropout, zoneout:
-            as for :class:`LSTM`. Default: 0 / False.
+        input_dropout, recurrent_dropout, recurrent_dropout_shared, weight_dropout, zoneout,
+            learn_rates, temperature: as for :class:`LSTM`. Default: 0 / False / 0.1.
 
     Shape (as :class:`torch.nn.GRU`):
         - input: :math:`(L, N, H_{in})`, :math:`(N, L, H_{in})` with ``batch_first``,

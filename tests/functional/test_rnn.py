@@ -76,7 +76,10 @@ def test_a_mask_that_requires_grad_gets_the_reference_gradient(kind, layout, rev
         compiled = lambda xw, h0, w, b, m: F_rnn._GRUScan.apply(xw, h0, w, b, m, bs, reverse)  # noqa: E731
         reference = lambda xw, h0, w, b, m: F_rnn._gru_loop(xw, bs, h0, w, b, m, 0.0, True, reverse, None)  # noqa: E731
         args = (xw, h0, w, b, mask)
-    weights = [torch.randn(o.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(i)) for i, o in enumerate(reference(*args))]
+    weights = [
+        torch.randn(o.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(i))
+        for i, o in enumerate(reference(*args))
+    ]
     grads_c = torch.autograd.grad(sum((o * v).sum() for o, v in zip(compiled(*args), weights)), args)
     grads_r = torch.autograd.grad(sum((o * v).sum() for o, v in zip(reference(*args), weights)), args)
     for got, expected in zip(grads_c, grads_r):
