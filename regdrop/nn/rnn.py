@@ -138,6 +138,7 @@ class _RegularizedRNN:
         recurrent_dropout_shared: bool,
         weight_dropout: float,
         zoneout: float,
+        learn_rates: object = False,
     ) -> None:
         self.input_dropout = check_rate("input_dropout", input_dropout)
         self.recurrent_dropout = check_rate("recurrent_dropout", recurrent_dropout)
@@ -149,7 +150,10 @@ class _RegularizedRNN:
                 f"{recurrent_dropout_shared!r}"
             )
         self.recurrent_dropout_shared = recurrent_dropout_shared
-        if recurrent_dropout_shared and self.recurrent_dropout == 0.0:
+        learns_recurrent = learn_rates is True or (
+            isinstance(learn_rates, (list, tuple, set, frozenset)) and "recurrent_dropout" in learn_rates
+        )
+        if recurrent_dropout_shared and self.recurrent_dropout == 0.0 and not learns_recurrent:
             warnings.warn(
                 "recurrent_dropout_shared=True has no effect while recurrent_dropout=0; "
                 "set recurrent_dropout > 0 to drop h(t-1) with one mask for the whole batch",
@@ -816,7 +820,9 @@ class LSTM(_RegularizedRNN, torch.nn.LSTM):
             device=device,
             dtype=dtype,
         )
-        self._set_rates(input_dropout, recurrent_dropout, recurrent_dropout_shared, weight_dropout, zoneout)
+        self._set_rates(
+            input_dropout, recurrent_dropout, recurrent_dropout_shared, weight_dropout, zoneout, learn_rates
+        )
         self._set_learned(learn_rates, temperature, device, dtype)
 
 
@@ -897,7 +903,9 @@ class GRU(_RegularizedRNN, torch.nn.GRU):
             device=device,
             dtype=dtype,
         )
-        self._set_rates(input_dropout, recurrent_dropout, recurrent_dropout_shared, weight_dropout, zoneout)
+        self._set_rates(
+            input_dropout, recurrent_dropout, recurrent_dropout_shared, weight_dropout, zoneout, learn_rates
+        )
         self._set_learned(learn_rates, temperature, device, dtype)
 
 

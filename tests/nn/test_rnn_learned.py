@@ -191,3 +191,17 @@ def test_regularization_sums_the_paper_term_over_layers():
     with pytest.raises(ValueError, match="LSTM.regularization: weight must be None"):
         layer.regularization(torch.ones(2), dropout_regularizer=0.1)
     assert LSTM(3, 4).learned_rates == {}
+
+
+def test_batch_shared_learned_recurrent_mask_keeps_the_fused_kernel_and_learns():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # recurrent_dropout=0 is fine here: the learned rate starts at 0.1
+        layer = LSTM(3, 4, recurrent_dropout_shared=True, learn_rates=["recurrent_dropout"], dtype=torch.float64)
+    x = _input("padded")
+    seq = layer._unpack(x)
+    direction = layer._draw_masks(seq, layer._rates())[0].directions[0]
+    assert direction.recurrent_mask is None and direction.weights[1].requires_grad  # folded into W_hh's columns
+    _run(layer, x).sum().backward()
+    assert layer.recurrent_dropout_logit.grad.abs().sum() > 0

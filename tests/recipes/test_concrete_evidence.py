@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 import concrete_evidence
+import pytest
 from concrete_evidence import GRID, render
 
 ROOT = Path(__file__).resolve().parents[2]
