@@ -13,7 +13,7 @@ from torch.optim import Optimizer
 from typing_extensions import override
 
 from regdrop.functional._validation import check_nonnegative, check_positive_int
-from regdrop.nn.concrete import concrete_modules, concrete_regularization
+from regdrop.nn.concrete import concrete_modules, concrete_regularization, learned_rate_parameters
 
 __all__ = ["ConcreteRegularization"]
 
@@ -99,11 +99,9 @@ class ConcreteRegularization(Callback):
         if not modules:
             rank_zero_warn("ConcreteRegularization: the model has no learned dropout rate, so it adds nothing")
         held = {id(p) for opt in trainer.optimizers for group in opt.param_groups for p in group["params"]}
+        names = {id(p): name for name, p in pl_module.named_parameters()}
         orphans = [
-            f"{name}.{pname}" if name else pname
-            for name, module in modules
-            for pname, p in module.named_parameters(recurse=False)
-            if id(p) not in held
+            names.get(id(p), "?") for _, module in modules for p in learned_rate_parameters(module) if id(p) not in held
         ]
         if orphans:
             rank_zero_warn(
@@ -120,7 +118,7 @@ class ConcreteRegularization(Callback):
         logits = [
             p
             for _, module in concrete_modules(pl_module)
-            for p in module.parameters(recurse=False)
+            for p in learned_rate_parameters(module)
             if p.requires_grad and id(p) in held
         ]
         if not logits:

@@ -16,7 +16,7 @@ from typing_extensions import override
 from regdrop.callbacks._units import is_bias, named_module_parameters, unit_layout, unit_rows
 from regdrop.callbacks.constraints import default_constrained_modules
 from regdrop.callbacks.scheduler import DropoutScheduler
-from regdrop.nn.rates import dropout_rates, learned_rate_keys
+from regdrop.nn.rates import dropout_modules, dropout_rates, learned_rate_keys
 
 __all__ = ["RegularizationMonitor", "max_unit_norms"]
 
@@ -53,6 +53,18 @@ def max_unit_norms(model: nn.Module) -> dict[str, Tensor]:
     return norms
 
 
+def _per_layer_rates(model: nn.Module) -> dict[str, float]:
+    """``"dropout/<layer>.<rate>_l<k>"`` for the learned rates of stacked recurrent layers (one
+    per layer; the rate itself is logged as their mean)."""
+    metrics: dict[str, float] = {}
+    for name, module in dropout_modules(model):
+        per_layer: Callable[[], dict[str, float]] | None = getattr(module, "learned_rates_per_layer", None)
+        if callable(per_layer) and getattr(module, "num_layers", 1) > 1:
+            prefix = f"{name}." if name else ""
+            metrics.update({f"dropout/{prefix}{key}": rate for key, rate in per_layer().items()})
+    return metrics
+
+
 class RegularizationMonitor(Callback):
     r"""Log the generalization gap, weight norms, clipped fractions and dropout rates.
 
@@ -78,7 +90,11 @@ class RegularizationMonitor(Callback):
       ``last_clip_fraction`` mapping (``MaxNorm``, ``UnitNorm``, ...).
     - ``"dropout/<rate>"``: :func:`regdrop.nn.dropout_rates`; left to the
       :class:`DropoutScheduler` when the trainer has one that logs them, except learned
-      rates (``ConcreteDropout``, the mean over units for per-unit rates), logged here always.
+      rates (``ConcreteDropout``, the mean over units for per-unit rates; ``regdrop.nn.LSTM``
+      / ``GRU`` with ``learn_rates``, the mean over layers), logged here always. A stacked
+      recurrent layer's learned rates are also logged per layer, ``"dropout/<rate>_l<k>"``
+      (``"dropout/rnn.recurrent_dropout_l1"``; ``dropout_l<k>`` is the mask on layer
+      :math:`k`'s input).
 
     With ``logging_interval="epoch"`` all of these are logged at the end of each training
     epoch. With ``"step"``, norms, clipped fractions and rates are written to the trainer's
@@ -198,6 +214,7 @@ class RegularizationMonitor(Callback):
             keep = learned_rate_keys(pl_module) if self._rates_left_to_scheduler(trainer) else None
             rates = dropout_rates(pl_module).items()
             metrics.update({f"dropout/{name}": rate for name, rate in rates if keep is None or name in keep})
+            metrics.update(_per_layer_rates(pl_module))
         return metrics
 
     @staticmethod

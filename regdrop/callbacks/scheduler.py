@@ -171,8 +171,10 @@ class DropoutScheduler(Callback):
             ValueError: if ``start`` or ``target`` is a mapping that names a rate the model
                 does not have, or a learned rate.
 
-        Learned rates (:func:`regdrop.nn.learned_rate_keys`, e.g. ``ConcreteDropout``) are
-        parameters of the optimizer and are not scheduled; a warning names them.
+        Learned rates (:func:`regdrop.nn.learned_rate_keys`, e.g. ``ConcreteDropout``'s ``p`` or
+        the rates of ``regdrop.nn.LSTM(..., learn_rates=True)``) are parameters of the
+        optimizer and are not scheduled; a warning names them. The layer's other rates
+        (``weight_dropout``, ``zoneout``, rates it does not learn) are scheduled as usual.
         """
         learned = learned_rate_keys(model)
         current = {name: rate for name, rate in dropout_rates(model).items() if name not in learned}

@@ -237,13 +237,30 @@ def _packed_locked_dropout(
     # exactly what the padded tensor's (N, 1, C) mask draws, so packed and padded inputs get
     # the same masks under one seed.
     mask = shared_dropout(data.new_ones((batch, *data.shape[1:])), p, generator=generator, who=who)
+    return input._replace(data=data * mask[_packed_row_samples(input)])
+
+
+def _packed_row_samples(input: PackedSequence) -> Tensor:
+    """For each row of a ``PackedSequence``'s data, the sample it belongs to, in the caller's order.
+
+    Indexing a per-sample tensor (one row per sample, in the order of the sequences before
+    packing) with it gives one row per packed row: how a mask drawn per sample and feature
+    is applied to packed data without padding.
+
+    Example:
+        >>> from torch.nn.utils.rnn import pack_sequence
+        >>> packed = pack_sequence([torch.ones(1, 2), torch.ones(3, 2)], enforce_sorted=False)
+        >>> _packed_row_samples(packed).tolist()  # steps 0, 0, 1, 2: sample 1 is the longer
+        [1, 0, 1, 1]
+    """
+    batch_sizes = input.batch_sizes
     # Row r of the packed data is time step t, position r - start(t) in sorted batch order.
     starts = torch.cumsum(batch_sizes, 0) - batch_sizes
-    position = torch.arange(data.shape[0]) - torch.repeat_interleave(starts, batch_sizes)
-    position = position.to(data.device)
+    position = torch.arange(int(batch_sizes.sum())) - torch.repeat_interleave(starts, batch_sizes)
+    position = position.to(input.data.device)
     if input.sorted_indices is not None:
         position = input.sorted_indices[position]
-    return input._replace(data=data * mask[position])
+    return position
 
 
 def locked_dropout(

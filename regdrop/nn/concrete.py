@@ -28,12 +28,14 @@ from regdrop.functional.concrete import (
     concrete_dropout_regularizer,
     concrete_mask,
 )
+from regdrop.functional.dropout import _packed_row_samples
 
 __all__ = [
     "ConcreteDropout",
     "ConcreteLockedDropout",
     "concrete_modules",
     "concrete_regularization",
+    "learned_rate_parameters",
 ]
 
 
@@ -254,14 +256,7 @@ class ConcreteLockedDropout(_Concrete):
                 return input
             batch = int(input.batch_sizes[0]) if input.batch_sizes.numel() else 0
             mask = concrete_mask((batch, data.shape[1]), self.p_logit.to(data.dtype), self.temperature)
-            # Row r of the packed data is time step t, sample r - start(t) in sorted order.
-            starts = torch.cumsum(input.batch_sizes, 0) - input.batch_sizes
-            position = (torch.arange(data.shape[0]) - torch.repeat_interleave(starts, input.batch_sizes)).to(
-                data.device
-            )
-            if input.sorted_indices is not None:
-                position = input.sorted_indices[position]
-            return input._replace(data=data * mask[position])
+            return input._replace(data=data * mask[_packed_row_samples(input)])
         check_tensor(input, who)
         if input.dim() not in (2, 3):
             layout = "(N, L, C) with batch_first=True" if self.batch_first else "(L, N, C) with batch_first=False"
@@ -277,8 +272,10 @@ class ConcreteLockedDropout(_Concrete):
 def concrete_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """Return ``(name, module)`` for every module of ``model`` with a learned rate, in registration order.
 
-    A module has learned rates when its class declares ``learned_rate_names`` and a
-    ``regularization(weight=None, *, weight_regularizer, dropout_regularizer)`` method.
+    A module has learned rates when its ``learned_rate_names`` is not empty (a class
+    attribute, or set per instance, as ``regdrop.nn.LSTM(..., learn_rates=True)`` does) and it
+    has a ``regularization(weight=None, *, weight_regularizer, dropout_regularizer)`` method.
+    Its rates' logits are :func:`learned_rate_parameters`.
 
     Example:
         >>> model = nn.Sequential(nn.Linear(4, 4), ConcreteDropout(4))
@@ -288,8 +285,23 @@ def concrete_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return [
         (name, module)
         for name, module in model.named_modules()
-        if getattr(type(module), "learned_rate_names", ()) and callable(getattr(module, "regularization", None))
+        if getattr(module, "learned_rate_names", ()) and callable(getattr(module, "regularization", None))
     ]
+
+
+def learned_rate_parameters(module: nn.Module) -> list[nn.Parameter]:
+    """The parameters (logits) of ``module``'s own learned rates.
+
+    ``module.learned_rate_parameters()`` where the module defines it (``regdrop.nn.LSTM`` /
+    ``GRU``, whose other parameters are weights); otherwise its own parameters (not its
+    children's), e.g. ``ConcreteDropout.p_logit``.
+
+    Example:
+        >>> [tuple(p.shape) for p in learned_rate_parameters(ConcreteDropout(4, per_unit=True))]
+        [(4,)]
+    """
+    own: Callable[[], list[nn.Parameter]] | None = getattr(module, "learned_rate_parameters", None)
+    return list(own()) if callable(own) else list(module.parameters(recurse=False))
 
 
 def concrete_regularization(

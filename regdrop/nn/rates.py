@@ -10,8 +10,9 @@ A module is a *dropout module* when it has rates that regularize only in trainin
 - ``torch.nn.LSTM``/``GRU``/``RNN`` (``torch.nn.RNNBase``) and
   ``torch.nn.MultiheadAttention`` have ``dropout``.
 
-A *learned* rate (a class's ``learned_rate_names``, e.g. :class:`regdrop.nn.ConcreteDropout`'s
-``p``) is a parameter the optimizer changes: :func:`dropout_rates` reports it (the mean over
+A *learned* rate (a module's ``learned_rate_names``, e.g. :class:`regdrop.nn.ConcreteDropout`'s
+``p``, or ``regdrop.nn.LSTM(..., learn_rates=True)``'s ``recurrent_dropout``) is a parameter
+the optimizer changes: :func:`dropout_rates` reports it (the mean over
 units for per-unit rates), :func:`set_dropout_rates` leaves it alone with a warning when told
 to set every rate, and refuses to set it by name.
 
@@ -132,7 +133,7 @@ def learned_rate_keys(model: nn.Module) -> list[str]:
     return [
         _rate_key(name, attribute)
         for name, module in dropout_modules(model)
-        for attribute in getattr(type(module), "learned_rate_names", ())
+        for attribute in getattr(module, "learned_rate_names", ())
     ]
 
 
@@ -160,8 +161,8 @@ def check_rate_names(
         raise ValueError(
             f"{who}: {what} names {', '.join(map(repr, learned_named))}, "
             f"{'a learned rate' if len(learned_named) == 1 else 'learned rates'} (a parameter the optimizer "
-            f"updates, e.g. ConcreteDropout.p_logit), which cannot be {action}; build the module with the "
-            "initial p you want"
+            f"updates, e.g. ConcreteDropout.p_logit or LSTM.recurrent_dropout_logit), which cannot be {action}; "
+            "build the module with the initial rate you want"
         )
     unknown = sorted(names - set(settable))
     if unknown:

@@ -29,8 +29,11 @@ Where the masks are drawn and applied:
 
 from __future__ import annotations
 
+import math
 import numbers
+import re
 import warnings
+from collections.abc import Sequence
 from typing import Any, NamedTuple, TypeVar
 
 import torch
@@ -40,13 +43,44 @@ from torch.nn.utils.rnn import PackedSequence
 from regdrop.functional import _triton_rnn as cuda_loop
 from regdrop.functional import rnn as rnn_ops
 from regdrop.functional._validation import check_rate
+from regdrop.functional.concrete import check_temperature, concrete_dropout_regularizer, concrete_mask
 from regdrop.functional.dropconnect import dropconnect
-from regdrop.functional.dropout import bernoulli_mask, locked_dropout
+from regdrop.functional.dropout import _packed_row_samples, bernoulli_mask, locked_dropout
 
 __all__ = ["GRU", "GRUCell", "LSTM", "LSTMCell"]
 
 _RATE_NAMES = ("input_dropout", "dropout", "recurrent_dropout", "weight_dropout", "zoneout")
+_LEARNABLE = ("input_dropout", "dropout", "recurrent_dropout")
+# The rate a learned rate starts from when it was given as 0 (ConcreteDropout's default p).
+_DEFAULT_LEARNED_START = 0.1
 _Self = TypeVar("_Self", bound="_RegularizedRNN")
+
+
+class _RateAttribute:
+    r"""A rate attribute (``layer.recurrent_dropout``) that reads the learned rate when it is learned.
+
+    A fixed rate is a plain float in the instance's ``__dict__`` under the same name (so
+    pickles and ``torch.nn``'s own ``dropout`` keep working); a learned one reads the mean over
+    layers of :math:`\sigma(\ell)` and refuses assignment (the optimizer owns it).
+    """
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, objtype: type | None = None) -> Any:
+        if obj is None:
+            return self
+        if self.name in obj.__dict__.get("learned_rate_names", ()):
+            return float(torch.sigmoid(obj._parameters[f"{self.name}_logit"].detach()).mean())
+        return obj.__dict__[self.name]
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        if self.name in obj.__dict__.get("learned_rate_names", ()):
+            raise AttributeError(
+                f"{type(obj).__name__}.{self.name} is learned (learn_rates={obj.learned_rate_names}): it is the "
+                f"parameter {self.name}_logit, which the optimizer updates; it cannot be assigned"
+            )
+        obj.__dict__[self.name] = value
 
 
 class _Rows(NamedTuple):
@@ -82,6 +116,11 @@ class _RegularizedRNN:
     """What LSTM and GRU share: the rates, the regularized forward, the torch converters."""
 
     rate_names: tuple[str, ...] = _RATE_NAMES
+    # The instance's learned rates (set by learn_rates=); () when every rate is fixed.
+    learned_rate_names: tuple[str, ...] = ()
+    input_dropout = _RateAttribute()
+    dropout = _RateAttribute()
+    recurrent_dropout = _RateAttribute()
     _torch_class: type[torch.nn.RNNBase]
 
     # Set by torch.nn.RNNBase.__init__; declared for type checkers.
@@ -91,7 +130,6 @@ class _RegularizedRNN:
     num_layers: int
     bias: bool
     batch_first: bool
-    dropout: float
     bidirectional: bool
     proj_size: int
     training: bool
@@ -103,6 +141,7 @@ class _RegularizedRNN:
         recurrent_dropout_shared: bool,
         weight_dropout: float,
         zoneout: float,
+        learn_rates: object = False,
     ) -> None:
         self.input_dropout = check_rate("input_dropout", input_dropout)
         self.recurrent_dropout = check_rate("recurrent_dropout", recurrent_dropout)
@@ -114,12 +153,119 @@ class _RegularizedRNN:
                 f"{recurrent_dropout_shared!r}"
             )
         self.recurrent_dropout_shared = recurrent_dropout_shared
-        if recurrent_dropout_shared and self.recurrent_dropout == 0.0:
+        learns_recurrent = learn_rates is True or (
+            isinstance(learn_rates, (list, tuple, set, frozenset)) and "recurrent_dropout" in learn_rates
+        )
+        if recurrent_dropout_shared and self.recurrent_dropout == 0.0 and not learns_recurrent:
             warnings.warn(
                 "recurrent_dropout_shared=True has no effect while recurrent_dropout=0; "
                 "set recurrent_dropout > 0 to drop h(t-1) with one mask for the whole batch",
                 stacklevel=3,
             )
+
+    def _set_learned(self, learn_rates: object, temperature: float | None, device: Any, dtype: Any) -> None:
+        """Turn the rates named by ``learn_rates`` into parameters ``<rate>_logit``, one entry per layer."""
+        name = type(self).__name__
+        if isinstance(learn_rates, bool):
+            wanted = [r for r in _LEARNABLE if r != "dropout" or self.num_layers > 1] if learn_rates else []
+        elif isinstance(learn_rates, (list, tuple, set, frozenset)) and all(isinstance(r, str) for r in learn_rates):
+            unknown = sorted(set(learn_rates) - set(_LEARNABLE))
+            if unknown:
+                raise ValueError(
+                    f"{name}: learn_rates must be a bool or a sequence of names from {list(_LEARNABLE)}, "
+                    f"got {unknown[0]!r}"
+                )
+            wanted = [r for r in _LEARNABLE if r in learn_rates]
+            if "dropout" in wanted and self.num_layers == 1:
+                warnings.warn(
+                    f"{name}: learn_rates names 'dropout' (between stacked layers), which has no effect with "
+                    "num_layers=1; it is not learned",
+                    stacklevel=3,
+                )
+                wanted.remove("dropout")
+        else:
+            raise TypeError(
+                f"{name}: learn_rates must be a bool or a sequence of names from {list(_LEARNABLE)}, "
+                f"got {type(learn_rates).__name__} {learn_rates!r}"
+            )
+        if temperature is not None and not wanted:
+            warnings.warn(
+                f"{name}: temperature has no effect without learned rates; pass learn_rates=True", stacklevel=3
+            )
+        self.temperature = check_temperature(0.1 if temperature is None else temperature)
+        for rate in wanted:
+            start = getattr(self, rate) or _DEFAULT_LEARNED_START
+            if not 0.0 < start < 1.0:
+                raise ValueError(f"{name}: a learned {rate} must start in (0, 1) (its logit is finite), got {start}")
+            entries = {"input_dropout": (), "dropout": (self.num_layers - 1,), "recurrent_dropout": (self.num_layers,)}
+            logit = torch.full(entries[rate], math.log(start) - math.log1p(-start), device=device, dtype=dtype)
+            self.register_parameter(f"{rate}_logit", torch.nn.Parameter(logit))  # type: ignore[attr-defined]
+        self.learned_rate_names = tuple(wanted)
+        if wanted:
+            # A state_dict without the logits (a torch.nn checkpoint) loads: the rates keep their start.
+            self.register_load_state_dict_post_hook(_ignore_missing_logits)  # type: ignore[attr-defined]
+
+    @property
+    def learned_rates(self) -> dict[str, Tensor]:
+        """The learned rates, detached, one entry per layer: ``input_dropout`` 0-D, ``dropout``
+        ``(num_layers - 1,)``, ``recurrent_dropout`` ``(num_layers,)``; ``{}`` when none is learned."""
+        return {r: torch.sigmoid(getattr(self, f"{r}_logit").detach()) for r in self.learned_rate_names}
+
+    def learned_rates_per_layer(self) -> dict[str, float]:
+        """The learned rates by the layer they act in: ``"input_dropout_l0"``, ``"dropout_l1"``
+        (the mask on layer 1's input), ``"recurrent_dropout_l0"``, ...; ``{}`` when none is learned."""
+        first = {"input_dropout": 0, "dropout": 1, "recurrent_dropout": 0}
+        return {
+            f"{rate}_l{first[rate] + k}": float(value)
+            for rate, values in self.learned_rates.items()
+            for k, value in enumerate(values.reshape(-1))
+        }
+
+    def learned_rate_parameters(self) -> list[torch.nn.Parameter]:
+        """The logits of the learned rates (what :class:`~regdrop.callbacks.ConcreteRegularization` acts on)."""
+        return [getattr(self, f"{r}_logit") for r in self.learned_rate_names]
+
+    def regularization(
+        self,
+        weight: Tensor | None = None,
+        *,
+        weight_regularizer: float = 0.0,
+        dropout_regularizer: float,
+    ) -> Tensor:
+        r"""The concrete-dropout regularizer of the learned rates, summed over layers.
+
+        For each learned rate :math:`p` of a layer,
+        :math:`\lambda_p K (p \log p + (1 - p) \log(1 - p))` with :math:`K` the number of
+        units its masks drop: ``input_size`` for ``input_dropout``, :math:`D \cdot H_{out}`
+        for ``dropout`` and ``recurrent_dropout`` (:math:`D` directions). The weight term
+        of the paper is left out, as in :func:`regdrop.nn.concrete_regularization` (leave the
+        weights to ``weight_decay``).
+
+        Args:
+            weight: must be ``None`` (the layer knows its weights). Default: ``None``.
+            weight_regularizer: unused (the weight term is left out). Default: 0.
+            dropout_regularizer: :math:`\lambda_p \ge 0`, e.g. ``2 / N`` for :math:`N` training samples.
+
+        Raises:
+            ValueError: if ``weight`` is given.
+        """
+        if weight is not None:
+            raise ValueError(f"{type(self).__name__}.regularization: weight must be None, got a Tensor")
+        num_dir = 2 if self.bidirectional else 1
+        h_out = self.proj_size if self.proj_size > 0 else self.hidden_size
+        width = {"input_dropout": self.input_size, "dropout": num_dir * h_out, "recurrent_dropout": num_dir * h_out}
+        total = self.learned_rate_parameters()[0].new_zeros(()) if self.learned_rate_names else torch.zeros(())
+        for rate in self.learned_rate_names:
+            p = torch.sigmoid(getattr(self, f"{rate}_logit")).reshape(-1)
+            for p_layer in p:
+                total = total + concrete_dropout_regularizer(None, p_layer, width[rate], 0.0, dropout_regularizer)
+        return total
+
+    def _learned_logit(self, rate: str, layer: int) -> Tensor:
+        logit: Tensor = getattr(self, f"{rate}_logit")
+        if rate == "input_dropout":
+            return logit
+        return logit[layer - 1] if rate == "dropout" else logit[layer]
 
     def _rates(self) -> dict[str, float]:
         # Rates are plain attributes a schedule may reassign; check them where they are used.
@@ -243,9 +389,13 @@ class _RegularizedRNN:
         h_out = self.proj_size if self.proj_size > 0 else self.hidden_size
         masks = []
         for layer in range(self.num_layers):
-            p_in = rates["input_dropout"] if layer == 0 else rates["dropout"]
+            rate = "input_dropout" if layer == 0 else "dropout"
             width = self.input_size if layer == 0 else num_dir * h_out
-            input_mask = self._locked_mask(seq, width, p_in) if self.training and p_in > 0.0 else None
+            input_mask = None
+            if self.training and rate in self.learned_rate_names:
+                input_mask = self._concrete_locked_mask(seq, width, self._learned_logit(rate, layer))
+            elif self.training and rates[rate] > 0.0:
+                input_mask = self._locked_mask(seq, width, rates[rate])
             directions = [self._direction(layer, d, rates, seq) for d in range(num_dir)]
             masks.append(_LayerMasks(input_mask, directions))
         return masks
@@ -258,6 +408,14 @@ class _RegularizedRNN:
             packed_ones = seq.packed._replace(data=ones.expand(seq.data.shape[0], width))
             return locked_dropout(packed_ones, p).data
         return locked_dropout(ones.expand(1, seq.n, width), p)  # type: ignore[return-value]
+
+    def _concrete_locked_mask(self, seq: _Rows, width: int, logit: Tensor) -> Tensor:
+        """A relaxed (concrete) mask per sample and feature, fixed over time, laid out as
+        :meth:`_locked_mask`'s: (R, width) rows for a ``PackedSequence``, else (1, N, width)."""
+        if seq.packed is not None:
+            per_sample = concrete_mask((seq.n, width), logit.to(seq.data.dtype), self.temperature)
+            return per_sample[_packed_row_samples(seq.packed)]
+        return concrete_mask((1, seq.n, width), logit.to(seq.data.dtype), self.temperature)
 
     def _direction(self, layer: int, d: int, rates: dict[str, float], seq: _Rows) -> _Direction:
         """This direction's weights, with DropConnect and a batch-shared recurrent mask folded
@@ -275,15 +433,23 @@ class _RegularizedRNN:
             if rates["weight_dropout"] > 0.0:
                 w_hh = dropconnect(w_hh, rates["weight_dropout"], True)
             p = rates["recurrent_dropout"]
+            learned = "recurrent_dropout" in self.learned_rate_names
             if p > 0.0:
                 width = w_hh.shape[1]
+                logit = self._learned_logit("recurrent_dropout", layer) if learned else None
                 if self.recurrent_dropout_shared:
                     # One mask for the whole batch: scaling the columns of W_hh is the same
                     # product, and keeps torch's fused kernel.
-                    w_hh = w_hh * bernoulli_mask((width,), p, dtype=w_hh.dtype, device=w_hh.device)
+                    if logit is not None:
+                        w_hh = w_hh * concrete_mask((width,), logit.to(w_hh.dtype), self.temperature)
+                    else:
+                        w_hh = w_hh * bernoulli_mask((width,), p, dtype=w_hh.dtype, device=w_hh.device)
                 else:
                     # One row per sample in the caller's order, then in the rows' (sorted) order.
-                    mask = bernoulli_mask((seq.n, width), p, dtype=seq.data.dtype, device=seq.data.device)
+                    if logit is not None:
+                        mask = concrete_mask((seq.n, width), logit.to(seq.data.dtype), self.temperature)
+                    else:
+                        mask = bernoulli_mask((seq.n, width), p, dtype=seq.data.dtype, device=seq.data.device)
                     if seq.packed is not None and seq.packed.sorted_indices is not None:
                         mask = mask.index_select(0, seq.packed.sorted_indices)
             weights[1] = w_hh
@@ -407,12 +573,19 @@ class _RegularizedRNN:
     # ------------------------------------------------------------------------- helpers
     def extra_repr(self) -> str:
         s = super().extra_repr()  # type: ignore[misc]
+        learned = self.learned_rate_names
+        if "dropout" in learned:  # torch prints its own dropout from __dict__: the start, not the rate
+            s = re.sub(r", dropout=[^,]*", "", s)
         for name in ("input_dropout", "recurrent_dropout", "weight_dropout", "zoneout"):
             value = getattr(self, name)
-            if value:
+            if value and name not in learned:
                 s += f", {name}={value}"
         if self.recurrent_dropout and self.recurrent_dropout_shared:
             s += ", recurrent_dropout_shared=True"
+        for name, rates in self.learned_rates.items():
+            s += f", {name}=learned{[round(r, 4) for r in rates.reshape(-1).tolist()]}"
+        if learned:
+            s += f", temperature={self.temperature}"
         return s
 
     def _torch_kwargs(self) -> dict[str, Any]:
@@ -458,9 +631,18 @@ class _RegularizedRNN:
         """A plain ``torch.nn`` layer with this layer's settings and weights (for serving, ONNX)."""
         ref = next(iter(self.parameters()))  # type: ignore[attr-defined]
         module = self._torch_class(**self._torch_kwargs(), device=ref.device, dtype=ref.dtype)
-        module.load_state_dict(self.state_dict())  # type: ignore[attr-defined]
+        # The learned rates' logits are not torch's; in eval() they do nothing.
+        logits = {f"{r}_logit" for r in self.learned_rate_names}
+        module.load_state_dict({k: v for k, v in self.state_dict().items() if k not in logits})  # type: ignore[attr-defined]
         module.train(self.training)
         return module
+
+
+def _ignore_missing_logits(module: Any, incompatible: Any) -> None:
+    for rate in module.learned_rate_names:
+        key = f"{rate}_logit"
+        for missing in [k for k in incompatible.missing_keys if k == key or k.endswith(f".{key}")]:
+            incompatible.missing_keys.remove(missing)
 
 
 def _to_float32(value: Any) -> Any:
@@ -525,6 +707,22 @@ _REGULARIZER_DOC = r"""
       with probability ``zoneout`` at each step; in ``eval()`` the expectation
       :math:`p\,h_{{t-1}} + (1-p)\,\tilde h_t` is used (so eval differs from ``torch.nn`` then).
 
+    - ``learn_rates`` (concrete dropout, Gal, Hron & Kendall 2017): ``True``, or a sequence
+      naming some of ``"input_dropout"``, ``"dropout"``, ``"recurrent_dropout"``, makes those
+      rates parameters learned per layer, starting from the value given (0.1 where it is 0):
+      ``input_dropout_logit`` (0-D), ``dropout_logit`` (``num_layers - 1``: the mask on layer
+      :math:`k`'s input is entry :math:`k - 1`) and ``recurrent_dropout_logit`` (``num_layers``,
+      both directions of a layer share it). Their masks are the relaxed masks of
+      :func:`~regdrop.functional.concrete_mask` at ``temperature`` (default 0.1), locked over
+      time per sample and unit as above, so the gradient reaches the rate (through the
+      compiled loop too). Add the regularizer (:class:`~regdrop.callbacks.ConcreteRegularization`,
+      or :func:`~regdrop.nn.concrete_regularization` in the loss), or the rates only go down.
+      The rate attributes then read the mean over layers (:attr:`learned_rates` has them per
+      layer) and refuse assignment. The logits are ordinary parameters under names torch
+      does not use: ``state_dict()`` loads into ``torch.nn.{name}`` with ``strict=False``
+      (``to_torch()`` drops them), and a ``torch.nn.{name}`` state_dict loads strictly (the
+      rates keep their start). ``weight_dropout`` and ``zoneout`` are not learned.
+
     All dropout masks are inverted (kept units scaled by :math:`1/(1-p)`), drawn anew at every
     forward call in training, never in ``eval()``. In ``eval()`` without zoneout, and in
     training with every rate 0, the layer runs exactly ``torch.nn.{name}.forward``. Under
@@ -565,6 +763,9 @@ class LSTM(_RegularizedRNN, torch.nn.LSTM):
         recurrent_dropout_shared: one recurrent mask for the whole batch. Default: False.
         weight_dropout: DropConnect rate on :math:`W_{hh}`. Default: 0.
         zoneout: zoneout rate on :math:`h` and :math:`c`. Default: 0.
+        learn_rates: ``True`` or names among ``"input_dropout"``, ``"dropout"``,
+            ``"recurrent_dropout"``: learn those rates (see above). Default: False.
+        temperature: of the relaxed masks of learned rates, > 0. Default: 0.1.
 
     Shape (as :class:`torch.nn.LSTM`; N batch, L length, D = 2 if bidirectional else 1):
         - input: :math:`(L, N, H_{in})`, :math:`(N, L, H_{in})` with ``batch_first``,
@@ -575,10 +776,12 @@ class LSTM(_RegularizedRNN, torch.nn.LSTM):
           ``(h_n, c_n)`` shaped like ``hx``; :math:`H_{out}` is ``proj_size`` if set, else ``hidden_size``.
 
     Raises:
-        ValueError: a rate outside [0, 1] (naming the rate); an input that is not 2-D/3-D or
+        ValueError: a rate outside [0, 1] (naming the rate), a learned rate starting at 1, a
+            name in ``learn_rates`` that cannot be learned; an input that is not 2-D/3-D or
             has no time step; a ``PackedSequence`` whose ``batch_sizes`` are not positive,
             non-increasing and summing to its rows; initial states on another device.
         TypeError: a rate that is not a number, ``recurrent_dropout_shared`` not a bool,
+            ``learn_rates`` neither a bool nor a sequence of names,
             initial states of another dtype than the input.
         RuntimeError: initial states of the wrong size (torch's own check and message).
 
@@ -591,6 +794,11 @@ class LSTM(_RegularizedRNN, torch.nn.LSTM):
         >>> x = torch.randn(4, 10, 8)
         >>> torch.equal(lstm.eval()(x)[0], ref(x)[0])
         True
+        >>> learned = LSTM(8, 16, num_layers=2, recurrent_dropout=0.25, learn_rates=True)
+        >>> {name: tuple(rate.shape) for name, rate in learned.learned_rates.items()}
+        {'input_dropout': (), 'dropout': (1,), 'recurrent_dropout': (2,)}
+        >>> round(learned.recurrent_dropout, 4), learned.recurrent_dropout_logit.requires_grad
+        (0.25, True)
     """
     )
 
@@ -614,6 +822,8 @@ class LSTM(_RegularizedRNN, torch.nn.LSTM):
         recurrent_dropout_shared: bool = False,
         weight_dropout: float = 0.0,
         zoneout: float = 0.0,
+        learn_rates: bool | Sequence[str] = False,
+        temperature: float | None = None,
     ) -> None:
         super().__init__(
             input_size,
@@ -627,7 +837,10 @@ class LSTM(_RegularizedRNN, torch.nn.LSTM):
             device=device,
             dtype=dtype,
         )
-        self._set_rates(input_dropout, recurrent_dropout, recurrent_dropout_shared, weight_dropout, zoneout)
+        self._set_rates(
+            input_dropout, recurrent_dropout, recurrent_dropout_shared, weight_dropout, zoneout, learn_rates
+        )
+        self._set_learned(learn_rates, temperature, device, dtype)
 
 
 class GRU(_RegularizedRNN, torch.nn.GRU):
@@ -654,8 +867,8 @@ class GRU(_RegularizedRNN, torch.nn.GRU):
     Args:
         input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
             device, dtype: as in :class:`torch.nn.GRU` (``dropout`` is variational).
-        input_dropout, recurrent_dropout, recurrent_dropout_shared, weight_dropout, zoneout:
-            as for :class:`LSTM`. Default: 0 / False.
+        input_dropout, recurrent_dropout, recurrent_dropout_shared, weight_dropout, zoneout,
+            learn_rates, temperature: as for :class:`LSTM`. Default: 0 / False / 0.1.
 
     Shape (as :class:`torch.nn.GRU`):
         - input: :math:`(L, N, H_{in})`, :math:`(N, L, H_{in})` with ``batch_first``,
@@ -693,6 +906,8 @@ class GRU(_RegularizedRNN, torch.nn.GRU):
         recurrent_dropout_shared: bool = False,
         weight_dropout: float = 0.0,
         zoneout: float = 0.0,
+        learn_rates: bool | Sequence[str] = False,
+        temperature: float | None = None,
     ) -> None:
         super().__init__(
             input_size,
@@ -705,7 +920,10 @@ class GRU(_RegularizedRNN, torch.nn.GRU):
             device=device,
             dtype=dtype,
         )
-        self._set_rates(input_dropout, recurrent_dropout, recurrent_dropout_shared, weight_dropout, zoneout)
+        self._set_rates(
+            input_dropout, recurrent_dropout, recurrent_dropout_shared, weight_dropout, zoneout, learn_rates
+        )
+        self._set_learned(learn_rates, temperature, device, dtype)
 
 
 class _RegularizedCell:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 import pickle
+import re
 from pathlib import Path
+from typing import Any
 
 import lightning.pytorch as pl
 import pytest
@@ -12,12 +14,13 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, IterableDataset
 
+import regdrop
 from regdrop.callbacks import (
     ConcreteRegularization,
     DropoutScheduler,
     RegularizationMonitor,
 )
-from regdrop.nn import ConcreteDropout
+from regdrop.nn import LSTM, ConcreteDropout, set_dropout_rates
 from tests.callbacks.models import RandomRegressionData, tiny_trainer
 
 
@@ -143,3 +146,84 @@ def test_scheduler_skips_and_monitor_logs_the_learned_rate(tmp_path: Path) -> No
     assert "concrete_regularization" in metrics
     with pytest.raises(ValueError, match="target names 'drop.p', a learned rate"):
         DropoutScheduler(warmup=2, target={"drop.p": 0.3}).read_targets(model)
+
+
+class FrozenLSTMHead(pl.LightningModule):
+    """regdrop.nn.LSTM(learn_rates=True) -> Linear with zero, frozen weights: every change of the
+    layer's rate logits comes from the regularizer the callback adds."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = LSTM(4, 8, num_layers=2, batch_first=True, learn_rates=True, weight_dropout=0.1)
+        self.head = nn.Linear(8, 1)
+        with torch.no_grad():
+            self.head.weight.zero_()
+        self.head.weight.requires_grad_(False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.rnn(x)[0][:, -1])
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        loss = nn.functional.mse_loss(self(batch[0]), batch[1])
+        self.log("train_loss", loss, on_epoch=True)
+        return loss
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self.log("val_loss", nn.functional.mse_loss(self(batch[0]), batch[1]))
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD([p for p in self.parameters() if p.requires_grad], lr=1.0)
+
+
+def test_recurrent_layers_learned_rates_get_the_regularizer_and_are_logged(tmp_path: Path) -> None:
+    model = FrozenLSTMHead()
+    scheduler = DropoutScheduler(warmup=2)
+    trainer = tiny_trainer(
+        tmp_path, max_epochs=1, callbacks=[scheduler, RegularizationMonitor(), ConcreteRegularization()]
+    )
+    learned = ["rnn.input_dropout", "rnn.dropout", "rnn.recurrent_dropout"]
+    with pytest.warns(UserWarning, match=rf"learned rates {re.escape(str(learned))} are left to the optimizer"):
+        trainer.fit(model, RandomRegressionData(seq_len=5, n_train=64))
+    assert scheduler.targets == {"rnn.weight_dropout": pytest.approx(0.1)}
+    # K = input_size for input_dropout, D * H for the others; N = 64 training sequences
+    for name, k in (("input_dropout", 4), ("dropout", 8), ("recurrent_dropout", 8)):
+        logits = getattr(model.rnn, f"{name}_logit").detach().reshape(-1)
+        for logit in logits:
+            assert float(logit) == pytest.approx(_expected_logit(0.1, 4, 64, k=k), rel=1e-5), name
+    metrics = trainer.callback_metrics
+    assert float(metrics["dropout/rnn.recurrent_dropout"]) == pytest.approx(model.rnn.recurrent_dropout, rel=1e-5)
+    rates = model.rnn.learned_rates["recurrent_dropout"]
+    assert float(metrics["dropout/rnn.recurrent_dropout_l1"]) == pytest.approx(float(rates[1]), rel=1e-5)
+    assert float(metrics["dropout/rnn.dropout_l1"]) == pytest.approx(model.rnn.dropout, rel=1e-5)
+    assert "dropout/rnn.weight_dropout" in metrics  # the scheduled rate, logged by the scheduler
+
+
+def test_an_unoptimized_recurrent_rate_is_named_in_the_warning(tmp_path: Path) -> None:
+    model = FrozenLSTMHead()
+    held = model.rnn.recurrent_dropout_logit
+    model.configure_optimizers = lambda: torch.optim.SGD([held], lr=1.0)  # type: ignore[method-assign]
+    trainer = tiny_trainer(tmp_path, max_epochs=1, callbacks=[ConcreteRegularization()])
+    with pytest.warns(UserWarning, match=r"learned rates \['rnn.input_dropout_logit', 'rnn.dropout_logit'\] are in no"):
+        trainer.fit(model, RandomRegressionData(seq_len=5, n_train=64))
+
+
+def test_set_dropout_rates_and_mc_predict_with_a_learned_recurrent_layer() -> None:
+    torch.manual_seed(0)
+    rnn = LSTM(3, 6, batch_first=True, learn_rates=["recurrent_dropout"], input_dropout=0.2)
+    with pytest.warns(UserWarning, match=r"leaving the learned rates \['recurrent_dropout'\]"):
+        rates = set_dropout_rates(rnn, 0.3)
+    assert rates["input_dropout"] == 0.3 and rates["recurrent_dropout"] == pytest.approx(0.1)
+    with pytest.raises(ValueError, match="names 'recurrent_dropout', a learned rate .* cannot be set"):
+        set_dropout_rates(rnn, {"recurrent_dropout": 0.2})
+    set_dropout_rates(rnn, {"input_dropout": 0.0})
+
+    class Last(nn.Module):
+        def forward(self, out: tuple[Tensor, Any]) -> Tensor:
+            return out[0][:, -1]
+
+    model = nn.Sequential(rnn, Last(), nn.Linear(6, 1)).eval()
+    x = torch.randn(4, 7, 3)
+    mean, std = regdrop.mc_predict(model, x, samples=20)
+    assert mean.shape == (4, 1) and (std > 0).all()  # only the learned recurrent rate is random
+    assert not rnn.training
+    assert torch.equal(model(x), model(x))

@@ -56,6 +56,44 @@ def test_compiled_loop_matches_reference_and_gradcheck(kind, layout, reverse, ma
 
 
 @needs_extension
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@pytest.mark.parametrize("layout", ["padded", "packed", "ragged"])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_a_mask_that_requires_grad_gets_the_reference_gradient(kind, layout, reverse):
+    # A learned (concrete) recurrent mask: its gradient is computed outside the compiled loop,
+    # from the unmasked previous states (the LSTM rebuilds them from its output rows and h0).
+    bs = {**BATCH_SIZES, "ragged": [4, 4, 2, 1, 1]}[layout]
+    xw, h0, c0, w, b, _ = _case(kind, bs, False)
+    mask = torch.empty(bs[0], 5, dtype=torch.float64).uniform_(0.0, 2.0, generator=torch.Generator().manual_seed(1))
+    mask.requires_grad_()
+    if kind == "lstm":
+        compiled = lambda xw, h0, c0, w, m: F_rnn._LSTMScan.apply(xw, h0, c0, w, m, bs, reverse)  # noqa: E731
+        reference = lambda xw, h0, c0, w, m: F_rnn._lstm_loop(  # noqa: E731
+            xw, bs, h0, c0, w, None, m, 0.0, True, reverse, None
+        )
+        args = (xw, h0, c0, w, mask)
+    else:
+        compiled = lambda xw, h0, w, b, m: F_rnn._GRUScan.apply(xw, h0, w, b, m, bs, reverse)  # noqa: E731
+        reference = lambda xw, h0, w, b, m: F_rnn._gru_loop(xw, bs, h0, w, b, m, 0.0, True, reverse, None)  # noqa: E731
+        args = (xw, h0, w, b, mask)
+    weights = [
+        torch.randn(o.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(i))
+        for i, o in enumerate(reference(*args))
+    ]
+    grads_c = torch.autograd.grad(sum((o * v).sum() for o, v in zip(compiled(*args), weights)), args)
+    grads_r = torch.autograd.grad(sum((o * v).sum() for o, v in zip(reference(*args), weights)), args)
+    for got, expected in zip(grads_c, grads_r):
+        torch.testing.assert_close(got, expected)
+    assert grads_c[-1].abs().sum() > 0
+    assert torch.autograd.gradcheck(compiled, args)
+    # Only the mask requires grad: the other inputs' gradients are skipped, the mask's is not.
+    frozen = [a.detach() for a in args[:-1]]
+    (only,) = torch.autograd.grad(compiled(*frozen, mask)[0].sum(), [mask])
+    (expected,) = torch.autograd.grad(reference(*frozen, mask)[0].sum(), [mask])
+    torch.testing.assert_close(only, expected)
+
+
+@needs_extension
 def test_float32_uses_the_compiled_loop_and_matches():
     xw, h0, c0, w, _, mask = (t.float() if t is not None else None for t in _case("lstm", [4, 4, 4], True))
     out, hn, cn = lstm_scan(xw, h0, c0, w, mask, [4, 4, 4])
