@@ -79,6 +79,8 @@ def extension_available() -> bool:
     """
     if os.environ.get("REGDROP_EXTENSION", "1") == "0":
         return False
+    if "ok" in _EXT_STATE:  # decided: no lock, which torch.compile could not trace through
+        return bool(_EXT_STATE["ok"])
     with _EXT_LOCK:
         if "ok" not in _EXT_STATE:
             try:
