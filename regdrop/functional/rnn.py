@@ -516,9 +516,8 @@ def _lstm_backward_fake(
     zone_p: float = 0.0,
 ) -> list[Tensor]:
     rows, proj = acts.shape[0], w_hr is not None and w_hr.numel() > 0
-    return [acts.new_empty(acts.shape), dhn.new_empty(dhn.shape), dcn.new_empty(dcn.shape)] + [
-        acts.new_empty(rows if proj else 0, dhn.shape[1])
-    ]
+    dht = acts.new_empty(rows if proj else 0, dhn.shape[1])
+    return [acts.new_empty(acts.shape), dhn.new_empty(dhn.shape), dcn.new_empty(dcn.shape), dht]
 
 
 @_fake_kernel("gru_forward")

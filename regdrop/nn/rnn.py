@@ -498,7 +498,8 @@ _REGULARIZER_DOC = r"""
       time. The state carried forward is not masked{carry}. With
       ``recurrent_dropout_shared=True`` one mask serves the whole batch; it is then folded
       into the columns of :math:`W_{{hh}}` and the layer runs on torch's fused kernel.
-      Per-sample masks run on a compiled time loop (CPU) or an autograd loop.
+      Per-sample masks run on a compiled time loop (CPU) or an autograd loop, as do zoneout
+      and, with any of these, ``proj_size``.
     - ``weight_dropout``: DropConnect on :math:`W_{{hh}}` (Merity et al. 2017), one mask per
       forward call, shared by the batch and every step; fused kernel.
     - ``zoneout`` (Krueger et al. 2016): each unit of :math:`h` {zone_c}keeps its previous value

@@ -189,15 +189,18 @@ def _weighted_sum(outs):
     return sum(o.sum() * (i + 1) + (o * o).sum() for i, o in enumerate(outs))
 
 
+# Without zoneout and projection: test_compiled_loop_matches_reference_and_gradcheck.
+ZONE_GRID = [
+    (kind, zone) for kind in ZONE_KINDS for zone in ("train", "eval", "off") if zone != "off" or kind == "lstm-proj"
+]
+
+
 @needs_extension
-@pytest.mark.parametrize("kind", ZONE_KINDS)
+@pytest.mark.parametrize(("kind", "zone"), ZONE_GRID)
 @pytest.mark.parametrize("layout", ["padded", "packed"])
 @pytest.mark.parametrize("reverse", [False, True])
 @pytest.mark.parametrize("masked", [False, True])
-@pytest.mark.parametrize("zone", ["train", "eval", "off"])
-def test_compiled_zoneout_and_projection_match_reference_and_gradcheck(kind, layout, reverse, masked, zone):
-    if zone == "off" and kind != "lstm-proj":
-        pytest.skip("covered by test_compiled_loop_matches_reference_and_gradcheck")
+def test_compiled_zoneout_and_projection_match_reference_and_gradcheck(kind, zone, layout, reverse, masked):
     bs = BATCH_SIZES[layout]
     tensors, mask, zone_h, zone_c = _zone_case(kind, bs, masked, zone)
     compiled, reference = _zone_fns(kind, bs, reverse, mask, zone_h, zone_c, zone)
@@ -230,20 +233,14 @@ def test_float32_zoneout_and_projection_match_the_reference(kind, zone):
         torch.testing.assert_close(g, e, rtol=1e-4, atol=1e-4)
 
 
-def test_zoneout_training_masks_keep_previous_values_exactly():
+def test_zoneout_training_masks_keep_previous_values_exactly(monkeypatch):
     # A kept unit is the previous state bit for bit, in both loops (lerp with weight 1).
     torch.manual_seed(0)
     xw, h0, c0, w = torch.randn(12, 16), torch.randn(3, 4), torch.randn(3, 4), torch.randn(16, 4)
-    for extension in (True, False):
-        gen = torch.Generator().manual_seed(3)
-        if extension and not extension_available():
-            continue
-        fn = lstm_scan if extension else lambda *a, **k: F_rnn._lstm_loop(  # noqa: E731
-            a[0], a[5], a[1], a[2], a[3], None, a[4], k["zoneout"], True, False, k["generator"]
-        )
-        out, hn, cn = fn(xw, h0, c0, w, None, [3, 3, 3, 3], zoneout=0.5, generator=gen)
-        first = out[:3]
-        kept = first == h0
+    for extension in ("1", "0"):
+        monkeypatch.setenv("REGDROP_EXTENSION", extension)
+        out, hn, cn = lstm_scan(xw, h0, c0, w, None, [3, 3, 3, 3], zoneout=0.5)
+        kept = out[:3] == h0
         assert 0 < int(kept.sum()) < 12
 
 

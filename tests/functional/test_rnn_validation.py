@@ -121,16 +121,36 @@ def _proj_args(**replace):
 
 
 BAD_PROJ = [
-    ("w_hr transposed", {"w_hr": torch.randn(H, P)}, ValueError, r"w_hr must be 2-D \(P, H\) with P = the width of h0, 2, got shape \(4, 2\)"),
+    (
+        "w_hr transposed",
+        {"w_hr": torch.randn(H, P)},
+        ValueError,
+        r"w_hr must be 2-D \(P, H\) with P = the width of h0, 2, got shape \(4, 2\)",
+    ),
     ("w_hr 1-D", {"w_hr": torch.randn(P)}, ValueError, r"w_hr must be 2-D \(P, H\)"),
-    ("w_hr too narrow", {"w_hr": torch.randn(P, H - 1)}, ValueError, r"xw must have 4 \* H = 12 columns .* w_hr of shape \(2, 3\)"),
-    ("w_hr float64", {"w_hr": torch.randn(P, H, dtype=torch.float64)}, TypeError, r"w_hr must have the dtype of the input"),
+    (
+        "w_hr too narrow",
+        {"w_hr": torch.randn(P, H - 1)},
+        ValueError,
+        r"xw must have 4 \* H = 12 columns .* w_hr of shape \(2, 3\)",
+    ),
+    (
+        "w_hr float64",
+        {"w_hr": torch.randn(P, H, dtype=torch.float64)},
+        TypeError,
+        r"w_hr must have the dtype of the input",
+    ),
     ("w_hr on meta", {"w_hr": torch.randn(P, H, device="meta")}, ValueError, r"w_hr must be on the input's device"),
     ("w_hr a list", {"w_hr": [[0.0] * H] * P}, TypeError, r"w_hr must be a Tensor, got list"),
-    ("w_hh for h of width H", {"w_hh": torch.randn(4 * H, H)}, ValueError, r"w_hh must have shape \(16, 2\), got \(16, 4\)"),
+    (
+        "w_hh for h of width H",
+        {"w_hh": torch.randn(4 * H, H)},
+        ValueError,
+        r"w_hh must have shape \(16, 2\), got \(16, 4\)",
+    ),
     ("mask of width H", {"mask": torch.ones(N, H)}, ValueError, r"mask must have shape \(3, 2\), got \(3, 4\)"),
     ("c0 of width P", {"c0": torch.zeros(N, P)}, ValueError, r"c0 must have shape \(3, 4\), got \(3, 2\)"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("replace", "error", "pattern"), [b[1:] for b in BAD_PROJ], ids=[b[0] for b in BAD_PROJ])
