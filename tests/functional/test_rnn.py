@@ -155,8 +155,8 @@ def _zone_case(kind: str, batch_sizes: list[int], masked: bool, zone: str, dtype
     mask = (torch.rand(n, width, **opts) > 0.3).to(dtype) / 0.7 if masked else None
     zone_h = zone_c = None
     if zone == "train":
-        zone_h = (torch.rand(rows, width, **opts) < 0.4).to(dtype)
-        zone_c = (torch.rand(rows, hidden, **opts) < 0.4).to(dtype)
+        zone_h = torch.rand(rows, width, **opts) < 0.4
+        zone_c = torch.rand(rows, hidden, **opts) < 0.4
     return tensors, mask, zone_h, zone_c
 
 

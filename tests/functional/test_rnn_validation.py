@@ -202,30 +202,30 @@ OP_CASES = {
     "gru_backward mask one row": "gru_backward(t(8, 4), t(2, 4), t(8, 12), t(8, 4), t(8, 4), t(12, 4), t(1, 4), "
     "[2, 2, 2, 2], False)",
     # zoneout and projection operands
-    "lstm zone_h one row short": "lstm_forward(*LF, zone_h=t(7, 4), zone_c=t(8, 4))",
-    "lstm zone_c too narrow": "lstm_forward(*LF, zone_h=t(8, 4), zone_c=t(8, 3))",
-    "lstm zone_h without zone_c": "lstm_forward(*LF, zone_h=t(8, 4))",
-    "lstm zone_c without zone_h": "lstm_forward(*LF, zone_c=t(8, 4))",
-    "lstm zone masks and zone_p": "lstm_forward(*LF, zone_h=t(8, 4), zone_c=t(8, 4), zone_p=0.5)",
+    "lstm zone_h one row short": "lstm_forward(*LF, zone_h=z(7, 4), zone_c=z(8, 4))",
+    "lstm zone_c too narrow": "lstm_forward(*LF, zone_h=z(8, 4), zone_c=z(8, 3))",
+    "lstm zone_h without zone_c": "lstm_forward(*LF, zone_h=z(8, 4))",
+    "lstm zone_c without zone_h": "lstm_forward(*LF, zone_c=z(8, 4))",
+    "lstm zone masks and zone_p": "lstm_forward(*LF, zone_h=z(8, 4), zone_c=z(8, 4), zone_p=0.5)",
     "lstm zone_p above 1": "lstm_forward(*LF, zone_p=1.5)",
     "lstm zone_p negative": "lstm_forward(*LF, zone_p=-0.5)",
     "lstm zone_p nan": "lstm_forward(*LF, zone_p=float('nan'))",
-    "lstm zone_h float64": "lstm_forward(*LF, zone_h=t(8, 4).double(), zone_c=t(8, 4))",
-    "lstm zone_h non-contiguous": "lstm_forward(*LF, zone_h=t(4, 8).t(), zone_c=t(8, 4))",
+    "lstm zone_h float": "lstm_forward(*LF, zone_h=t(8, 4), zone_c=z(8, 4))",
+    "lstm zone_h non-contiguous": "lstm_forward(*LF, zone_h=z(4, 8).t(), zone_c=z(8, 4))",
     "lstm w_hr transposed": "lstm_forward(t(8, 16), t(2, 2), t(2, 4), t(16, 2), e, [2] * 4, False, t(4, 2))",
     "lstm w_hr missing, P != H": "lstm_forward(t(8, 16), t(2, 2), t(2, 4), t(16, 2), e, [2] * 4, False)",
     "lstm w_hr float64": "lstm_forward(t(8, 16), t(2, 2), t(2, 4), t(16, 2), e, [2] * 4, False, t(2, 4).double())",
     "lstm w_hh for width H with w_hr": "lstm_forward(t(8, 16), t(2, 2), t(2, 4), t(16, 4), e, [2] * 4, False, t(2, 4))",
     "lstm mask of width H with w_hr": "lstm_forward(t(8, 16), t(2, 2), t(2, 4), t(16, 2), t(2, 4), [2] * 4, False, "
     "t(2, 4))",
-    "lstm_backward zone_h short": "lstm_backward(*LB, zone_h=t(7, 4), zone_c=t(8, 4))",
+    "lstm_backward zone_h short": "lstm_backward(*LB, zone_h=z(7, 4), zone_c=z(8, 4))",
     "lstm_backward zone_p above 1": "lstm_backward(*LB, zone_p=2.0)",
     "lstm_backward w_hr wrong": "lstm_backward(t(8, 2), t(2, 2), t(2, 4), t(8, 16), t(8, 4), t(8, 4), t(16, 2), e, "
     "[2] * 4, False, t(4, 2))",
     "lstm_backward dout of width H with w_hr": "lstm_backward(t(8, 4), t(2, 2), t(2, 4), t(8, 16), t(8, 4), t(8, 4), "
     "t(16, 2), e, [2] * 4, False, t(2, 4))",
-    "gru zone_h too wide": "gru_forward(t(8, 12), t(2, 4), t(12, 4), e, e, [2] * 4, False, t(8, 5))",
-    "gru zone_h and zone_p": "gru_forward(t(8, 12), t(2, 4), t(12, 4), e, e, [2] * 4, False, t(8, 4), 0.2)",
+    "gru zone_h too wide": "gru_forward(t(8, 12), t(2, 4), t(12, 4), e, e, [2] * 4, False, z(8, 5))",
+    "gru zone_h and zone_p": "gru_forward(t(8, 12), t(2, 4), t(12, 4), e, e, [2] * 4, False, z(8, 4), 0.2)",
     "gru zone_p above 1": "gru_forward(t(8, 12), t(2, 4), t(12, 4), e, e, [2] * 4, False, None, 1.01)",
     "gru_backward zone_h short": "gru_backward(t(8, 4), t(2, 4), t(8, 12), t(8, 4), t(8, 4), t(12, 4), e, [2] * 4, "
     "False, t(2, 4))",
@@ -243,11 +243,12 @@ def test_direct_op_calls_with_bad_sizes_raise_and_never_crash():
         ops = torch.ops.regdrop_scan
         t = lambda *shape: torch.randn(*shape)
         e = torch.empty(0)
+        z = lambda *shape: torch.rand(*shape) < 0.5
         LF = (t(8, 16), t(2, 4), t(2, 4), t(16, 4), e, [2, 2, 2, 2], False)  # a valid lstm_forward call
         LB = (t(8, 4), t(2, 4), t(2, 4), t(8, 16), t(8, 4), t(8, 4), t(16, 4), e, [2, 2, 2, 2], False)
-        ops.lstm_forward(*LF, zone_h=t(8, 4), zone_c=t(8, 4))  # valid calls pass
+        ops.lstm_forward(*LF, zone_h=z(8, 4), zone_c=z(8, 4))  # valid calls pass
         ops.lstm_backward(*LB, zone_p=0.5)
-        ops.gru_forward(t(8, 12), t(2, 4), t(12, 4), e, e, [2] * 4, False, t(8, 4))
+        ops.gru_forward(t(8, 12), t(2, 4), t(12, 4), e, e, [2] * 4, False, z(8, 4))
         ops.lstm_forward(t(8, 16), t(2, 2), t(2, 4), t(16, 2), t(2, 2), [2] * 4, False, t(2, 4))
         cases = {cases!r}
         for name, call in cases.items():

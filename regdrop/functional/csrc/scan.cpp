@@ -71,20 +71,20 @@ inline void store_masked(T* __restrict__ dst, const T* __restrict__ h, const T* 
 }
 
 // Zoneout mixes the new and the previous state as torch.lerp(new, previous, w) does (the same
-// formula, so a 0/1 training mask returns exactly one of the two values): w is the row's mask
-// entry in training, the rate itself in evaluation (the expectation).
+// formula, so a 0/1 weight returns exactly one of the two values): w is the row's training
+// mask entry (true = keep the previous value), or the rate itself in evaluation (the expectation).
 template <typename T>
 inline T lerp_of(T start, T end, T w) {
   const T d = end - start;
   return std::abs(w) < T(0.5) ? start + w * d : end - d * (T(1) - w);
 }
 
-// One row's zoneout weights: a pointer into the (rows, width) mask, or the constant rate.
+// One row's zoneout weights: a pointer into the (rows, width) boolean mask, or the constant rate.
 template <typename T>
 struct ZoneRow {
-  const T* w;
+  const bool* w;
   T p;
-  inline T operator[](int64_t j) const { return w ? w[j] : p; }
+  inline T operator[](int64_t j) const { return w ? T(w[j]) : p; }
 };
 
 // ------------------------------------------------------------------------ argument checks
@@ -127,15 +127,16 @@ bool check_optional(const char* op, const char* name, const at::Tensor& t, const
 
 at::Tensor given_or_empty(const std::optional<at::Tensor>& t) { return t.has_value() ? *t : at::Tensor(); }
 
-// Zoneout's operands: per-row weights on the previous state from a training step (zone_h,
-// and zone_c for an LSTM, given together), or the rate zone_p in [0, 1] for evaluation; not
-// both. Returns whether per-row weights are given.
+// Zoneout's operands: per-row boolean masks (true = keep the previous state) from a training
+// step (zone_h, and zone_c for an LSTM, given together), or the rate zone_p in [0, 1] for
+// evaluation; not both. Returns whether masks are given.
 bool check_zone(const char* op, const at::Tensor& zone_h, const at::Tensor* zone_c, double zone_p,
                 const at::Tensor& ref, int64_t rows, int64_t h_width, int64_t c_width) {
   TORCH_CHECK(std::isfinite(zone_p) && zone_p >= 0.0 && zone_p <= 1.0, op, ": zone_p must be in [0, 1], got ",
               zone_p);
-  const bool has_h = check_optional(op, "zone_h", zone_h, ref, {rows, h_width});
-  const bool has_c = zone_c != nullptr && check_optional(op, "zone_c", *zone_c, ref, {rows, c_width});
+  const auto bool_ref = ref.new_empty({0}, ref.options().dtype(at::kBool));  // the masks are bool
+  const bool has_h = check_optional(op, "zone_h", zone_h, bool_ref, {rows, h_width});
+  const bool has_c = zone_c != nullptr && check_optional(op, "zone_c", *zone_c, bool_ref, {rows, c_width});
   TORCH_CHECK(zone_c == nullptr || has_h == has_c, op, ": zone_h and zone_c must be given together, got ",
               has_h ? "zone_h only" : "zone_c only");
   TORCH_CHECK(!(has_h && zone_p != 0.0), op,
@@ -211,8 +212,8 @@ std::vector<at::Tensor> lstm_forward(const at::Tensor& xw, const at::Tensor& h0,
       scalar_t* Cc = c.data_ptr<scalar_t>();
       scalar_t* HM = hm.data_ptr<scalar_t>();
       const scalar_t* M = masked ? mask.data_ptr<scalar_t>() : nullptr;
-      const scalar_t* ZH = zoned ? zone_h.data_ptr<scalar_t>() + o * P : nullptr;
-      const scalar_t* ZC = zoned ? zone_c.data_ptr<scalar_t>() + o * H : nullptr;
+      const bool* ZH = zoned ? zone_h.data_ptr<bool>() + o * P : nullptr;
+      const bool* ZC = zoned ? zone_c.data_ptr<bool>() + o * H : nullptr;
       // The gates and the cell; r = o tanh(c~) goes to R (projection) or straight to out.
       auto cell = [&](int64_t n) {
         scalar_t* __restrict__ an = A + n * 4 * H;
@@ -330,8 +331,8 @@ std::vector<at::Tensor> lstm_backward(const at::Tensor& dout, const at::Tensor& 
       scalar_t* DH = dh.data_ptr<scalar_t>();
       scalar_t* DC = dc.data_ptr<scalar_t>();
       const scalar_t* M = masked ? mask.data_ptr<scalar_t>() : nullptr;
-      const scalar_t* ZH = zoned ? zone_h.data_ptr<scalar_t>() + o * P : nullptr;
-      const scalar_t* ZC = zoned ? zone_c.data_ptr<scalar_t>() + o * H : nullptr;
+      const bool* ZH = zoned ? zone_h.data_ptr<bool>() + o * P : nullptr;
+      const bool* ZC = zoned ? zone_c.data_ptr<bool>() + o * H : nullptr;
       const int64_t fg = from_gemm;
       // d h(t) = output's + carry + through W_hh (masked); zoneout splits it into d h~ (to the
       // projection or straight to r) and the carry to h(t-1).
@@ -452,7 +453,7 @@ std::vector<at::Tensor> gru_forward(const at::Tensor& xw, const at::Tensor& h0, 
       scalar_t* Hc = h.data_ptr<scalar_t>();
       scalar_t* HM = hm.data_ptr<scalar_t>();
       const scalar_t* M = masked ? mask.data_ptr<scalar_t>() : nullptr;
-      const scalar_t* ZH = zoned ? zone_h.data_ptr<scalar_t>() + o * H : nullptr;
+      const bool* ZH = zoned ? zone_h.data_ptr<bool>() + o * H : nullptr;
       at::parallel_for(0, b, grain(3 * H), [&](int64_t n0, int64_t n1) {
         for (int64_t n = n0; n < n1; ++n) {
           const scalar_t* __restrict__ x = X + n * 3 * H;
@@ -536,7 +537,7 @@ std::vector<at::Tensor> gru_backward(const at::Tensor& dout, const at::Tensor& d
       scalar_t* DW = dhw.data_ptr<scalar_t>() + o * 3 * H;
       scalar_t* DH = dh.data_ptr<scalar_t>();
       const scalar_t* M = masked ? mask.data_ptr<scalar_t>() : nullptr;
-      const scalar_t* ZH = zoned ? zone_h.data_ptr<scalar_t>() + o * H : nullptr;
+      const bool* ZH = zoned ? zone_h.data_ptr<bool>() + o * H : nullptr;
       const int64_t fg = from_gemm;
       at::parallel_for(0, b, grain(3 * H), [&](int64_t n0, int64_t n1) {
         for (int64_t n = n0; n < n1; ++n) {
