@@ -102,7 +102,7 @@ def test_fake_kernels_give_the_ops_output_shapes():
     e = torch.empty(0)
     lstm_cases = [
         (torch.randn(rows, 4 * h), torch.randn(n, p), torch.randn(n, h), torch.randn(4 * h, p), e, bs, False,
-         torch.randn(p, h), torch.ones(rows, p), torch.zeros(rows, h), 0.0),
+         torch.randn(p, h), torch.ones(rows, p, dtype=torch.bool), torch.zeros(rows, h, dtype=torch.bool), 0.0),
         (torch.randn(rows, 4 * h), torch.randn(n, h), torch.randn(n, h), torch.randn(4 * h, h), torch.ones(n, h), bs,
          True, None, None, None, 0.3),
     ]  # fmt: skip
@@ -119,7 +119,7 @@ def test_fake_kernels_give_the_ops_output_shapes():
             fake_b = ops.lstm_backward(*(mode.from_tensor(a) if isinstance(a, torch.Tensor) else a for a in back_args))
         assert [t.shape for t in fake_b] == [t.shape for t in real_b]
     gru_args = (torch.randn(rows, 3 * h), torch.randn(n, h), torch.randn(3 * h, h), torch.randn(3 * h), e, bs, False,
-                torch.ones(rows, h), 0.0)  # fmt: skip
+                torch.ones(rows, h, dtype=torch.bool), 0.0)  # fmt: skip
     real = ops.gru_forward(*gru_args)
     with FakeTensorMode(allow_non_fake_inputs=True) as mode:
         fake = ops.gru_forward(*(mode.from_tensor(a) if isinstance(a, torch.Tensor) else a for a in gru_args))
