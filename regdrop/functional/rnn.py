@@ -20,14 +20,19 @@ The carried state (:math:`c_{t-1}`, and the GRU's :math:`z\, h_{t-1}`) is never 
 
 Two implementations compute the same thing:
 
-- :func:`lstm_scan` / :func:`gru_scan` (no projection, no zoneout): on CPU tensors a small
+- :func:`lstm_scan` / :func:`gru_scan` (with projection and zoneout): on CPU tensors a small
   C++ extension (``csrc/scan.cpp``, compiled on first use with the compiler torch's
-  ``cpp_extension`` finds) runs one GEMM and one fused element-wise pass per step, with a
-  hand-written backward; elsewhere, or where the extension cannot be built, they fall back
-  to the reference loops.
+  ``cpp_extension`` finds) runs one GEMM and one fused element-wise pass per step (two
+  GEMMs with a projection), with a hand-written backward; elsewhere, or where the extension
+  cannot be built, they fall back to the reference loops. The ops are registered with
+  ``torch.library`` (with fake kernels), so ``torch.compile`` traces through them.
 - :func:`lstm_layer_loop` / :func:`gru_layer_loop`: plain autograd over torch ops, any
-  device, with ``proj_size`` and zoneout. They are also the reference the tests check the
-  extension against.
+  device. They are also the reference the tests check the extension against.
+
+Zoneout's masks (a fresh Bernoulli(p) per unit, sample and step, 1 = keep the previous
+value) are drawn before the loop, one ``(R, width)`` tensor per state (h, then c), by
+``_zoneout_masks``; both implementations draw them there, so they give the same result for
+the same seed.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ import numbers
 import os
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +79,8 @@ def extension_available() -> bool:
     """
     if os.environ.get("REGDROP_EXTENSION", "1") == "0":
         return False
+    if "ok" in _EXT_STATE:  # decided: no lock, which torch.compile could not trace through
+        return bool(_EXT_STATE["ok"])
     with _EXT_LOCK:
         if "ok" not in _EXT_STATE:
             try:
@@ -115,6 +122,7 @@ def _load_extension() -> None:
     if next(iter(built), None) is None:
         print("regdrop: building the compiled recurrent-dropout loop (once, ~30 s)...", file=sys.stderr, flush=True)
     load(name=name, sources=[str(source)], extra_cflags=flags, is_python_module=False, verbose=False)
+    _register_fakes()
 
 
 def zoneout(
@@ -163,6 +171,27 @@ def zoneout(
         return torch.lerp(new, previous, p)
     keep_old = torch.empty_like(new).bernoulli_(p, generator=generator)
     return torch.lerp(new, previous, keep_old)
+
+
+def _zoneout_masks(
+    p: float, training: bool, rows: int, widths: Sequence[int], like: Tensor, generator: torch.Generator | None
+) -> list[Tensor | None]:
+    """Zoneout's training masks for one layer and direction, one boolean ``(rows, width)``
+    tensor per state (h, then c): row ``offset[t] + n`` is sample ``n`` at step ``t``, True =
+    keep the previous value (probability ``p``). None where no mask is drawn (rate 0, or
+    evaluation, which uses the expectation). ``rand < p`` costs half of a float ``bernoulli_``
+    here (measured), and a byte per unit is what the loops read."""
+    if p == 0.0 or not training:
+        return [None] * len(widths)
+    return [torch.rand(rows, width, generator=generator, device=like.device) < p for width in widths]
+
+
+def _zone_mix(previous: Tensor, new: Tensor, masks: Tensor | None, o: int, b: int, p: float) -> Tensor:
+    """Zoneout at one step of the reference loops: the step's rows of the drawn masks, or the
+    expectation with rate ``p``."""
+    if masks is not None:
+        return torch.where(masks[o : o + b], previous, new)
+    return zoneout(previous, new, p, training=False)
 
 
 def _offsets(batch_sizes: Sequence[int]) -> list[int]:
@@ -267,6 +296,10 @@ def _check_scan_args(
     mask: Tensor | None,
     batch_sizes: object,
     reverse: object,
+    w_hr: Tensor | None = None,
+    zoneout: object = 0.0,
+    training: object = True,
+    generator: object = None,
 ) -> list[int]:
     _check_tensor_arg(who, "xw", xw)
     if xw.dim() != 2:
@@ -274,21 +307,35 @@ def _check_scan_args(
     _check_tensor_arg(who, "h0", h0, xw)
     if h0.dim() != 2:
         raise ValueError(f"{who}: h0 must be 2-D (N, H), got shape {tuple(h0.shape)}")
-    n, hidden = h0.shape
+    n, width = h0.shape  # the width of h: proj_size with a projection, else the hidden size
+    hidden = width
+    if w_hr is not None:
+        _check_tensor_arg(who, "w_hr", w_hr, xw)
+        if w_hr.dim() != 2 or w_hr.shape[0] != width:
+            raise ValueError(
+                f"{who}: w_hr must be 2-D (P, H) with P = the width of h0, {width}, got shape {tuple(w_hr.shape)}"
+            )
+        hidden = w_hr.shape[1]
     if xw.shape[1] != gates * hidden:
         raise ValueError(
             f"{who}: xw must have {gates} * H = {gates * hidden} columns for h0 of shape "
-            f"{tuple(h0.shape)}, got shape {tuple(xw.shape)}"
+            f"{tuple(h0.shape)}{'' if w_hr is None else f' and w_hr of shape {tuple(w_hr.shape)}'}, "
+            f"got shape {tuple(xw.shape)}"
         )
     if c0 is not None:
         _check_tensor_arg(who, "c0", c0, xw, (n, hidden))
-    _check_tensor_arg(who, "w_hh", w_hh, xw, (gates * hidden, hidden))
+    _check_tensor_arg(who, "w_hh", w_hh, xw, (gates * hidden, width))
     if b_hh is not None:
         _check_tensor_arg(who, "b_hh", b_hh, xw, (gates * hidden,))
     if mask is not None:
-        _check_tensor_arg(who, "mask", mask, xw, (n, hidden))
+        _check_tensor_arg(who, "mask", mask, xw, (n, width))
     if not isinstance(reverse, bool):
         raise TypeError(f"{who}: reverse must be a bool, got {type(reverse).__name__} {reverse!r}")
+    check_rate("zoneout", zoneout)
+    if not isinstance(training, bool):
+        raise TypeError(f"{who}: training must be a bool, got {type(training).__name__} {training!r}")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"{who}: generator must be a torch.Generator or None, got {type(generator).__name__}")
     sizes = _check_batch_sizes(who, batch_sizes, xw.shape[0])
     if sizes and sizes[0] != n:
         raise ValueError(f"{who}: batch_sizes[0] must equal the number of rows of h0, {n}, got {sizes[0]}")
@@ -344,6 +391,10 @@ def _recurrent_mask_grad(d_pre: Tensor, w_hh: Tensor, h_prev: Tensor, batch_size
     return per_row.new_zeros(n, per_row.shape[1]).index_add_(0, sample, per_row)
 
 
+def _given(t: Tensor | None) -> Tensor | None:
+    return t.contiguous() if t is not None else None
+
+
 class _LSTMScan(torch.autograd.Function):
     @staticmethod
     def forward(
@@ -355,21 +406,36 @@ class _LSTMScan(torch.autograd.Function):
         mask: Tensor | None,
         batch_sizes: list[int],
         reverse: bool,
+        w_hr: Tensor | None = None,
+        zone_h: Tensor | None = None,
+        zone_c: Tensor | None = None,
+        zone_p: float = 0.0,
     ) -> tuple[Tensor, Tensor, Tensor]:
         m = mask.contiguous() if mask is not None else _absent(xw)
-        out, hn, cn, acts, tanh_c, c_prev, h_prev = torch.ops.regdrop_scan.lstm_forward(
-            xw.contiguous(), h0.contiguous(), c0.contiguous(), w_hh.contiguous(), m, batch_sizes, reverse
+        w_hr, zone_h, zone_c = _given(w_hr), _given(zone_h), _given(zone_c)
+        out, hn, cn, acts, tanh_c, c_prev, h_prev, r = torch.ops.regdrop_scan.lstm_forward(
+            xw.contiguous(),
+            h0.contiguous(),
+            c0.contiguous(),
+            w_hh.contiguous(),
+            m,
+            batch_sizes,
+            reverse,
+            w_hr,
+            zone_h,
+            zone_c,
+            zone_p,
         )
-        ctx.save_for_backward(acts, tanh_c, c_prev, h_prev, w_hh, m)
-        ctx.batch_sizes, ctx.reverse = batch_sizes, reverse
+        ctx.save_for_backward(acts, tanh_c, c_prev, h_prev, w_hh, m, w_hr, r, zone_h, zone_c)
+        ctx.batch_sizes, ctx.reverse, ctx.zone_p = batch_sizes, reverse, zone_p
         # A learned (concrete) mask needs the unmasked h(t-1); h_prev holds m * h(t-1).
         ctx.mask_states = (out, h0) if ctx.needs_input_grad[4] else None
         return out, hn, cn
 
     @staticmethod
     def backward(ctx: Any, dout: Tensor, dhn: Tensor, dcn: Tensor) -> tuple[Tensor | None, ...]:
-        acts, tanh_c, c_prev, h_prev, w_hh, m = ctx.saved_tensors
-        dgates, dh0, dc0 = torch.ops.regdrop_scan.lstm_backward(
+        acts, tanh_c, c_prev, h_prev, w_hh, m, w_hr, r, zone_h, zone_c = ctx.saved_tensors
+        dgates, dh0, dc0, dht = torch.ops.regdrop_scan.lstm_backward(
             dout.contiguous(),
             dhn.contiguous(),
             dcn.contiguous(),
@@ -380,6 +446,10 @@ class _LSTMScan(torch.autograd.Function):
             m,
             ctx.batch_sizes,
             ctx.reverse,
+            w_hr,
+            zone_h,
+            zone_c,
+            ctx.zone_p,
         )
         # (h^T dG)^T: measured ~25% faster than dG^T h for these tall, thin operands
         dw_hh = h_prev.t().mm(dgates).t() if ctx.needs_input_grad[3] else None
@@ -388,7 +458,8 @@ class _LSTMScan(torch.autograd.Function):
             out, h0 = ctx.mask_states
             unmasked = _previous_states(out, h0, ctx.batch_sizes, ctx.reverse)
             dmask = _recurrent_mask_grad(dgates, w_hh, unmasked, ctx.batch_sizes, h0.shape[0])
-        return dgates, dh0, dc0, dw_hh, dmask, None, None
+        dw_hr = r.t().mm(dht).t() if w_hr is not None and ctx.needs_input_grad[7] else None
+        return dgates, dh0, dc0, dw_hh, dmask, None, None, dw_hr, None, None, None
 
 
 class _GRUScan(torch.autograd.Function):
@@ -402,19 +473,22 @@ class _GRUScan(torch.autograd.Function):
         mask: Tensor | None,
         batch_sizes: list[int],
         reverse: bool,
+        zone_h: Tensor | None = None,
+        zone_p: float = 0.0,
     ) -> tuple[Tensor, Tensor]:
         m = mask.contiguous() if mask is not None else _absent(xw)
         b = b_hh.contiguous() if b_hh is not None else _absent(xw)
+        zone_h = _given(zone_h)
         out, hn, acts, hwn, h_prev, hm_prev = torch.ops.regdrop_scan.gru_forward(
-            xw.contiguous(), h0.contiguous(), w_hh.contiguous(), b, m, batch_sizes, reverse
+            xw.contiguous(), h0.contiguous(), w_hh.contiguous(), b, m, batch_sizes, reverse, zone_h, zone_p
         )
-        ctx.save_for_backward(acts, hwn, h_prev, hm_prev, w_hh, m)
-        ctx.batch_sizes, ctx.reverse, ctx.has_bias = batch_sizes, reverse, b_hh is not None
+        ctx.save_for_backward(acts, hwn, h_prev, hm_prev, w_hh, m, zone_h)
+        ctx.batch_sizes, ctx.reverse, ctx.has_bias, ctx.zone_p = batch_sizes, reverse, b_hh is not None, zone_p
         return out, hn
 
     @staticmethod
     def backward(ctx: Any, dout: Tensor, dhn: Tensor) -> tuple[Tensor | None, ...]:
-        acts, hwn, h_prev, hm_prev, w_hh, m = ctx.saved_tensors
+        acts, hwn, h_prev, hm_prev, w_hh, m, zone_h = ctx.saved_tensors
         dxw, dhw, dh0 = torch.ops.regdrop_scan.gru_backward(
             dout.contiguous(),
             dhn.contiguous(),
@@ -425,6 +499,8 @@ class _GRUScan(torch.autograd.Function):
             m,
             ctx.batch_sizes,
             ctx.reverse,
+            zone_h,
+            ctx.zone_p,
         )
         dw_hh = hm_prev.t().mm(dhw).t() if ctx.needs_input_grad[2] else None
         db_hh = dhw.sum(0) if ctx.has_bias and ctx.needs_input_grad[3] else None
@@ -432,11 +508,109 @@ class _GRUScan(torch.autograd.Function):
         dmask = (
             _recurrent_mask_grad(dhw, w_hh, h_prev, ctx.batch_sizes, m.shape[0]) if ctx.needs_input_grad[4] else None
         )
-        return dxw, dh0, dw_hh, db_hh, dmask, None, None
+        return dxw, dh0, dw_hh, db_hh, dmask, None, None, None, None
 
 
-# The compiled loop is opaque to torch.compile (no fake-tensor kernel): graph-break around it.
-@torch.compiler.disable
+# Shapes of the ops' outputs, for torch.compile (fake tensors): it then traces through the
+# compiled loop instead of breaking the graph around it. torch.library accepts them only once
+# the ops exist: _load_extension registers them after loading the library.
+_FAKES: dict[str, Callable[..., list[Tensor]]] = {}
+_FAKES_REGISTERED: set[str] = set()
+
+
+def _fake_kernel(name: str) -> Callable[[Callable[..., list[Tensor]]], Callable[..., list[Tensor]]]:
+    def store(fn: Callable[..., list[Tensor]]) -> Callable[..., list[Tensor]]:
+        _FAKES[name] = fn
+        return fn
+
+    return store
+
+
+def _register_fakes() -> None:
+    """Register the fake kernels of the ops the loaded library defines (each once per process)."""
+    for name, fn in _FAKES.items():
+        if name not in _FAKES_REGISTERED and hasattr(torch.ops.regdrop_scan, name):
+            torch.library.register_fake(f"regdrop_scan::{name}", fn)
+            _FAKES_REGISTERED.add(name)
+
+
+@_fake_kernel("lstm_forward")
+def _lstm_forward_fake(
+    xw: Tensor,
+    h0: Tensor,
+    c0: Tensor,
+    w_hh: Tensor,
+    mask: Tensor,
+    bs: list[int],
+    reverse: bool,
+    w_hr: Tensor | None = None,
+    zone_h: Tensor | None = None,
+    zone_c: Tensor | None = None,
+    zone_p: float = 0.0,
+) -> list[Tensor]:
+    rows, (n, width), hidden = xw.shape[0], h0.shape, c0.shape[1]
+    proj = w_hr is not None and w_hr.numel() > 0
+    shapes = [(rows, width), (n, width), (n, hidden), (rows, 4 * hidden), (rows, hidden), (rows, hidden)]
+    shapes += [(rows, width), (rows if proj else 0, hidden)]
+    return [xw.new_empty(shape) for shape in shapes]
+
+
+@_fake_kernel("lstm_backward")
+def _lstm_backward_fake(
+    dout: Tensor,
+    dhn: Tensor,
+    dcn: Tensor,
+    acts: Tensor,
+    tanh_c: Tensor,
+    c_prev: Tensor,
+    w_hh: Tensor,
+    mask: Tensor,
+    bs: list[int],
+    reverse: bool,
+    w_hr: Tensor | None = None,
+    zone_h: Tensor | None = None,
+    zone_c: Tensor | None = None,
+    zone_p: float = 0.0,
+) -> list[Tensor]:
+    rows, proj = acts.shape[0], w_hr is not None and w_hr.numel() > 0
+    dht = acts.new_empty(rows if proj else 0, dhn.shape[1])
+    return [acts.new_empty(acts.shape), dhn.new_empty(dhn.shape), dcn.new_empty(dcn.shape), dht]
+
+
+@_fake_kernel("gru_forward")
+def _gru_forward_fake(
+    xw: Tensor,
+    h0: Tensor,
+    w_hh: Tensor,
+    b_hh: Tensor,
+    mask: Tensor,
+    bs: list[int],
+    reverse: bool,
+    zone_h: Tensor | None = None,
+    zone_p: float = 0.0,
+) -> list[Tensor]:
+    rows, (n, hidden) = xw.shape[0], h0.shape
+    shapes = [(rows, hidden), (n, hidden), (rows, 3 * hidden), (rows, hidden), (rows, hidden), (rows, hidden)]
+    return [xw.new_empty(shape) for shape in shapes]
+
+
+@_fake_kernel("gru_backward")
+def _gru_backward_fake(
+    dout: Tensor,
+    dhn: Tensor,
+    acts: Tensor,
+    hwn: Tensor,
+    h_prev: Tensor,
+    w_hh: Tensor,
+    mask: Tensor,
+    bs: list[int],
+    reverse: bool,
+    zone_h: Tensor | None = None,
+    zone_p: float = 0.0,
+) -> list[Tensor]:
+    return [acts.new_empty(acts.shape), acts.new_empty(acts.shape), dhn.new_empty(dhn.shape)]
+
+
 def lstm_scan(
     xw: Tensor,
     h0: Tensor,
@@ -445,8 +619,24 @@ def lstm_scan(
     mask: Tensor | None,
     batch_sizes: Sequence[int],
     reverse: bool = False,
+    *,
+    w_hr: Tensor | None = None,
+    zoneout: float = 0.0,
+    training: bool = True,
+    generator: torch.Generator | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     r"""Run one LSTM layer in one direction over packed rows, given the input projection.
+
+    .. math::
+        (i, f, g, o) = \sigma/\tanh\big(xw_t + W_{hh} (m \odot h_{t-1})\big),\quad
+        \tilde c_t = f c_{t-1} + i g,\quad \tilde h_t = W_{hr}\big(o \tanh(\tilde c_t)\big)
+
+        c_t = d^c_t \odot c_{t-1} + (1 - d^c_t) \odot \tilde c_t,\quad
+        h_t = d^h_t \odot h_{t-1} + (1 - d^h_t) \odot \tilde h_t
+
+    with :math:`W_{hr} = I` without projection and :math:`d_t \sim` Bernoulli(``zoneout``)
+    per unit, sample and step in training (drawn as ``torch.rand(R, width) < zoneout``, h then
+    c), :math:`d_t =` ``zoneout`` in evaluation (0 when off).
 
     Args:
         xw: :math:`W_{ih} x_t + b_{ih} + b_{hh}` for every row.
@@ -455,34 +645,49 @@ def lstm_scan(
         mask: recurrent mask on :math:`h_{t-1}` (one row per sample, already scaled by
             :math:`1/(1-p)`), or None.
         batch_sizes: active samples at each step (non-increasing).
-        reverse: run from the last step to the first.
+        reverse: run from the last step to the first. Default: False.
+        w_hr: the projection weight (``proj_size``), or None. Default: None.
+        zoneout: zoneout rate on :math:`h` and :math:`c`, in [0, 1]. Default: 0.
+        training: draw zoneout masks (True) or use the expectation (False). Default: True.
+        generator: random generator for the zoneout masks. Default: None (torch's).
 
     Shape:
         - xw: :math:`(R, 4H)` with :math:`R = \sum_t` ``batch_sizes[t]``
-        - h0, c0, mask: :math:`(N, H)` with :math:`N` = ``batch_sizes[0]``
-        - w_hh: :math:`(4H, H)`
-        - Output: out :math:`(R, H)`, h_n :math:`(N, H)`, c_n :math:`(N, H)`
+        - h0, mask: :math:`(N, P)` with :math:`N` = ``batch_sizes[0]``, :math:`P` = ``proj_size``
+          with a projection, else :math:`H`; c0: :math:`(N, H)`
+        - w_hh: :math:`(4H, P)`; w_hr: :math:`(P, H)`
+        - Output: out :math:`(R, P)`, h_n :math:`(N, P)`, c_n :math:`(N, H)`
 
     Raises:
         TypeError: a tensor argument that is not a floating-point tensor or has another dtype
-            than ``xw``; ``batch_sizes`` not ints; ``reverse`` not a bool.
+            than ``xw``; ``batch_sizes`` not ints; ``reverse`` or ``training`` not a bool;
+            ``generator`` not a ``torch.Generator``.
         ValueError: a shape that differs from the above, a tensor on another device than
-            ``xw``, or ``batch_sizes`` negative, increasing, not summing to :math:`R`, or
-            with ``batch_sizes[0] != N``.
+            ``xw``, ``batch_sizes`` negative, increasing, not summing to :math:`R`, or
+            with ``batch_sizes[0] != N``; ``zoneout`` outside [0, 1].
 
     Example:
         >>> xw, h0 = torch.randn(6, 8), torch.zeros(2, 2)
         >>> out, hn, cn = lstm_scan(xw, h0, h0, torch.randn(8, 2), None, [2, 2, 2])
         >>> out.shape, torch.equal(out[-2:], hn)
         (torch.Size([6, 2]), True)
+        >>> out, hn, cn = lstm_scan(xw, h0[:, :1], h0, torch.randn(8, 1), None, [2, 2, 2],
+        ...                         w_hr=torch.randn(1, 2), zoneout=0.1)
+        >>> out.shape, cn.shape
+        (torch.Size([6, 1]), torch.Size([2, 2]))
     """
-    batch_sizes = _check_scan_args("lstm_scan", 4, xw, h0, c0, w_hh, None, mask, batch_sizes, reverse)
-    if _use_extension(xw, h0, c0, w_hh, mask):
-        return _LSTMScan.apply(xw, h0, c0, w_hh, mask, batch_sizes, reverse)
-    return _lstm_loop(xw, batch_sizes, h0, c0, w_hh, None, mask, 0.0, True, reverse, None)
+    batch_sizes = _check_scan_args(
+        "lstm_scan", 4, xw, h0, c0, w_hh, None, mask, batch_sizes, reverse, w_hr, zoneout, training, generator
+    )
+    zone_h, zone_c = _zoneout_masks(zoneout, training, xw.shape[0], (h0.shape[1], c0.shape[1]), xw, generator)
+    if _use_extension(xw, h0, c0, w_hh, mask, w_hr):
+        zone_p = 0.0 if training else float(zoneout)
+        return _LSTMScan.apply(xw, h0, c0, w_hh, mask, batch_sizes, reverse, w_hr, zone_h, zone_c, zone_p)
+    return _lstm_loop(
+        xw, batch_sizes, h0, c0, w_hh, w_hr, mask, zoneout, training, reverse, None, zone_masks=(zone_h, zone_c)
+    )
 
 
-@torch.compiler.disable
 def gru_scan(
     xw: Tensor,
     h0: Tensor,
@@ -491,8 +696,19 @@ def gru_scan(
     mask: Tensor | None,
     batch_sizes: Sequence[int],
     reverse: bool = False,
+    *,
+    zoneout: float = 0.0,
+    training: bool = True,
+    generator: torch.Generator | None = None,
 ) -> tuple[Tensor, Tensor]:
     r"""Run one GRU layer in one direction over packed rows, given the input projection.
+
+    .. math::
+        r, z = \sigma(\cdot),\quad n = \tanh\big(xw_n + r \odot (W_{hn} (m \odot h_{t-1}) + b_{hn})\big),
+        \quad \tilde h_t = (1 - z) n + z\, h_{t-1},\quad
+        h_t = d_t \odot h_{t-1} + (1 - d_t) \odot \tilde h_t
+
+    with zoneout's :math:`d_t` as for :func:`lstm_scan`.
 
     Args:
         xw: :math:`W_{ih} x_t + b_{ih}` for every row (gates in torch's order r, z, n).
@@ -500,7 +716,8 @@ def gru_scan(
         w_hh, b_hh: the hidden-to-hidden weight (after any DropConnect) and bias (or None).
         mask: recurrent mask on :math:`h_{t-1}` entering :math:`W_{hh}`, or None.
         batch_sizes: active samples at each step (non-increasing).
-        reverse: run from the last step to the first.
+        reverse: run from the last step to the first. Default: False.
+        zoneout, training, generator: as for :func:`lstm_scan`.
 
     Shape:
         - xw: :math:`(R, 3H)`; h0, mask: :math:`(N, H)`; w_hh: :math:`(3H, H)`; b_hh: :math:`(3H)`
@@ -514,10 +731,14 @@ def gru_scan(
         >>> out.shape
         torch.Size([6, 2])
     """
-    batch_sizes = _check_scan_args("gru_scan", 3, xw, h0, None, w_hh, b_hh, mask, batch_sizes, reverse)
+    batch_sizes = _check_scan_args(
+        "gru_scan", 3, xw, h0, None, w_hh, b_hh, mask, batch_sizes, reverse, None, zoneout, training, generator
+    )
+    (zone_h,) = _zoneout_masks(zoneout, training, xw.shape[0], (h0.shape[1],), xw, generator)
     if _use_extension(xw, h0, w_hh, b_hh, mask):
-        return _GRUScan.apply(xw, h0, w_hh, b_hh, mask, batch_sizes, reverse)
-    return _gru_loop(xw, batch_sizes, h0, w_hh, b_hh, mask, 0.0, True, reverse, None)
+        zone_p = 0.0 if training else float(zoneout)
+        return _GRUScan.apply(xw, h0, w_hh, b_hh, mask, batch_sizes, reverse, zone_h, zone_p)
+    return _gru_loop(xw, batch_sizes, h0, w_hh, b_hh, mask, zoneout, training, reverse, None, zone_masks=zone_h)
 
 
 def _steps(batch_sizes: Sequence[int], reverse: bool) -> list[tuple[int, int, int]]:
@@ -538,7 +759,13 @@ def _lstm_loop(
     training: bool,
     reverse: bool,
     generator: torch.Generator | None,
+    zone_masks: tuple[Tensor | None, Tensor | None] | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
+    """The reference LSTM loop; zoneout uses ``zone_masks`` (h, c) if given, else draws them."""
+    if zone_masks is None:
+        widths = (h0.shape[1], c0.shape[1])
+        zone_masks = _zoneout_masks(zone_p, training, xw.shape[0], widths, xw, generator)  # type: ignore[assignment]
+    zone_h, zone_c = zone_masks  # type: ignore[misc]
     h, c = h0, c0
     outs: list[Tensor] = [xw.new_empty(0)] * len(batch_sizes)
     for t, o, b in _steps(batch_sizes, reverse):
@@ -550,9 +777,9 @@ def _lstm_loop(
         hn = torch.sigmoid(og) * torch.tanh(cn)
         if w_hr is not None:
             hn = hn.mm(w_hr.t())
-        if zone_p > 0.0:
-            hn = zoneout(hp, hn, zone_p, training, generator)
-            cn = zoneout(cp, cn, zone_p, training, generator)
+        if zone_h is not None or zone_p > 0.0:
+            hn = _zone_mix(hp, hn, zone_h, o, b, zone_p)
+            cn = _zone_mix(cp, cn, zone_c, o, b, zone_p)
         outs[t] = hn
         h = torch.cat([hn, h[b:]]) if b < h.shape[0] else hn
         c = torch.cat([cn, c[b:]]) if b < c.shape[0] else cn
@@ -570,7 +797,11 @@ def _gru_loop(
     training: bool,
     reverse: bool,
     generator: torch.Generator | None,
+    zone_masks: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
+    """The reference GRU loop; zoneout uses ``zone_masks`` if given, else draws them."""
+    if zone_masks is None:
+        (zone_masks,) = _zoneout_masks(zone_p, training, xw.shape[0], (h0.shape[1],), xw, generator)
     h = h0
     outs: list[Tensor] = [xw.new_empty(0)] * len(batch_sizes)
     for t, o, b in _steps(batch_sizes, reverse):
@@ -583,8 +814,8 @@ def _gru_loop(
         z = torch.sigmoid(xz + hz)
         n = torch.tanh(xn + r * hn_pre)
         hn = torch.lerp(n, hp, z)  # (1 - z) n + z h(t-1), with the unmasked state
-        if zone_p > 0.0:
-            hn = zoneout(hp, hn, zone_p, training, generator)
+        if zone_masks is not None or zone_p > 0.0:
+            hn = _zone_mix(hp, hn, zone_masks, o, b, zone_p)
         outs[t] = hn
         h = torch.cat([hn, h[b:]]) if b < h.shape[0] else hn
     return torch.cat(outs), h

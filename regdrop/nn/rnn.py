@@ -16,7 +16,8 @@ Where the masks are drawn and applied:
   input and between-layer masks come from :func:`regdrop.functional.locked_dropout` (one per
   sample in the caller's order, also for a ``PackedSequence``, and feature); the recurrent
   mask and DropConnect on ``W_hh`` from ``_direction``. Zoneout's masks are the exception:
-  they change every step, so the time loop draws them (``functional.rnn.zoneout``).
+  they change every step, so the time loop's entry (``functional.rnn.lstm_scan`` /
+  ``gru_scan``) draws them, one row per step and sample, before its loop.
 - **applied**: the variational mask in ``_layer_loop``, on the rows entering each layer; a
   batch-shared recurrent mask and DropConnect by multiplying ``W_hh`` (torch's fused kernel
   then runs); the per-sample recurrent mask :math:`m` inside the time loop, on
@@ -543,8 +544,9 @@ class _RegularizedRNN:
         zoneout: float,
         reverse: bool,
     ) -> tuple[Tensor, Tensor, Tensor | None]:
-        """One direction of one layer through the time loop, with its per-sample recurrent
-        mask (applied to :math:`h_{t-1}` where it enters :math:`W_{hh}`) and zoneout."""
+        """One direction of one layer through the time loop (compiled on CPU, else the reference
+        loop), with its per-sample recurrent mask (applied to :math:`h_{t-1}` where it enters
+        :math:`W_{hh}`), the projection and zoneout (whose masks the loop's caller draws)."""
         weights, mask = direction
         w_ih, w_hh = weights[0], weights[1]
         b_ih, b_hh = (weights[2], weights[3]) if self.bias else (None, None)
@@ -555,19 +557,14 @@ class _RegularizedRNN:
             )
         if c0 is not None:  # LSTM
             w_hr = weights[-1] if self.proj_size > 0 else None
-            if w_hr is None and zoneout == 0.0:
-                xw = torch.addmm(b_ih + b_hh, x, w_ih.t()) if b_ih is not None and b_hh is not None else x.mm(w_ih.t())
-                return rnn_ops.lstm_scan(xw, h0, c0, w_hh, mask, batch_sizes, reverse)
-            return rnn_ops.lstm_layer_loop(
-                x, batch_sizes, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, mask, zoneout, self.training, reverse
+            xw = torch.addmm(b_ih + b_hh, x, w_ih.t()) if b_ih is not None and b_hh is not None else x.mm(w_ih.t())
+            return rnn_ops.lstm_scan(
+                xw, h0, c0, w_hh, mask, batch_sizes, reverse, w_hr=w_hr, zoneout=zoneout, training=self.training
             )
-        if zoneout == 0.0:
-            xw = torch.addmm(b_ih, x, w_ih.t()) if b_ih is not None else x.mm(w_ih.t())
-            out, h = rnn_ops.gru_scan(xw, h0, w_hh, b_hh, mask, batch_sizes, reverse)
-        else:
-            out, h = rnn_ops.gru_layer_loop(
-                x, batch_sizes, h0, w_ih, w_hh, b_ih, b_hh, mask, zoneout, self.training, reverse
-            )
+        xw = torch.addmm(b_ih, x, w_ih.t()) if b_ih is not None else x.mm(w_ih.t())
+        out, h = rnn_ops.gru_scan(
+            xw, h0, w_hh, b_hh, mask, batch_sizes, reverse, zoneout=zoneout, training=self.training
+        )
         return out, h, None
 
     # ------------------------------------------------------------------------- helpers
@@ -700,7 +697,8 @@ _REGULARIZER_DOC = r"""
       time. The state carried forward is not masked{carry}. With
       ``recurrent_dropout_shared=True`` one mask serves the whole batch; it is then folded
       into the columns of :math:`W_{{hh}}` and the layer runs on torch's fused kernel.
-      Per-sample masks run on a compiled time loop (CPU) or an autograd loop.
+      Per-sample masks run on a compiled time loop (CPU) or an autograd loop, as do zoneout
+      and, with any of these, ``proj_size``.
     - ``weight_dropout``: DropConnect on :math:`W_{{hh}}` (Merity et al. 2017), one mask per
       forward call, shared by the batch and every step; fused kernel.
     - ``zoneout`` (Krueger et al. 2016): each unit of :math:`h` {zone_c}keeps its previous value

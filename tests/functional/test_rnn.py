@@ -164,3 +164,149 @@ def test_the_first_build_says_so_once(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(F_rnn, "_EXT_STATE", {})  # a new process: the library is cached now
     assert extension_available() and len(built) == 2
     assert capsys.readouterr().err == ""
+
+
+# ------------------------------------------------------------------ zoneout and projection
+# The compiled loop with zoneout masks (training) or the expectation (eval), and with an LSTM
+# projection, against the reference loop given the same masks; float64 gradcheck.
+ZONE_KINDS = ["lstm", "lstm-proj", "gru"]
+
+
+def _zone_case(kind: str, batch_sizes: list[int], masked: bool, zone: str, dtype=torch.float64):
+    gen = torch.Generator().manual_seed(1)
+    hidden, n, rows = 5, batch_sizes[0], sum(batch_sizes)
+    width = 3 if kind == "lstm-proj" else hidden  # the width of h
+    g = 3 if kind == "gru" else 4
+    opts = dict(dtype=dtype, generator=gen)
+    tensors = {
+        "xw": torch.randn(rows, g * hidden, **opts),
+        "h0": torch.randn(n, width, **opts),
+        "w_hh": torch.randn(g * hidden, width, **opts) * 0.5,
+    }
+    if kind == "gru":
+        tensors["b_hh"] = torch.randn(g * hidden, **opts)
+    else:
+        tensors["c0"] = torch.randn(n, hidden, **opts)
+    if kind == "lstm-proj":
+        tensors["w_hr"] = torch.randn(width, hidden, **opts) * 0.5
+    tensors = {k: v.requires_grad_() for k, v in tensors.items()}
+    mask = (torch.rand(n, width, **opts) > 0.3).to(dtype) / 0.7 if masked else None
+    zone_h = zone_c = None
+    if zone == "train":
+        zone_h = torch.rand(rows, width, **opts) < 0.4
+        zone_c = torch.rand(rows, hidden, **opts) < 0.4
+    return tensors, mask, zone_h, zone_c
+
+
+def _zone_fns(kind, bs, reverse, mask, zone_h, zone_c, zone):
+    """(compiled, reference) as functions of the tensors, in the order of _zone_case's dict."""
+    p = 0.3 if zone == "eval" else 0.0  # the rate, used by both only in evaluation
+    training = zone == "train"
+    if kind == "gru":
+
+        def compiled(xw, h0, w_hh, b_hh):
+            return F_rnn._GRUScan.apply(xw, h0, w_hh, b_hh, mask, bs, reverse, zone_h, p)
+
+        def reference(xw, h0, w_hh, b_hh):
+            return F_rnn._gru_loop(xw, bs, h0, w_hh, b_hh, mask, p, training, reverse, None, zone_masks=zone_h)
+
+        return compiled, reference
+
+    def compiled(xw, h0, w_hh, c0, w_hr=None):
+        return F_rnn._LSTMScan.apply(xw, h0, c0, w_hh, mask, bs, reverse, w_hr, zone_h, zone_c, p)
+
+    def reference(xw, h0, w_hh, c0, w_hr=None):
+        return F_rnn._lstm_loop(
+            xw, bs, h0, c0, w_hh, w_hr, mask, p, training, reverse, None, zone_masks=(zone_h, zone_c)
+        )
+
+    return compiled, reference
+
+
+def _weighted_sum(outs):
+    return sum(o.sum() * (i + 1) + (o * o).sum() for i, o in enumerate(outs))
+
+
+# Without zoneout and projection: test_compiled_loop_matches_reference_and_gradcheck.
+ZONE_GRID = [
+    (kind, zone) for kind in ZONE_KINDS for zone in ("train", "eval", "off") if zone != "off" or kind == "lstm-proj"
+]
+
+
+@needs_extension
+@pytest.mark.parametrize(("kind", "zone"), ZONE_GRID)
+@pytest.mark.parametrize("layout", ["padded", "packed"])
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("masked", [False, True])
+def test_compiled_zoneout_and_projection_match_reference_and_gradcheck(kind, zone, layout, reverse, masked):
+    bs = BATCH_SIZES[layout]
+    tensors, mask, zone_h, zone_c = _zone_case(kind, bs, masked, zone)
+    compiled, reference = _zone_fns(kind, bs, reverse, mask, zone_h, zone_c, zone)
+    args = tuple(tensors.values())
+    got, expected = compiled(*args), reference(*args)
+    for g, e in zip(got, expected, strict=True):
+        torch.testing.assert_close(g, e)
+    grads_c = torch.autograd.grad(_weighted_sum(got), args)
+    grads_r = torch.autograd.grad(_weighted_sum(expected), args)
+    for name, g, e in zip(tensors, grads_c, grads_r, strict=True):
+        torch.testing.assert_close(g, e, msg=lambda m, name=name: f"d{name}: {m}")
+    assert torch.autograd.gradcheck(compiled, args)
+
+
+@needs_extension
+@pytest.mark.parametrize("kind", ZONE_KINDS)
+@pytest.mark.parametrize("zone", ["train", "eval"])
+def test_float32_zoneout_and_projection_match_the_reference(kind, zone):
+    bs = [6, 6, 5, 5, 3, 2, 2, 1]
+    tensors, mask, zone_h, zone_c = _zone_case(kind, bs, True, zone, dtype=torch.float32)
+    compiled, reference = _zone_fns(kind, bs, True, mask, zone_h, zone_c, zone)
+    args = tuple(tensors.values())
+    got, expected = compiled(*args), reference(*args)
+    assert "Scan" in type(got[0].grad_fn).__name__
+    for g, e in zip(got, expected, strict=True):
+        torch.testing.assert_close(g, e, rtol=1e-5, atol=1e-5)
+    grads_c = torch.autograd.grad(_weighted_sum(got), args)
+    grads_r = torch.autograd.grad(_weighted_sum(expected), args)
+    for g, e in zip(grads_c, grads_r, strict=True):
+        torch.testing.assert_close(g, e, rtol=1e-4, atol=1e-4)
+
+
+def test_zoneout_training_masks_keep_previous_values_exactly(monkeypatch):
+    # A kept unit is the previous state bit for bit, in both loops (lerp with weight 1).
+    torch.manual_seed(0)
+    xw, h0, c0, w = torch.randn(12, 16), torch.randn(3, 4), torch.randn(3, 4), torch.randn(16, 4)
+    for extension in ("1", "0"):
+        monkeypatch.setenv("REGDROP_EXTENSION", extension)
+        out, hn, cn = lstm_scan(xw, h0, c0, w, None, [3, 3, 3, 3], zoneout=0.5)
+        kept = out[:3] == h0
+        assert 0 < int(kept.sum()) < 12
+
+
+@pytest.mark.parametrize("kind", ["lstm", "lstm-proj", "gru"])
+@pytest.mark.parametrize("training", [True, False])
+def test_compiled_and_reference_loops_draw_the_same_zoneout_masks(kind, training, monkeypatch):
+    # lstm_scan / gru_scan with and without the extension (REGDROP_EXTENSION=0, the fallback
+    # without a compiler): the same seed gives the same result.
+    bs = [4, 4, 3, 1]
+    tensors, mask, _, _ = _zone_case(kind, bs, True, "off", dtype=torch.float32)
+    results = []
+    for extension in ("1", "0"):
+        if extension == "1" and not extension_available():
+            pytest.skip("no C++ compiler to build the time loop")
+        monkeypatch.setenv("REGDROP_EXTENSION", extension)
+        gen = torch.Generator().manual_seed(11)
+        t = tensors
+        if kind == "gru":
+            outs = gru_scan(
+                t["xw"], t["h0"], t["w_hh"], t["b_hh"], mask, bs, True, zoneout=0.4, training=training, generator=gen
+            )
+        else:
+            outs = lstm_scan(
+                t["xw"], t["h0"], t["c0"], t["w_hh"], mask, bs, True,
+                w_hr=t.get("w_hr"), zoneout=0.4, training=training, generator=gen,
+            )  # fmt: skip
+        grads = torch.autograd.grad(_weighted_sum(outs), tuple(t.values()))
+        results.append((outs, grads))
+    assert ("Scan" in type(results[0][0][0].grad_fn).__name__) and "Scan" not in type(results[1][0][0].grad_fn).__name__
+    for got, expected in zip([*results[0][0], *results[0][1]], [*results[1][0], *results[1][1]], strict=True):
+        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)

@@ -78,6 +78,11 @@ BAD = [
     ("w_hh transposed", {"w_hh": "T"}, ValueError, r"w_hh must have shape"),
     ("reverse not bool", {"reverse": 1}, TypeError, r"reverse must be a bool, got int 1"),
     ("h0 not a tensor", {"h0": [[0.0] * H] * N}, TypeError, r"h0 must be a Tensor, got list"),
+    ("zoneout above 1", {"zoneout": 1.5}, ValueError, r"zoneout must be in \[0, 1\], got 1.5"),
+    ("zoneout negative", {"zoneout": -0.1}, ValueError, r"zoneout must be in \[0, 1\], got -0.1"),
+    ("zoneout a string", {"zoneout": "0.1"}, TypeError, r"zoneout must be a float in \[0, 1\], got str"),
+    ("training not bool", {"training": 1}, TypeError, r"training must be a bool, got int 1"),
+    ("generator a seed", {"generator": 3}, TypeError, r"generator must be a torch.Generator or None, got int"),
 ]
 
 
@@ -103,6 +108,64 @@ def test_gru_and_lstm_bias_and_c0_shapes(kind):
     else:
         with pytest.raises(ValueError, match=r"b_hh must have shape \(12,\), got \(4,\)"):
             _call(kind, _args(kind, b_hh=torch.zeros(H)))
+
+
+P = 2  # proj_size in the projection cases: h is (N, P), c is (N, H)
+
+
+def _proj_args(**replace):
+    args = _args("lstm", h0=torch.zeros(N, P), w_hh=torch.randn(4 * H, P), mask=torch.ones(N, P))
+    args["w_hr"] = torch.randn(P, H)
+    args.update(replace)
+    return args
+
+
+BAD_PROJ = [
+    (
+        "w_hr transposed",
+        {"w_hr": torch.randn(H, P)},
+        ValueError,
+        r"w_hr must be 2-D \(P, H\) with P = the width of h0, 2, got shape \(4, 2\)",
+    ),
+    ("w_hr 1-D", {"w_hr": torch.randn(P)}, ValueError, r"w_hr must be 2-D \(P, H\)"),
+    (
+        "w_hr too narrow",
+        {"w_hr": torch.randn(P, H - 1)},
+        ValueError,
+        r"xw must have 4 \* H = 12 columns .* w_hr of shape \(2, 3\)",
+    ),
+    (
+        "w_hr float64",
+        {"w_hr": torch.randn(P, H, dtype=torch.float64)},
+        TypeError,
+        r"w_hr must have the dtype of the input",
+    ),
+    ("w_hr on meta", {"w_hr": torch.randn(P, H, device="meta")}, ValueError, r"w_hr must be on the input's device"),
+    ("w_hr a list", {"w_hr": [[0.0] * H] * P}, TypeError, r"w_hr must be a Tensor, got list"),
+    (
+        "w_hh for h of width H",
+        {"w_hh": torch.randn(4 * H, H)},
+        ValueError,
+        r"w_hh must have shape \(16, 2\), got \(16, 4\)",
+    ),
+    ("mask of width H", {"mask": torch.ones(N, H)}, ValueError, r"mask must have shape \(3, 2\), got \(3, 4\)"),
+    ("c0 of width P", {"c0": torch.zeros(N, P)}, ValueError, r"c0 must have shape \(3, 4\), got \(3, 2\)"),
+]
+
+
+@pytest.mark.parametrize(("replace", "error", "pattern"), [b[1:] for b in BAD_PROJ], ids=[b[0] for b in BAD_PROJ])
+def test_bad_projection_arguments_are_named(replace, error, pattern, monkeypatch):
+    for extension in ("1", "0"):
+        monkeypatch.setenv("REGDROP_EXTENSION", extension)
+        with pytest.raises(error, match=pattern):
+            lstm_scan(**_proj_args(**replace))
+
+
+def test_projection_and_zoneout_run_with_valid_arguments():
+    out, hn, cn = lstm_scan(**_proj_args(zoneout=0.2, generator=torch.Generator().manual_seed(0)))
+    assert out.shape == (8, P) and hn.shape == (N, P) and cn.shape == (N, H)
+    out, hn = gru_scan(**_args("gru", zoneout=0.2, training=False))
+    assert out.shape == (8, H)
 
 
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
@@ -138,6 +201,36 @@ OP_CASES = {
     "[2, 2, 2, 2], False)",
     "gru_backward mask one row": "gru_backward(t(8, 4), t(2, 4), t(8, 12), t(8, 4), t(8, 4), t(12, 4), t(1, 4), "
     "[2, 2, 2, 2], False)",
+    # zoneout and projection operands
+    "lstm zone_h one row short": "lstm_forward(*LF, zone_h=z(7, 4), zone_c=z(8, 4))",
+    "lstm zone_c too narrow": "lstm_forward(*LF, zone_h=z(8, 4), zone_c=z(8, 3))",
+    "lstm zone_h without zone_c": "lstm_forward(*LF, zone_h=z(8, 4))",
+    "lstm zone_c without zone_h": "lstm_forward(*LF, zone_c=z(8, 4))",
+    "lstm zone masks and zone_p": "lstm_forward(*LF, zone_h=z(8, 4), zone_c=z(8, 4), zone_p=0.5)",
+    "lstm zone_p above 1": "lstm_forward(*LF, zone_p=1.5)",
+    "lstm zone_p negative": "lstm_forward(*LF, zone_p=-0.5)",
+    "lstm zone_p nan": "lstm_forward(*LF, zone_p=float('nan'))",
+    "lstm zone_h float": "lstm_forward(*LF, zone_h=t(8, 4), zone_c=z(8, 4))",
+    "lstm zone_h non-contiguous": "lstm_forward(*LF, zone_h=z(4, 8).t(), zone_c=z(8, 4))",
+    "lstm w_hr transposed": "lstm_forward(t(8, 16), t(2, 2), t(2, 4), t(16, 2), e, [2] * 4, False, t(4, 2))",
+    "lstm w_hr missing, P != H": "lstm_forward(t(8, 16), t(2, 2), t(2, 4), t(16, 2), e, [2] * 4, False)",
+    "lstm w_hr float64": "lstm_forward(t(8, 16), t(2, 2), t(2, 4), t(16, 2), e, [2] * 4, False, t(2, 4).double())",
+    "lstm w_hh for width H with w_hr": "lstm_forward(t(8, 16), t(2, 2), t(2, 4), t(16, 4), e, [2] * 4, False, t(2, 4))",
+    "lstm mask of width H with w_hr": "lstm_forward(t(8, 16), t(2, 2), t(2, 4), t(16, 2), t(2, 4), [2] * 4, False, "
+    "t(2, 4))",
+    "lstm_backward zone_h short": "lstm_backward(*LB, zone_h=z(7, 4), zone_c=z(8, 4))",
+    "lstm_backward zone_p above 1": "lstm_backward(*LB, zone_p=2.0)",
+    "lstm_backward w_hr wrong": "lstm_backward(t(8, 2), t(2, 2), t(2, 4), t(8, 16), t(8, 4), t(8, 4), t(16, 2), e, "
+    "[2] * 4, False, t(4, 2))",
+    "lstm_backward dout of width H with w_hr": "lstm_backward(t(8, 4), t(2, 2), t(2, 4), t(8, 16), t(8, 4), t(8, 4), "
+    "t(16, 2), e, [2] * 4, False, t(2, 4))",
+    "gru zone_h too wide": "gru_forward(t(8, 12), t(2, 4), t(12, 4), e, e, [2] * 4, False, z(8, 5))",
+    "gru zone_h and zone_p": "gru_forward(t(8, 12), t(2, 4), t(12, 4), e, e, [2] * 4, False, z(8, 4), 0.2)",
+    "gru zone_p above 1": "gru_forward(t(8, 12), t(2, 4), t(12, 4), e, e, [2] * 4, False, None, 1.01)",
+    "gru_backward zone_h short": "gru_backward(t(8, 4), t(2, 4), t(8, 12), t(8, 4), t(8, 4), t(12, 4), e, [2] * 4, "
+    "False, t(2, 4))",
+    "gru_backward zone_p negative": "gru_backward(t(8, 4), t(2, 4), t(8, 12), t(8, 4), t(8, 4), t(12, 4), e, [2] * 4, "
+    "False, None, -1.0)",
 }
 
 
@@ -150,6 +243,13 @@ def test_direct_op_calls_with_bad_sizes_raise_and_never_crash():
         ops = torch.ops.regdrop_scan
         t = lambda *shape: torch.randn(*shape)
         e = torch.empty(0)
+        z = lambda *shape: torch.rand(*shape) < 0.5
+        LF = (t(8, 16), t(2, 4), t(2, 4), t(16, 4), e, [2, 2, 2, 2], False)  # a valid lstm_forward call
+        LB = (t(8, 4), t(2, 4), t(2, 4), t(8, 16), t(8, 4), t(8, 4), t(16, 4), e, [2, 2, 2, 2], False)
+        ops.lstm_forward(*LF, zone_h=z(8, 4), zone_c=z(8, 4))  # valid calls pass
+        ops.lstm_backward(*LB, zone_p=0.5)
+        ops.gru_forward(t(8, 12), t(2, 4), t(12, 4), e, e, [2] * 4, False, z(8, 4))
+        ops.lstm_forward(t(8, 16), t(2, 2), t(2, 4), t(16, 2), t(2, 2), [2] * 4, False, t(2, 4))
         cases = {cases!r}
         for name, call in cases.items():
             try:

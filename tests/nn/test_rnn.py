@@ -498,3 +498,57 @@ def test_packed_and_padded_inputs_get_the_same_masks_under_one_seed(kind):
     packed_out = pad_packed_sequence(layer(pack_padded_sequence(x, lengths, enforce_sorted=False))[0])[0]
     valid = torch.arange(STEPS)[:, None] < lengths[None, :]
     torch.testing.assert_close(packed_out[valid], padded_out[valid])
+
+
+# ------------------------------------------- zoneout and proj_size on the compiled time loop
+LOOP_CONFIGS = {
+    "lstm zoneout": ("lstm", dict(zoneout=0.3)),
+    "lstm zoneout+recurrent, proj": ("lstm", dict(zoneout=0.2, recurrent_dropout=0.3, proj_size=4)),
+    "lstm recurrent, proj": ("lstm", dict(recurrent_dropout=0.3, proj_size=4)),
+    "gru zoneout": ("gru", dict(zoneout=0.3)),
+    "gru zoneout+recurrent": ("gru", dict(zoneout=0.2, recurrent_dropout=0.3)),
+}
+
+
+@pytest.mark.parametrize("config", list(LOOP_CONFIGS))
+@pytest.mark.parametrize("training", [True, False])
+def test_compiled_loop_and_fallback_agree_under_the_same_seed(config, training, monkeypatch):
+    # Packed, bidirectional, two layers: the compiled loop (with the extension) and the
+    # reference loop (REGDROP_EXTENSION=0, the fallback without a compiler) draw the same
+    # masks from the same seed, so outputs and gradients agree.
+    from regdrop.functional import rnn as F_rnn
+
+    if not F_rnn.extension_available():
+        pytest.skip("no C++ compiler to build the time loop")
+    kind, rates = LOOP_CONFIGS[config]
+    if not training and not rates.get("zoneout"):
+        pytest.skip("eval without zoneout runs torch's fused kernel")
+    torch.manual_seed(0)
+    layer = (LSTM if kind == "lstm" else GRU)(INPUT, HIDDEN, num_layers=2, bidirectional=True, **rates)
+    layer.train(training)
+    x = _input(batch_first=False, batched=True, packed=True)
+    calls = {"reference": 0}
+    loops = {"lstm": F_rnn._lstm_loop, "gru": F_rnn._gru_loop}
+
+    def counting(*args, **kwargs):
+        calls["reference"] += 1
+        return loops[kind](*args, **kwargs)
+
+    monkeypatch.setattr(F_rnn, f"_{kind}_loop", counting)
+    results = []
+    for extension in ("1", "0"):
+        monkeypatch.setenv("REGDROP_EXTENSION", extension)
+        calls["reference"] = 0
+        layer.zero_grad()
+        torch.manual_seed(5)
+        out, hidden = layer(x)
+        states = hidden if kind == "lstm" else (hidden,)
+        loss = (out.data**2).sum() + sum((s * (i + 2)).sum() for i, s in enumerate(states))
+        loss.backward()
+        assert calls["reference"] == (0 if extension == "1" else 4)  # 2 layers x 2 directions
+        results.append([out.data, *states, *(p.grad.clone() for p in layer.parameters())])
+    for got, expected in zip(*results, strict=True):
+        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+    torch.manual_seed(6)
+    again = layer(x)[0].data
+    assert torch.equal(again, results[1][0]) != training  # a new seed, new zoneout masks (training only)

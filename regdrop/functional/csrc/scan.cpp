@@ -5,7 +5,9 @@
 // per time step, which at hidden sizes up to ~128 costs more than the arithmetic. Here each
 // step is one GEMM plus one fused element-wise pass (forward) or one fused pass plus one
 // GEMM (backward); the input projections and the weight gradients are single large GEMMs
-// done by the caller over all time steps.
+// done by the caller over all time steps. Zoneout (its masks drawn by the caller, one row per
+// step and sample) is mixed in the same element-wise pass; an LSTM projection (proj_size)
+// adds one GEMM per step.
 //
 // Layout: sequences are packed time-major. Step t owns rows [offset[t], offset[t] + bs[t])
 // of every (rows, ...) tensor, and those rows belong to samples 0 .. bs[t]-1. A padded
@@ -18,6 +20,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <vector>
 
 namespace {
@@ -67,6 +70,23 @@ inline void store_masked(T* __restrict__ dst, const T* __restrict__ h, const T* 
   }
 }
 
+// Zoneout mixes the new and the previous state as torch.lerp(new, previous, w) does (the same
+// formula, so a 0/1 weight returns exactly one of the two values): w is the row's training
+// mask entry (true = keep the previous value), or the rate itself in evaluation (the expectation).
+template <typename T>
+inline T lerp_of(T start, T end, T w) {
+  const T d = end - start;
+  return std::abs(w) < T(0.5) ? start + w * d : end - d * (T(1) - w);
+}
+
+// One row's zoneout weights: a pointer into the (rows, width) boolean mask, or the constant rate.
+template <typename T>
+struct ZoneRow {
+  const bool* w;
+  T p;
+  inline T operator[](int64_t j) const { return w ? T(w[j]) : p; }
+};
+
 // ------------------------------------------------------------------------ argument checks
 // The Python wrappers (lstm_scan / gru_scan) check all of this with clearer messages; these
 // checks make a direct call of the op safe: nothing below indexes past what it was given.
@@ -105,6 +125,25 @@ bool check_optional(const char* op, const char* name, const at::Tensor& t, const
   return true;
 }
 
+at::Tensor given_or_empty(const std::optional<at::Tensor>& t) { return t.has_value() ? *t : at::Tensor(); }
+
+// Zoneout's operands: per-row boolean masks (true = keep the previous state) from a training
+// step (zone_h, and zone_c for an LSTM, given together), or the rate zone_p in [0, 1] for
+// evaluation; not both. Returns whether masks are given.
+bool check_zone(const char* op, const at::Tensor& zone_h, const at::Tensor* zone_c, double zone_p,
+                const at::Tensor& ref, int64_t rows, int64_t h_width, int64_t c_width) {
+  TORCH_CHECK(std::isfinite(zone_p) && zone_p >= 0.0 && zone_p <= 1.0, op, ": zone_p must be in [0, 1], got ",
+              zone_p);
+  const auto bool_ref = ref.new_empty({0}, ref.options().dtype(at::kBool));  // the masks are bool
+  const bool has_h = check_optional(op, "zone_h", zone_h, bool_ref, {rows, h_width});
+  const bool has_c = zone_c != nullptr && check_optional(op, "zone_c", *zone_c, bool_ref, {rows, c_width});
+  TORCH_CHECK(zone_c == nullptr || has_h == has_c, op, ": zone_h and zone_c must be given together, got ",
+              has_h ? "zone_h only" : "zone_c only");
+  TORCH_CHECK(!(has_h && zone_p != 0.0), op,
+              ": give per-row zoneout weights (training) or zone_p (evaluation), not both; got zone_p = ", zone_p);
+  return has_h;
+}
+
 void check_2d(const char* op, const char* name, const at::Tensor& t) {
   TORCH_CHECK(t.defined() && t.dim() == 2, op, ": ", name, " must be a 2-D tensor, got ",
               t.defined() ? t.dim() : 0, "-D");
@@ -115,166 +154,276 @@ void check_2d(const char* op, const char* name, const at::Tensor& t) {
 int64_t grain(int64_t width) { return std::max<int64_t>(1, 32768 / std::max<int64_t>(1, width)); }
 
 // ---------------------------------------------------------------------------------- LSTM
-// Returns out, h_n, c_n and what the backward pass needs: the gate activations, tanh(c_t),
-// c(t-1) and the masked h(t-1) that entered W_hh.
+// Per step: gates = xw_t + (m * h(t-1)) W_hh^T; c~ = f c(t-1) + i g; r = o tanh(c~);
+// h~ = r W_hr^T with a projection (a second GEMM per step), else h~ = r; then zoneout:
+// c(t) = lerp(c~, c(t-1), zc), h(t) = lerp(h~, h(t-1), zh). Widths: H of the cell, P of h
+// (P = H without projection).
+// Returns out, h_n, c_n and what the backward pass needs: the gate activations, tanh(c~),
+// c(t-1), the masked h(t-1) that entered W_hh, and r (only with a projection, for dW_hr).
 std::vector<at::Tensor> lstm_forward(const at::Tensor& xw, const at::Tensor& h0, const at::Tensor& c0,
                                      const at::Tensor& w_hh, const at::Tensor& mask,
-                                     std::vector<int64_t> bs, bool reverse) {
+                                     std::vector<int64_t> bs, bool reverse,
+                                     const std::optional<at::Tensor>& w_hr_arg,
+                                     const std::optional<at::Tensor>& zone_h_arg,
+                                     const std::optional<at::Tensor>& zone_c_arg, double zone_p) {
   const char* op = "regdrop_scan::lstm_forward";
   check_2d(op, "h0", h0);
+  check_2d(op, "c0", c0);
   check_2d(op, "xw", xw);
-  const int64_t N = h0.size(0), H = h0.size(1), rows = xw.size(0);
+  const int64_t N = h0.size(0), P = h0.size(1), H = c0.size(1), rows = xw.size(0);
+  const at::Tensor w_hr = given_or_empty(w_hr_arg), zone_h = given_or_empty(zone_h_arg),
+                   zone_c = given_or_empty(zone_c_arg);
   check_operand(op, "xw", xw, xw, {rows, 4 * H});
-  check_operand(op, "h0", h0, xw, {N, H});
+  check_operand(op, "h0", h0, xw, {N, P});
   check_operand(op, "c0", c0, xw, {N, H});
-  check_operand(op, "w_hh", w_hh, xw, {4 * H, H});
-  const bool masked = check_optional(op, "mask", mask, xw, {N, H});
+  check_operand(op, "w_hh", w_hh, xw, {4 * H, P});
+  const bool masked = check_optional(op, "mask", mask, xw, {N, P});
+  const bool proj = check_optional(op, "w_hr", w_hr, xw, {P, H});
+  TORCH_CHECK(proj || P == H, op, ": without w_hr, h0 and c0 must have the same width, got ", P, " and ", H);
+  const bool zoned = check_zone(op, zone_h, &zone_c, zone_p, xw, rows, P, H);
+  const bool zone = zoned || zone_p != 0.0;
   check_batch_sizes(op, bs, rows, N);
   auto acts = xw.clone();
-  auto out = at::empty({rows, H}, xw.options());
+  auto out = at::empty({rows, P}, xw.options());
   auto tanh_c = at::empty({rows, H}, xw.options());
   auto c_prev = at::empty({rows, H}, xw.options());
-  auto h_prev = at::empty({rows, H}, xw.options());
+  auto h_prev = at::empty({rows, P}, xw.options());
+  auto r = at::empty({proj ? rows : 0, H}, xw.options());
   auto h = h0.clone();
   auto c = c0.clone();
   auto hm = masked ? h0 * mask : h0.clone();
   auto w_t = w_hh.t().contiguous();  // measured: a contiguous right operand makes the small per-step GEMMs ~20% faster
+  auto w_hr_t = proj ? w_hr.t().contiguous() : at::Tensor();
   const auto off = offsets_of(bs);
   const int64_t L = bs.size();
   AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "lstm_forward", [&] {
+    const scalar_t zp = static_cast<scalar_t>(zone_p);
     for (int64_t s = 0; s < L; ++s) {
       const int64_t t = reverse ? L - 1 - s : s, b = bs[t], o = off[t];
       auto a = acts.narrow(0, o, b);
       a.addmm_(hm.narrow(0, 0, b), w_t);
       scalar_t* A = a.data_ptr<scalar_t>();
-      scalar_t* OUT = out.data_ptr<scalar_t>() + o * H;
+      scalar_t* OUT = out.data_ptr<scalar_t>() + o * P;
       scalar_t* TC = tanh_c.data_ptr<scalar_t>() + o * H;
       scalar_t* CP = c_prev.data_ptr<scalar_t>() + o * H;
-      scalar_t* HP = h_prev.data_ptr<scalar_t>() + o * H;
+      scalar_t* HP = h_prev.data_ptr<scalar_t>() + o * P;
+      scalar_t* R = proj ? r.data_ptr<scalar_t>() + o * H : nullptr;
       scalar_t* Hc = h.data_ptr<scalar_t>();
       scalar_t* Cc = c.data_ptr<scalar_t>();
       scalar_t* HM = hm.data_ptr<scalar_t>();
       const scalar_t* M = masked ? mask.data_ptr<scalar_t>() : nullptr;
-      at::parallel_for(0, b, grain(4 * H), [&](int64_t n0, int64_t n1) {
-        for (int64_t n = n0; n < n1; ++n) {
-          scalar_t* __restrict__ an = A + n * 4 * H;
-          scalar_t* __restrict__ cc = Cc + n * H;
-          scalar_t* __restrict__ cp = CP + n * H;
-          scalar_t* __restrict__ tc = TC + n * H;
-          scalar_t* __restrict__ hc = Hc + n * H;
-          scalar_t* __restrict__ hp = HP + n * H;
-          scalar_t* __restrict__ hm_n = HM + n * H;
-          scalar_t* __restrict__ out_n = OUT + n * H;
-          for (int64_t j = 0; j < 2 * H; ++j) an[j] = sigmoid_of(an[j]);
-          for (int64_t j = 2 * H; j < 3 * H; ++j) an[j] = tanh_of(an[j]);
-          for (int64_t j = 3 * H; j < 4 * H; ++j) an[j] = sigmoid_of(an[j]);
-          for (int64_t j = 0; j < H; ++j) {
-            cp[j] = cc[j];
-            const scalar_t cn = an[H + j] * cc[j] + an[j] * an[2 * H + j];
-            cc[j] = cn;
-            tc[j] = tanh_of(cn);
-            const scalar_t hn = an[3 * H + j] * tc[j];
-            hp[j] = hm_n[j];
-            hc[j] = hn;
-            out_n[j] = hn;
-          }
-          store_masked(hm_n, out_n, M ? M + n * H : nullptr, H);
+      const bool* ZH = zoned ? zone_h.data_ptr<bool>() + o * P : nullptr;
+      const bool* ZC = zoned ? zone_c.data_ptr<bool>() + o * H : nullptr;
+      // The gates and the cell; r = o tanh(c~) goes to R (projection) or straight to out.
+      auto cell = [&](int64_t n) {
+        scalar_t* __restrict__ an = A + n * 4 * H;
+        scalar_t* __restrict__ cc = Cc + n * H;
+        scalar_t* __restrict__ cp = CP + n * H;
+        scalar_t* __restrict__ tc = TC + n * H;
+        scalar_t* __restrict__ rn = proj ? R + n * H : OUT + n * P;
+        const ZoneRow<scalar_t> zc{ZC ? ZC + n * H : nullptr, zp};
+        for (int64_t j = 0; j < 2 * H; ++j) an[j] = sigmoid_of(an[j]);
+        for (int64_t j = 2 * H; j < 3 * H; ++j) an[j] = tanh_of(an[j]);
+        for (int64_t j = 3 * H; j < 4 * H; ++j) an[j] = sigmoid_of(an[j]);
+        for (int64_t j = 0; j < H; ++j) {
+          cp[j] = cc[j];
+          const scalar_t cn = an[H + j] * cc[j] + an[j] * an[2 * H + j];
+          tc[j] = tanh_of(cn);
+          cc[j] = zone ? lerp_of(cn, cc[j], zc[j]) : cn;
+          rn[j] = an[3 * H + j] * tc[j];
         }
-      });
+      };
+      // h~ (in out's rows) and h(t-1) give h(t): zoneout, then the state and the next GEMM's operand.
+      auto new_h = [&](int64_t n) {
+        scalar_t* __restrict__ hc = Hc + n * P;
+        scalar_t* __restrict__ hp = HP + n * P;
+        scalar_t* __restrict__ hm_n = HM + n * P;
+        scalar_t* __restrict__ out_n = OUT + n * P;
+        const ZoneRow<scalar_t> zh{ZH ? ZH + n * P : nullptr, zp};
+        for (int64_t j = 0; j < P; ++j) {
+          hp[j] = hm_n[j];
+          const scalar_t hn = zone ? lerp_of(out_n[j], hc[j], zh[j]) : out_n[j];
+          hc[j] = hn;
+          out_n[j] = hn;
+        }
+        store_masked(hm_n, out_n, M ? M + n * P : nullptr, P);
+      };
+      if (!proj) {
+        at::parallel_for(0, b, grain(4 * H), [&](int64_t n0, int64_t n1) {
+          for (int64_t n = n0; n < n1; ++n) { cell(n); new_h(n); }
+        });
+      } else {
+        at::parallel_for(0, b, grain(4 * H), [&](int64_t n0, int64_t n1) {
+          for (int64_t n = n0; n < n1; ++n) cell(n);
+        });
+        auto out_b = out.narrow(0, o, b);
+        at::mm_out(out_b, r.narrow(0, o, b), w_hr_t);
+        at::parallel_for(0, b, grain(2 * P), [&](int64_t n0, int64_t n1) {
+          for (int64_t n = n0; n < n1; ++n) new_h(n);
+        });
+      }
     }
   });
-  return {out, h, c, acts, tanh_c, c_prev, h_prev};
+  return {out, h, c, acts, tanh_c, c_prev, h_prev, r};
 }
 
-// Returns d(xw) (the gate pre-activation gradients, which are also the bias gradients),
-// dh0 and dc0; the caller forms dW_hh = d(xw)^T h_prev in one GEMM.
+// Returns d(xw) (the gate pre-activation gradients, which are also the bias gradients), dh0,
+// dc0 and, with a projection, d(h~) (rows, P); the caller forms dW_hh = d(xw)^T h_prev and
+// dW_hr = d(h~)^T r in single GEMMs. dh holds what reaches h(t) besides the output: zoneout's
+// carry from the step after, plus (added at the start of a step) the GEMM's d(xw) W_hh, masked.
 std::vector<at::Tensor> lstm_backward(const at::Tensor& dout, const at::Tensor& dhn, const at::Tensor& dcn,
                                       const at::Tensor& acts, const at::Tensor& tanh_c, const at::Tensor& c_prev,
                                       const at::Tensor& w_hh, const at::Tensor& mask,
-                                      std::vector<int64_t> bs, bool reverse) {
+                                      std::vector<int64_t> bs, bool reverse,
+                                      const std::optional<at::Tensor>& w_hr_arg,
+                                      const std::optional<at::Tensor>& zone_h_arg,
+                                      const std::optional<at::Tensor>& zone_c_arg, double zone_p) {
   const char* op = "regdrop_scan::lstm_backward";
+  check_2d(op, "dhn", dhn);
   check_2d(op, "dcn", dcn);
   check_2d(op, "acts", acts);
-  const int64_t N = dcn.size(0), H = dcn.size(1), rows = acts.size(0);
+  const int64_t N = dcn.size(0), H = dcn.size(1), P = dhn.size(1), rows = acts.size(0);
+  const at::Tensor w_hr = given_or_empty(w_hr_arg), zone_h = given_or_empty(zone_h_arg),
+                   zone_c = given_or_empty(zone_c_arg);
   check_operand(op, "acts", acts, acts, {rows, 4 * H});
-  check_operand(op, "dout", dout, acts, {rows, H});
-  check_operand(op, "dhn", dhn, acts, {N, H});
+  check_operand(op, "dout", dout, acts, {rows, P});
+  check_operand(op, "dhn", dhn, acts, {N, P});
   check_operand(op, "dcn", dcn, acts, {N, H});
   check_operand(op, "tanh_c", tanh_c, acts, {rows, H});
   check_operand(op, "c_prev", c_prev, acts, {rows, H});
-  check_operand(op, "w_hh", w_hh, acts, {4 * H, H});
-  const bool masked = check_optional(op, "mask", mask, acts, {N, H});
+  check_operand(op, "w_hh", w_hh, acts, {4 * H, P});
+  const bool masked = check_optional(op, "mask", mask, acts, {N, P});
+  const bool proj = check_optional(op, "w_hr", w_hr, acts, {P, H});
+  TORCH_CHECK(proj || P == H, op, ": without w_hr, dhn and dcn must have the same width, got ", P, " and ", H);
+  const bool zoned = check_zone(op, zone_h, &zone_c, zone_p, acts, rows, P, H);
+  const bool zone = zoned || zone_p != 0.0;
   check_batch_sizes(op, bs, rows, N);
   auto dgates = at::empty({rows, 4 * H}, acts.options());
+  auto dht = at::empty({proj ? rows : 0, P}, acts.options());
   auto dh = dhn.clone();
   auto dc = dcn.clone();
+  auto through_w = at::empty({N, P}, acts.options());
+  auto dr = at::empty({N, H}, acts.options());
   const auto off = offsets_of(bs);
   const int64_t L = bs.size();
-  int64_t from_gemm = 0;  // rows of dh that hold (dgates @ W_hh), still to be masked
+  int64_t from_gemm = 0;  // rows of through_w that hold (dgates @ W_hh), not yet added to dh
+  // Rows [lo, hi) leave the batch for good (reverse direction of a packed batch), or the loop
+  // is over: add what went through W_hh to their gradient.
+  auto finish = [&](int64_t lo, int64_t hi) {
+    auto tw = through_w.narrow(0, lo, hi - lo);
+    if (masked) tw = tw * mask.narrow(0, lo, hi - lo);
+    dh.narrow(0, lo, hi - lo).add_(tw);
+  };
   AT_DISPATCH_FLOATING_TYPES(acts.scalar_type(), "lstm_backward", [&] {
+    const scalar_t zp = static_cast<scalar_t>(zone_p);
     for (int64_t s = L - 1; s >= 0; --s) {
       const int64_t t = reverse ? L - 1 - s : s, b = bs[t], o = off[t];
-      if (masked && b < from_gemm) dh.narrow(0, b, from_gemm - b).mul_(mask.narrow(0, b, from_gemm - b));
+      if (b < from_gemm) finish(b, from_gemm);
       from_gemm = std::min(from_gemm, b);
       const scalar_t* A = acts.data_ptr<scalar_t>() + o * 4 * H;
       const scalar_t* TC = tanh_c.data_ptr<scalar_t>() + o * H;
       const scalar_t* CP = c_prev.data_ptr<scalar_t>() + o * H;
-      const scalar_t* DO = dout.data_ptr<scalar_t>() + o * H;
+      const scalar_t* DO = dout.data_ptr<scalar_t>() + o * P;
+      const scalar_t* TW = through_w.data_ptr<scalar_t>();
       scalar_t* DG = dgates.data_ptr<scalar_t>() + o * 4 * H;
+      scalar_t* DHT = proj ? dht.data_ptr<scalar_t>() + o * P : nullptr;
+      scalar_t* DR = dr.data_ptr<scalar_t>();
       scalar_t* DH = dh.data_ptr<scalar_t>();
       scalar_t* DC = dc.data_ptr<scalar_t>();
       const scalar_t* M = masked ? mask.data_ptr<scalar_t>() : nullptr;
+      const bool* ZH = zoned ? zone_h.data_ptr<bool>() + o * P : nullptr;
+      const bool* ZC = zoned ? zone_c.data_ptr<bool>() + o * H : nullptr;
       const int64_t fg = from_gemm;
-      at::parallel_for(0, b, grain(4 * H), [&](int64_t n0, int64_t n1) {
-        for (int64_t n = n0; n < n1; ++n) {
-          const scalar_t* __restrict__ an = A + n * 4 * H;
-          scalar_t* __restrict__ dg = DG + n * 4 * H;
-          scalar_t* __restrict__ dh_n = DH + n * H;
-          scalar_t* __restrict__ dc_n = DC + n * H;
-          const scalar_t* __restrict__ tc = TC + n * H;
-          const scalar_t* __restrict__ cp = CP + n * H;
-          const scalar_t* __restrict__ dout_n = DO + n * H;
-          if (M && n < fg) {  // this row of dh came through W_hh: apply the recurrent mask
-            const scalar_t* __restrict__ m = M + n * H;
-            for (int64_t j = 0; j < H; ++j) dh_n[j] *= m[j];
-          }
-          for (int64_t j = 0; j < H; ++j) {
-            const scalar_t i = an[j], f = an[H + j], g = an[2 * H + j], og = an[3 * H + j];
-            const scalar_t dhk = dout_n[j] + dh_n[j];
-            const scalar_t dck = dc_n[j] + dhk * og * (scalar_t(1) - tc[j] * tc[j]);
-            dg[j] = dck * g * i * (scalar_t(1) - i);
-            dg[H + j] = dck * cp[j] * f * (scalar_t(1) - f);
-            dg[2 * H + j] = dck * i * (scalar_t(1) - g * g);
-            dg[3 * H + j] = dhk * tc[j] * og * (scalar_t(1) - og);
-            dc_n[j] = dck * f;
+      // d h(t) = output's + carry + through W_hh (masked); zoneout splits it into d h~ (to the
+      // projection or straight to r) and the carry to h(t-1).
+      auto split_h = [&](int64_t n) {
+        scalar_t* __restrict__ dh_n = DH + n * P;
+        const scalar_t* __restrict__ tw = TW + n * P;
+        const scalar_t* __restrict__ dout_n = DO + n * P;
+        scalar_t* __restrict__ dst = proj ? DHT + n * P : DR + n * H;
+        const ZoneRow<scalar_t> zh{ZH ? ZH + n * P : nullptr, zp};
+        if (n < fg) {
+          if (M) {
+            const scalar_t* __restrict__ m = M + n * P;
+            for (int64_t j = 0; j < P; ++j) dh_n[j] += tw[j] * m[j];
+          } else {
+            for (int64_t j = 0; j < P; ++j) dh_n[j] += tw[j];
           }
         }
-      });
-      auto dh_b = dh.narrow(0, 0, b);
-      at::mm_out(dh_b, dgates.narrow(0, o, b), w_hh);
+        for (int64_t j = 0; j < P; ++j) {
+          const scalar_t dhk = dout_n[j] + dh_n[j];
+          if (zone) {
+            const scalar_t w = zh[j];
+            dst[j] = (scalar_t(1) - w) * dhk;
+            dh_n[j] = w * dhk;
+          } else {
+            dst[j] = dhk;
+            dh_n[j] = scalar_t(0);
+          }
+        }
+      };
+      auto gates = [&](int64_t n) {
+        const scalar_t* __restrict__ an = A + n * 4 * H;
+        scalar_t* __restrict__ dg = DG + n * 4 * H;
+        scalar_t* __restrict__ dc_n = DC + n * H;
+        const scalar_t* __restrict__ dr_n = DR + n * H;
+        const scalar_t* __restrict__ tc = TC + n * H;
+        const scalar_t* __restrict__ cp = CP + n * H;
+        const ZoneRow<scalar_t> zc{ZC ? ZC + n * H : nullptr, zp};
+        for (int64_t j = 0; j < H; ++j) {
+          const scalar_t i = an[j], f = an[H + j], g = an[2 * H + j], og = an[3 * H + j];
+          const scalar_t dC = dc_n[j], w = zone ? zc[j] : scalar_t(0);
+          const scalar_t dck = (zone ? (scalar_t(1) - w) * dC : dC) + dr_n[j] * og * (scalar_t(1) - tc[j] * tc[j]);
+          dg[j] = dck * g * i * (scalar_t(1) - i);
+          dg[H + j] = dck * cp[j] * f * (scalar_t(1) - f);
+          dg[2 * H + j] = dck * i * (scalar_t(1) - g * g);
+          dg[3 * H + j] = dr_n[j] * tc[j] * og * (scalar_t(1) - og);
+          dc_n[j] = zone ? dck * f + w * dC : dck * f;
+        }
+      };
+      if (!proj) {
+        at::parallel_for(0, b, grain(4 * H), [&](int64_t n0, int64_t n1) {
+          for (int64_t n = n0; n < n1; ++n) { split_h(n); gates(n); }
+        });
+      } else {
+        at::parallel_for(0, b, grain(2 * P), [&](int64_t n0, int64_t n1) {
+          for (int64_t n = n0; n < n1; ++n) split_h(n);
+        });
+        auto dr_b = dr.narrow(0, 0, b);
+        at::mm_out(dr_b, dht.narrow(0, o, b), w_hr);
+        at::parallel_for(0, b, grain(4 * H), [&](int64_t n0, int64_t n1) {
+          for (int64_t n = n0; n < n1; ++n) gates(n);
+        });
+      }
+      auto tw_b = through_w.narrow(0, 0, b);
+      at::mm_out(tw_b, dgates.narrow(0, o, b), w_hh);
       from_gemm = b;
     }
   });
-  if (masked) dh.narrow(0, 0, from_gemm).mul_(mask.narrow(0, 0, from_gemm));
-  return {dgates, dh, dc};
+  finish(0, from_gemm);
+  return {dgates, dh, dc, dht};
 }
 
 // ----------------------------------------------------------------------------------- GRU
 // xw = x W_ih^T + b_ih; per step hw = (h * m) W_hh^T + b_hh;
-// r = s(xw_r + hw_r), z = s(xw_z + hw_z), n = tanh(xw_n + r * hw_n), h' = (1 - z) n + z h.
-// The carry z * h uses the unmasked state.
+// r = s(xw_r + hw_r), z = s(xw_z + hw_z), n = tanh(xw_n + r * hw_n), h~ = (1 - z) n + z h,
+// then zoneout h' = lerp(h~, h, zh). The carry z * h uses the unmasked state.
 std::vector<at::Tensor> gru_forward(const at::Tensor& xw, const at::Tensor& h0, const at::Tensor& w_hh,
                                     const at::Tensor& b_hh, const at::Tensor& mask,
-                                    std::vector<int64_t> bs, bool reverse) {
+                                    std::vector<int64_t> bs, bool reverse,
+                                    const std::optional<at::Tensor>& zone_h_arg, double zone_p) {
   const char* op = "regdrop_scan::gru_forward";
   check_2d(op, "h0", h0);
   check_2d(op, "xw", xw);
   const int64_t N = h0.size(0), H = h0.size(1), rows = xw.size(0);
+  const at::Tensor zone_h = given_or_empty(zone_h_arg);
   check_operand(op, "xw", xw, xw, {rows, 3 * H});
   check_operand(op, "h0", h0, xw, {N, H});
   check_operand(op, "w_hh", w_hh, xw, {3 * H, H});
   const bool has_bias = check_optional(op, "b_hh", b_hh, xw, {3 * H});
   const bool masked = check_optional(op, "mask", mask, xw, {N, H});
+  const bool zoned = check_zone(op, zone_h, nullptr, zone_p, xw, rows, H, H);
+  const bool zone = zoned || zone_p != 0.0;
   check_batch_sizes(op, bs, rows, N);
   auto acts = at::empty({rows, 3 * H}, xw.options());   // r, z, n
   auto hwn = at::empty({rows, H}, xw.options());         // W_hn h + b_hn, needed for dr
@@ -288,6 +437,7 @@ std::vector<at::Tensor> gru_forward(const at::Tensor& xw, const at::Tensor& h0, 
   const auto off = offsets_of(bs);
   const int64_t L = bs.size();
   AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "gru_forward", [&] {
+    const scalar_t zp = static_cast<scalar_t>(zone_p);
     for (int64_t s = 0; s < L; ++s) {
       const int64_t t = reverse ? L - 1 - s : s, b = bs[t], o = off[t];
       auto hw_b = hw.narrow(0, 0, b);
@@ -303,6 +453,7 @@ std::vector<at::Tensor> gru_forward(const at::Tensor& xw, const at::Tensor& h0, 
       scalar_t* Hc = h.data_ptr<scalar_t>();
       scalar_t* HM = hm.data_ptr<scalar_t>();
       const scalar_t* M = masked ? mask.data_ptr<scalar_t>() : nullptr;
+      const bool* ZH = zoned ? zone_h.data_ptr<bool>() + o * H : nullptr;
       at::parallel_for(0, b, grain(3 * H), [&](int64_t n0, int64_t n1) {
         for (int64_t n = n0; n < n1; ++n) {
           const scalar_t* __restrict__ x = X + n * 3 * H;
@@ -314,6 +465,7 @@ std::vector<at::Tensor> gru_forward(const at::Tensor& xw, const at::Tensor& h0, 
           scalar_t* __restrict__ hmp = HMP + n * H;
           scalar_t* __restrict__ hm_n = HM + n * H;
           scalar_t* __restrict__ out_n = OUT + n * H;
+          const ZoneRow<scalar_t> zh{ZH ? ZH + n * H : nullptr, zp};
           for (int64_t j = 0; j < 2 * H; ++j) an[j] = sigmoid_of(x[j] + hw_n[j]);
           for (int64_t j = 0; j < H; ++j) {
             hwn_n[j] = hw_n[2 * H + j];
@@ -324,8 +476,8 @@ std::vector<at::Tensor> gru_forward(const at::Tensor& xw, const at::Tensor& h0, 
             const scalar_t hnew = nn + z * (hc[j] - nn);
             hp[j] = hc[j];
             hmp[j] = hm_n[j];
-            hc[j] = hnew;
-            out_n[j] = hnew;
+            hc[j] = zone ? lerp_of(hnew, hc[j], zh[j]) : hnew;
+            out_n[j] = hc[j];
           }
           store_masked(hm_n, out_n, M ? M + n * H : nullptr, H);
         }
@@ -339,11 +491,13 @@ std::vector<at::Tensor> gru_forward(const at::Tensor& xw, const at::Tensor& h0, 
 // dW_hh = d(hw)^T hm_prev and db_hh = sum d(hw) in single GEMMs.
 std::vector<at::Tensor> gru_backward(const at::Tensor& dout, const at::Tensor& dhn, const at::Tensor& acts,
                                      const at::Tensor& hwn, const at::Tensor& h_prev, const at::Tensor& w_hh,
-                                     const at::Tensor& mask, std::vector<int64_t> bs, bool reverse) {
+                                     const at::Tensor& mask, std::vector<int64_t> bs, bool reverse,
+                                     const std::optional<at::Tensor>& zone_h_arg, double zone_p) {
   const char* op = "regdrop_scan::gru_backward";
   check_2d(op, "dhn", dhn);
   check_2d(op, "acts", acts);
   const int64_t N = dhn.size(0), H = dhn.size(1), rows = acts.size(0);
+  const at::Tensor zone_h = given_or_empty(zone_h_arg);
   check_operand(op, "acts", acts, acts, {rows, 3 * H});
   check_operand(op, "dout", dout, acts, {rows, H});
   check_operand(op, "dhn", dhn, acts, {N, H});
@@ -351,6 +505,8 @@ std::vector<at::Tensor> gru_backward(const at::Tensor& dout, const at::Tensor& d
   check_operand(op, "h_prev", h_prev, acts, {rows, H});
   check_operand(op, "w_hh", w_hh, acts, {3 * H, H});
   const bool masked = check_optional(op, "mask", mask, acts, {N, H});
+  const bool zoned = check_zone(op, zone_h, nullptr, zone_p, acts, rows, H, H);
+  const bool zone = zoned || zone_p != 0.0;
   check_batch_sizes(op, bs, rows, N);
   auto dxw = at::empty({rows, 3 * H}, acts.options());
   auto dhw = at::empty({rows, 3 * H}, acts.options());
@@ -367,6 +523,7 @@ std::vector<at::Tensor> gru_backward(const at::Tensor& dout, const at::Tensor& d
     dh.narrow(0, lo, hi - lo).add_(tw);
   };
   AT_DISPATCH_FLOATING_TYPES(acts.scalar_type(), "gru_backward", [&] {
+    const scalar_t zp = static_cast<scalar_t>(zone_p);
     for (int64_t s = L - 1; s >= 0; --s) {
       const int64_t t = reverse ? L - 1 - s : s, b = bs[t], o = off[t];
       if (b < from_gemm) finish(b, from_gemm);
@@ -380,6 +537,7 @@ std::vector<at::Tensor> gru_backward(const at::Tensor& dout, const at::Tensor& d
       scalar_t* DW = dhw.data_ptr<scalar_t>() + o * 3 * H;
       scalar_t* DH = dh.data_ptr<scalar_t>();
       const scalar_t* M = masked ? mask.data_ptr<scalar_t>() : nullptr;
+      const bool* ZH = zoned ? zone_h.data_ptr<bool>() + o * H : nullptr;
       const int64_t fg = from_gemm;
       at::parallel_for(0, b, grain(3 * H), [&](int64_t n0, int64_t n1) {
         for (int64_t n = n0; n < n1; ++n) {
@@ -391,6 +549,7 @@ std::vector<at::Tensor> gru_backward(const at::Tensor& dout, const at::Tensor& d
           const scalar_t* __restrict__ hwn = HWN + n * H;
           const scalar_t* __restrict__ hp = HP + n * H;
           const scalar_t* __restrict__ dout_n = DO + n * H;
+          const ZoneRow<scalar_t> zh{ZH ? ZH + n * H : nullptr, zp};
           if (n < fg) {  // add what reached h(t-1) through W_hh (masked) to the carried part
             if (M) {
               const scalar_t* __restrict__ m = M + n * H;
@@ -401,13 +560,14 @@ std::vector<at::Tensor> gru_backward(const at::Tensor& dout, const at::Tensor& d
           }
           for (int64_t j = 0; j < H; ++j) {
             const scalar_t r = a[j], z = a[H + j], nn = a[2 * H + j];
-            const scalar_t dhk = dout_n[j] + dh_n[j];
+            const scalar_t dH = dout_n[j] + dh_n[j], w = zone ? zh[j] : scalar_t(0);
+            const scalar_t dhk = zone ? (scalar_t(1) - w) * dH : dH;  // the part through h~
             const scalar_t dan = dhk * (scalar_t(1) - z) * (scalar_t(1) - nn * nn);
             const scalar_t daz = dhk * (hp[j] - nn) * z * (scalar_t(1) - z);
             const scalar_t dar = dan * hwn[j] * r * (scalar_t(1) - r);
             dx[j] = dar; dx[H + j] = daz; dx[2 * H + j] = dan;
             dw[j] = dar; dw[H + j] = daz; dw[2 * H + j] = dan * r;
-            dh_n[j] = dhk * z;
+            dh_n[j] = zone ? dhk * z + w * dH : dhk * z;
           }
         }
       });
@@ -422,13 +582,25 @@ std::vector<at::Tensor> gru_backward(const at::Tensor& dout, const at::Tensor& d
 
 }  // namespace
 
+// Schemas here, CPU kernels below: torch.compile traces through the ops with the fake
+// (shape-only) kernels registered from Python (regdrop/functional/rnn.py, _register_fakes).
+// An absent optional tensor may also be passed as an empty tensor.
 TORCH_LIBRARY(regdrop_scan, m) {
-  m.def("lstm_forward(Tensor xw, Tensor h0, Tensor c0, Tensor w_hh, Tensor mask, int[] bs, bool reverse) -> Tensor[]",
-        &lstm_forward);
+  m.set_python_module("regdrop.functional.rnn");
+  m.def("lstm_forward(Tensor xw, Tensor h0, Tensor c0, Tensor w_hh, Tensor mask, int[] bs, bool reverse, "
+        "Tensor? w_hr=None, Tensor? zone_h=None, Tensor? zone_c=None, float zone_p=0.0) -> Tensor[]");
   m.def("lstm_backward(Tensor dout, Tensor dhn, Tensor dcn, Tensor acts, Tensor tanh_c, Tensor c_prev, "
-        "Tensor w_hh, Tensor mask, int[] bs, bool reverse) -> Tensor[]", &lstm_backward);
-  m.def("gru_forward(Tensor xw, Tensor h0, Tensor w_hh, Tensor b_hh, Tensor mask, int[] bs, bool reverse) -> Tensor[]",
-        &gru_forward);
+        "Tensor w_hh, Tensor mask, int[] bs, bool reverse, Tensor? w_hr=None, Tensor? zone_h=None, "
+        "Tensor? zone_c=None, float zone_p=0.0) -> Tensor[]");
+  m.def("gru_forward(Tensor xw, Tensor h0, Tensor w_hh, Tensor b_hh, Tensor mask, int[] bs, bool reverse, "
+        "Tensor? zone_h=None, float zone_p=0.0) -> Tensor[]");
   m.def("gru_backward(Tensor dout, Tensor dhn, Tensor acts, Tensor hwn, Tensor h_prev, Tensor w_hh, Tensor mask, "
-        "int[] bs, bool reverse) -> Tensor[]", &gru_backward);
+        "int[] bs, bool reverse, Tensor? zone_h=None, float zone_p=0.0) -> Tensor[]");
+}
+
+TORCH_LIBRARY_IMPL(regdrop_scan, CPU, m) {
+  m.impl("lstm_forward", &lstm_forward);
+  m.impl("lstm_backward", &lstm_backward);
+  m.impl("gru_forward", &gru_forward);
+  m.impl("gru_backward", &gru_backward);
 }
