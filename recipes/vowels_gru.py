@@ -47,8 +47,9 @@ MODEL_DEFAULTS = {
     "lr": 0.003,
 }
 DATA_DEFAULTS = {"name": "JapaneseVowels", "batch_size": 32}
-TRAINER_DEFAULTS = {"max_epochs": 60, "gradient_clip_val": 1.0, "log_every_n_steps": 5}
-CALLBACK_DEFAULTS = {"early_stopping.patience": 10}
+TRAINER_DEFAULTS = {"max_epochs": 100, "gradient_clip_val": 1.0, "log_every_n_steps": 5}
+# checks before epoch 5 do not count: on a small validation set an early lucky epoch would be restored
+CALLBACK_DEFAULTS = {"early_stopping.patience": 15, "early_stopping.start_from_epoch": 5}
 
 
 def cli(args: ArgsType = None) -> RecipeCLI:

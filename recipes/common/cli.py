@@ -21,6 +21,7 @@ except ImportError:  # Python < 3.12
 
 from regdrop.callbacks import EarlyStopping, MaxNorm, RegularizationMonitor
 
+from .arms import uses_dropout, uses_early_stopping
 from .callbacks import ConfusionMatrixPlot, ForecastPlot, PerplexityPlot
 from .data import ClassificationDataModule, ForecastDataModule
 from .summary import RunSummary, collect_summary, run_dir
@@ -78,8 +79,10 @@ class RecipeCLI(LightningCLI):
     The data module's sizes flow into the model (``input_size``, ``horizon``, ``num_classes``,
     ``task``). The trainer defaults to the CPU, one device, and a TensorBoard logger writing to
     ``lightning_logs/<recipe>/version_N`` (``--trainer.logger.save_dir`` moves the root).
-    ``--model.regularize false`` trains the same network with all dropout rates at 0, and this
-    CLI then leaves out ``MaxNorm`` and early stopping too, for an unregularized comparison.
+    ``--model.regularize`` picks the ablation arm (:mod:`common.arms`): ``all`` (or ``true``, the
+    default), ``dropout`` (dropout and ``MaxNorm``, no early stopping), ``early_stopping`` (early
+    stopping alone) or ``none`` (or ``false``: the same network with every rate at 0, no
+    ``MaxNorm``, no early stopping; the last epoch's weights are tested).
 
     A wrong option ends the program with the parser's usage line, the reason and exit status 2,
     whether the parser or a constructor (``ValueError``, ``TypeError``, Lightning's
@@ -210,11 +213,15 @@ class RecipeCLI(LightningCLI):
 
     @override
     def after_instantiate_classes(self) -> None:
-        if getattr(self.model, "regularize", True):
-            return
-        # the unregularized comparison: keep the monitor (it logs the generalization gap) but
-        # drop the constraint and early stopping, so the last epoch's weights are tested
-        dropped = [self.config_init[key] for key in ("max_norm", "early_stopping")]
+        # the ablation arms (common.arms): keep the monitor (it logs the generalization gap), drop the
+        # constraint where the arm has no dropout and early stopping where it has none, so that the
+        # last epoch's weights are tested
+        arm = getattr(self.model, "arm", "all" if getattr(self.model, "regularize", True) else "none")
+        dropped = []
+        if not uses_dropout(arm):
+            dropped.append(self.config_init["max_norm"])
+        if not uses_early_stopping(arm):
+            dropped.append(self.config_init["early_stopping"])
         self.trainer.callbacks = [cb for cb in self.trainer.callbacks if not any(cb is d for d in dropped)]
 
     def save_tested_model(self) -> Path:
@@ -257,6 +264,7 @@ class RecipeCLI(LightningCLI):
             datamodule,
             task=task,
             regularized=bool(getattr(model, "regularize", True)),
+            arm=getattr(model, "arm", None),
             epochs_trained=epochs_trained,
             figure=plot.path if plot is not None else None,
             model_file=model_file,

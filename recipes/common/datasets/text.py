@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from regdrop.functional._validation import check_positive_int, check_rate
 
+from ..baselines import kneser_ney_bigram_perplexity, unigram_perplexity
 from ..data import SplitDataModule
 from .files import INSTALL_HINT, MissingDataError, user_file
 
@@ -254,9 +255,15 @@ class LanguageModelDataModule(SplitDataModule):
 
     def yardstick(self) -> tuple[str, float]:
         """Test perplexity of the unigram model of the training words (add-one smoothed)."""
-        counts = torch.bincount(self.stream("train"), minlength=len(self.vocabulary)).double() + 1.0
-        log_p = (counts / counts.sum()).log()
-        return "unigram perplexity", float((-log_p[self.stream("test")].mean()).exp())
+        return "unigram perplexity", unigram_perplexity(self.stream("train"), self.stream("test"), len(self.vocabulary))
+
+    def baselines(self) -> dict[str, float]:
+        """Test perplexity of the unigram and of the interpolated Kneser-Ney bigram model of the training words."""
+        train, test, size = self.stream("train"), self.stream("test"), len(self.vocabulary)
+        return {
+            "unigram perplexity": self.yardstick()[1],
+            "Kneser-Ney bigram perplexity": kneser_ney_bigram_perplexity(train, test, size),
+        }
 
     def setup(self, stage: str) -> None:
         """Load, split and encode the text (once)."""
