@@ -199,6 +199,24 @@ EXPERIMENTS: tuple[Experiment, ...] = (
         for corpus in ("asv", "kjv")
     ),
     Experiment(
+        "asv_masks", "Per-step against time-locked masks, ASV language model (recipes/asv_lm.py)", "test perplexity",
+        False,
+        (
+            Config("unregularized", ("--model.regularize", "false"), "Zaremba et al. 2014, PTB, no dropout: 114.5",
+                   regularized=False),
+            Config(_PER_STEP, ("--model.masks", "per_step", *_DROPOUT_ONLY),
+                   "Zaremba et al. 2014, PTB, medium, dropout: 82.7"),
+            Config(_VARIATIONAL, ("--model.masks", "variational", *_DROPOUT_ONLY),
+                   "Gal & Ghahramani 2016, PTB, variational: 79.7", versus=_PER_STEP),
+            Config("AWD: variational + embedding dropout 0.1 + weight dropout 0.3 + AR/TAR",
+                   published="Merity et al. 2017, PTB, AWD-LSTM: 57.3", versus=_VARIATIONAL),
+        ),
+        full=_LM_FULL, tiny=_LM_TINY, recipe="asv_lm",
+        note="A CPU-sized mirror: 5% of the text (~37 k training words), 3,000-word vocabulary, embedding 100, "
+        "hidden 200, 8 epochs; PTB models are ~20-60x larger and train for hundreds of epochs, so compare the "
+        "ordering of the rows, not the perplexities.",
+    ),
+    Experiment(
         "sonar", "Sonar, stratified 10-fold cross-validation (recipes/sonar_mlp.py)", "accuracy (%)", True,
         (
             Config("baseline: no dropout, lr 0.01, momentum 0.8", ("baseline",), "tutorial: 86.04 (4.00)",

@@ -167,6 +167,16 @@ class RecipeCLI(LightningCLI):
                 "One is the fastest for these small recurrent models on a few shared cores."
             ),
         )
+        parser.add_argument(
+            "--tune",
+            type=int,
+            default=0,
+            help=(
+                "Run an Optuna study of N trials over the learning rate and the model's dropout rates on the "
+                "validation data (pruning with optuna-integration's Lightning callback), then train with the best "
+                "trial and test once. 0: no study. Needs pip install 'regdrop[tune]'."
+            ),
+        )
         parser.add_lightning_class_args(MaxNorm, "max_norm")
         parser.add_lightning_class_args(EarlyStopping, "early_stopping")
         parser.add_lightning_class_args(RegularizationMonitor, "regularization_monitor")
@@ -201,6 +211,8 @@ class RecipeCLI(LightningCLI):
         threads = self.config["num_threads"]
         if threads < 0:
             self.parser.error(f"--num_threads must be an int >= 0, got {threads}")
+        if self.config["tune"] < 0:
+            self.parser.error(f"--tune must be an int >= 0, got {self.config['tune']}")
         if threads > 0:
             torch.set_num_threads(threads)
 
@@ -237,6 +249,33 @@ class RecipeCLI(LightningCLI):
         self.trainer.save_checkpoint(path)
         return path
 
+    def tune_model(self, trials: int) -> tuple[pl.LightningModule, dict[str, Any]]:
+        """Run ``--tune``'s study (:func:`common.tuning.tune`) and build the model with the best trial's values.
+
+        The new model replaces ``self.model``; the run's seed is set again before it is built, so
+        the final fit starts as an untuned run with those values would.
+
+        Returns:
+            The model, and what the summary reports: the best values, trials run, pruned, and the
+            best validation loss.
+        """
+        from .tuning import tune
+
+        stopper = next((cb for cb in self.trainer.callbacks if isinstance(cb, EarlyStopping)), None)
+        constraint = next((cb for cb in self.trainer.callbacks if isinstance(cb, MaxNorm)), None)
+        # the model's own arguments (LightningCLI adds entries of its own, such as `_instantiator`)
+        hparams = {key: value for key, value in self.model.hparams.items() if not key.startswith("_")}
+        seed = int(self.config["seed_everything"] or 0)
+        best, study = tune(
+            type(self.model), hparams, self.datamodule, self.config["trainer"].as_dict(), stopper,
+            getattr(constraint, "max_value", None), trials, seed=seed,
+        )  # fmt: skip
+        pl.seed_everything(seed, verbose=False)
+        self.model = type(self.model)(**{**hparams, **best})
+        pruned = sum(1 for t in study.trials if t.state.name == "PRUNED")
+        report = {"best": best, "trials": len(study.trials), "pruned": pruned, "best_val_loss": study.best_value}
+        return self.model, report
+
     def fit_and_test(self) -> RunSummary:
         """Train (with early stopping restoring the best weights), save and test those weights, print the summary.
 
@@ -249,6 +288,9 @@ class RecipeCLI(LightningCLI):
         extra = {"classify": ConfusionMatrixPlot, "language_model": PerplexityPlot}.get(task)
         if extra is not None and not any(isinstance(cb, extra) for cb in trainer.callbacks):
             trainer.callbacks.append(extra())
+        tuned = None
+        if self.config["tune"] > 0:
+            model, tuned = self.tune_model(self.config["tune"])
         with warnings.catch_warnings():
             # the data sit in memory, so loader worker processes would only add start-up time
             warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
@@ -269,6 +311,7 @@ class RecipeCLI(LightningCLI):
             figure=plot.path if plot is not None else None,
             model_file=model_file,
         )
+        summary.tuned = tuned
         if isinstance(plot, ConfusionMatrixPlot) and plot.matrix is not None:
             summary.confusion_matrix = plot.matrix.tolist()
         if trainer.is_global_zero:

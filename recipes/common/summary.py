@@ -6,6 +6,7 @@ import json
 import textwrap
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import lightning.pytorch as pl
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
@@ -78,6 +79,8 @@ class RunSummary:
             one (``yardstick``).
         arm: the ablation arm (:mod:`common.arms`), if known.
         first_check_epoch: the first epoch whose check early stopping counted (its ``start_from_epoch``).
+        tuned: with ``--tune``, the best trial's values (``"best"``), the trials run and pruned, and
+            the best validation loss.
 
     The summary ends with a verdict: whether the model beats each baseline, and a warning, with what
     to try, when it does not beat the trivial one or when early stopping restored its first check
@@ -114,6 +117,7 @@ class RunSummary:
     baselines: dict[str, float] = field(default_factory=dict)
     arm: str | None = None
     first_check_epoch: int | None = None
+    tuned: dict[str, Any] | None = None
 
     def _beats(self, value: float) -> bool:
         return self.score > value if self.score_name in _HIGHER_IS_BETTER else self.score < value
@@ -180,6 +184,15 @@ class RunSummary:
                     "weights",
                     f"of the last epoch, {self.epochs_trained} trained "
                     "(regularization off: no dropout, max-norm or early stopping)",
+                )
+            )
+        if self.tuned is not None:
+            values = ", ".join(f"{name}={value:.3g}" for name, value in self.tuned["best"].items())
+            rows.append(
+                (
+                    "tuned",
+                    f"{values} (best of {self.tuned['trials']} trials, {self.tuned['pruned']} pruned; "
+                    f"val_loss {self.tuned['best_val_loss']:.4g})",
                 )
             )
         if self.log_dir is not None:

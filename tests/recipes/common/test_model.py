@@ -61,7 +61,7 @@ def test_regularize_false_zeroes_every_rate_and_training_becomes_deterministic()
     assert model.hparams.recurrent_dropout == 0.25  # the given settings are still recorded
     x = torch.randn(4, 10, 1)
     assert torch.equal(model.train()(x), model.eval()(x))
-    optimizer = model.configure_optimizers()
+    optimizer = model.configure_optimizers()["optimizer"]
     assert optimizer.param_groups[0]["weight_decay"] == 0.0
 
 
