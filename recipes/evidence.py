@@ -154,6 +154,7 @@ _LM_TINY = ("--data.text_fraction", "0.02", "--data.block", "2", "--data.vocab_s
 # "reduced": every data set, arm and seed, with a small epoch budget (about an hour on 2 shared cores)
 _REDUCED = {
     "vowels_gru": ("--trainer.max_epochs", "40", "--early_stopping.patience", "10", "--model.fcn_channels", "32",
+                   "--data.batch_size", "16",
                    "--model.hidden_size", "32", "--trainer.max_time", "00:00:01:00"),
     "airline_lstm": ("--trainer.max_epochs", "60", "--early_stopping.patience", "15"),
     "asv_lm": ("--data.text_fraction", "0.03", "--data.block", "5", "--data.vocab_size", "2000",

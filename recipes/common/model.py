@@ -209,19 +209,20 @@ class SequenceModel(pl.LightningModule):
         self.output_dropout = LockedDropout(rates["output_dropout"], batch_first=True)
         directions = 2 if bidirectional else 1
         out_features = horizon * input_size if task == "forecast" else num_classes
-        self.conv: torch.nn.Sequential | None = None
+        self.conv: torch.nn.ModuleList | None = None
         if fcn:
             widths = (input_size, fcn_channels, 2 * fcn_channels, fcn_channels)
-            blocks: list[torch.nn.Module] = []
+            blocks = []
             for k, kernel in enumerate((8, 5, 3)):
-                blocks += [
+                layers: list[torch.nn.Module] = [
                     torch.nn.Conv1d(widths[k], widths[k + 1], kernel, padding="same"),
                     torch.nn.BatchNorm1d(widths[k + 1]),
                     torch.nn.ReLU(),
                 ]
                 if k < 2:
-                    blocks.append(SpatialDropout1d(rates["spatial_dropout"]))
-            self.conv = torch.nn.Sequential(*blocks)
+                    layers.append(SpatialDropout1d(rates["spatial_dropout"]))
+                blocks.append(torch.nn.Sequential(*layers))
+            self.conv = torch.nn.ModuleList(blocks)
         features = directions * hidden_size + (fcn_channels if fcn else 0)
         self.head = torch.nn.Linear(features, out_features)
 
@@ -253,10 +254,12 @@ class SequenceModel(pl.LightningModule):
 
     def _convolve(self, input: Tensor, lengths: Tensor | None) -> Tensor:
         assert self.conv is not None
-        mask = self._time_mask(input, lengths)  # (N or 1, L, 1)
-        features = self.conv((input * mask).transpose(1, 2))  # (N, F, L)
-        weights = mask.transpose(1, 2)
-        return (features * weights).sum(dim=2) / weights.sum(dim=2)
+        weights = self._time_mask(input, lengths).transpose(1, 2)  # (N or 1, 1, L)
+        features = input.transpose(1, 2) * weights  # (N, C, L)
+        for block in self.conv:
+            # zero the padded steps after every block, so that no padding reaches the next convolution
+            features = block(features) * weights
+        return features.sum(dim=2) / weights.sum(dim=2)
 
     def _encode(self, input: Tensor, lengths: Tensor | None) -> Tensor:
         if self.conv is None:

@@ -49,10 +49,10 @@ def search_space(hparams: dict[str, Any], arm: str) -> dict[str, tuple[float, fl
     ``spatial_dropout`` only with the convolutional branch, ``fcn=True``).
 
     Example:
-        >>> search_space({"lr": 0.003, "dropout": 0.2, "zoneout": 0.0}, "all")
-        {'lr': (0.00030000000000000003, 0.009, True), 'dropout': (0.0, 0.6, False)}
-        >>> search_space({"lr": 0.003, "dropout": 0.2}, "early_stopping")
-        {'lr': (0.00030000000000000003, 0.009, True)}
+        >>> search_space({"lr": 0.01, "dropout": 0.2, "zoneout": 0.0}, "all")
+        {'lr': (0.001, 0.03, True), 'dropout': (0.0, 0.6, False)}
+        >>> search_space({"lr": 0.01, "dropout": 0.2}, "early_stopping")
+        {'lr': (0.001, 0.03, True)}
     """
     space = {"lr": (hparams["lr"] / 10.0, hparams["lr"] * 3.0, True)}
     if uses_dropout(arm):
