@@ -139,6 +139,7 @@ SERIES = {
     "lynx": ("20", ()),
     "nile": ("10", ()),
 }
+TUNE_TRIALS = 8  # trials of the tuned arms' studies
 _UCR_TIME = "00:00:03:00"  # the time cap of one classification run (the long sets, PLAID and ACSF1, meet it)
 
 _UCR_TINY = ("--trainer.max_epochs", "2", "--model.hidden_size", "8", "--model.fcn_channels", "4",
@@ -186,6 +187,22 @@ EXPERIMENTS: tuple[Experiment, ...] = (
             data=("--data.dataset", name, "--data.input_length", length, "--data.horizon", "1", *extra),
             note=f"The first 57% of the series trains, the next 10% validates, the last 33% tests; "
             f"{length} steps of input.",
+        )
+        for name, (length, extra) in SERIES.items()
+    ),
+    *(
+        Experiment(
+            f"{name}_tuned", f"{name}, one-step forecast, tuned arms (--tune {TUNE_TRIALS})", "test RMSE", False,
+            tuple(
+                Config(f"tuned {ARM_LABELS[arm]}", ("--model.regularize", arm, "--tune", str(TUNE_TRIALS)),
+                       regularized=arm != "none")
+                for arm in ("none", "all")
+            ),
+            tiny=(*_SERIES_TINY, "--tune", "2"), recipe="airline_lstm",
+            data=("--data.dataset", name, "--data.input_length", length, "--data.horizon", "1", *extra),
+            note=f"Each run is a study of {TUNE_TRIALS} trials (the learning rate, and the dropout rates where the arm "
+            "has dropout) on the validation data, then one training with the best trial, tested once: both arms get "
+            "the same budget.",
         )
         for name, (length, extra) in SERIES.items()
     ),
@@ -268,7 +285,8 @@ def _run_cli_recipe(experiment: Experiment, config: Config, seed: int, scale: st
         extra={"restored_epoch": summary.restored_epoch, "first_check_epoch": summary.first_check_epoch,
                "log_dir": summary.log_dir, "yardstick": summary.yardstick * factor,
                "yardstick_name": summary.yardstick_name,
-               "baselines": {name: value * factor for name, value in summary.baselines.items()}},
+               "baselines": {name: value * factor for name, value in summary.baselines.items()},
+               "tuned": summary.tuned},
     )  # fmt: skip
 
 
