@@ -322,17 +322,21 @@ class UCRDataModule(ClassificationDataModule):
             }
         return self._splits
 
+    def yardstick(self) -> tuple[str, float]:
+        """Test accuracy of always answering the most frequent class of the training file (validation included)."""
+        train, test = self._files()
+        index = {name: k for k, name in enumerate(train.class_names)}
+        train_labels = torch.tensor([index[label] for label in train.labels])
+        test_labels = torch.tensor([index[label] for label in test.labels])
+        return "majority-class accuracy", majority_accuracy(train_labels, test_labels)
+
     def baselines(self) -> dict[str, float]:
         """Test accuracy of the majority class of the training file, and of 1-NN DTW on the official split.
 
         1-NN DTW (see :func:`common.baselines.one_nn_dtw_accuracy`) uses every case of the
         training file and the files' own values (no standardization), as the UCR archive reports it.
         """
-        train, test = self._files()
-        index = {name: k for k, name in enumerate(train.class_names)}
-        train_labels = torch.tensor([index[label] for label in train.labels])
-        test_labels = torch.tensor([index[label] for label in test.labels])
         return {
-            "majority-class accuracy": majority_accuracy(train_labels, test_labels),
+            "majority-class accuracy": self.yardstick()[1],
             "1-NN DTW accuracy": _dtw_accuracy(*(str(p) for p in _split_files(self.dataset))),
         }
