@@ -45,7 +45,7 @@ MODEL_DEFAULTS = {
 }
 DATA_DEFAULTS = {"dataset": "airline", "input_length": 12, "horizon": 1, "batch_size": 16}
 TRAINER_DEFAULTS = {"max_epochs": 150, "gradient_clip_val": 1.0, "log_every_n_steps": 5}
-CALLBACK_DEFAULTS = {"early_stopping.patience": 25}
+CALLBACK_DEFAULTS = {"early_stopping.patience": 25, "early_stopping.start_from_epoch": 10}
 
 
 def cli(args: ArgsType = None) -> RecipeCLI:

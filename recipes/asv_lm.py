@@ -25,10 +25,9 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import lightning.pytorch as pl
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics.text import Perplexity
@@ -46,7 +45,9 @@ from lightning.pytorch.cli import ArgsType
 
 import regdrop
 from common import RecipeCLI, RunSummary
+from common.arms import Arm, resolve_arm, uses_dropout
 from common.datasets import LanguageModelDataModule
+from common.model import optimizer_with_schedule
 from regdrop.functional import activation_regularization, temporal_activation_regularization
 from regdrop.functional._validation import check_nonnegative, check_positive_int, check_rate
 
@@ -91,10 +92,15 @@ class WordLanguageModel(pl.LightningModule):
         ar: :math:`\alpha`, activation regularization. Default: 2.
         tar: :math:`\beta`, temporal activation regularization. Default: 1.
         tie_weights: share the embedding matrix with the decoder. Default: True.
-        regularize: False sets every rate, ``ar``, ``tar`` and ``weight_decay`` to 0 (the recipe CLI
-            then leaves out max-norm and early stopping too). Default: True.
+        regularize: the ablation arm (see :mod:`common.arms`): ``"all"`` (or True), ``"dropout"``,
+            ``"early_stopping"`` or ``"none"`` (or False). The arms without dropout set every rate,
+            ``ar``, ``tar`` and ``weight_decay`` to 0; the recipe CLI leaves out max-norm where the arm
+            has no dropout and early stopping where it has none. Default: True.
         lr: AdamW learning rate. Default: 3e-3.
         weight_decay: AdamW decoupled weight decay. Default: 1e-6.
+        lr_schedule: ``"plateau"`` halves the learning rate when ``val_loss`` has not improved for
+            ``lr_patience`` epochs; ``"none"`` keeps it. Default: ``"plateau"``.
+        lr_patience: epochs without improvement before the rate is halved. Default: 0.
 
     Shape:
         - Input: ``(N, L)`` token indices.
@@ -128,9 +134,11 @@ class WordLanguageModel(pl.LightningModule):
         ar: float = 2.0,
         tar: float = 1.0,
         tie_weights: bool = True,
-        regularize: bool = True,
+        regularize: bool | Arm = True,
         lr: float = 3e-3,
         weight_decay: float = 1e-6,
+        lr_schedule: Literal["plateau", "none"] = "plateau",
+        lr_patience: int = 0,
     ) -> None:
         super().__init__()
         if task != "language_model":
@@ -153,8 +161,13 @@ class WordLanguageModel(pl.LightningModule):
         if not check_nonnegative("lr", lr) > 0.0:
             raise ValueError(f"lr must be a finite number > 0, got {lr}")
         check_nonnegative("weight_decay", weight_decay)
+        if lr_schedule not in ("plateau", "none"):
+            raise ValueError(f"lr_schedule must be 'plateau' or 'none', got {lr_schedule!r}")
+        if isinstance(lr_patience, bool) or not isinstance(lr_patience, int) or lr_patience < 0:
+            raise ValueError(f"lr_patience must be an int >= 0, got {lr_patience!r}")
+        self.arm = resolve_arm(regularize)
         self.save_hyperparameters()
-        self.regularize = bool(regularize)
+        self.regularize = uses_dropout(self.arm)
         if not self.regularize:
             rates, ar, tar, weight_decay = dict.fromkeys(rates, 0.0), 0.0, 0.0, 0.0
         self.ar, self.tar, self.weight_decay = ar, tar, float(weight_decay)
@@ -266,13 +279,15 @@ class WordLanguageModel(pl.LightningModule):
         self.log("test_ppl", self.test_ppl, on_epoch=True)
 
     @override
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.weight_decay)
+    def configure_optimizers(self) -> Any:
+        hp = self.hparams
+        return optimizer_with_schedule(self, hp.lr, self.weight_decay, hp.lr_schedule, hp.lr_patience)
 
     @override
     def extra_repr(self) -> str:
         rates = ", ".join(f"{name}={getattr(self.hparams, name)}" for name in _RATES)
-        return f"masks={self.hparams.masks!r}, regularize={self.regularize}, {rates}, ar={self.ar}, tar={self.tar}"
+        head = f"masks={self.hparams.masks!r}, regularize={self.regularize}, arm={self.arm!r}"
+        return f"{head}, {rates}, ar={self.ar}, tar={self.tar}"
 
 
 # about 0.25 s per batch on one CPU thread: 5 epochs of 98 batches, some 2-3 minutes in all

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import platform
 import statistics
@@ -65,9 +66,11 @@ class Config:
 
 @dataclass(frozen=True)
 class Experiment:
-    """One table: a recipe, its metric, and its configurations (the first is the unregularized reference).
+    """One table: a recipe on one data set, its metric, and its configurations (the first is the reference).
 
-    ``tiny`` and ``full`` are extra options for every configuration at that scale.
+    ``data`` are the recipe's options that pick the data set; ``tiny`` and ``full`` are extra
+    options for every configuration at that scale (``reduced`` adds the recipe's small epoch
+    budget to ``full``); ``recipe`` names the runner.
     """
 
     name: str
@@ -78,6 +81,8 @@ class Experiment:
     full: tuple[str, ...] = ()
     tiny: tuple[str, ...] = ()
     note: str = ""
+    recipe: str = "airline_lstm"
+    data: tuple[str, ...] = ()
 
 
 @dataclass
@@ -107,30 +112,113 @@ _VARIATIONAL = "variational dropout 0.4/0.25/0.4 (same rates, time-locked masks)
 # the per-step and variational rows differ in the masks only: no word, weight or activation regularization
 _DROPOUT_ONLY = ("--model.embedding_dropout", "0", "--model.weight_dropout", "0", "--model.ar", "0", "--model.tar", "0")
 
+# The ablation arms (recipes/common/arms.py), the same four in every table; the first is the reference.
+ARM_LABELS = {
+    "none": "none",
+    "early_stopping": "early stopping only",
+    "dropout": "dropout only (+ max-norm)",
+    "all": "all: dropout + max-norm + early stopping",
+}
+
+
+def _arms(published: dict[str, str] | None = None) -> tuple[Config, ...]:
+    published = published or {}
+    return tuple(
+        Config(label, ("--model.regularize", arm), published.get(arm, ""), regularized=arm != "none")
+        for arm, label in ARM_LABELS.items()
+    )
+
+
+# every classification set that sktime ships, with the official split
+UCR_SETS = ("ACSF1", "ArrowHead", "BasicMotions", "GunPoint", "ItalyPowerDemand", "JapaneseVowels", "OSULeaf", "PLAID")
+# series: (input_length, extra data options)
+SERIES = {
+    "airline": ("12", ()),
+    "co2": ("52", ("--data.batch_size", "64")),
+    "sunspots": ("22", ()),
+    "lynx": ("20", ()),
+    "nile": ("10", ()),
+}
+TUNE_TRIALS = 8  # trials of the tuned arms' studies
+_UCR_TIME = "00:00:03:00"  # the time cap of one classification run (the long sets, PLAID and ACSF1, meet it)
+
+_UCR_TINY = ("--trainer.max_epochs", "2", "--model.hidden_size", "8", "--model.fcn_channels", "4",
+             "--trainer.limit_train_batches", "2")  # fmt: skip
+_SERIES_TINY = ("--trainer.max_epochs", "2", "--model.hidden_size", "8")
+_LM_FULL = ("--data.text_fraction", "0.05", "--data.block", "5", "--data.vocab_size", "3000",
+            "--model.embedding_size", "100", "--model.hidden_size", "200", "--trainer.max_epochs", "8",
+            "--early_stopping.patience", "8")  # fmt: skip
+_LM_TINY = ("--data.text_fraction", "0.02", "--data.block", "2", "--data.vocab_size", "200",
+            "--model.embedding_size", "8", "--model.hidden_size", "8", "--trainer.max_epochs", "1",
+            "--trainer.limit_train_batches", "3", "--trainer.limit_val_batches", "2",
+            "--trainer.limit_test_batches", "2", "--data.bptt", "10")  # fmt: skip
+# "reduced": every data set, arm and seed, with a small epoch budget (about an hour on 2 shared cores)
+_REDUCED = {
+    "vowels_gru": ("--trainer.max_epochs", "40", "--early_stopping.patience", "10", "--model.fcn_channels", "32",
+                   "--data.batch_size", "16",
+                   "--model.hidden_size", "32", "--trainer.max_time", "00:00:01:00"),
+    "airline_lstm": ("--trainer.max_epochs", "60", "--early_stopping.patience", "15"),
+    "asv_lm": ("--data.text_fraction", "0.03", "--data.block", "5", "--data.vocab_size", "2000",
+               "--model.embedding_size", "64", "--model.hidden_size", "128", "--trainer.max_epochs", "6",
+               "--early_stopping.patience", "3"),
+}  # fmt: skip
+
 # fmt: off
 EXPERIMENTS: tuple[Experiment, ...] = (
-    Experiment(
-        "airline", "Airline passengers, one-step forecast (recipes/airline_lstm.py)", "test RMSE (thousands)", False,
-        (
-            _NO_REG,
-            Config("regularized: variational + recurrent dropout 0.2, LockedDropout 0.2, MaxNorm 3, early stopping",
-                   published="Keras LSTM(4), look_back=1, same test months: 47.53"),
-        ),
-        tiny=("--trainer.max_epochs", "2", "--model.hidden_size", "8"),
-        note="Same test months as the Keras example (the last 33%); 12 months of input instead of 1.",
+    *(
+        Experiment(
+            name.lower(), f"{name}, UCR/UEA classification (recipes/vowels_gru.py --data.name {name})",
+            "test accuracy (%)", True, _arms(
+                {"all": "Fawaz et al. 2019: MLP 97.6, FCN 99.3, ResNet 99.2, ESN 96.5"} if name == "JapaneseVowels"
+                else None
+            ),
+            full=("--trainer.max_time", _UCR_TIME), tiny=_UCR_TINY, recipe="vowels_gru",
+            data=("--data.name", name),
+            note="Official split (the test file tests; a stratified part of the training file validates).",
+        )
+        for name in UCR_SETS
+    ),
+    *(
+        Experiment(
+            name, f"{name}, one-step forecast (recipes/airline_lstm.py --data.dataset {name})",
+            "test RMSE", False,
+            _arms({"all": "Keras LSTM(4), look_back=1, same test months: 47.53"} if name == "airline" else None),
+            tiny=_SERIES_TINY, recipe="airline_lstm",
+            data=("--data.dataset", name, "--data.input_length", length, "--data.horizon", "1", *extra),
+            note=f"The first 57% of the series trains, the next 10% validates, the last 33% tests; "
+            f"{length} steps of input.",
+        )
+        for name, (length, extra) in SERIES.items()
+    ),
+    *(
+        Experiment(
+            f"{name}_tuned", f"{name}, one-step forecast, tuned arms (--tune {TUNE_TRIALS})", "test RMSE", False,
+            tuple(
+                Config(f"tuned {ARM_LABELS[arm]}", ("--model.regularize", arm, "--tune", str(TUNE_TRIALS)),
+                       regularized=arm != "none")
+                for arm in ("none", "all")
+            ),
+            tiny=(*_SERIES_TINY, "--tune", "2"), recipe="airline_lstm",
+            data=("--data.dataset", name, "--data.input_length", length, "--data.horizon", "1", *extra),
+            note=f"Each run is a study of {TUNE_TRIALS} trials (the learning rate, and the dropout rates where the arm "
+            "has dropout) on the validation data, then one training with the best trial, tested once: both arms get "
+            "the same budget.",
+        )
+        for name, (length, extra) in SERIES.items()
+    ),
+    *(
+        Experiment(
+            f"{corpus}_lm", f"Word-level language model on the {corpus.upper()} Bible (recipes/asv_lm.py)",
+            "test perplexity", False, _arms(), full=_LM_FULL, tiny=_LM_TINY, recipe="asv_lm",
+            data=("--data.corpus", corpus),
+            note="A CPU-sized mirror of the PTB experiments: a few percent of the text, a small vocabulary "
+            "and model; compare the ordering of the rows, not the perplexities with PTB's.",
+        )
+        for corpus in ("asv", "kjv")
     ),
     Experiment(
-        "vowels", "JapaneseVowels, 9 speakers (recipes/vowels_gru.py)", "test accuracy (%)", True,
-        (
-            _NO_REG,
-            Config("regularized: input dropout 0.1, recurrent dropout 0.25, LockedDropout 0.3, MaxNorm 3, "
-                   "early stopping", published="Fawaz et al. 2019: MLP 97.6, FCN 99.3, ResNet 99.2, ESN 96.5"),
-        ),
-        tiny=("--trainer.max_epochs", "2", "--model.hidden_size", "8", "--trainer.limit_train_batches", "2"),
-        note="Official split: 270 training utterances (15% of them validate), 370 test.",
-    ),
-    Experiment(
-        "asv_lm", "Word-level language model on the ASV Bible (recipes/asv_lm.py)", "test perplexity", False,
+        "asv_masks", "Per-step against time-locked masks, ASV language model (recipes/asv_lm.py)", "test perplexity",
+        False,
         (
             Config("unregularized", ("--model.regularize", "false"), "Zaremba et al. 2014, PTB, no dropout: 114.5",
                    regularized=False),
@@ -141,13 +229,7 @@ EXPERIMENTS: tuple[Experiment, ...] = (
             Config("AWD: variational + embedding dropout 0.1 + weight dropout 0.3 + AR/TAR",
                    published="Merity et al. 2017, PTB, AWD-LSTM: 57.3", versus=_VARIATIONAL),
         ),
-        full=("--data.text_fraction", "0.05", "--data.block", "5", "--data.vocab_size", "3000",
-              "--model.embedding_size", "100", "--model.hidden_size", "200", "--trainer.max_epochs", "8",
-              "--early_stopping.patience", "8"),
-        tiny=("--data.text_fraction", "0.02", "--data.block", "2", "--data.vocab_size", "200",
-              "--model.embedding_size", "8", "--model.hidden_size", "8", "--trainer.max_epochs", "1",
-              "--trainer.limit_train_batches", "3", "--trainer.limit_val_batches", "2",
-              "--trainer.limit_test_batches", "2", "--data.bptt", "10"),
+        full=_LM_FULL, tiny=_LM_TINY, recipe="asv_lm",
         note="A CPU-sized mirror: 5% of the text (~37 k training words), 3,000-word vocabulary, embedding 100, "
         "hidden 200, 8 epochs; PTB models are ~20-60x larger and train for hundreds of epochs, so compare the "
         "ordering of the rows, not the perplexities.",
@@ -163,6 +245,7 @@ EXPERIMENTS: tuple[Experiment, ...] = (
         ),
         full=("epochs=300", "folds=10"),
         tiny=("epochs=2", "folds=2"),
+        recipe="sonar",
         note="Each run is a whole 10-fold cross-validation (300 epochs per fold, batch 16); the metric is its mean "
         "accuracy, so the ± is over seeds, not folds (the tutorial's ± is over folds).",
     ),
@@ -170,20 +253,21 @@ EXPERIMENTS: tuple[Experiment, ...] = (
 # fmt: on
 _EXPERIMENTS_BY_NAME = {e.name: e for e in EXPERIMENTS}
 
-_CLI_RECIPES: dict[str, tuple[Any, str, str]] = {
-    # experiment: (recipe module, test metric, the same metric when validating on the training data)
-    "airline": (airline_lstm, "test_rmse", "val_rmse"),
-    "vowels": (vowels_gru, "test_acc", "val_acc"),
-    "asv_lm": (asv_lm, "test_ppl", "val_ppl"),
+_CLI_RECIPES: dict[str, tuple[Any, str, str, bool]] = {
+    # recipe: (module, test metric, the same metric when validating on the training data, in percent)
+    "airline_lstm": (airline_lstm, "test_rmse", "val_rmse", False),
+    "vowels_gru": (vowels_gru, "test_acc", "val_acc", True),
+    "asv_lm": (asv_lm, "test_ppl", "val_ppl", False),
 }
-_PERCENT = {"vowels"}
 
 
 def _run_cli_recipe(experiment: Experiment, config: Config, seed: int, scale: str, log_root: Path) -> Run:
-    module, test_key, train_key = _CLI_RECIPES[experiment.name]
-    extra = experiment.tiny if scale == "tiny" else experiment.full
+    module, test_key, train_key, percent = _CLI_RECIPES[experiment.recipe]
+    extra = {"tiny": experiment.tiny, "full": experiment.full}.get(scale, experiment.full)
+    if scale == "reduced":
+        extra = (*experiment.full, *_REDUCED.get(experiment.recipe, ()))
     args = [
-        *config.args, *extra, "--seed_everything", str(seed),
+        *experiment.data, *config.args, *extra, "--seed_everything", str(seed),
         "--trainer.logger.save_dir", str(log_root), "--trainer.logger.name", f"{experiment.name}",
         "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
     ]  # fmt: skip
@@ -193,13 +277,16 @@ def _run_cli_recipe(experiment: Experiment, config: Config, seed: int, scale: st
     # the trained (restored) model on its own training data, in eval mode: the other end of the gap
     train_metrics = cli.trainer.validate(cli.model, dataloaders=cli.datamodule.train_dataloader(), verbose=False)[0]
     seconds = time.perf_counter() - start
-    scale_factor = 100.0 if experiment.name in _PERCENT else 1.0
+    factor = 100.0 if percent else 1.0
     return Run(
         experiment.name, config.label, seed,
-        test=summary.metrics[test_key] * scale_factor, train=float(train_metrics[train_key]) * scale_factor,
+        test=summary.metrics[test_key] * factor, train=float(train_metrics[train_key]) * factor,
         seconds=seconds, epochs=summary.epochs_trained,
-        extra={"restored_epoch": summary.restored_epoch, "log_dir": summary.log_dir, "yardstick": summary.yardstick,
-               "yardstick_name": summary.yardstick_name},
+        extra={"restored_epoch": summary.restored_epoch, "first_check_epoch": summary.first_check_epoch,
+               "log_dir": summary.log_dir, "yardstick": summary.yardstick * factor,
+               "yardstick_name": summary.yardstick_name,
+               "baselines": {name: value * factor for name, value in summary.baselines.items()},
+               "tuned": summary.tuned},
     )  # fmt: skip
 
 
@@ -217,7 +304,7 @@ def _run_sonar(experiment: Experiment, config: Config, seed: int, scale: str, lo
 
 
 _RUNNERS: dict[str, Callable[[Experiment, Config, int, str, Path], Run]] = {
-    "airline": _run_cli_recipe, "vowels": _run_cli_recipe, "asv_lm": _run_cli_recipe, "sonar": _run_sonar,
+    "airline_lstm": _run_cli_recipe, "vowels_gru": _run_cli_recipe, "asv_lm": _run_cli_recipe, "sonar": _run_sonar,
 }  # fmt: skip
 
 
@@ -244,6 +331,14 @@ def render(runs: Sequence[Run], meta: dict[str, Any]) -> str:
     ]
     if meta["scale"] == "tiny":
         lines += ["**Scale: tiny** (each run cut to seconds to check the machinery; the numbers mean nothing).", ""]
+    if meta["scale"] == "reduced":
+        lines += [
+            "**Scale: reduced** (every data set, arm and seed, with the small epoch budget of `_REDUCED` in "
+            "recipes/evidence.py: it checks the protocol across data, it does not tune it; longer runs may rank "
+            "the arms differently).",
+            "",
+        ]
+    lines += _overview(runs)
     for experiment in EXPERIMENTS:
         mine = [r for r in runs if r.experiment == experiment.name]
         if not mine:
@@ -291,8 +386,89 @@ def render(runs: Sequence[Run], meta: dict[str, Any]) -> str:
                 size = " (within one standard deviation of the seeds)" if abs(delta) <= spread else ""
                 verdicts.append(f"- *{config.label}* {verdict}: {delta:+.2f} against *{reference}*{size}.")
         lines += ["", *verdicts] if verdicts else []
+        lines += _baseline_lines(experiment, mine, means)
         lines.append("")
     return "\n".join(lines)
+
+
+def _baselines_of(runs: Sequence[Run]) -> dict[str, float]:
+    """The baselines recorded with the runs (the same for every seed and arm of one data set)."""
+    for run in runs:
+        if run.extra.get("baselines"):
+            return dict(run.extra["baselines"])
+    return {}
+
+
+def _short(name: str) -> str:
+    return name.split(" (")[0].replace(" accuracy", "").replace(" RMSE", "").replace(" perplexity", "")
+
+
+def _baseline_lines(experiment: Experiment, runs: Sequence[Run], means: dict[str, float]) -> list[str]:
+    baselines = _baselines_of(runs)
+    if not baselines:
+        return []
+    sign = 1.0 if experiment.higher_is_better else -1.0
+    lines = ["", "Baselines on the same test data: " + "; ".join(f"{n} {v:.2f}" for n, v in baselines.items()) + "."]
+    for label, mean in means.items():
+        lost = [_short(n) for n, v in baselines.items() if sign * (mean - v) <= 0]
+        lines.append(
+            f"- *{label}* ({mean:.2f}) "
+            + (f"does **not** beat {', '.join(lost)}." if lost else "beats every baseline.")
+        )
+    first = [r for r in runs if r.extra.get("restored_epoch") is not None
+             and r.extra["restored_epoch"] <= (r.extra.get("first_check_epoch") or 0)
+             and (r.epochs or 0) > (r.extra.get("first_check_epoch") or 0) + 1]  # fmt: skip
+    if first:
+        which = ", ".join(f"{r.config} seed {r.seed}" for r in first)
+        lines.append(f"- Early stopping restored its **first check** in {len(first)} run(s) ({which}).")
+    return lines
+
+
+def _overview(runs: Sequence[Run]) -> list[str]:
+    """One line per data set: the reference arm, the best arm, the baselines, and who wins."""
+    rows = []
+    for experiment in EXPERIMENTS:
+        mine = [r for r in runs if r.experiment == experiment.name]
+        baselines = _baselines_of(mine)
+        if not mine or not baselines:
+            continue
+        sign = 1.0 if experiment.higher_is_better else -1.0
+        means = {
+            c.label: statistics.fmean(r.test for r in mine if r.config == c.label)
+            for c in experiment.configs
+            if any(r.config == c.label for r in mine)
+        }
+        reference = experiment.configs[0].label
+        best = max(means, key=lambda label: sign * means[label])
+        strongest = max(baselines, key=lambda name: sign * baselines[name])
+        trivial = next(iter(baselines.values()))
+        everything = experiment.configs[-1].label
+        cells = [
+            experiment.name,
+            f"{means.get(reference, math.nan):.2f}",
+            f"{means.get(everything, math.nan):.2f}",
+            f"{best} ({means[best]:.2f})",
+            f"{_short(strongest)} {baselines[strongest]:.2f}",
+            "yes" if everything in means and sign * (means[everything] - means.get(reference, math.nan)) >= 0 else "no",
+            "yes" if sign * (means[best] - trivial) > 0 else "**no**",
+            "yes" if sign * (means[best] - baselines[strongest]) > 0 else "**no**",
+        ]
+        rows.append("| " + " | ".join(cells) + " |")
+    if not rows:
+        return []
+    return [
+        "## Overview: wins and losses",
+        "",
+        "Means over the seeds. *all ≥ none*: the fully regularized arm is at least as good as the unregularized "
+        "one. *beats trivial*: the best arm beats the first baseline (majority class, naive forecast, unigram). "
+        "*beats strongest*: the best arm beats the strongest baseline (1-NN DTW, ARIMA or seasonal naive, "
+        "Kneser-Ney bigram).",
+        "",
+        "| data set | none | all | best arm | strongest baseline | all ≥ none | beats trivial | beats strongest |",
+        "|---|---|---|---|---|---|---|---|",
+        *rows,
+        "",
+    ]
 
 
 def run_experiments(
@@ -308,13 +484,13 @@ def run_experiments(
     """Run the experiments ``names`` for every seed, saving the JSON and the markdown after each run.
 
     Raises:
-        ValueError: if a name is unknown or ``scale`` is not ``"full"`` or ``"tiny"``.
+        ValueError: if a name is unknown or ``scale`` is not ``"full"``, ``"reduced"`` or ``"tiny"``.
     """
     unknown = sorted(set(names) - set(_EXPERIMENTS_BY_NAME))
     if unknown:
         raise ValueError(f"experiments must be among {sorted(_EXPERIMENTS_BY_NAME)}, got {unknown}")
-    if scale not in ("full", "tiny"):
-        raise ValueError(f"scale must be 'full' or 'tiny', got {scale!r}")
+    if scale not in ("full", "reduced", "tiny"):
+        raise ValueError(f"scale must be 'full', 'reduced' or 'tiny', got {scale!r}")
     runs: list[Run] = []
     previous_seconds = 0.0
     saved_meta: dict[str, Any] = {}
@@ -337,23 +513,47 @@ def run_experiments(
     if saved_meta:  # the table keeps saying which command made its runs
         meta.update(command=saved_meta["command"], date=saved_meta["date"], machine=saved_meta["machine"],
                     seeds=sorted(set(saved_meta["seeds"]) | set(seeds)))  # fmt: skip
-    for name in names:
+    # seeds outermost: a run cut short still covers every data set and arm with the seeds it finished
+    for seed, name in [(seed, name) for seed in seeds for name in names]:
         experiment = _EXPERIMENTS_BY_NAME[name]
         for config in experiment.configs:
-            for seed in seeds:
-                if any(r.experiment == name and r.config == config.label and r.seed == seed for r in runs):
-                    continue
-                print(f"[evidence] {name} | {config.label} | seed {seed}", flush=True)
-                if saved_meta and not meta["command"].endswith(f"(resumed: {command})"):
-                    meta["command"] = f"{saved_meta['command']} (resumed: {command})"
-                run = _RUNNERS[name](experiment, config, seed, scale, log_root)
-                print(f"[evidence]   {experiment.metric} {run.test:.3f} (train {run.train:.3f}) in {run.seconds:.0f} s",
-                      flush=True)  # fmt: skip
-                runs.append(run)
-                meta["total_seconds"] = previous_seconds + time.perf_counter() - start
-                json_path.write_text(json.dumps({"meta": meta, "runs": [asdict(r) for r in runs]}, indent=1) + "\n")
-                output.write_text(render(runs, meta))
+            if any(r.experiment == name and r.config == config.label and r.seed == seed for r in runs):
+                continue
+            print(f"[evidence] {name} | {config.label} | seed {seed}", flush=True)
+            if saved_meta and not meta["command"].endswith(f"(resumed: {command})"):
+                meta["command"] = f"{saved_meta['command']} (resumed: {command})"
+            run = _RUNNERS[experiment.recipe](experiment, config, seed, scale, log_root)
+            print(f"[evidence]   {experiment.metric} {run.test:.3f} (train {run.train:.3f}) in {run.seconds:.0f} s",
+                  flush=True)  # fmt: skip
+            runs.append(run)
+            meta["total_seconds"] = previous_seconds + time.perf_counter() - start
+            json_path.write_text(json.dumps({"meta": meta, "runs": [asdict(r) for r in runs]}, indent=1) + "\n")
+            output.write_text(render(runs, meta))
     output.write_text(render(runs, meta))  # also when every run was already done: the table is drawn anew
+    return runs
+
+
+def merge(paths: Sequence[Path], output: Path, json_path: Path) -> list[Run]:
+    """Join the runs of several JSON files (of runs made in parallel processes), write one JSON and one table.
+
+    The machine and date are the first file's; the commands are listed; the total wall time is the
+    sum of the files' (the processes' times, not the elapsed time).
+    """
+    runs: list[Run] = []
+    metas = []
+    for path in paths:
+        saved = json.loads(Path(path).read_text())
+        metas.append(saved["meta"])
+        runs += [Run(**r) for r in saved["runs"]]
+    meta = dict(metas[0])
+    meta.update(
+        command=" and ".join(f"`{m['command']}`" for m in metas).strip("`"),
+        total_seconds=sum(float(m["total_seconds"]) for m in metas),
+        seeds=sorted({s for m in metas for s in m["seeds"]}),
+        json=json_path.name,
+    )
+    json_path.write_text(json.dumps({"meta": meta, "runs": [asdict(r) for r in runs]}, indent=1) + "\n")
+    output.write_text(render(runs, meta))
     return runs
 
 
@@ -370,16 +570,26 @@ def main(args: Sequence[str] | None = None) -> list[Run]:
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0 .. N-1 per configuration (default: 3)")
     parser.add_argument(
         "--scale",
-        choices=["full", "tiny"],
+        choices=["full", "reduced", "tiny"],
         default="full",
-        help="'tiny' shrinks every run to seconds, to check the machinery (default: full)",
+        help="'reduced' gives every run a small epoch budget; 'tiny' shrinks every run to seconds, to check the "
+        "machinery (default: full)",
     )
     parser.add_argument("--output", type=Path, default=HERE / "EVIDENCE.md", help="the markdown table")
     parser.add_argument("--json", type=Path, default=None, help="every run (default: the output with .json)")
     parser.add_argument("--log-root", type=Path, default=Path("lightning_logs") / "evidence", help="TensorBoard logs")
     parser.add_argument("--resume", action="store_true", help="keep the runs the JSON already holds")
     parser.add_argument("--num-threads", type=int, default=1, help="torch CPU threads (default: 1)")
+    parser.add_argument(
+        "--merge",
+        nargs="+",
+        type=Path,
+        default=None,
+        help="run nothing: draw the table from the runs of these JSON files (from runs made in parallel)",
+    )
     options = parser.parse_args(args)
+    if options.merge:
+        return merge(options.merge, options.output, options.json or options.output.with_suffix(".json"))
     if options.seeds < 1:
         parser.error(f"--seeds must be an int >= 1, got {options.seeds}")
     torch.set_num_threads(options.num_threads)

@@ -25,6 +25,7 @@ except ImportError:  # Python < 3.12
 from regdrop.callbacks import EarlyStopping, MaxNorm, RegularizationMonitor
 from regdrop.nn.rates import dropout_rates
 
+from .arms import uses_dropout, uses_early_stopping
 from .callbacks import ConfusionMatrixPlot, ForecastPlot, PerplexityPlot
 from .data import ClassificationDataModule, ForecastDataModule
 from .summary import _SCORES, RunSummary, collect_summary, run_dir
@@ -157,8 +158,10 @@ class RecipeCLI(LightningCLI):
     :func:`run_name`; ``N`` counts runs of the same name; ``--trainer.logger.save_dir`` moves the
     root, ``--trainer.logger.version`` names the folder). After the test, the run's effective
     hyperparameters and its test metrics go to TensorBoard's HParams view (:meth:`log_hparams`).
-    ``--model.regularize false`` trains the same network with all dropout rates at 0, and this
-    CLI then leaves out ``MaxNorm`` and early stopping too, for an unregularized comparison.
+    ``--model.regularize`` picks the ablation arm (:mod:`common.arms`): ``all`` (or ``true``, the
+    default), ``dropout`` (dropout and ``MaxNorm``, no early stopping), ``early_stopping`` (early
+    stopping alone) or ``none`` (or ``false``: the same network with every rate at 0, no
+    ``MaxNorm``, no early stopping; the last epoch's weights are tested).
 
     A wrong option ends the program with the parser's usage line, the reason and exit status 2,
     whether the parser or a constructor (``ValueError``, ``TypeError``, ``FileNotFoundError`` for a
@@ -245,6 +248,16 @@ class RecipeCLI(LightningCLI):
                 "One is the fastest for these small recurrent models on a few shared cores."
             ),
         )
+        parser.add_argument(
+            "--tune",
+            type=int,
+            default=0,
+            help=(
+                "Run an Optuna study of N trials over the learning rate and the model's dropout rates on the "
+                "validation data (pruning with optuna-integration's Lightning callback), then train with the best "
+                "trial and test once. 0: no study. Needs pip install 'regdrop[tune]'."
+            ),
+        )
         for group, callback_class in _CALLBACK_GROUPS.items():
             parser.add_lightning_class_args(callback_class, group)
         data_class = self.datamodule_class
@@ -279,6 +292,8 @@ class RecipeCLI(LightningCLI):
         threads = self.config["num_threads"]
         if threads < 0:
             self.parser.error(f"--num_threads must be an int >= 0, got {threads}")
+        if self.config["tune"] < 0:
+            self.parser.error(f"--tune must be an int >= 0, got {self.config['tune']}")
         if threads > 0:
             torch.set_num_threads(threads)
         logger = self.config["trainer"].get("logger")
@@ -306,11 +321,15 @@ class RecipeCLI(LightningCLI):
             # the logger has its folder; the run's config.yaml keeps version null, so that
             # rerunning it with --config names a new folder instead of writing into this one
             self._named_logger.version = None
-        if getattr(self.model, "regularize", True):
-            return
-        # the unregularized comparison: keep the monitor (it logs the generalization gap) but
-        # drop the constraint and early stopping, so the last epoch's weights are tested
-        dropped = [self.config_init[key] for key in ("max_norm", "early_stopping")]
+        # the ablation arms (common.arms): keep the monitor (it logs the generalization gap), drop the
+        # constraint where the arm has no dropout and early stopping where it has none, so that the
+        # last epoch's weights are tested
+        arm = getattr(self.model, "arm", "all" if getattr(self.model, "regularize", True) else "none")
+        dropped = []
+        if not uses_dropout(arm):
+            dropped.append(self.config_init["max_norm"])
+        if not uses_early_stopping(arm):
+            dropped.append(self.config_init["early_stopping"])
         self.trainer.callbacks = [cb for cb in self.trainer.callbacks if not any(cb is d for d in dropped)]
 
     def effective_hparams(self) -> dict[str, Any]:
@@ -388,6 +407,33 @@ class RecipeCLI(LightningCLI):
         self.trainer.save_checkpoint(path)
         return path
 
+    def tune_model(self, trials: int) -> tuple[pl.LightningModule, dict[str, Any]]:
+        """Run ``--tune``'s study (:func:`common.tuning.tune`) and build the model with the best trial's values.
+
+        The new model replaces ``self.model``; the run's seed is set again before it is built, so
+        the final fit starts as an untuned run with those values would.
+
+        Returns:
+            The model, and what the summary reports: the best values, trials run, pruned, and the
+            best validation loss.
+        """
+        from .tuning import tune
+
+        stopper = next((cb for cb in self.trainer.callbacks if isinstance(cb, EarlyStopping)), None)
+        constraint = next((cb for cb in self.trainer.callbacks if isinstance(cb, MaxNorm)), None)
+        # the model's own arguments (LightningCLI adds entries of its own, such as `_instantiator`)
+        hparams = {key: value for key, value in self.model.hparams.items() if not key.startswith("_")}
+        seed = int(self.config["seed_everything"] or 0)
+        best, study = tune(
+            type(self.model), hparams, self.datamodule, self.config["trainer"].as_dict(), stopper,
+            getattr(constraint, "max_value", None), trials, seed=seed,
+        )  # fmt: skip
+        pl.seed_everything(seed, verbose=False)
+        self.model = type(self.model)(**{**hparams, **best})
+        pruned = sum(1 for t in study.trials if t.state.name == "PRUNED")
+        report = {"best": best, "trials": len(study.trials), "pruned": pruned, "best_val_loss": study.best_value}
+        return self.model, report
+
     def fit_and_test(self) -> RunSummary:
         """Train (with early stopping restoring the best weights), save and test those weights, print the summary.
 
@@ -396,6 +442,9 @@ class RecipeCLI(LightningCLI):
         """
         trainer, model, datamodule = self.trainer, self.model, self.datamodule
         task = getattr(datamodule, "task", "forecast")
+        tuned = None
+        if self.config["tune"] > 0:
+            model, tuned = self.tune_model(self.config["tune"])
         with warnings.catch_warnings():
             # the data sit in memory, so loader worker processes would only add start-up time
             warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
@@ -411,10 +460,12 @@ class RecipeCLI(LightningCLI):
             datamodule,
             task=task,
             regularized=bool(getattr(model, "regularize", True)),
+            arm=getattr(model, "arm", None),
             epochs_trained=epochs_trained,
             figure=plot.path if plot is not None else None,
             model_file=model_file,
         )
+        summary.tuned = tuned
         if isinstance(plot, ConfusionMatrixPlot) and plot.matrix is not None:
             summary.confusion_matrix = plot.matrix.tolist()
         self.log_hparams(summary)

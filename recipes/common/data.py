@@ -272,6 +272,11 @@ class ForecastDataModule(SplitDataModule):
         rmse = (y - x[:, -1:, :]).pow(2).mean().sqrt()
         return "naive last-value forecast RMSE", float(rmse)
 
+    def baselines(self) -> dict[str, float]:
+        """The baselines a summary prints beside the model's score, by name; the first is the trivial one."""
+        name, value = self.yardstick()
+        return {name: value}
+
     def setup(self, stage: str) -> None:
         """Load and split the series (once), and cut the windows the stage needs."""
         needed = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}[stage]
@@ -401,6 +406,11 @@ class ClassificationDataModule(SplitDataModule):
         majority = torch.bincount(self.splits["train"].labels).argmax()
         accuracy = (self.splits["test"].labels == majority).float().mean()
         return "majority-class accuracy", float(accuracy)
+
+    def baselines(self) -> dict[str, float]:
+        """The baselines a summary prints beside the model's score, by name; the first is the trivial one."""
+        name, value = self.yardstick()
+        return {name: value}
 
     def setup(self, stage: str) -> None:
         """Load and split the sequences (once)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
 import lightning.pytorch as pl
 import torch
@@ -17,13 +17,36 @@ except ImportError:  # Python < 3.12
     from typing_extensions import override
 
 from regdrop.functional._validation import check_nonnegative, check_positive_int, check_rate
-from regdrop.nn import GRU, LSTM, LockedDropout
+from regdrop.nn import GRU, LSTM, LockedDropout, SpatialDropout1d
 
-__all__ = ["SequenceModel"]
+from .arms import Arm, resolve_arm, uses_dropout
+
+__all__ = ["SequenceModel", "optimizer_with_schedule"]
 
 Batch = tuple[Tensor, Tensor] | tuple[Tensor, Tensor, Tensor]
 
-_RATES = ("input_dropout", "dropout", "recurrent_dropout", "weight_dropout", "zoneout", "output_dropout")
+_RATES = (
+    "input_dropout", "dropout", "recurrent_dropout", "weight_dropout", "zoneout", "output_dropout", "spatial_dropout",
+)  # fmt: skip
+
+
+def optimizer_with_schedule(
+    module: pl.LightningModule, lr: float, weight_decay: float, schedule: str, patience: int
+) -> Any:
+    """AdamW and, with ``schedule="plateau"``, ``ReduceLROnPlateau`` halving the rate when ``val_loss`` stalls.
+
+    Returned in the form of ``LightningModule.configure_optimizers``.
+
+    Raises:
+        ValueError: if ``schedule`` is not ``"plateau"`` or ``"none"``.
+    """
+    optimizer = torch.optim.AdamW(module.parameters(), lr=lr, weight_decay=weight_decay)
+    if schedule == "none":
+        return optimizer
+    if schedule != "plateau":
+        raise ValueError(f"lr_schedule must be 'plateau' or 'none', got {schedule!r}")
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=patience, min_lr=lr / 64)
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": plateau, "monitor": "val_loss"}}
 
 
 class SequenceModel(pl.LightningModule):
@@ -31,7 +54,11 @@ class SequenceModel(pl.LightningModule):
 
     The encoder reads the sequence; its output at the last step (for a bidirectional encoder,
     the backward direction's output at the first step too) goes through
-    ``regdrop.nn.LockedDropout`` to a linear head:
+    ``regdrop.nn.LockedDropout`` to a linear head. With ``fcn=True`` a convolutional branch runs
+    beside the encoder, as in LSTM-FCN / GRU-FCN (Karim et al. 2017): three ``Conv1d`` blocks
+    (``fcn_channels``, twice that, ``fcn_channels`` filters; kernels 8, 5, 3; batch norm, ReLU,
+    ``regdrop.nn.SpatialDropout1d(spatial_dropout)`` after the first two), averaged over the
+    (unpadded) time steps; its features join the encoder's before the head.
 
     - ``task="forecast"``: the head gives the next ``horizon`` values of every channel, loss MSE.
       With ``normalize=True`` each input window is standardized per channel,
@@ -65,19 +92,28 @@ class SequenceModel(pl.LightningModule):
         zoneout: zoneout on the hidden (and cell) state. Default: 0.
         recurrent_dropout_shared: one recurrent mask for the whole batch (fused-kernel speed). Default: False.
         output_dropout: ``LockedDropout`` on the encoder's output, before the head. Default: 0.2.
-        regularize: False runs the same network with every rate above and ``weight_decay`` at 0,
-            for comparison (the recipe CLI then also leaves out ``MaxNorm`` and early stopping).
+        fcn: add the convolutional branch (see above). Default: False.
+        fcn_channels: filters of the branch's first and last convolution. Default: 128.
+        spatial_dropout: ``SpatialDropout1d`` in the convolutional branch. Default: 0.1.
+        regularize: the ablation arm (see :mod:`common.arms`): ``"all"`` (or True), ``"dropout"``,
+            ``"early_stopping"`` or ``"none"`` (or False). The arms without dropout run the same
+            network with every rate above and ``weight_decay`` at 0; the recipe CLI leaves out
+            ``MaxNorm`` where the arm has no dropout and early stopping where the arm has none.
             Default: True.
         normalize: standardize the input per sequence and channel (see above). Default: True.
         lr: AdamW learning rate. Default: 3e-3.
         weight_decay: AdamW decoupled weight decay. Default: 0.
+        lr_schedule: ``"plateau"`` halves the learning rate when ``val_loss`` has not improved for
+            ``lr_patience`` epochs (down to ``lr / 64``); ``"none"`` keeps it. Default: ``"plateau"``.
+        lr_patience: epochs without improvement before the rate is halved. Default: 5.
 
     Shape:
         - Input: ``(N, L, input_size)``, and ``lengths (N,)`` for padded sequences.
         - Output: ``(N, horizon, input_size)`` forecasts or ``(N, num_classes)`` logits.
 
     Raises:
-        ValueError: if a size is below 1, a rate outside [0, 1], ``lr <= 0`` or ``weight_decay < 0``.
+        ValueError: if a size is below 1, a rate outside [0, 1], ``lr <= 0``, ``weight_decay < 0``,
+            or ``regularize`` or ``lr_schedule`` is not one of the values above.
 
     Example:
         >>> model = SequenceModel(horizon=3, hidden_size=8).eval()
@@ -106,10 +142,15 @@ class SequenceModel(pl.LightningModule):
         zoneout: float = 0.0,
         recurrent_dropout_shared: bool = False,
         output_dropout: float = 0.2,
-        regularize: bool = True,
+        fcn: bool = False,
+        fcn_channels: int = 128,
+        spatial_dropout: float = 0.1,
+        regularize: bool | Arm = True,
         normalize: bool = True,
         lr: float = 3e-3,
         weight_decay: float = 0.0,
+        lr_schedule: Literal["plateau", "none"] = "plateau",
+        lr_patience: int = 5,
     ) -> None:
         super().__init__()
         if task not in ("forecast", "classify"):
@@ -121,6 +162,8 @@ class SequenceModel(pl.LightningModule):
             ("horizon", horizon),
             ("hidden_size", hidden_size),
             ("num_layers", num_layers),
+            ("fcn_channels", fcn_channels),
+            ("lr_patience", lr_patience),
         ):
             check_positive_int(name, value)
         if check_positive_int("num_classes", num_classes) < 2:
@@ -132,15 +175,20 @@ class SequenceModel(pl.LightningModule):
             weight_dropout=weight_dropout,
             zoneout=zoneout,
             output_dropout=output_dropout,
+            spatial_dropout=spatial_dropout,
         )
         rates = {name: check_rate(name, value) for name, value in given.items()}
         if not check_nonnegative("lr", lr) > 0.0:
             raise ValueError(f"lr must be a finite number > 0, got {lr}")
         check_nonnegative("weight_decay", weight_decay)
+        if lr_schedule not in ("plateau", "none"):
+            raise ValueError(f"lr_schedule must be 'plateau' or 'none', got {lr_schedule!r}")
+        self.arm = resolve_arm(regularize)
         self.save_hyperparameters()
 
         self.task = task
-        self.regularize = bool(regularize)
+        # whether the model's own regularizers are on (the arms "all" and "dropout")
+        self.regularize = uses_dropout(self.arm)
         if not self.regularize:
             rates = dict.fromkeys(rates, 0.0)
         self.weight_decay = float(weight_decay) if self.regularize else 0.0
@@ -161,7 +209,22 @@ class SequenceModel(pl.LightningModule):
         self.output_dropout = LockedDropout(rates["output_dropout"], batch_first=True)
         directions = 2 if bidirectional else 1
         out_features = horizon * input_size if task == "forecast" else num_classes
-        self.head = torch.nn.Linear(directions * hidden_size, out_features)
+        self.conv: torch.nn.ModuleList | None = None
+        if fcn:
+            widths = (input_size, fcn_channels, 2 * fcn_channels, fcn_channels)
+            blocks = []
+            for k, kernel in enumerate((8, 5, 3)):
+                layers: list[torch.nn.Module] = [
+                    torch.nn.Conv1d(widths[k], widths[k + 1], kernel, padding="same"),
+                    torch.nn.BatchNorm1d(widths[k + 1]),
+                    torch.nn.ReLU(),
+                ]
+                if k < 2:
+                    layers.append(SpatialDropout1d(rates["spatial_dropout"]))
+                blocks.append(torch.nn.Sequential(*layers))
+            self.conv = torch.nn.ModuleList(blocks)
+        features = directions * hidden_size + (fcn_channels if fcn else 0)
+        self.head = torch.nn.Linear(features, out_features)
 
         if task == "forecast":
             self.val_rmse = MeanSquaredError(squared=False)
@@ -197,7 +260,21 @@ class SequenceModel(pl.LightningModule):
         scale = var.sqrt().clamp_min(1e-5)
         return (input - loc) / scale * mask, loc, scale
 
+    def _convolve(self, input: Tensor, lengths: Tensor | None) -> Tensor:
+        assert self.conv is not None
+        weights = self._time_mask(input, lengths).transpose(1, 2)  # (N or 1, 1, L)
+        features = input.transpose(1, 2) * weights  # (N, C, L)
+        for block in self.conv:
+            # zero the padded steps after every block, so that no padding reaches the next convolution
+            features = block(features) * weights
+        return features.sum(dim=2) / weights.sum(dim=2)
+
     def _encode(self, input: Tensor, lengths: Tensor | None) -> Tensor:
+        if self.conv is None:
+            return self._recurrent(input, lengths)
+        return torch.cat([self._recurrent(input, lengths), self._convolve(input, lengths)], dim=1)
+
+    def _recurrent(self, input: Tensor, lengths: Tensor | None) -> Tensor:
         ragged = lengths is not None and bool((lengths != input.shape[1]).any())
         if ragged:
             assert lengths is not None
@@ -289,10 +366,11 @@ class SequenceModel(pl.LightningModule):
             self.test_truth_power.reset()
 
     @override
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.weight_decay)
+    def configure_optimizers(self) -> Any:
+        hp = self.hparams
+        return optimizer_with_schedule(self, hp.lr, self.weight_decay, hp.lr_schedule, hp.lr_patience)
 
     @override
     def extra_repr(self) -> str:
         rates = ", ".join(f"{name}={getattr(self.hparams, name)}" for name in _RATES)
-        return f"task={self.task!r}, regularize={self.regularize}, {rates}"
+        return f"task={self.task!r}, regularize={self.regularize}, arm={self.arm!r}, {rates}"

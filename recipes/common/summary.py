@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import textwrap
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import lightning.pytorch as pl
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
@@ -17,6 +19,15 @@ _SCORES = {
     "forecast": ("test_rmse", "test RMSE"),
     "classify": ("test_acc", "test accuracy"),
     "language_model": ("test_ppl", "test perplexity"),
+}
+_HIGHER_IS_BETTER = {"test accuracy"}
+
+_TRY = {
+    "trivial": "train longer (--trainer.max_epochs), try another learning rate (--model.lr), "
+    "less regularization (--model.regularize early_stopping, or none), or tune the rates (--tune N)",
+    "test accuracy": "the convolutional branch (--model.fcn true), more epochs, or --tune N",
+    "test RMSE": "a longer input window (--data.input_length), more epochs, or --tune N",
+    "test perplexity": "a bigger model or more text (--data.text_fraction), more epochs, or --tune N",
 }
 
 
@@ -64,13 +75,27 @@ class RunSummary:
         model_file: the checkpoint of the tested model (the restored weights, if any), if saved.
         confusion_matrix: for a classifier, the test counts: ``confusion_matrix[i][j]`` cases of
             class ``i`` were predicted ``j``.
+        baselines: every baseline's score on the same test data, by name; the first is the trivial
+            one (``yardstick``).
+        arm: the ablation arm (:mod:`common.arms`), if known.
+        first_check_epoch: the first epoch whose check early stopping counted (its ``start_from_epoch``).
+        tuned: with ``--tune``, the best trial's values (``"best"``), the trials run and pruned, and
+            the best validation loss.
+
+    The summary ends with a verdict: whether the model beats each baseline, and a warning, with what
+    to try, when it does not beat the trivial one or when early stopping restored its first check
+    although later ones ran (then the tested model has hardly trained).
 
     Example:
-        >>> s = RunSummary("demo", "test RMSE", 0.25, "naive RMSE", 0.9, True, 12, 8, "val_loss", 0.05)
+        >>> s = RunSummary("demo", "test RMSE", 0.25, "naive RMSE", 0.9, True, 12, 8, "val_loss", 0.05,
+        ...                baselines={"naive RMSE": 0.9, "ARIMA RMSE": 0.2})
         >>> print(s.format())  # doctest: +NORMALIZE_WHITESPACE
         demo, done
           test RMSE           0.2500   (naive RMSE: 0.9000)
+          baselines           ARIMA RMSE: 0.2000
           weights             restored from epoch 8 (best val_loss 0.05), after 12 epochs
+          verdict             beats naive RMSE; does not beat ARIMA RMSE. Try a longer input window
+                              (--data.input_length), more epochs, or --tune N
     """
 
     recipe: str
@@ -89,10 +114,53 @@ class RunSummary:
     metrics: dict[str, float] = field(default_factory=dict)
     model_file: str | None = None
     confusion_matrix: list[list[int]] | None = None
+    baselines: dict[str, float] = field(default_factory=dict)
+    arm: str | None = None
+    first_check_epoch: int | None = None
+    tuned: dict[str, Any] | None = None
+
+    def _beats(self, value: float) -> bool:
+        return self.score > value if self.score_name in _HIGHER_IS_BETTER else self.score < value
+
+    def verdict(self) -> list[str]:
+        """The verdict's sentences: what the model beats, and warnings with what to try.
+
+        Example:
+            >>> RunSummary("demo", "test accuracy", 0.5, "majority-class accuracy", 0.5, True, 3).verdict()[0][:60]
+            'WARNING: the model does not beat the trivial baseline (major'
+        """
+        out = []
+        baselines = self.baselines or {self.yardstick_name: self.yardstick}
+        trivial, trivial_value = next(iter(baselines.items()))
+        if not self._beats(trivial_value):
+            out.append(
+                f"WARNING: the model does not beat the trivial baseline ({trivial} {trivial_value:.4f}): it has "
+                f"learned nothing that baseline does not know. Try: {_TRY['trivial']}"
+            )
+        else:
+            lost = [name for name, value in baselines.items() if not self._beats(value)]
+            won = [name for name, value in baselines.items() if self._beats(value)]
+            if lost:
+                hint = _TRY.get(self.score_name, "more epochs or --tune N")
+                out.append(f"beats {', '.join(won)}; does not beat {', '.join(lost)}. Try {hint}")
+            else:
+                out.append(f"beats every baseline ({', '.join(won)})")
+        first = self.first_check_epoch if self.first_check_epoch is not None else 0
+        if self.restored_epoch is not None and self.restored_epoch <= first and self.epochs_trained > first + 1:
+            out.append(
+                f"WARNING: early stopping restored its first check (epoch {self.restored_epoch}): no later epoch "
+                f"improved {self.monitor}, so the tested model has hardly trained. Try a bigger validation split "
+                "(--data.val_fraction), a later first check (--early_stopping.start_from_epoch), a lower learning "
+                "rate (--model.lr), or --model.regularize dropout"
+            )
+        return out
 
     def format(self) -> str:
         """The summary as a few aligned lines."""
         rows = [(self.score_name, f"{self.score:.4f}   ({self.yardstick_name}: {self.yardstick:.4f})")]
+        others = [(name, value) for name, value in self.baselines.items() if name != self.yardstick_name]
+        if others:
+            rows.append(("baselines", "; ".join(f"{name}: {value:.4f}" for name, value in others)))
         if "test_amplitude_ratio" in self.metrics:
             ratio = self.metrics["test_amplitude_ratio"]
             rows.append(("amplitude", f"forecast/truth RMS ratio {ratio:.3f} (1 = amplitude kept)"))
@@ -104,7 +172,11 @@ class RunSummary:
                     f"after {self.epochs_trained} epochs",
                 )
             )
-        elif self.regularized:
+        elif self.arm == "dropout":
+            rows.append(
+                ("weights", f"of the last epoch, {self.epochs_trained} trained (arm 'dropout': no early stopping)")
+            )
+        elif self.regularized or self.arm == "early_stopping":
             rows.append(("weights", f"of the last epoch, {self.epochs_trained} trained (nothing restored)"))
         else:
             rows.append(
@@ -112,6 +184,15 @@ class RunSummary:
                     "weights",
                     f"of the last epoch, {self.epochs_trained} trained "
                     "(regularization off: no dropout, max-norm or early stopping)",
+                )
+            )
+        if self.tuned is not None:
+            values = ", ".join(f"{name}={value:.3g}" for name, value in self.tuned["best"].items())
+            rows.append(
+                (
+                    "tuned",
+                    f"{values} (best of {self.tuned['trials']} trials, {self.tuned['pruned']} pruned; "
+                    f"val_loss {self.tuned['best_val_loss']:.4g})",
                 )
             )
         if self.log_dir is not None:
@@ -122,7 +203,11 @@ class RunSummary:
             rows.append((what, f"{self.model_file}   (load: <ModelClass>.load_from_checkpoint(path))"))
         if self.figure is not None:
             rows.append((_FIGURE_NAMES.get(Path(self.figure).name, "plot"), self.figure))
-        lines = [f"{self.recipe}, done"] + [f"  {name:<18}  {text}" for name, text in rows]
+        rows += [("verdict" if k == 0 else "", text) for k, text in enumerate(self.verdict())]
+        lines = [f"{self.recipe}, done"]
+        for name, text in rows:
+            wrapped = textwrap.wrap(text, width=100, break_on_hyphens=False) if name in ("verdict", "") else [text]
+            lines += [f"  {name if k == 0 else '':<18}  {part}" for k, part in enumerate(wrapped)]
         return "\n".join(lines)
 
     def save(self, path: str | Path) -> None:
@@ -140,9 +225,11 @@ def collect_summary(
     epochs_trained: int,
     figure: Path | None = None,
     model_file: Path | None = None,
+    arm: str | None = None,
 ) -> RunSummary:
     """Build the summary after ``trainer.test``: metrics from ``trainer.callback_metrics``,
-    the yardstick from ``datamodule.yardstick()``, the restored epoch from regdrop's ``EarlyStopping``.
+    the yardstick from ``datamodule.yardstick()``, the baselines from ``datamodule.baselines()``
+    (where it has one), the restored epoch from regdrop's ``EarlyStopping``.
 
     Raises:
         KeyError: if the test did not log the task's score (``test_rmse`` or ``test_acc``).
@@ -152,6 +239,8 @@ def collect_summary(
     if key not in metrics:
         raise KeyError(f"the test logged no {key!r}; it logged {sorted(metrics)}")
     yardstick_name, yardstick = datamodule.yardstick()  # type: ignore[attr-defined]
+    baselines_of = getattr(datamodule, "baselines", None)
+    baselines = dict(baselines_of()) if callable(baselines_of) else {yardstick_name: yardstick}
     stopper = next((cb for cb in trainer.callbacks if isinstance(cb, EarlyStopping)), None)  # type: ignore[attr-defined]
     restored = getattr(stopper, "restored_epoch", None) if stopper is not None else None
     best = None
@@ -177,4 +266,7 @@ def collect_summary(
         figure=str(figure) if figure is not None else None,
         metrics=metrics,
         model_file=str(model_file) if model_file is not None else None,
+        baselines=baselines,
+        arm=arm,
+        first_check_epoch=getattr(stopper, "start_from_epoch", None) if stopper is not None else None,
     )

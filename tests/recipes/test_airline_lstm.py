@@ -84,6 +84,7 @@ def test_missing_sktime_says_what_to_install(
 
 def test_bad_dataset_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        airline_lstm.main(tiny(tmp_path, "--data.dataset", "sunspots"))
+        airline_lstm.main(tiny(tmp_path, "--data.dataset", "sunspot"))
     assert exit_info.value.code == 2
-    assert "dataset must be 'airline', 'co2' or the path of a .csv file, got 'sunspots'" in capsys.readouterr().err
+    names = "['airline', 'co2', 'lynx', 'nile', 'sunspots']"
+    assert f"dataset must be one of {names} or the path of a .csv file, got 'sunspot'" in capsys.readouterr().err

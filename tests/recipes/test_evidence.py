@@ -62,7 +62,7 @@ def test_sonar_table_comes_from_the_runs(tmp_path: Path) -> None:
 def test_cli_recipe_run_and_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     output, json_path = tmp_path / "E.md", tmp_path / "E.json"
     runs = run_experiments(["airline"], [0], "tiny", output, json_path, tmp_path / "logs")
-    assert [r.config for r in runs] == [c.label for c in evidence.EXPERIMENTS[0].configs]
+    assert [r.config for r in runs] == [c.label for c in evidence._EXPERIMENTS_BY_NAME["airline"].configs]
     for run in runs:
         summary = json.loads((Path(run.extra["log_dir"]) / "summary.json").read_text())
         assert run.test == summary["metrics"]["test_rmse"] and run.epochs == summary["epochs_trained"] == 2
@@ -72,7 +72,7 @@ def test_cli_recipe_run_and_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     def fail(*args: object) -> Run:
         raise AssertionError("a finished run ran again")
 
-    monkeypatch.setitem(evidence._RUNNERS, "airline", fail)
+    monkeypatch.setitem(evidence._RUNNERS, "airline_lstm", fail)
     resumed = run_experiments(["airline"], [0], "tiny", output, json_path, tmp_path / "logs", resume=True)
     assert [asdict_test(r) for r in resumed] == [asdict_test(r) for r in runs]
     assert output.read_text() == before
@@ -87,7 +87,8 @@ def fake(experiment: str, config: str, tests: list[float]) -> list[Run]:
 
 
 def test_verdicts_say_where_regularization_did_not_help() -> None:
-    reference, regularized = (c.label for c in evidence.EXPERIMENTS[0].configs)  # airline: lower RMSE is better
+    configs = evidence._EXPERIMENTS_BY_NAME["airline"].configs  # airline: lower RMSE is better
+    reference, regularized = configs[0].label, configs[-1].label
     meta = {"command": "x", "date": "d", "machine": "m", "total_seconds": 60.0, "json": "E.json", "seeds": [0, 1, 2],
             "scale": "full"}  # fmt: skip
     worse = render(fake("airline", reference, [20, 21, 22]) + fake("airline", regularized, [30, 31, 32]), meta)
@@ -96,14 +97,16 @@ def test_verdicts_say_where_regularization_did_not_help() -> None:
     assert (
         f"- *{regularized}* helped: -0.83 against *{reference}* (within one standard deviation of the seeds)." in better
     )
-    rows = table_rows(worse, "Airline")
+    rows = table_rows(worse, "airline")
     assert rows[reference][:3] == ["21.00 ± 1.00", "10.50 ± 0.50", "10.50 ± 0.50"]
-    assert "JapaneseVowels" not in worse  # experiments without runs get no table
+    assert "## JapaneseVowels" not in worse  # experiments without runs get no table
 
 
 def test_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(
-        ValueError, match=r"experiments must be among \['airline', 'asv_lm', 'sonar', 'vowels'\], got \['mnist'\]"
+        ValueError,
+        match=r"experiments must be among \['acsf1', 'airline', .*'sonar', 'sunspots', 'sunspots_tuned'\], "
+        r"got \['mnist'\]",
     ):
         run_experiments(["mnist"], [0], "tiny", tmp_path / "E.md", tmp_path / "E.json", tmp_path)
     with pytest.raises(SystemExit) as exit_info:
@@ -114,10 +117,14 @@ def test_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_variational_is_also_judged_against_per_step_dropout() -> None:
-    none, per_step, variational, awd = (c.label for c in evidence.EXPERIMENTS[2].configs)
+    none, per_step, variational, awd = (c.label for c in evidence._EXPERIMENTS_BY_NAME["asv_masks"].configs)
     meta = {"command": "x", "date": "d", "machine": "m", "total_seconds": 1.0, "json": "E.json", "seeds": [0, 1],
             "scale": "full"}  # fmt: skip
-    runs = fake("asv_lm", none, [170, 180]) + fake("asv_lm", per_step, [90, 92]) + fake("asv_lm", variational, [80, 82])
+    runs = (
+        fake("asv_masks", none, [170, 180])
+        + fake("asv_masks", per_step, [90, 92])
+        + fake("asv_masks", variational, [80, 82])
+    )
     markdown = render(runs, meta)
     assert f"- *{variational}* helped: -10.00 against *{per_step}*." in markdown
     assert f"- *{variational}* helped: -94.00 against *{none}*." in markdown
@@ -126,18 +133,62 @@ def test_variational_is_also_judged_against_per_step_dropout() -> None:
 
 def test_resume_with_every_run_done_redraws_the_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     json_path, output = tmp_path / "E.json", tmp_path / "E.md"
-    runs = fake("airline", "unregularized", [20, 22])
+    runs = fake("airline", "none", [20, 22])
     meta = {"command": "python recipes/evidence.py --only airline", "date": "d", "machine": "m", "total_seconds": 90.0,
             "json": "E.json", "seeds": [0, 1], "scale": "full"}  # fmt: skip
     json_path.write_text(json.dumps({"meta": meta, "runs": [r.__dict__ for r in runs]}))
-    airline = evidence.EXPERIMENTS[0]
+    airline = evidence._EXPERIMENTS_BY_NAME["airline"]
     # an experiment whose only configuration has all its runs: resuming must run nothing
     finished = evidence.Experiment(airline.name, airline.title, airline.metric, False, airline.configs[:1])
     monkeypatch.setitem(evidence._EXPERIMENTS_BY_NAME, "airline", finished)
-    monkeypatch.setitem(evidence._RUNNERS, "airline", lambda *args: pytest.fail("a finished run ran again"))
+    monkeypatch.setitem(evidence._RUNNERS, "airline_lstm", lambda *args: pytest.fail("a finished run ran again"))
     resumed = run_experiments(["airline"], [0, 1], "full", output, json_path, tmp_path, resume=True)
     assert [r.test for r in resumed] == [20, 22]
     markdown = output.read_text()
     assert "Produced by `python recipes/evidence.py --only airline`" in markdown and "1.5 min" in markdown
-    assert table_rows(markdown, "Airline")["unregularized"][0] == "21.00 ± 1.41"
+    assert table_rows(markdown, "airline")["none"][0] == "21.00 ± 1.41"
     assert json.loads(json_path.read_text())["runs"] == [r.__dict__ for r in runs]
+
+
+def test_baselines_and_the_overview_say_who_wins() -> None:
+    configs = [c.label for c in evidence._EXPERIMENTS_BY_NAME["nile"].configs]
+    meta = {"command": "x", "date": "d", "machine": "m", "total_seconds": 1.0, "json": "E.json", "seeds": [0, 1],
+            "scale": "reduced"}  # fmt: skip
+    runs = fake("nile", configs[0], [130, 132]) + fake("nile", configs[-1], [120, 122])
+    for run in runs:
+        run.extra["baselines"] = {"naive last-value forecast RMSE": 146.8, "ARIMA RMSE (ARIMA(1,1,1))": 121.6}
+    # a run that restored its first check although later ones ran is named
+    runs[-1].extra.update(restored_epoch=2, first_check_epoch=2)
+    runs[-1].epochs = 10
+    markdown = render(runs, meta)
+    assert "**Scale: reduced**" in markdown
+    overview = markdown.split("## Overview", 1)[1].split("\n## ", 1)[0]
+    row = next(line for line in overview.splitlines() if line.startswith("| nile"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    # all (121) beats none (131) and the naive forecast, but not ARIMA (121.6 > 121): it does, by 0.6
+    assert cells == ["nile", "131.00", "121.00", f"{configs[-1]} (121.00)", "ARIMA 121.60", "yes", "yes", "yes"]
+    assert f"- *{configs[0]}* (131.00) does **not** beat ARIMA." in markdown
+    assert f"- *{configs[-1]}* (121.00) beats every baseline." in markdown
+    assert f"restored its **first check** in 1 run(s) ({configs[-1]} seed 1)" in markdown
+    runs[0].extra["baselines"]["ARIMA RMSE (ARIMA(1,1,1))"] = 100.0
+    for run in runs:
+        run.extra["baselines"] = runs[0].extra["baselines"]
+    row = next(line for line in render(runs, meta).splitlines() if line.startswith("| nile"))
+    assert row.rstrip(" |").endswith("**no**")  # now the best arm loses to ARIMA
+
+
+def test_merge_joins_parallel_runs(tmp_path: Path) -> None:
+    meta = {"command": "a", "date": "d", "machine": "m", "total_seconds": 60.0, "json": "A.json", "seeds": [0],
+            "scale": "reduced"}  # fmt: skip
+    (tmp_path / "A.json").write_text(
+        json.dumps({"meta": meta, "runs": [r.__dict__ for r in fake("nile", "none", [1])]})
+    )
+    meta_b = {**meta, "command": "b", "seeds": [0, 1]}
+    runs_b = fake("lynx", "none", [5, 6])
+    (tmp_path / "B.json").write_text(json.dumps({"meta": meta_b, "runs": [r.__dict__ for r in runs_b]}))
+    merged = evidence.main(["--merge", str(tmp_path / "A.json"), str(tmp_path / "B.json"), "--output",
+                            str(tmp_path / "E.md")])  # fmt: skip
+    assert [(r.experiment, r.seed) for r in merged] == [("nile", 0), ("lynx", 0), ("lynx", 1)]
+    saved = json.loads((tmp_path / "E.json").read_text())
+    assert saved["meta"]["total_seconds"] == 120.0 and saved["meta"]["seeds"] == [0, 1] and len(saved["runs"]) == 3
+    assert "## lynx" in (tmp_path / "E.md").read_text()

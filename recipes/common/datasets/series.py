@@ -1,19 +1,31 @@
-"""Real univariate series to forecast: Airline (sktime), CO2 (statsmodels), or a column of a user's CSV file."""
+"""Real series to forecast: Airline and Lynx (sktime), CO2, sunspots and Nile (statsmodels), or a user's CSV column."""
 
 from __future__ import annotations
 
 import csv
+import functools
 import math
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import torch
 from torch import Tensor
 
+from ..baselines import arima_forecasts, rmse, seasonal_naive_forecasts
 from ..data import ForecastDataModule
 from .files import package_file, user_file
 
-__all__ = ["RealSeriesDataModule", "fill_gaps", "load_airline", "load_co2", "read_series_csv"]
+__all__ = [
+    "RealSeriesDataModule",
+    "fill_gaps",
+    "load_airline",
+    "load_co2",
+    "load_lynx",
+    "load_nile",
+    "load_sunspots",
+    "read_series_csv",
+]
 
 
 def fill_gaps(values: list[float]) -> Tensor:
@@ -132,7 +144,58 @@ def load_co2() -> Tensor:
     return read_series_csv(path, "co2")
 
 
-_BUILTIN = {"airline": load_airline, "co2": load_co2}
+def load_sunspots() -> Tensor:
+    """The yearly sunspot numbers shipped with statsmodels, 1700-2008 (``(309,)``, float64).
+
+    Raises:
+        MissingDataError: if statsmodels is not installed.
+    """
+    path = package_file(
+        "statsmodels", "datasets/sunspots/sunspots.csv", dataset="sunspots", distribution="statsmodels",
+        own_file="--data.dataset",
+    )  # fmt: skip
+    return read_series_csv(path, "SUNACTIVITY")
+
+
+def load_nile() -> Tensor:
+    """The yearly flow of the Nile at Aswan shipped with statsmodels, 1871-1970 (``(100,)``, float64, 10^8 m^3).
+
+    Raises:
+        MissingDataError: if statsmodels is not installed.
+    """
+    path = package_file(
+        "statsmodels", "datasets/nile/nile.csv", dataset="Nile", distribution="statsmodels", own_file="--data.dataset"
+    )
+    return read_series_csv(path, "volume")
+
+
+def load_lynx() -> Tensor:
+    """The yearly Canadian lynx trappings shipped with sktime, 1821-1934 (``(114,)``, float64).
+
+    Raises:
+        MissingDataError: if sktime is not installed.
+    """
+    path = package_file(
+        "sktime", "datasets/data/Lynx/Lynx.csv", dataset="Lynx", distribution="sktime", own_file="--data.dataset"
+    )
+    return read_series_csv(path)
+
+
+_BUILTIN = {"airline": load_airline, "co2": load_co2, "sunspots": load_sunspots, "nile": load_nile, "lynx": load_lynx}
+# the period of the seasonal naive forecast and of the seasonal ARIMA candidates: months, weeks, and
+# the roughly 11- and 10-year cycles of sunspots and lynx; the Nile has none
+_PERIODS = {"airline": 12, "co2": 52, "sunspots": 11, "lynx": 10, "nile": None}
+
+
+@functools.lru_cache(maxsize=32)
+def _arima_rmse(
+    values: tuple[float, ...], train_end: int, origins: tuple[int, ...], horizon: int, period: int | None
+) -> tuple[float, str]:
+    # several seconds of model selection, the same for every seed of a run: computed once per process
+    series = np.asarray(values)
+    forecasts, name = arima_forecasts(series, train_end, list(origins), horizon, period)
+    targets = np.stack([series[o : o + horizon] for o in origins])
+    return rmse(forecasts, targets), name
 
 
 class RealSeriesDataModule(ForecastDataModule):
@@ -145,8 +208,12 @@ class RealSeriesDataModule(ForecastDataModule):
     observed months before it (one-step-ahead with ``horizon=1``).
 
     Args:
-        dataset: ``"airline"`` (sktime), ``"co2"`` (statsmodels), or the path of a CSV file.
+        dataset: ``"airline"``, ``"lynx"`` (sktime), ``"co2"``, ``"sunspots"``, ``"nile"``
+            (statsmodels), or the path of a CSV file.
         column: the CSV column to forecast. Default: the last column.
+        seasonal_period: the period of the seasonal baselines (seasonal naive, seasonal ARIMA);
+            None takes the data set's (12, 52, 11, 10 and none for the five above; none for a CSV).
+            Default: None.
         input_length: months (steps) of history per forecast. Default: 12.
         horizon: steps forecast. Default: 1.
         val_fraction: fraction of the series for validation. Default: 0.1.
@@ -168,6 +235,7 @@ class RealSeriesDataModule(ForecastDataModule):
         self,
         dataset: str = "airline",
         column: str | None = None,
+        seasonal_period: int | None = None,
         input_length: int = 12,
         horizon: int = 1,
         val_fraction: float = 0.1,
@@ -180,12 +248,44 @@ class RealSeriesDataModule(ForecastDataModule):
             test_fraction=test_fraction, **kwargs,
         )  # fmt: skip
         if dataset not in _BUILTIN and not str(dataset).lower().endswith(".csv"):
-            raise ValueError(f"dataset must be 'airline', 'co2' or the path of a .csv file, got {dataset!r}")
+            raise ValueError(f"dataset must be one of {sorted(_BUILTIN)} or the path of a .csv file, got {dataset!r}")
+        if seasonal_period is not None and (isinstance(seasonal_period, bool) or seasonal_period < 2):
+            raise ValueError(f"seasonal_period must be an int >= 2 or None, got {seasonal_period!r}")
         self.dataset = dataset
         self.column = column
+        self.seasonal_period = seasonal_period if seasonal_period is not None else _PERIODS.get(dataset)
 
     def load_series(self) -> list[Tensor]:
         """The one series, as a list of one ``(T,)`` tensor."""
         if self.dataset in _BUILTIN:
             return [_BUILTIN[self.dataset]()]
         return [read_series_csv(self.dataset, self.column)]
+
+    def baselines(self) -> dict[str, float]:
+        """Test RMSE of the naive, seasonal naive and ARIMA forecasts of the test windows' targets.
+
+        Each forecast starts where a test window's target starts and uses the series before it
+        (see :mod:`common.baselines`); ARIMA's order and parameters come from the training part
+        only. With ``split="series"`` (several series) only the naive forecast is given.
+        """
+        out = {"naive last-value forecast RMSE": self.yardstick()[1]}
+        if self.split != "time" or len(self.series_splits["test"]) != 1:
+            return out
+        series = self._load()[0]
+        if series.shape[1] != 1:
+            return out
+        values = series[:, 0].double().numpy()
+        length = len(values)
+        test_start = math.floor(length * (1.0 - self.test_fraction))
+        train_end = math.floor(length * (1.0 - self.val_fraction - self.test_fraction))
+        part_start = max(test_start - self.input_length, 0)
+        windows = (length - part_start - self.input_length - self.horizon) // self.stride + 1
+        origins = [part_start + self.input_length + k * self.stride for k in range(windows)]
+        targets = np.stack([values[o : o + self.horizon] for o in origins])
+        period = self.seasonal_period
+        if period is not None and period <= min(origins):
+            seasonal = seasonal_naive_forecasts(values, origins, self.horizon, period)
+            out[f"seasonal naive (period {period}) RMSE"] = rmse(seasonal, targets)
+        score, name = _arima_rmse(tuple(values.tolist()), train_end, tuple(origins), self.horizon, period)
+        out[f"ARIMA RMSE ({name}, order by AIC on the training part)"] = score
+        return out

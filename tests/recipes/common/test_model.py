@@ -61,7 +61,7 @@ def test_regularize_false_zeroes_every_rate_and_training_becomes_deterministic()
     assert model.hparams.recurrent_dropout == 0.25  # the given settings are still recorded
     x = torch.randn(4, 10, 1)
     assert torch.equal(model.train()(x), model.eval()(x))
-    optimizer = model.configure_optimizers()
+    optimizer = model.configure_optimizers()["optimizer"]
     assert optimizer.param_groups[0]["weight_decay"] == 0.0
 
 
@@ -178,3 +178,29 @@ def test_rates_take_the_librarys_range_including_1() -> None:
         horizon=2, hidden_size=4, num_layers=2, dropout=1.0, recurrent_dropout=1.0, output_dropout=1.0
     )
     assert model(torch.randn(2, 5, 1)).shape == (2, 2, 1)
+
+
+def test_fcn_branch_adds_convolutional_features_and_ignores_padding() -> None:
+    torch.manual_seed(0)
+    model = SequenceModel(task="classify", num_classes=3, input_size=2, hidden_size=8, fcn=True, fcn_channels=4)
+    assert model.head.in_features == 8 + 4 and isinstance(model.conv, torch.nn.ModuleList)
+    model.eval()
+    x = torch.randn(2, 6, 2)
+    lengths = torch.tensor([6, 4])
+    padded = x.clone()
+    padded[1, 4:] = 0.0
+    out = model(padded, lengths)
+    # the second sequence alone, unpadded, gives the same logits: the padding does not reach the features
+    alone = model(x[1:2, :4], torch.tensor([4]))
+    assert torch.allclose(out[1:2], alone, atol=1e-5)
+    assert SequenceModel(hidden_size=8).conv is None
+    assert "spatial_dropout=0.1" in repr(model) and "arm='all'" in repr(model)
+
+
+def test_plateau_schedule_and_its_errors() -> None:
+    config = SequenceModel(hidden_size=8).configure_optimizers()
+    assert isinstance(config["lr_scheduler"]["scheduler"], torch.optim.lr_scheduler.ReduceLROnPlateau)
+    assert config["lr_scheduler"]["monitor"] == "val_loss"
+    assert isinstance(SequenceModel(hidden_size=8, lr_schedule="none").configure_optimizers(), torch.optim.AdamW)
+    with pytest.raises(ValueError, match="lr_schedule must be 'plateau' or 'none', got 'cosine'"):
+        SequenceModel(lr_schedule="cosine")  # type: ignore[arg-type]

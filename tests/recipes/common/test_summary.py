@@ -103,3 +103,28 @@ def test_collect_needs_the_score() -> None:
     trainer = pl.Trainer(logger=False, enable_progress_bar=False)
     with pytest.raises(KeyError, match=r"the test logged no 'test_acc'; it logged \[\]"):
         collect_summary("r", trainer, SineDataModule(), task="classify", regularized=True, epochs_trained=0)
+
+
+def test_verdict_warns_when_the_trivial_baseline_is_not_beaten() -> None:
+    beaten = _summary(score=1.2, baselines={"naive RMSE": 0.9, "ARIMA RMSE": 0.5})
+    text = beaten.format()
+    assert "WARNING: the model does not beat the trivial baseline (naive RMSE 0.9000)" in text
+    assert "--model.regularize early_stopping" in text  # what to try
+    good = _summary(score=0.4, baselines={"naive RMSE": 0.9, "ARIMA RMSE": 0.5}).format()
+    assert "WARNING" not in good and "beats every baseline (naive RMSE, ARIMA RMSE)" in good
+    middle = _summary(score=0.7, baselines={"naive RMSE": 0.9, "ARIMA RMSE": 0.5}).format()
+    assert "beats naive RMSE; does not beat ARIMA RMSE" in middle and "WARNING" not in middle
+    # accuracy: higher is better, and a tie with the majority class is not a win
+    tie = _summary(score_name="test accuracy", score=0.5, yardstick_name="majority", yardstick=0.5)
+    assert tie.verdict()[0].startswith("WARNING: the model does not beat the trivial baseline (majority 0.5000)")
+
+
+def test_verdict_warns_when_the_first_check_was_restored() -> None:
+    first = _summary(restored_epoch=0, epochs_trained=30, first_check_epoch=0).format()
+    assert "WARNING: early stopping restored its first check (epoch 0)" in first
+    assert "--early_stopping.start_from_epoch" in first
+    late_start = _summary(restored_epoch=5, epochs_trained=30, first_check_epoch=5).format()
+    assert "restored its first check (epoch 5)" in late_start
+    assert "first check" not in _summary(restored_epoch=6, epochs_trained=30, first_check_epoch=5).format()
+    # with a single check there was nothing later to prefer
+    assert "first check" not in _summary(restored_epoch=0, epochs_trained=1, first_check_epoch=0).format()

@@ -78,9 +78,13 @@ def test_malformed_csv(tmp_path: Path, text: str, column: str | None, message: s
 
 def test_bad_arguments_and_missing_files(tmp_path: Path) -> None:
     with pytest.raises(
-        ValueError, match=r"dataset must be 'airline', 'co2' or the path of a .csv file, got 'sunspots'"
+        ValueError,
+        match=r"dataset must be one of \['airline', 'co2', 'lynx', 'nile', 'sunspots'\] or the path of a .csv file, "
+        r"got 'sunspot'",
     ):
-        RealSeriesDataModule("sunspots")
+        RealSeriesDataModule("sunspot")
+    with pytest.raises(ValueError, match="seasonal_period must be an int >= 2 or None, got 1"):
+        RealSeriesDataModule("airline", seasonal_period=1)
     with pytest.raises(FileNotFoundError, match="the series CSV file: no such file"):
         RealSeriesDataModule(str(tmp_path / "none.csv")).series_splits
 
@@ -92,3 +96,31 @@ def test_missing_packages(uninstall: Callable[[str], None]) -> None:
         RealSeriesDataModule("airline").series_splits
     with pytest.raises(MissingDataError, match=r"the CO2 data ships in the PyPI package 'statsmodels'"):
         load_co2()
+
+
+@pytest.mark.parametrize(
+    ("name", "length", "first", "period"),
+    [("sunspots", 309, 5.0, 11), ("nile", 100, 1120.0, None), ("lynx", 114, 269.0, 10)],
+)
+def test_more_shipped_series(name: str, length: int, first: float, period: int | None) -> None:
+    dm = RealSeriesDataModule(name)
+    series = dm._load()[0]
+    assert series.shape == (length, 1) and series[0, 0] == first and dm.seasonal_period == period
+
+
+@pytest.mark.slow
+def test_baselines_score_the_test_windows() -> None:
+    dm = RealSeriesDataModule("lynx", input_length=10)
+    baselines = dm.baselines()
+    names = list(baselines)
+    # the first is the trivial one, the same number as the yardstick of the windows
+    assert names[0] == "naive last-value forecast RMSE" and baselines[names[0]] == pytest.approx(dm.yardstick()[1])
+    values = dm._load()[0][:, 0].double()
+    test_start = math.floor(114 * (1 - 0.33))
+    truth = values[test_start:]
+    seasonal = values[test_start - 10 : 114 - 10]
+    expected = float((truth - seasonal).pow(2).mean().sqrt())
+    assert baselines["seasonal naive (period 10) RMSE"] == pytest.approx(expected)
+    arima = next(name for name in names if name.startswith("ARIMA RMSE ("))
+    # ARIMA follows lynx's cycle better than either naive forecast
+    assert baselines[arima] < min(baselines[names[0]], expected)

@@ -1,0 +1,163 @@
+"""``--tune N``: an Optuna study of the regularization rates and the learning rate on the validation data.
+
+Each trial trains a fresh copy of the recipe's model with sampled rates and learning rate, on the
+same data, trainer budget and arm (:mod:`common.arms`) as the run; optuna-integration's
+``PyTorchLightningPruningCallback`` stops trials whose ``val_loss`` falls behind the others'
+(Optuna's median rule). The trial's value is the validation loss of the model the arm would test:
+the best check when the arm stops early (its weights are the ones restored), the last one otherwise.
+The recipe then trains once more with the best trial's values and tests that model, so the test
+data is seen once, after tuning.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from typing import Any
+
+import lightning.pytorch as pl
+
+try:
+    from typing import override  # type: ignore[attr-defined]
+except ImportError:  # Python < 3.12
+    from typing_extensions import override
+
+from regdrop.callbacks import EarlyStopping, MaxNorm
+
+from .arms import uses_dropout, uses_early_stopping
+
+__all__ = ["RATE_NAMES", "search_space", "tune"]
+
+RATE_NAMES = (
+    "embedding_dropout", "input_dropout", "dropout", "recurrent_dropout", "weight_dropout", "zoneout",
+    "output_dropout", "spatial_dropout",
+)  # fmt: skip
+"""The hyperparameters a study may tune, besides ``lr``: each that is above 0 in the run's model."""
+
+_TRAINER_KEYS = (
+    "accelerator", "devices", "precision", "max_epochs", "min_epochs", "max_time", "gradient_clip_val",
+    "limit_train_batches", "limit_val_batches", "accumulate_grad_batches",
+)  # fmt: skip
+
+
+def search_space(hparams: dict[str, Any], arm: str) -> dict[str, tuple[float, float, bool]]:
+    """The ranges a study samples: ``{name: (low, high, log)}``.
+
+    ``lr`` from a tenth to three times the run's, on a log scale; each dropout rate of the model
+    that is above 0, from 0 to 0.6 (none when the arm has no dropout: there is nothing to tune;
+    ``spatial_dropout`` only with the convolutional branch, ``fcn=True``).
+
+    Example:
+        >>> search_space({"lr": 0.01, "dropout": 0.2, "zoneout": 0.0}, "all")
+        {'lr': (0.001, 0.03, True), 'dropout': (0.0, 0.6, False)}
+        >>> search_space({"lr": 0.01, "dropout": 0.2}, "early_stopping")
+        {'lr': (0.001, 0.03, True)}
+    """
+    space = {"lr": (hparams["lr"] / 10.0, hparams["lr"] * 3.0, True)}
+    if uses_dropout(arm):
+        active = [name for name in RATE_NAMES if float(hparams.get(name, 0.0)) > 0.0]
+        # the convolutional branch's rate acts only when the branch is there
+        active = [name for name in active if name != "spatial_dropout" or hparams.get("fcn", False)]
+        space.update(dict.fromkeys(active, (0.0, 0.6, False)))
+    return space
+
+
+class _ValLoss(pl.Callback):
+    """Keeps every epoch's ``val_loss`` (sanity checks left out)."""
+
+    def __init__(self) -> None:
+        self.values: list[float] = []
+
+    @override
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.sanity_checking and "val_loss" in trainer.callback_metrics:
+            self.values.append(float(trainer.callback_metrics["val_loss"]))
+
+
+def tune(
+    model_class: type[pl.LightningModule],
+    hparams: dict[str, Any],
+    datamodule: pl.LightningDataModule,
+    trainer_config: dict[str, Any],
+    stopper: EarlyStopping | None,
+    max_norm: float | None,
+    trials: int,
+    seed: int = 0,
+) -> tuple[dict[str, float], Any]:
+    """Run the study and return the best trial's values and the study.
+
+    Args:
+        model_class: the recipe's LightningModule.
+        hparams: the run's model arguments; the sampled ones replace theirs in each trial.
+        datamodule: the run's data (set up once, shared by the trials).
+        trainer_config: the run's trainer options (only the budget and device ones are kept).
+        stopper: the run's early stopping, copied into each trial when the arm uses it.
+        max_norm: the run's ``MaxNorm`` bound, used in each trial when the arm has dropout.
+        trials: the number of trials.
+        seed: the sampler's seed.
+
+    Raises:
+        ValueError: if ``trials`` is below 1.
+        ModuleNotFoundError: if optuna or optuna-integration is not installed.
+    """
+    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
+        raise ValueError(f"trials must be an int >= 1, got {trials!r}")
+    try:
+        import optuna
+        from optuna_integration.pytorch_lightning import PyTorchLightningPruningCallback
+    except ModuleNotFoundError as error:
+        raise ModuleNotFoundError(
+            f"--tune needs optuna and optuna-integration ({error}); install them with "
+            "pip install 'regdrop[tune]' (or pip install optuna optuna-integration)"
+        ) from None
+    arm = str(hparams.get("regularize", True))
+    arm = {"True": "all", "False": "none"}.get(arm, arm)
+    space = search_space(hparams, arm)
+    budget = {key: trainer_config[key] for key in _TRAINER_KEYS if trainer_config.get(key) is not None}
+
+    def objective(trial: Any) -> float:
+        sampled = {name: trial.suggest_float(name, low, high, log=log) for name, (low, high, log) in space.items()}
+        pl.seed_everything(seed + trial.number, verbose=False)
+        model = model_class(**{**hparams, **sampled})
+        losses = _ValLoss()
+        callbacks: list[pl.Callback] = [losses, PyTorchLightningPruningCallback(trial, monitor="val_loss")]
+        if uses_early_stopping(arm) and stopper is not None:
+            callbacks.append(
+                EarlyStopping(stopper.monitor, patience=stopper.patience, mode=stopper.mode,
+                              start_from_epoch=stopper.start_from_epoch)
+            )  # fmt: skip
+        if uses_dropout(arm) and max_norm is not None:
+            callbacks.append(MaxNorm(max_norm))
+        trainer = pl.Trainer(
+            **budget, callbacks=callbacks, logger=False, enable_checkpointing=False,
+            enable_progress_bar=False, enable_model_summary=False,
+        )  # fmt: skip
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            trainer.fit(model, datamodule=datamodule)
+        if not losses.values:
+            return math.inf
+        if uses_early_stopping(arm):
+            first = stopper.start_from_epoch if stopper is not None else 0
+            counted = losses.values[first:] or losses.values
+            return min(counted)
+        return losses.values[-1]
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    lightning_logger = logging.getLogger("lightning.pytorch")
+    level = lightning_logger.level
+    lightning_logger.setLevel(logging.WARNING)
+    try:
+        study = optuna.create_study(
+            direction="minimize",
+            sampler=optuna.samplers.TPESampler(seed=seed),
+            pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=3),
+        )
+        study.optimize(objective, n_trials=trials)
+    finally:
+        lightning_logger.setLevel(level)
+    completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if not completed:
+        raise RuntimeError(f"no trial of {trials} completed (all pruned or failed); raise --tune")
+    return dict(study.best_params), study

@@ -1,0 +1,66 @@
+"""--tune N: the search space, a study with pruning, and the retrained model the test sees."""
+
+from __future__ import annotations
+
+import doctest
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+import common.tuning
+from common.cli import RecipeCLI
+from common.model import SequenceModel
+from common.synthetic import SineDataModule
+from common.tuning import search_space, tune
+
+TINY = ["--data.num_series", "12", "--data.length", "40", "--data.input_length", "12", "--data.horizon", "4",
+        "--model.hidden_size", "8", "--trainer.max_epochs", "4", "--trainer.enable_progress_bar", "false",
+        "--trainer.enable_model_summary", "false"]  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def _no_pytest_argv(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "argv", ["recipe.py"])
+
+
+def test_doctests() -> None:
+    result = doctest.testmod(common.tuning)
+    assert result.attempted > 0 and result.failed == 0
+
+
+def test_search_space_tunes_the_rates_the_model_uses() -> None:
+    hparams = dict(SequenceModel(hidden_size=8).hparams)
+    space = search_space(hparams, "all")
+    # the defaults: dropout, recurrent and output dropout are on; the convolutional branch is off
+    assert set(space) == {"lr", "dropout", "recurrent_dropout", "output_dropout"}
+    assert set(search_space({**hparams, "fcn": True}, "dropout")) == set(space) | {"spatial_dropout"}
+    assert set(search_space(hparams, "none")) == {"lr"}
+
+
+def test_tune_rejects_zero_trials() -> None:
+    with pytest.raises(ValueError, match="trials must be an int >= 1, got 0"):
+        tune(SequenceModel, {}, SineDataModule(), {}, None, None, 0)
+
+
+@pytest.mark.slow
+def test_tune_runs_a_study_and_the_test_sees_the_best_trial(tmp_path: Path) -> None:
+    cli = RecipeCLI("demo", SequenceModel, SineDataModule,
+                    args=["--trainer.logger.save_dir", str(tmp_path), *TINY, "--tune", "3"])  # fmt: skip
+    summary = cli.fit_and_test()
+    assert summary.tuned is not None and summary.tuned["trials"] == 3
+    best = summary.tuned["best"]
+    assert set(best) == {"lr", "dropout", "recurrent_dropout", "output_dropout"}
+    # the tested model was built with the best trial's values
+    assert all(cli.model.hparams[name] == pytest.approx(value) for name, value in best.items())
+    saved = json.loads((Path(summary.log_dir) / "summary.json").read_text())
+    assert saved["tuned"]["best"] == best
+    assert "tuned" in summary.format() and "best of 3 trials" in summary.format()
+
+
+def test_negative_tune_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        RecipeCLI("demo", SequenceModel, SineDataModule, args=["--trainer.logger.save_dir", str(tmp_path), *TINY,
+                                                               "--tune", "-1"])  # fmt: skip
+    assert exit_info.value.code == 2 and "--tune must be an int >= 0, got -1" in capsys.readouterr().err
