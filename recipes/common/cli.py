@@ -99,13 +99,19 @@ def _flat(prefix: str, values: Mapping[str, Any]) -> dict[str, Any]:
     return {f"{prefix}/{key}": _plain(value) for key, value in values.items() if not str(key).startswith("_")}
 
 
+# options that are not the model's choices: the task, the arm (named on its own), the schedule
+_NOT_IN_NAME = ("task", "regularize", "lr_schedule")
+
+
 def run_name(data: Mapping[str, Any], data_class: type, model: Mapping[str, Any], seed: object) -> str:
     """The start of a run's folder name: the data set, the model's choices, regularized or not, the seed.
 
     The data set is the data module's ``dataset``, ``name`` or ``path`` option (a path by its
     file's stem), else its class attribute ``data_name``, else its class name without
     ``DataModule``; the model's choices
-    are its string options but ``task`` (``cell="gru"``, ``masks="per_step"``).
+    are its string options but ``task``, ``regularize`` and ``lr_schedule`` (``cell="gru"``,
+    ``masks="per_step"``); then the ablation arm: ``regularized`` (``all``), ``unregularized``
+    (``none``), ``dropout`` or ``early_stopping``.
 
     Example:
         >>> class SineDataModule: ...
@@ -113,14 +119,19 @@ def run_name(data: Mapping[str, Any], data_class: type, model: Mapping[str, Any]
         'Sine-lstm-unregularized-seed0'
         >>> run_name({"name": "data/My_TRAIN.ts"}, SineDataModule, {"cell": "gru"}, 3)
         'My_TRAIN-gru-regularized-seed3'
+        >>> run_name({}, SineDataModule, {"cell": "gru", "regularize": "dropout", "lr_schedule": "plateau"}, 1)
+        'Sine-gru-dropout-seed1'
     """
     label = next((str(data[key]) for key in ("dataset", "name", "path") if data.get(key)), None)
     if label is None:
         label = getattr(data_class, "data_name", None) or data_class.__name__.removesuffix("DataModule")
     elif "/" in label or "\\" in label or Path(label).suffix:
         label = Path(label).stem
-    choices = [value for key, value in model.items() if key != "task" and isinstance(value, str)]
-    parts = [label, *choices, "regularized" if model.get("regularize", True) else "unregularized", f"seed{seed}"]
+    choices = [value for key, value in model.items() if key not in _NOT_IN_NAME and isinstance(value, str)]
+    arm = model.get("regularize", True)
+    arm = {True: "regularized", "all": "regularized", "true": "regularized"}.get(arm, arm)
+    arm = {False: "unregularized", "none": "unregularized", "false": "unregularized"}.get(arm, arm)
+    parts = [label, *choices, str(arm), f"seed{seed}"]
     return re.sub(r"[^A-Za-z0-9.+_-]+", "-", "-".join(parts))
 
 
