@@ -14,6 +14,7 @@
 // gives PackedSequence semantics for free in both directions.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <ATen/native/CPUBlas.h>
 #include <torch/library.h>
 #include <cmath>
 #include <cstdint>
@@ -67,6 +68,48 @@ inline void store_masked(T* __restrict__ dst, const T* __restrict__ h, const T* 
   }
 }
 
+// ---------------------------------------------------------------------------- GEMM engine
+// Every product of the time loop goes through gemm_rows:
+//     C[M, N] = A[M, K] B[K, N]  (+ C if accumulate),  row-major, with row strides lda/ldb/ldc,
+// computed on the calling thread. The loops split each step's rows between threads themselves,
+// so one parallel region per step covers the product and the element-wise pass of the same
+// rows, and no product starts threads of its own: a process never runs more threads than
+// torch.get_num_threads() (under DDP, Lightning sets that to cores / processes).
+//
+// Engine, chosen by measurement (benchmarks/gemm_engines.py; numbers in README, "Speed and
+// memory"): oneDNN's batch-reduce GEMM micro-kernel (brgemm), which torch exports as
+// at::native::cpublas::brgemm. On the 2-core AMD EPYC build machine, one thread, it ran the
+// per-step products of the reference shapes, (32,64)@(64,256) to (64,2048)@(2048,512), at
+// 100-117 GFLOP/s, against 70-99 for at::mm (MKL) and 38-112 for the oneDNN linear op
+// (mkldnn::_linear_pointwise) through the dispatcher, whose per-call overhead loses at the
+// small sizes. It has no per-call setup beyond a hash lookup of the JIT-compiled kernel
+// (cached per thread and shape). Where oneDNN has no float32 micro-kernel (processors without
+// AVX2, or mkldnn disabled) cpublas::brgemm runs cpublas::gemm (MKL or torch's BLAS) itself.
+// float64 (used by the gradient checks) goes to at::mm (MKL).
+
+inline void gemm_rows(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
+                      float* C, int64_t ldc, bool accumulate) {
+  if (M <= 0) return;
+  at::native::cpublas::brgemm(M, N, K, lda, ldb, ldc, accumulate, A, B, C, /*is_vnni=*/false);
+}
+
+inline void gemm_rows(int64_t M, int64_t N, int64_t K, const double* A, int64_t lda, const double* B, int64_t ldb,
+                      double* C, int64_t ldc, bool accumulate) {
+  if (M <= 0) return;
+  // at::mm (MKL): torch exports no raw-pointer double GEMM; inside a parallel region it runs on this thread.
+  const auto opts = at::TensorOptions().dtype(at::kDouble);
+  const auto a = at::from_blob(const_cast<double*>(A), {M, K}, {lda, 1}, opts);
+  const auto b = at::from_blob(const_cast<double*>(B), {K, N}, {ldb, 1}, opts);
+  auto c = at::from_blob(C, {M, N}, {ldc, 1}, opts);
+  if (accumulate) c.addmm_(a, b);
+  else at::mm_out(c, a, b);
+}
+
+// Rows per task of a step's parallel region: enough that a task's product (2 K N flops per row)
+// outweighs the cost of waking a thread (~1-2 us), so the small steps of the smallest shapes
+// stay on one thread.
+int64_t rows_per_task(int64_t K, int64_t N) { return std::max<int64_t>(1, (int64_t{1} << 17) / std::max<int64_t>(1, K * N)); }
+
 // ------------------------------------------------------------------------ argument checks
 // The Python wrappers (lstm_scan / gru_scan) check all of this with clearer messages; these
 // checks make a direct call of the op safe: nothing below indexes past what it was given.
@@ -112,8 +155,6 @@ void check_2d(const char* op, const char* name, const at::Tensor& t) {
               " must be float32 or float64, got ", t.scalar_type());
 }
 
-int64_t grain(int64_t width) { return std::max<int64_t>(1, 32768 / std::max<int64_t>(1, width)); }
-
 // ---------------------------------------------------------------------------------- LSTM
 // Returns out, h_n, c_n and what the backward pass needs: the gate activations, tanh(c_t),
 // c(t-1) and the masked h(t-1) that entered W_hh.
@@ -138,15 +179,14 @@ std::vector<at::Tensor> lstm_forward(const at::Tensor& xw, const at::Tensor& h0,
   auto h = h0.clone();
   auto c = c0.clone();
   auto hm = masked ? h0 * mask : h0.clone();
-  auto w_t = w_hh.t().contiguous();  // measured: a contiguous right operand makes the small per-step GEMMs ~20% faster
+  auto w_t = w_hh.t().contiguous();  // the per-step product's right operand, (H, 4H) row-major
   const auto off = offsets_of(bs);
   const int64_t L = bs.size();
   AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "lstm_forward", [&] {
+    const scalar_t* WT = w_t.data_ptr<scalar_t>();
     for (int64_t s = 0; s < L; ++s) {
       const int64_t t = reverse ? L - 1 - s : s, b = bs[t], o = off[t];
-      auto a = acts.narrow(0, o, b);
-      a.addmm_(hm.narrow(0, 0, b), w_t);
-      scalar_t* A = a.data_ptr<scalar_t>();
+      scalar_t* A = acts.data_ptr<scalar_t>() + o * 4 * H;
       scalar_t* OUT = out.data_ptr<scalar_t>() + o * H;
       scalar_t* TC = tanh_c.data_ptr<scalar_t>() + o * H;
       scalar_t* CP = c_prev.data_ptr<scalar_t>() + o * H;
@@ -155,7 +195,9 @@ std::vector<at::Tensor> lstm_forward(const at::Tensor& xw, const at::Tensor& h0,
       scalar_t* Cc = c.data_ptr<scalar_t>();
       scalar_t* HM = hm.data_ptr<scalar_t>();
       const scalar_t* M = masked ? mask.data_ptr<scalar_t>() : nullptr;
-      at::parallel_for(0, b, grain(4 * H), [&](int64_t n0, int64_t n1) {
+      at::parallel_for(0, b, rows_per_task(H, 4 * H), [&](int64_t n0, int64_t n1) {
+        // gates of these rows += (m * h(t-1)) W_hh^T, then their element-wise pass
+        gemm_rows(n1 - n0, 4 * H, H, HM + n0 * H, H, WT, 4 * H, A + n0 * 4 * H, 4 * H, true);
         for (int64_t n = n0; n < n1; ++n) {
           scalar_t* __restrict__ an = A + n * 4 * H;
           scalar_t* __restrict__ cc = Cc + n * H;
@@ -224,8 +266,9 @@ std::vector<at::Tensor> lstm_backward(const at::Tensor& dout, const at::Tensor& 
       scalar_t* DH = dh.data_ptr<scalar_t>();
       scalar_t* DC = dc.data_ptr<scalar_t>();
       const scalar_t* M = masked ? mask.data_ptr<scalar_t>() : nullptr;
+      const scalar_t* W = w_hh.data_ptr<scalar_t>();
       const int64_t fg = from_gemm;
-      at::parallel_for(0, b, grain(4 * H), [&](int64_t n0, int64_t n1) {
+      at::parallel_for(0, b, rows_per_task(4 * H, H), [&](int64_t n0, int64_t n1) {
         for (int64_t n = n0; n < n1; ++n) {
           const scalar_t* __restrict__ an = A + n * 4 * H;
           scalar_t* __restrict__ dg = DG + n * 4 * H;
@@ -249,9 +292,9 @@ std::vector<at::Tensor> lstm_backward(const at::Tensor& dout, const at::Tensor& 
             dc_n[j] = dck * f;
           }
         }
+        // what reaches h(t-1) of these rows through W_hh (masked at the previous step)
+        gemm_rows(n1 - n0, H, 4 * H, DG + n0 * 4 * H, 4 * H, W, H, DH + n0 * H, H, false);
       });
-      auto dh_b = dh.narrow(0, 0, b);
-      at::mm_out(dh_b, dgates.narrow(0, o, b), w_hh);
       from_gemm = b;
     }
   });
@@ -284,17 +327,17 @@ std::vector<at::Tensor> gru_forward(const at::Tensor& xw, const at::Tensor& h0, 
   auto hw = at::empty({bs.empty() ? 0 : bs[0], 3 * H}, xw.options());
   auto h = h0.clone();
   auto hm = masked ? h0 * mask : h0.clone();
-  auto w_t = w_hh.t().contiguous();  // measured: a contiguous right operand makes the small per-step GEMMs ~20% faster
+  auto w_t = w_hh.t().contiguous();  // the per-step product's right operand, (H, 3H) row-major
+  auto bias = has_bias ? b_hh : at::zeros({3 * H}, xw.options());
   const auto off = offsets_of(bs);
   const int64_t L = bs.size();
   AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "gru_forward", [&] {
+    const scalar_t* WT = w_t.data_ptr<scalar_t>();
+    const scalar_t* BH = bias.data_ptr<scalar_t>();
     for (int64_t s = 0; s < L; ++s) {
       const int64_t t = reverse ? L - 1 - s : s, b = bs[t], o = off[t];
-      auto hw_b = hw.narrow(0, 0, b);
-      if (has_bias) at::addmm_out(hw_b, b_hh, hm.narrow(0, 0, b), w_t);
-      else at::mm_out(hw_b, hm.narrow(0, 0, b), w_t);
       const scalar_t* X = xw.data_ptr<scalar_t>() + o * 3 * H;
-      const scalar_t* HW = hw.data_ptr<scalar_t>();
+      scalar_t* HW = hw.data_ptr<scalar_t>();
       scalar_t* A = acts.data_ptr<scalar_t>() + o * 3 * H;
       scalar_t* HWN = hwn.data_ptr<scalar_t>() + o * H;
       scalar_t* OUT = out.data_ptr<scalar_t>() + o * H;
@@ -303,7 +346,9 @@ std::vector<at::Tensor> gru_forward(const at::Tensor& xw, const at::Tensor& h0, 
       scalar_t* Hc = h.data_ptr<scalar_t>();
       scalar_t* HM = hm.data_ptr<scalar_t>();
       const scalar_t* M = masked ? mask.data_ptr<scalar_t>() : nullptr;
-      at::parallel_for(0, b, grain(3 * H), [&](int64_t n0, int64_t n1) {
+      at::parallel_for(0, b, rows_per_task(H, 3 * H), [&](int64_t n0, int64_t n1) {
+        // hw of these rows = (m * h(t-1)) W_hh^T (b_hh is added below), then their element-wise pass
+        gemm_rows(n1 - n0, 3 * H, H, HM + n0 * H, H, WT, 3 * H, HW + n0 * 3 * H, 3 * H, false);
         for (int64_t n = n0; n < n1; ++n) {
           const scalar_t* __restrict__ x = X + n * 3 * H;
           const scalar_t* __restrict__ hw_n = HW + n * 3 * H;
@@ -314,10 +359,10 @@ std::vector<at::Tensor> gru_forward(const at::Tensor& xw, const at::Tensor& h0, 
           scalar_t* __restrict__ hmp = HMP + n * H;
           scalar_t* __restrict__ hm_n = HM + n * H;
           scalar_t* __restrict__ out_n = OUT + n * H;
-          for (int64_t j = 0; j < 2 * H; ++j) an[j] = sigmoid_of(x[j] + hw_n[j]);
+          for (int64_t j = 0; j < 2 * H; ++j) an[j] = sigmoid_of(x[j] + (hw_n[j] + BH[j]));
           for (int64_t j = 0; j < H; ++j) {
-            hwn_n[j] = hw_n[2 * H + j];
-            an[2 * H + j] = tanh_of(x[2 * H + j] + an[j] * hw_n[2 * H + j]);
+            hwn_n[j] = hw_n[2 * H + j] + BH[2 * H + j];
+            an[2 * H + j] = tanh_of(x[2 * H + j] + an[j] * hwn_n[j]);
           }
           for (int64_t j = 0; j < H; ++j) {
             const scalar_t z = an[H + j], nn = an[2 * H + j];
@@ -380,8 +425,10 @@ std::vector<at::Tensor> gru_backward(const at::Tensor& dout, const at::Tensor& d
       scalar_t* DW = dhw.data_ptr<scalar_t>() + o * 3 * H;
       scalar_t* DH = dh.data_ptr<scalar_t>();
       const scalar_t* M = masked ? mask.data_ptr<scalar_t>() : nullptr;
+      const scalar_t* W = w_hh.data_ptr<scalar_t>();
+      scalar_t* TWo = through_w.data_ptr<scalar_t>();
       const int64_t fg = from_gemm;
-      at::parallel_for(0, b, grain(3 * H), [&](int64_t n0, int64_t n1) {
+      at::parallel_for(0, b, rows_per_task(3 * H, H), [&](int64_t n0, int64_t n1) {
         for (int64_t n = n0; n < n1; ++n) {
           const scalar_t* __restrict__ a = A + n * 3 * H;
           scalar_t* __restrict__ dx = DX + n * 3 * H;
@@ -410,9 +457,9 @@ std::vector<at::Tensor> gru_backward(const at::Tensor& dout, const at::Tensor& d
             dh_n[j] = dhk * z;
           }
         }
+        // what reaches h(t-1) of these rows through W_hh, added (masked) at the previous step
+        gemm_rows(n1 - n0, H, 3 * H, DW + n0 * 3 * H, 3 * H, W, H, TWo + n0 * H, H, false);
       });
-      auto tw_b = through_w.narrow(0, 0, b);
-      at::mm_out(tw_b, dhw.narrow(0, o, b), w_hh);
       from_gemm = b;
     }
   });
@@ -422,7 +469,17 @@ std::vector<at::Tensor> gru_backward(const at::Tensor& dout, const at::Tensor& d
 
 }  // namespace
 
+// Which engine gemm_rows runs here (for the benchmark's header): cpublas::brgemm takes oneDNN's
+// micro-kernel where oneDNN is enabled and the processor has AVX2 (torch's own test), else its
+// cpublas::gemm fallback.
+std::string step_gemm_engine() {
+  const bool ukernel = at::hasMKLDNN() && at::globalContext().userEnabledMkldnn() && __builtin_cpu_supports("avx2");
+  return std::string(ukernel ? "oneDNN brgemm micro-kernel" : "cpublas::gemm (no oneDNN micro-kernel here)") +
+         " (float32), at::mm (float64)";
+}
+
 TORCH_LIBRARY(regdrop_scan, m) {
+  m.def("step_gemm_engine() -> str", &step_gemm_engine);
   m.def("lstm_forward(Tensor xw, Tensor h0, Tensor c0, Tensor w_hh, Tensor mask, int[] bs, bool reverse) -> Tensor[]",
         &lstm_forward);
   m.def("lstm_backward(Tensor dout, Tensor dhn, Tensor dcn, Tensor acts, Tensor tanh_c, Tensor c_prev, "
