@@ -19,6 +19,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 namespace {
@@ -105,6 +106,63 @@ inline void gemm_rows(int64_t M, int64_t N, int64_t K, const double* A, int64_t 
   else at::mm_out(c, a, b);
 }
 
+// Whether oneDNN has a bfloat16 micro-kernel here (its test: AVX-512 core; torch's
+// cpublas::brgemm refuses the packed layout elsewhere). Without it the bf16 products run through
+// cpublas::gemm's bfloat16 path (unpacked right operand).
+bool bf16_microkernel() {
+  static const bool ok = at::hasMKLDNN() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+  return ok && at::globalContext().userEnabledMkldnn();
+}
+
+// The right operand B (K x N) of a loop's per-step product, prepared once per call. In float32
+// or float64 it is B itself, row-major. With bfloat16 weights (autocast) it is B rounded to
+// bfloat16 and, for the micro-kernel, packed in pairs of rows (VNNI: element (k, n) at
+// [k / 2][n][k % 2], K padded to even); run() rounds its rows of A to bfloat16, and the product
+// accumulates and lands in float32 (C stays float32, and so does everything the loop carries).
+template <typename T>
+struct StepWeight {
+  int64_t K, N;
+  bool bf16, vnni;
+  at::Tensor b;
+
+  explicit StepWeight(const at::Tensor& b_kn)
+      : K(b_kn.size(0)), N(b_kn.size(1)), bf16(b_kn.scalar_type() == at::kBFloat16), vnni(bf16 && bf16_microkernel()) {
+    if (!bf16) {
+      b = b_kn.contiguous();
+    } else if (!vnni) {
+      b = b_kn.contiguous();
+    } else {
+      const auto src = b_kn.contiguous();
+      const int64_t K2 = (K + 1) / 2 * 2;
+      b = at::zeros({K2 / 2, N, 2}, src.options());
+      const at::BFloat16* S = src.data_ptr<at::BFloat16>();
+      at::BFloat16* D = b.data_ptr<at::BFloat16>();
+      for (int64_t k = 0; k < K; ++k)
+        for (int64_t n = 0; n < N; ++n) D[(k / 2) * N * 2 + n * 2 + (k % 2)] = S[k * N + n];
+    }
+  }
+
+  // C[M, N] = A[M, K] B (+ C if accumulate), on the calling thread.
+  void run(int64_t M, const T* A, int64_t lda, T* C, int64_t ldc, bool accumulate) const {
+    if (M <= 0) return;
+    if constexpr (std::is_same_v<T, float>) {
+      if (bf16) {
+        const int64_t K2 = vnni ? (K + 1) / 2 * 2 : K;
+        thread_local std::vector<at::BFloat16> a16;
+        a16.resize(static_cast<size_t>(M * K2));
+        for (int64_t i = 0; i < M; ++i) {
+          for (int64_t k = 0; k < K; ++k) a16[i * K2 + k] = at::BFloat16(A[i * lda + k]);
+          if (K2 > K) a16[i * K2 + K] = at::BFloat16(0.0f);
+        }
+        at::native::cpublas::brgemm(M, N, K2, K2, N, ldc, accumulate, a16.data(), b.data_ptr<at::BFloat16>(), C, vnni);
+        return;
+      }
+    }
+    gemm_rows(M, N, K, A, lda, b.data_ptr<T>(), N, C, ldc, accumulate);
+  }
+};
+
 // Rows per task of a step's parallel region: enough that a task's product (2 K N flops per row)
 // outweighs the cost of waking a thread (~1-2 us), so the small steps of the smallest shapes
 // stay on one thread.
@@ -129,12 +187,15 @@ void check_batch_sizes(const char* op, const std::vector<int64_t>& bs, int64_t r
 // A tensor the loop reads by raw pointer: defined, 2-D (or 1-D), exact shape, ref's dtype and
 // device, contiguous.
 void check_operand(const char* op, const char* name, const at::Tensor& t, const at::Tensor& ref,
-                   std::vector<int64_t> shape) {
+                   std::vector<int64_t> shape, bool weight = false) {
   TORCH_CHECK(t.defined(), op, ": ", name, " must be a defined tensor");
   TORCH_CHECK(t.sizes() == at::IntArrayRef(shape), op, ": ", name, " must have shape ", at::IntArrayRef(shape),
               ", got ", t.sizes());
-  TORCH_CHECK(t.scalar_type() == ref.scalar_type(), op, ": ", name, " must have dtype ", ref.scalar_type(),
-              ", got ", t.scalar_type());
+  // A weight may be bfloat16 with float32 data: the loop then runs bf16 products (autocast).
+  const bool bf16_weight = weight && t.scalar_type() == at::kBFloat16 && ref.scalar_type() == at::kFloat;
+  TORCH_CHECK(t.scalar_type() == ref.scalar_type() || bf16_weight, op, ": ", name, " must have dtype ",
+              ref.scalar_type(), weight && ref.scalar_type() == at::kFloat ? " or BFloat16" : "", ", got ",
+              t.scalar_type());
   TORCH_CHECK(t.device() == ref.device() && t.device().is_cpu(), op, ": ", name, " must be a CPU tensor on ",
               ref.device(), ", got ", t.device());
   TORCH_CHECK(t.is_contiguous(), op, ": ", name, " must be contiguous");
@@ -168,7 +229,7 @@ std::vector<at::Tensor> lstm_forward(const at::Tensor& xw, const at::Tensor& h0,
   check_operand(op, "xw", xw, xw, {rows, 4 * H});
   check_operand(op, "h0", h0, xw, {N, H});
   check_operand(op, "c0", c0, xw, {N, H});
-  check_operand(op, "w_hh", w_hh, xw, {4 * H, H});
+  check_operand(op, "w_hh", w_hh, xw, {4 * H, H}, true);
   const bool masked = check_optional(op, "mask", mask, xw, {N, H});
   check_batch_sizes(op, bs, rows, N);
   auto acts = xw.clone();
@@ -179,11 +240,10 @@ std::vector<at::Tensor> lstm_forward(const at::Tensor& xw, const at::Tensor& h0,
   auto h = h0.clone();
   auto c = c0.clone();
   auto hm = masked ? h0 * mask : h0.clone();
-  auto w_t = w_hh.t().contiguous();  // the per-step product's right operand, (H, 4H) row-major
   const auto off = offsets_of(bs);
   const int64_t L = bs.size();
   AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "lstm_forward", [&] {
-    const scalar_t* WT = w_t.data_ptr<scalar_t>();
+    const StepWeight<scalar_t> w(w_hh.t());  // B = W_hh^T, (H, 4H)
     for (int64_t s = 0; s < L; ++s) {
       const int64_t t = reverse ? L - 1 - s : s, b = bs[t], o = off[t];
       scalar_t* A = acts.data_ptr<scalar_t>() + o * 4 * H;
@@ -197,7 +257,7 @@ std::vector<at::Tensor> lstm_forward(const at::Tensor& xw, const at::Tensor& h0,
       const scalar_t* M = masked ? mask.data_ptr<scalar_t>() : nullptr;
       at::parallel_for(0, b, rows_per_task(H, 4 * H), [&](int64_t n0, int64_t n1) {
         // gates of these rows += (m * h(t-1)) W_hh^T, then their element-wise pass
-        gemm_rows(n1 - n0, 4 * H, H, HM + n0 * H, H, WT, 4 * H, A + n0 * 4 * H, 4 * H, true);
+        w.run(n1 - n0, HM + n0 * H, H, A + n0 * 4 * H, 4 * H, true);
         for (int64_t n = n0; n < n1; ++n) {
           scalar_t* __restrict__ an = A + n * 4 * H;
           scalar_t* __restrict__ cc = Cc + n * H;
@@ -244,7 +304,7 @@ std::vector<at::Tensor> lstm_backward(const at::Tensor& dout, const at::Tensor& 
   check_operand(op, "dcn", dcn, acts, {N, H});
   check_operand(op, "tanh_c", tanh_c, acts, {rows, H});
   check_operand(op, "c_prev", c_prev, acts, {rows, H});
-  check_operand(op, "w_hh", w_hh, acts, {4 * H, H});
+  check_operand(op, "w_hh", w_hh, acts, {4 * H, H}, true);
   const bool masked = check_optional(op, "mask", mask, acts, {N, H});
   check_batch_sizes(op, bs, rows, N);
   auto dgates = at::empty({rows, 4 * H}, acts.options());
@@ -254,6 +314,7 @@ std::vector<at::Tensor> lstm_backward(const at::Tensor& dout, const at::Tensor& 
   const int64_t L = bs.size();
   int64_t from_gemm = 0;  // rows of dh that hold (dgates @ W_hh), still to be masked
   AT_DISPATCH_FLOATING_TYPES(acts.scalar_type(), "lstm_backward", [&] {
+    const StepWeight<scalar_t> w(w_hh);  // B = W_hh, (4H, H)
     for (int64_t s = L - 1; s >= 0; --s) {
       const int64_t t = reverse ? L - 1 - s : s, b = bs[t], o = off[t];
       if (masked && b < from_gemm) dh.narrow(0, b, from_gemm - b).mul_(mask.narrow(0, b, from_gemm - b));
@@ -266,7 +327,6 @@ std::vector<at::Tensor> lstm_backward(const at::Tensor& dout, const at::Tensor& 
       scalar_t* DH = dh.data_ptr<scalar_t>();
       scalar_t* DC = dc.data_ptr<scalar_t>();
       const scalar_t* M = masked ? mask.data_ptr<scalar_t>() : nullptr;
-      const scalar_t* W = w_hh.data_ptr<scalar_t>();
       const int64_t fg = from_gemm;
       at::parallel_for(0, b, rows_per_task(4 * H, H), [&](int64_t n0, int64_t n1) {
         for (int64_t n = n0; n < n1; ++n) {
@@ -293,7 +353,7 @@ std::vector<at::Tensor> lstm_backward(const at::Tensor& dout, const at::Tensor& 
           }
         }
         // what reaches h(t-1) of these rows through W_hh (masked at the previous step)
-        gemm_rows(n1 - n0, H, 4 * H, DG + n0 * 4 * H, 4 * H, W, H, DH + n0 * H, H, false);
+        w.run(n1 - n0, DG + n0 * 4 * H, 4 * H, DH + n0 * H, H, false);
       });
       from_gemm = b;
     }
@@ -315,7 +375,7 @@ std::vector<at::Tensor> gru_forward(const at::Tensor& xw, const at::Tensor& h0, 
   const int64_t N = h0.size(0), H = h0.size(1), rows = xw.size(0);
   check_operand(op, "xw", xw, xw, {rows, 3 * H});
   check_operand(op, "h0", h0, xw, {N, H});
-  check_operand(op, "w_hh", w_hh, xw, {3 * H, H});
+  check_operand(op, "w_hh", w_hh, xw, {3 * H, H}, true);
   const bool has_bias = check_optional(op, "b_hh", b_hh, xw, {3 * H});
   const bool masked = check_optional(op, "mask", mask, xw, {N, H});
   check_batch_sizes(op, bs, rows, N);
@@ -327,12 +387,11 @@ std::vector<at::Tensor> gru_forward(const at::Tensor& xw, const at::Tensor& h0, 
   auto hw = at::empty({bs.empty() ? 0 : bs[0], 3 * H}, xw.options());
   auto h = h0.clone();
   auto hm = masked ? h0 * mask : h0.clone();
-  auto w_t = w_hh.t().contiguous();  // the per-step product's right operand, (H, 3H) row-major
   auto bias = has_bias ? b_hh : at::zeros({3 * H}, xw.options());
   const auto off = offsets_of(bs);
   const int64_t L = bs.size();
   AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "gru_forward", [&] {
-    const scalar_t* WT = w_t.data_ptr<scalar_t>();
+    const StepWeight<scalar_t> w(w_hh.t());  // B = W_hh^T, (H, 3H)
     const scalar_t* BH = bias.data_ptr<scalar_t>();
     for (int64_t s = 0; s < L; ++s) {
       const int64_t t = reverse ? L - 1 - s : s, b = bs[t], o = off[t];
@@ -348,7 +407,7 @@ std::vector<at::Tensor> gru_forward(const at::Tensor& xw, const at::Tensor& h0, 
       const scalar_t* M = masked ? mask.data_ptr<scalar_t>() : nullptr;
       at::parallel_for(0, b, rows_per_task(H, 3 * H), [&](int64_t n0, int64_t n1) {
         // hw of these rows = (m * h(t-1)) W_hh^T (b_hh is added below), then their element-wise pass
-        gemm_rows(n1 - n0, 3 * H, H, HM + n0 * H, H, WT, 3 * H, HW + n0 * 3 * H, 3 * H, false);
+        w.run(n1 - n0, HM + n0 * H, H, HW + n0 * 3 * H, 3 * H, false);
         for (int64_t n = n0; n < n1; ++n) {
           const scalar_t* __restrict__ x = X + n * 3 * H;
           const scalar_t* __restrict__ hw_n = HW + n * 3 * H;
@@ -394,7 +453,7 @@ std::vector<at::Tensor> gru_backward(const at::Tensor& dout, const at::Tensor& d
   check_operand(op, "dhn", dhn, acts, {N, H});
   check_operand(op, "hwn", hwn, acts, {rows, H});
   check_operand(op, "h_prev", h_prev, acts, {rows, H});
-  check_operand(op, "w_hh", w_hh, acts, {3 * H, H});
+  check_operand(op, "w_hh", w_hh, acts, {3 * H, H}, true);
   const bool masked = check_optional(op, "mask", mask, acts, {N, H});
   check_batch_sizes(op, bs, rows, N);
   auto dxw = at::empty({rows, 3 * H}, acts.options());
@@ -412,6 +471,7 @@ std::vector<at::Tensor> gru_backward(const at::Tensor& dout, const at::Tensor& d
     dh.narrow(0, lo, hi - lo).add_(tw);
   };
   AT_DISPATCH_FLOATING_TYPES(acts.scalar_type(), "gru_backward", [&] {
+    const StepWeight<scalar_t> w(w_hh);  // B = W_hh, (3H, H)
     for (int64_t s = L - 1; s >= 0; --s) {
       const int64_t t = reverse ? L - 1 - s : s, b = bs[t], o = off[t];
       if (b < from_gemm) finish(b, from_gemm);
@@ -425,7 +485,6 @@ std::vector<at::Tensor> gru_backward(const at::Tensor& dout, const at::Tensor& d
       scalar_t* DW = dhw.data_ptr<scalar_t>() + o * 3 * H;
       scalar_t* DH = dh.data_ptr<scalar_t>();
       const scalar_t* M = masked ? mask.data_ptr<scalar_t>() : nullptr;
-      const scalar_t* W = w_hh.data_ptr<scalar_t>();
       scalar_t* TWo = through_w.data_ptr<scalar_t>();
       const int64_t fg = from_gemm;
       at::parallel_for(0, b, rows_per_task(3 * H, H), [&](int64_t n0, int64_t n1) {
@@ -458,7 +517,7 @@ std::vector<at::Tensor> gru_backward(const at::Tensor& dout, const at::Tensor& d
           }
         }
         // what reaches h(t-1) of these rows through W_hh, added (masked) at the previous step
-        gemm_rows(n1 - n0, H, 3 * H, DW + n0 * 3 * H, 3 * H, W, H, TWo + n0 * H, H, false);
+        w.run(n1 - n0, DW + n0 * 3 * H, 3 * H, TWo + n0 * H, H, false);
       });
       from_gemm = b;
     }
@@ -475,7 +534,8 @@ std::vector<at::Tensor> gru_backward(const at::Tensor& dout, const at::Tensor& d
 std::string step_gemm_engine() {
   const bool ukernel = at::hasMKLDNN() && at::globalContext().userEnabledMkldnn() && __builtin_cpu_supports("avx2");
   return std::string(ukernel ? "oneDNN brgemm micro-kernel" : "cpublas::gemm (no oneDNN micro-kernel here)") +
-         " (float32), at::mm (float64)";
+         " (float32), " + (bf16_microkernel() ? "oneDNN brgemm micro-kernel" : "cpublas::gemm") +
+         " (bfloat16 weights under autocast), at::mm (float64)";
 }
 
 TORCH_LIBRARY(regdrop_scan, m) {
