@@ -108,6 +108,12 @@ def _load_extension() -> None:
     capability = torch.backends.cpu.get_cpu_capability()
     name = f"regdrop_scan_{capability.lower().replace(' ', '_')}"
     flags = ["-O3", "-fno-trapping-math"]  # lets the clamps in fast_exp vectorize
+    ldflags = []
+    if sys.platform.startswith("linux"):
+        # at::parallel_for is a header template: without OpenMP it runs every step on one
+        # thread. With it, the steps use torch's OpenMP pool (same libgomp, torch's thread count).
+        flags.append("-fopenmp")
+        ldflags.append("-fopenmp")
     if capability in ("AVX2", "AVX512"):
         flags += ["-mavx2", "-mfma"]
     # torch's cache: $TORCH_EXTENSIONS_DIR/<name>, else <default root>/<py*_accelerator>/<name>.
@@ -115,7 +121,14 @@ def _load_extension() -> None:
     built = Path(root).glob(f"{name}/{name}.so") if root else Path(get_default_build_root()).glob(f"*/{name}/{name}.so")
     if next(iter(built), None) is None:
         print("regdrop: building the compiled recurrent-dropout loop (once, ~30 s)...", file=sys.stderr, flush=True)
-    load(name=name, sources=[str(source)], extra_cflags=flags, is_python_module=False, verbose=False)
+    load(
+        name=name,
+        sources=[str(source)],
+        extra_cflags=flags,
+        extra_ldflags=ldflags,
+        is_python_module=False,
+        verbose=False,
+    )
 
 
 def zoneout(
