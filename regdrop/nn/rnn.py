@@ -524,7 +524,9 @@ _REGULARIZER_DOC = r"""
     All dropout masks are inverted (kept units scaled by :math:`1/(1-p)`), drawn anew at every
     forward call in training, never in ``eval()``. In ``eval()`` without zoneout, and in
     training with every rate 0, the layer runs exactly ``torch.nn.{name}.forward``. Under
-    ``torch.autocast`` the regularized training path computes in float32. A dropout schedule
+    ``torch.autocast`` the regularized training path keeps state and element-wise math in
+    float32 (its output is float32); under CPU bf16 autocast the compiled loop's GEMMs take
+    bfloat16 operands with float32 accumulation. A dropout schedule
     may reassign the rate attributes between calls.
 """
 

@@ -70,20 +70,23 @@ inline void store_masked(T* __restrict__ dst, const T* __restrict__ h, const T* 
 }
 
 // ---------------------------------------------------------------------------- GEMM engine
-// Every product of the time loop goes through gemm_rows:
+// Every product of the time loop goes through StepWeight::run and gemm_rows:
 //     C[M, N] = A[M, K] B[K, N]  (+ C if accumulate),  row-major, with row strides lda/ldb/ldc,
-// computed on the calling thread. The loops split each step's rows between threads themselves,
-// so one parallel region per step covers the product and the element-wise pass of the same
-// rows, and no product starts threads of its own: a process never runs more threads than
-// torch.get_num_threads() (under DDP, Lightning sets that to cores / processes).
+// computed on the calling thread. The loops split each step's rows between threads themselves
+// (at::parallel_for, torch's OpenMP pool: the build adds -fopenmp, without which the header
+// template runs serially), so one parallel region per step covers the product and the
+// element-wise pass of the same rows, and no product starts threads of its own: a process
+// never runs more threads than torch.get_num_threads() (under DDP, Lightning sets that to
+// cores / processes). Products over all steps (input projection, weight gradients) are done
+// by the Python caller: regdrop.functional.input_projection (oneDNN linear op) and torch.mm.
 //
 // Engine, chosen by measurement (benchmarks/gemm_engines.py; numbers in README, "Speed and
 // memory"): oneDNN's batch-reduce GEMM micro-kernel (brgemm), which torch exports as
 // at::native::cpublas::brgemm. On the 2-core AMD EPYC build machine, one thread, it ran the
 // per-step products of the reference shapes, (32,64)@(64,256) to (64,2048)@(2048,512), at
-// 100-117 GFLOP/s, against 70-99 for at::mm (MKL) and 38-112 for the oneDNN linear op
-// (mkldnn::_linear_pointwise) through the dispatcher, whose per-call overhead loses at the
-// small sizes. It has no per-call setup beyond a hash lookup of the JIT-compiled kernel
+// 99-117 GFLOP/s, against 68-99 for at::mm (MKL) and 38-112 for the oneDNN linear op
+// (mkldnn::_linear_pointwise, weight prepacked) through the dispatcher, whose per-call
+// overhead loses at hidden sizes 64-128 (it wins by 3-7% at 512). It has no per-call setup beyond a hash lookup of the JIT-compiled kernel
 // (cached per thread and shape). Where oneDNN has no float32 micro-kernel (processors without
 // AVX2, or mkldnn disabled) cpublas::brgemm runs cpublas::gemm (MKL or torch's BLAS) itself.
 // float64 (used by the gradient checks) goes to at::mm (MKL).
