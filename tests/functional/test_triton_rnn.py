@@ -102,17 +102,13 @@ def test_zoneout_expectation_in_eval_matches_reference(kind, reverse):
 def _replay_zoneout(monkeypatch, z: torch.Tensor, bs: list[int], reverse: bool, kind: str, h_width: int) -> None:
     """Make the reference loop's zoneout use the masks the CUDA loop drew (z, rows of the packed
     layout; the h-masks in the first ``h_width`` columns, the LSTM's c-masks after them)."""
-    masks = []
-    for _, o, b in F_rnn._steps(bs, reverse):
-        masks.append(z[o : o + b, :h_width])
-        if kind == "lstm":
-            masks.append(z[o : o + b, h_width:])
-    calls = iter(masks)
+    masks = [z[:, :h_width].bool(), z[:, h_width:].bool()] if kind == "lstm" else [z.bool()]
 
-    def zoneout(previous, new, p, training=True, generator=None):
-        return torch.lerp(new, previous, next(calls).to(new.dtype))
+    def zoneout_masks(p, training, rows, widths, like, generator):
+        assert [m.shape for m in masks] == [(rows, w) for w in widths]
+        return masks
 
-    monkeypatch.setattr(F_rnn, "zoneout", zoneout)
+    monkeypatch.setattr(F_rnn, "_zoneout_masks", zoneout_masks)
 
 
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
