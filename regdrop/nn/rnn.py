@@ -94,6 +94,7 @@ class _Rows(NamedTuple):
     packed: PackedSequence | None  # the input, if it was packed
     batched: bool
     checked_input: Tensor  # what torch's check_forward_args checks
+    gemm_dtype: torch.dtype | None = None  # bfloat16: the compiled loop's products in bf16 (CPU autocast)
 
 
 class _Direction(NamedTuple):
@@ -289,12 +290,16 @@ class _RegularizedRNN:
             return super().forward(input, hx)  # type: ignore[misc]
         device_type = input.data.device.type if isinstance(input, PackedSequence) else input.device.type
         if torch.is_autocast_enabled(device_type):
-            # The time loops and the masks run in float32; autocast would mix precisions
-            # step by step. Eval (torch's kernel) is untouched.
-            # The CUDA loop keeps float32 states but runs its GEMMs in autocast's dtype.
+            # State, masks and element-wise math stay float32 (autocast would mix precisions step
+            # by step). Eval (torch's kernel) is untouched. The CUDA loop runs its GEMMs in
+            # autocast's dtype; under CPU bf16 autocast the compiled loop runs its products on
+            # bfloat16 operands with float32 accumulation.
             gemm_dtype = _autocast_dtype(device_type) if device_type == "cuda" else None
+            bf16 = device_type == "cpu" and torch.get_autocast_dtype(device_type) == torch.bfloat16
             with torch.autocast(device_type, enabled=False), cuda_loop.autocast_gemms(gemm_dtype):
-                return self._regularized_forward(_to_float32(input), _to_float32(hx), rates)
+                return self._regularized_forward(
+                    _to_float32(input), _to_float32(hx), rates, torch.bfloat16 if bf16 else None
+                )
         return self._regularized_forward(input, hx, rates)
 
     def _check_inputs(self, input: Any, hx: Any) -> None:
@@ -332,8 +337,10 @@ class _RegularizedRNN:
                 )
 
     # ------------------------------------------------------------------ regularized path
-    def _regularized_forward(self, input: Tensor | PackedSequence, hx: Any, rates: dict[str, float]) -> tuple[Any, Any]:
-        seq = self._unpack(input)
+    def _regularized_forward(
+        self, input: Tensor | PackedSequence, hx: Any, rates: dict[str, float], gemm_dtype: torch.dtype | None = None
+    ) -> tuple[Any, Any]:
+        seq = self._unpack(input)._replace(gemm_dtype=gemm_dtype)
         h0, c0 = self._initial_state(hx, seq)
         masks = self._draw_masks(seq, rates)
         out, h_n, c_n = self._layer_loop(seq, h0, c0, masks, rates["zoneout"])
@@ -485,6 +492,7 @@ class _RegularizedRNN:
                         direction,
                         zoneout,
                         reverse=d == 1,
+                        gemm_dtype=seq.gemm_dtype,
                     )
                     outs.append(out_d)
                     hs.append(h_d)
@@ -543,10 +551,12 @@ class _RegularizedRNN:
         direction: _Direction,
         zoneout: float,
         reverse: bool,
+        gemm_dtype: torch.dtype | None = None,
     ) -> tuple[Tensor, Tensor, Tensor | None]:
         """One direction of one layer through the time loop (compiled on CPU, else the reference
         loop), with its per-sample recurrent mask (applied to :math:`h_{t-1}` where it enters
-        :math:`W_{hh}`), the projection and zoneout (whose masks the loop's caller draws)."""
+        :math:`W_{hh}`), the projection and zoneout (whose masks the loop's caller draws).
+        With ``gemm_dtype`` (bfloat16 under CPU autocast) the compiled loop's products run in it."""
         weights, mask = direction
         w_ih, w_hh = weights[0], weights[1]
         b_ih, b_hh = (weights[2], weights[3]) if self.bias else (None, None)
@@ -557,11 +567,14 @@ class _RegularizedRNN:
             )
         if c0 is not None:  # LSTM
             w_hr = weights[-1] if self.proj_size > 0 else None
-            xw = torch.addmm(b_ih + b_hh, x, w_ih.t()) if b_ih is not None and b_hh is not None else x.mm(w_ih.t())
+            bias = b_ih + b_hh if b_ih is not None and b_hh is not None else None
+            xw = rnn_ops.input_projection(x, w_ih, bias, gemm_dtype)
+            w_hh = w_hh if gemm_dtype is None else w_hh.to(gemm_dtype)
             return rnn_ops.lstm_scan(
                 xw, h0, c0, w_hh, mask, batch_sizes, reverse, w_hr=w_hr, zoneout=zoneout, training=self.training
             )
-        xw = torch.addmm(b_ih, x, w_ih.t()) if b_ih is not None else x.mm(w_ih.t())
+        xw = rnn_ops.input_projection(x, w_ih, b_ih, gemm_dtype)
+        w_hh = w_hh if gemm_dtype is None else w_hh.to(gemm_dtype)
         out, h = rnn_ops.gru_scan(
             xw, h0, w_hh, b_hh, mask, batch_sizes, reverse, zoneout=zoneout, training=self.training
         )
@@ -724,7 +737,9 @@ _REGULARIZER_DOC = r"""
     All dropout masks are inverted (kept units scaled by :math:`1/(1-p)`), drawn anew at every
     forward call in training, never in ``eval()``. In ``eval()`` without zoneout, and in
     training with every rate 0, the layer runs exactly ``torch.nn.{name}.forward``. Under
-    ``torch.autocast`` the regularized training path computes in float32. A dropout schedule
+    ``torch.autocast`` the regularized training path keeps state and element-wise math in
+    float32 (its output is float32); under CPU bf16 autocast the compiled loop's GEMMs take
+    bfloat16 operands with float32 accumulation. A dropout schedule
     may reassign the rate attributes between calls.
 """
 

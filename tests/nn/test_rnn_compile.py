@@ -66,7 +66,8 @@ def test_compile_traces_through_the_loop_in_one_graph(kind, monkeypatch):
         other_seed = _loss_and_grads(model, compiled, x, seed=4)
     assert counter.frame_count == 1  # one graph, compiled once (the second seed reuses it)
     for g, e in zip(got, eager, strict=True):
-        assert torch.equal(g, e)  # the same masks and the same kernels: bit for bit
+        # the same masks and loop; eager's input projection runs on oneDNN, the traced one on addmm
+        torch.testing.assert_close(g, e, rtol=1e-5, atol=1e-6)
     assert not torch.equal(other_seed[0], eager[0])  # masks come from the seed, not the trace
     torch._dynamo.reset()
 

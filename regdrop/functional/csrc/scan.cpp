@@ -16,11 +16,13 @@
 // gives PackedSequence semantics for free in both directions.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <ATen/native/CPUBlas.h>
 #include <torch/library.h>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <optional>
+#include <type_traits>
 #include <vector>
 
 namespace {
@@ -87,6 +89,112 @@ struct ZoneRow {
   inline T operator[](int64_t j) const { return w ? T(w[j]) : p; }
 };
 
+
+// ---------------------------------------------------------------------------- GEMM engine
+// Every product of the time loop goes through StepWeight::run and gemm_rows:
+//     C[M, N] = A[M, K] B[K, N]  (+ C if accumulate),  row-major, with row strides lda/ldb/ldc,
+// computed on the calling thread. The loops split each step's rows between threads themselves
+// (at::parallel_for, torch's OpenMP pool: the build adds -fopenmp, without which the header
+// template runs serially), so one parallel region per step covers the product and the
+// element-wise pass of the same rows, and no product starts threads of its own: a process
+// never runs more threads than torch.get_num_threads() (under DDP, Lightning sets that to
+// cores / processes). Products over all steps (input projection, weight gradients) are done
+// by the Python caller: regdrop.functional.input_projection (oneDNN linear op) and torch.mm.
+//
+// Engine, chosen by measurement (benchmarks/gemm_engines.py; numbers in README, "Speed and
+// memory"): oneDNN's batch-reduce GEMM micro-kernel (brgemm), which torch exports as
+// at::native::cpublas::brgemm. On the 2-core AMD EPYC build machine, one thread, it ran the
+// per-step products of the reference shapes, (32,64)@(64,256) to (64,2048)@(2048,512), at
+// 99-117 GFLOP/s, against 68-99 for at::mm (MKL) and 38-112 for the oneDNN linear op
+// (mkldnn::_linear_pointwise, weight prepacked) through the dispatcher, whose per-call
+// overhead loses at hidden sizes 64-128 (it wins by 3-7% at 512). It has no per-call setup beyond a hash lookup of the JIT-compiled kernel
+// (cached per thread and shape). Where oneDNN has no float32 micro-kernel (processors without
+// AVX2, or mkldnn disabled) cpublas::brgemm runs cpublas::gemm (MKL or torch's BLAS) itself.
+// float64 (used by the gradient checks) goes to at::mm (MKL).
+
+inline void gemm_rows(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
+                      float* C, int64_t ldc, bool accumulate) {
+  if (M <= 0) return;
+  at::native::cpublas::brgemm(M, N, K, lda, ldb, ldc, accumulate, A, B, C, /*is_vnni=*/false);
+}
+
+inline void gemm_rows(int64_t M, int64_t N, int64_t K, const double* A, int64_t lda, const double* B, int64_t ldb,
+                      double* C, int64_t ldc, bool accumulate) {
+  if (M <= 0) return;
+  // at::mm (MKL): torch exports no raw-pointer double GEMM; inside a parallel region it runs on this thread.
+  const auto opts = at::TensorOptions().dtype(at::kDouble);
+  const auto a = at::from_blob(const_cast<double*>(A), {M, K}, {lda, 1}, opts);
+  const auto b = at::from_blob(const_cast<double*>(B), {K, N}, {ldb, 1}, opts);
+  auto c = at::from_blob(C, {M, N}, {ldc, 1}, opts);
+  if (accumulate) c.addmm_(a, b);
+  else at::mm_out(c, a, b);
+}
+
+// Whether oneDNN has a bfloat16 micro-kernel here (its test: AVX-512 core; torch's
+// cpublas::brgemm refuses the packed layout elsewhere). Without it the bf16 products run through
+// cpublas::gemm's bfloat16 path (unpacked right operand).
+bool bf16_microkernel() {
+  static const bool ok = at::hasMKLDNN() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+  return ok && at::globalContext().userEnabledMkldnn();
+}
+
+// The right operand B (K x N) of a loop's per-step product, prepared once per call. In float32
+// or float64 it is B itself, row-major. With bfloat16 weights (autocast) it is B rounded to
+// bfloat16 and, for the micro-kernel, packed in pairs of rows (VNNI: element (k, n) at
+// [k / 2][n][k % 2], K padded to even); run() rounds its rows of A to bfloat16, and the product
+// accumulates and lands in float32 (C stays float32, and so does everything the loop carries).
+template <typename T>
+struct StepWeight {
+  int64_t K, N;
+  bool bf16, vnni;
+  at::Tensor b;
+
+  explicit StepWeight(const at::Tensor& b_kn)
+      : K(b_kn.size(0)), N(b_kn.size(1)), bf16(b_kn.scalar_type() == at::kBFloat16), vnni(bf16 && bf16_microkernel()) {
+    if (!bf16) {
+      b = b_kn.contiguous();
+    } else if (!vnni) {
+      b = b_kn.contiguous();
+    } else {
+      const auto src = b_kn.contiguous();
+      const int64_t K2 = (K + 1) / 2 * 2;
+      b = at::zeros({K2 / 2, N, 2}, src.options());
+      const at::BFloat16* S = src.data_ptr<at::BFloat16>();
+      at::BFloat16* D = b.data_ptr<at::BFloat16>();
+      for (int64_t k = 0; k < K; ++k)
+        for (int64_t n = 0; n < N; ++n) D[(k / 2) * N * 2 + n * 2 + (k % 2)] = S[k * N + n];
+    }
+  }
+
+  // C[M, N] = A[M, K] B (+ C if accumulate), on the calling thread.
+  void run(int64_t M, const T* A, int64_t lda, T* C, int64_t ldc, bool accumulate) const {
+    if (M <= 0) return;
+    if constexpr (std::is_same_v<T, float>) {
+      if (bf16) {
+        const int64_t K2 = vnni ? (K + 1) / 2 * 2 : K;
+        thread_local std::vector<at::BFloat16> a16;
+        a16.resize(static_cast<size_t>(M * K2));
+        for (int64_t i = 0; i < M; ++i) {
+          for (int64_t k = 0; k < K; ++k) a16[i * K2 + k] = at::BFloat16(A[i * lda + k]);
+          if (K2 > K) a16[i * K2 + K] = at::BFloat16(0.0f);
+        }
+        at::native::cpublas::brgemm(M, N, K2, K2, N, ldc, accumulate, a16.data(), b.data_ptr<at::BFloat16>(), C, vnni);
+        return;
+      }
+    }
+    gemm_rows(M, N, K, A, lda, b.data_ptr<T>(), N, C, ldc, accumulate);
+  }
+};
+
+// Rows per task of a step's parallel region: enough that a task's product (2 K N flops per row)
+// outweighs the cost of waking a thread (~1-2 us), so the small steps of the smallest shapes
+// stay on one thread.
+int64_t rows_per_task(int64_t K, int64_t N) { return std::max<int64_t>(1, (int64_t{1} << 17) / std::max<int64_t>(1, K * N)); }
+
+// Rows per task of a purely element-wise pass.
+int64_t grain(int64_t width) { return std::max<int64_t>(1, 32768 / std::max<int64_t>(1, width)); }
+
 // ------------------------------------------------------------------------ argument checks
 // The Python wrappers (lstm_scan / gru_scan) check all of this with clearer messages; these
 // checks make a direct call of the op safe: nothing below indexes past what it was given.
@@ -106,12 +214,15 @@ void check_batch_sizes(const char* op, const std::vector<int64_t>& bs, int64_t r
 // A tensor the loop reads by raw pointer: defined, 2-D (or 1-D), exact shape, ref's dtype and
 // device, contiguous.
 void check_operand(const char* op, const char* name, const at::Tensor& t, const at::Tensor& ref,
-                   std::vector<int64_t> shape) {
+                   std::vector<int64_t> shape, bool weight = false) {
   TORCH_CHECK(t.defined(), op, ": ", name, " must be a defined tensor");
   TORCH_CHECK(t.sizes() == at::IntArrayRef(shape), op, ": ", name, " must have shape ", at::IntArrayRef(shape),
               ", got ", t.sizes());
-  TORCH_CHECK(t.scalar_type() == ref.scalar_type(), op, ": ", name, " must have dtype ", ref.scalar_type(),
-              ", got ", t.scalar_type());
+  // A weight may be bfloat16 with float32 data: the loop then runs bf16 products (autocast).
+  const bool bf16_weight = weight && t.scalar_type() == at::kBFloat16 && ref.scalar_type() == at::kFloat;
+  TORCH_CHECK(t.scalar_type() == ref.scalar_type() || bf16_weight, op, ": ", name, " must have dtype ",
+              ref.scalar_type(), weight && ref.scalar_type() == at::kFloat ? " or BFloat16" : "", ", got ",
+              t.scalar_type());
   TORCH_CHECK(t.device() == ref.device() && t.device().is_cpu(), op, ": ", name, " must be a CPU tensor on ",
               ref.device(), ", got ", t.device());
   TORCH_CHECK(t.is_contiguous(), op, ": ", name, " must be contiguous");
@@ -151,8 +262,6 @@ void check_2d(const char* op, const char* name, const at::Tensor& t) {
               " must be float32 or float64, got ", t.scalar_type());
 }
 
-int64_t grain(int64_t width) { return std::max<int64_t>(1, 32768 / std::max<int64_t>(1, width)); }
-
 // ---------------------------------------------------------------------------------- LSTM
 // Per step: gates = xw_t + (m * h(t-1)) W_hh^T; c~ = f c(t-1) + i g; r = o tanh(c~);
 // h~ = r W_hr^T with a projection (a second GEMM per step), else h~ = r; then zoneout:
@@ -176,7 +285,7 @@ std::vector<at::Tensor> lstm_forward(const at::Tensor& xw, const at::Tensor& h0,
   check_operand(op, "xw", xw, xw, {rows, 4 * H});
   check_operand(op, "h0", h0, xw, {N, P});
   check_operand(op, "c0", c0, xw, {N, H});
-  check_operand(op, "w_hh", w_hh, xw, {4 * H, P});
+  check_operand(op, "w_hh", w_hh, xw, {4 * H, P}, true);
   const bool masked = check_optional(op, "mask", mask, xw, {N, P});
   const bool proj = check_optional(op, "w_hr", w_hr, xw, {P, H});
   TORCH_CHECK(proj || P == H, op, ": without w_hr, h0 and c0 must have the same width, got ", P, " and ", H);
@@ -192,17 +301,15 @@ std::vector<at::Tensor> lstm_forward(const at::Tensor& xw, const at::Tensor& h0,
   auto h = h0.clone();
   auto c = c0.clone();
   auto hm = masked ? h0 * mask : h0.clone();
-  auto w_t = w_hh.t().contiguous();  // measured: a contiguous right operand makes the small per-step GEMMs ~20% faster
   auto w_hr_t = proj ? w_hr.t().contiguous() : at::Tensor();
   const auto off = offsets_of(bs);
   const int64_t L = bs.size();
   AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "lstm_forward", [&] {
     const scalar_t zp = static_cast<scalar_t>(zone_p);
+    const StepWeight<scalar_t> w(w_hh.t());  // B = W_hh^T, (P, 4H)
     for (int64_t s = 0; s < L; ++s) {
       const int64_t t = reverse ? L - 1 - s : s, b = bs[t], o = off[t];
-      auto a = acts.narrow(0, o, b);
-      a.addmm_(hm.narrow(0, 0, b), w_t);
-      scalar_t* A = a.data_ptr<scalar_t>();
+      scalar_t* A = acts.data_ptr<scalar_t>() + o * 4 * H;
       scalar_t* OUT = out.data_ptr<scalar_t>() + o * P;
       scalar_t* TC = tanh_c.data_ptr<scalar_t>() + o * H;
       scalar_t* CP = c_prev.data_ptr<scalar_t>() + o * H;
@@ -248,12 +355,15 @@ std::vector<at::Tensor> lstm_forward(const at::Tensor& xw, const at::Tensor& h0,
         }
         store_masked(hm_n, out_n, M ? M + n * P : nullptr, P);
       };
+      // gates of these rows += (m * h(t-1)) W_hh^T, then their element-wise pass
       if (!proj) {
-        at::parallel_for(0, b, grain(4 * H), [&](int64_t n0, int64_t n1) {
+        at::parallel_for(0, b, rows_per_task(P, 4 * H), [&](int64_t n0, int64_t n1) {
+          w.run(n1 - n0, HM + n0 * P, P, A + n0 * 4 * H, 4 * H, true);
           for (int64_t n = n0; n < n1; ++n) { cell(n); new_h(n); }
         });
       } else {
-        at::parallel_for(0, b, grain(4 * H), [&](int64_t n0, int64_t n1) {
+        at::parallel_for(0, b, rows_per_task(P, 4 * H), [&](int64_t n0, int64_t n1) {
+          w.run(n1 - n0, HM + n0 * P, P, A + n0 * 4 * H, 4 * H, true);
           for (int64_t n = n0; n < n1; ++n) cell(n);
         });
         auto out_b = out.narrow(0, o, b);
@@ -291,7 +401,7 @@ std::vector<at::Tensor> lstm_backward(const at::Tensor& dout, const at::Tensor& 
   check_operand(op, "dcn", dcn, acts, {N, H});
   check_operand(op, "tanh_c", tanh_c, acts, {rows, H});
   check_operand(op, "c_prev", c_prev, acts, {rows, H});
-  check_operand(op, "w_hh", w_hh, acts, {4 * H, P});
+  check_operand(op, "w_hh", w_hh, acts, {4 * H, P}, true);
   const bool masked = check_optional(op, "mask", mask, acts, {N, P});
   const bool proj = check_optional(op, "w_hr", w_hr, acts, {P, H});
   TORCH_CHECK(proj || P == H, op, ": without w_hr, dhn and dcn must have the same width, got ", P, " and ", H);
@@ -316,6 +426,7 @@ std::vector<at::Tensor> lstm_backward(const at::Tensor& dout, const at::Tensor& 
   };
   AT_DISPATCH_FLOATING_TYPES(acts.scalar_type(), "lstm_backward", [&] {
     const scalar_t zp = static_cast<scalar_t>(zone_p);
+    const StepWeight<scalar_t> w(w_hh);  // B = W_hh, (4H, P)
     for (int64_t s = L - 1; s >= 0; --s) {
       const int64_t t = reverse ? L - 1 - s : s, b = bs[t], o = off[t];
       if (b < from_gemm) finish(b, from_gemm);
@@ -395,8 +506,11 @@ std::vector<at::Tensor> lstm_backward(const at::Tensor& dout, const at::Tensor& 
           for (int64_t n = n0; n < n1; ++n) gates(n);
         });
       }
-      auto tw_b = through_w.narrow(0, 0, b);
-      at::mm_out(tw_b, dgates.narrow(0, o, b), w_hh);
+      // what reaches h(t-1) through W_hh, added (masked) at the previous step
+      scalar_t* TWo = through_w.data_ptr<scalar_t>();
+      at::parallel_for(0, b, rows_per_task(4 * H, P), [&](int64_t n0, int64_t n1) {
+        w.run(n1 - n0, DG + n0 * 4 * H, 4 * H, TWo + n0 * P, P, false);
+      });
       from_gemm = b;
     }
   });
@@ -419,7 +533,7 @@ std::vector<at::Tensor> gru_forward(const at::Tensor& xw, const at::Tensor& h0, 
   const at::Tensor zone_h = given_or_empty(zone_h_arg);
   check_operand(op, "xw", xw, xw, {rows, 3 * H});
   check_operand(op, "h0", h0, xw, {N, H});
-  check_operand(op, "w_hh", w_hh, xw, {3 * H, H});
+  check_operand(op, "w_hh", w_hh, xw, {3 * H, H}, true);
   const bool has_bias = check_optional(op, "b_hh", b_hh, xw, {3 * H});
   const bool masked = check_optional(op, "mask", mask, xw, {N, H});
   const bool zoned = check_zone(op, zone_h, nullptr, zone_p, xw, rows, H, H);
@@ -433,18 +547,17 @@ std::vector<at::Tensor> gru_forward(const at::Tensor& xw, const at::Tensor& h0, 
   auto hw = at::empty({bs.empty() ? 0 : bs[0], 3 * H}, xw.options());
   auto h = h0.clone();
   auto hm = masked ? h0 * mask : h0.clone();
-  auto w_t = w_hh.t().contiguous();  // measured: a contiguous right operand makes the small per-step GEMMs ~20% faster
+  auto bias = has_bias ? b_hh : at::zeros({3 * H}, xw.options());
   const auto off = offsets_of(bs);
   const int64_t L = bs.size();
   AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "gru_forward", [&] {
     const scalar_t zp = static_cast<scalar_t>(zone_p);
+    const StepWeight<scalar_t> w(w_hh.t());  // B = W_hh^T, (H, 3H)
+    const scalar_t* BH = bias.data_ptr<scalar_t>();
     for (int64_t s = 0; s < L; ++s) {
       const int64_t t = reverse ? L - 1 - s : s, b = bs[t], o = off[t];
-      auto hw_b = hw.narrow(0, 0, b);
-      if (has_bias) at::addmm_out(hw_b, b_hh, hm.narrow(0, 0, b), w_t);
-      else at::mm_out(hw_b, hm.narrow(0, 0, b), w_t);
       const scalar_t* X = xw.data_ptr<scalar_t>() + o * 3 * H;
-      const scalar_t* HW = hw.data_ptr<scalar_t>();
+      scalar_t* HW = hw.data_ptr<scalar_t>();
       scalar_t* A = acts.data_ptr<scalar_t>() + o * 3 * H;
       scalar_t* HWN = hwn.data_ptr<scalar_t>() + o * H;
       scalar_t* OUT = out.data_ptr<scalar_t>() + o * H;
@@ -454,7 +567,9 @@ std::vector<at::Tensor> gru_forward(const at::Tensor& xw, const at::Tensor& h0, 
       scalar_t* HM = hm.data_ptr<scalar_t>();
       const scalar_t* M = masked ? mask.data_ptr<scalar_t>() : nullptr;
       const bool* ZH = zoned ? zone_h.data_ptr<bool>() + o * H : nullptr;
-      at::parallel_for(0, b, grain(3 * H), [&](int64_t n0, int64_t n1) {
+      at::parallel_for(0, b, rows_per_task(H, 3 * H), [&](int64_t n0, int64_t n1) {
+        // hw of these rows = (m * h(t-1)) W_hh^T (b_hh is added below), then their element-wise pass
+        w.run(n1 - n0, HM + n0 * H, H, HW + n0 * 3 * H, 3 * H, false);
         for (int64_t n = n0; n < n1; ++n) {
           const scalar_t* __restrict__ x = X + n * 3 * H;
           const scalar_t* __restrict__ hw_n = HW + n * 3 * H;
@@ -466,10 +581,10 @@ std::vector<at::Tensor> gru_forward(const at::Tensor& xw, const at::Tensor& h0, 
           scalar_t* __restrict__ hm_n = HM + n * H;
           scalar_t* __restrict__ out_n = OUT + n * H;
           const ZoneRow<scalar_t> zh{ZH ? ZH + n * H : nullptr, zp};
-          for (int64_t j = 0; j < 2 * H; ++j) an[j] = sigmoid_of(x[j] + hw_n[j]);
+          for (int64_t j = 0; j < 2 * H; ++j) an[j] = sigmoid_of(x[j] + (hw_n[j] + BH[j]));
           for (int64_t j = 0; j < H; ++j) {
-            hwn_n[j] = hw_n[2 * H + j];
-            an[2 * H + j] = tanh_of(x[2 * H + j] + an[j] * hw_n[2 * H + j]);
+            hwn_n[j] = hw_n[2 * H + j] + BH[2 * H + j];
+            an[2 * H + j] = tanh_of(x[2 * H + j] + an[j] * hwn_n[j]);
           }
           for (int64_t j = 0; j < H; ++j) {
             const scalar_t z = an[H + j], nn = an[2 * H + j];
@@ -503,7 +618,7 @@ std::vector<at::Tensor> gru_backward(const at::Tensor& dout, const at::Tensor& d
   check_operand(op, "dhn", dhn, acts, {N, H});
   check_operand(op, "hwn", hwn, acts, {rows, H});
   check_operand(op, "h_prev", h_prev, acts, {rows, H});
-  check_operand(op, "w_hh", w_hh, acts, {3 * H, H});
+  check_operand(op, "w_hh", w_hh, acts, {3 * H, H}, true);
   const bool masked = check_optional(op, "mask", mask, acts, {N, H});
   const bool zoned = check_zone(op, zone_h, nullptr, zone_p, acts, rows, H, H);
   const bool zone = zoned || zone_p != 0.0;
@@ -524,6 +639,7 @@ std::vector<at::Tensor> gru_backward(const at::Tensor& dout, const at::Tensor& d
   };
   AT_DISPATCH_FLOATING_TYPES(acts.scalar_type(), "gru_backward", [&] {
     const scalar_t zp = static_cast<scalar_t>(zone_p);
+    const StepWeight<scalar_t> w(w_hh);  // B = W_hh, (3H, H)
     for (int64_t s = L - 1; s >= 0; --s) {
       const int64_t t = reverse ? L - 1 - s : s, b = bs[t], o = off[t];
       if (b < from_gemm) finish(b, from_gemm);
@@ -538,8 +654,9 @@ std::vector<at::Tensor> gru_backward(const at::Tensor& dout, const at::Tensor& d
       scalar_t* DH = dh.data_ptr<scalar_t>();
       const scalar_t* M = masked ? mask.data_ptr<scalar_t>() : nullptr;
       const bool* ZH = zoned ? zone_h.data_ptr<bool>() + o * H : nullptr;
+      scalar_t* TWo = through_w.data_ptr<scalar_t>();
       const int64_t fg = from_gemm;
-      at::parallel_for(0, b, grain(3 * H), [&](int64_t n0, int64_t n1) {
+      at::parallel_for(0, b, rows_per_task(3 * H, H), [&](int64_t n0, int64_t n1) {
         for (int64_t n = n0; n < n1; ++n) {
           const scalar_t* __restrict__ a = A + n * 3 * H;
           scalar_t* __restrict__ dx = DX + n * 3 * H;
@@ -570,9 +687,9 @@ std::vector<at::Tensor> gru_backward(const at::Tensor& dout, const at::Tensor& d
             dh_n[j] = zone ? dhk * z + w * dH : dhk * z;
           }
         }
+        // what reaches h(t-1) of these rows through W_hh, added (masked) at the previous step
+        w.run(n1 - n0, DW + n0 * 3 * H, 3 * H, TWo + n0 * H, H, false);
       });
-      auto tw_b = through_w.narrow(0, 0, b);
-      at::mm_out(tw_b, dhw.narrow(0, o, b), w_hh);
       from_gemm = b;
     }
   });
@@ -582,11 +699,22 @@ std::vector<at::Tensor> gru_backward(const at::Tensor& dout, const at::Tensor& d
 
 }  // namespace
 
+// Which engine gemm_rows runs here (for the benchmark's header): cpublas::brgemm takes oneDNN's
+// micro-kernel where oneDNN is enabled and the processor has AVX2 (torch's own test), else its
+// cpublas::gemm fallback.
+std::string step_gemm_engine() {
+  const bool ukernel = at::hasMKLDNN() && at::globalContext().userEnabledMkldnn() && __builtin_cpu_supports("avx2");
+  return std::string(ukernel ? "oneDNN brgemm micro-kernel" : "cpublas::gemm (no oneDNN micro-kernel here)") +
+         " (float32), " + (bf16_microkernel() ? "oneDNN brgemm micro-kernel" : "cpublas::gemm") +
+         " (bfloat16 weights under autocast), at::mm (float64)";
+}
+
 // Schemas here, CPU kernels below: torch.compile traces through the ops with the fake
 // (shape-only) kernels registered from Python (regdrop/functional/rnn.py, _register_fakes).
 // An absent optional tensor may also be passed as an empty tensor.
 TORCH_LIBRARY(regdrop_scan, m) {
   m.set_python_module("regdrop.functional.rnn");
+  m.def("step_gemm_engine() -> str", &step_gemm_engine);
   m.def("lstm_forward(Tensor xw, Tensor h0, Tensor c0, Tensor w_hh, Tensor mask, int[] bs, bool reverse, "
         "Tensor? w_hr=None, Tensor? zone_h=None, Tensor? zone_c=None, float zone_p=0.0) -> Tensor[]");
   m.def("lstm_backward(Tensor dout, Tensor dhn, Tensor dcn, Tensor acts, Tensor tanh_c, Tensor c_prev, "

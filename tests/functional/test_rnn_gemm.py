@@ -1,0 +1,163 @@
+"""The compiled loop's GEMM engine: float32 products split over threads, bf16 products under
+autocast, and the input projection on oneDNN, each against a plain torch computation."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import regdrop
+from regdrop.functional import rnn as F_rnn
+from regdrop.functional.rnn import extension_available, gru_scan, input_projection, lstm_scan
+
+needs_extension = pytest.mark.skipif(not extension_available(), reason="no C++ compiler to build the time loop")
+
+
+@pytest.fixture
+def threads():
+    before = torch.get_num_threads()
+    yield torch.set_num_threads
+    torch.set_num_threads(before)
+
+
+def _operands(kind: str, batch_sizes: list[int], hidden: int, dtype: torch.dtype = torch.float32):
+    gen = torch.Generator().manual_seed(0)
+    g, n, rows = (4 if kind == "lstm" else 3), batch_sizes[0], sum(batch_sizes)
+    xw = torch.randn(rows, g * hidden, generator=gen, dtype=dtype)
+    h0 = torch.randn(n, hidden, generator=gen, dtype=dtype)
+    c0 = torch.randn(n, hidden, generator=gen, dtype=dtype)
+    w = torch.randn(g * hidden, hidden, generator=gen, dtype=dtype) / hidden**0.5
+    b = torch.randn(g * hidden, generator=gen, dtype=dtype)
+    mask = (torch.rand(n, hidden, generator=gen) > 0.25).to(dtype) / 0.75
+    return xw, h0, c0, w, b, mask
+
+
+def _run(kind, xw, h0, c0, w, b, mask, bs, reverse, compiled=True):
+    if kind == "lstm":
+        if compiled:
+            return lstm_scan(xw, h0, c0, w, mask, bs, reverse)
+        return F_rnn._lstm_loop(xw, bs, h0, c0, w, None, mask, 0.0, True, reverse, None)
+    if compiled:
+        return gru_scan(xw, h0, w, b, mask, bs, reverse)
+    return F_rnn._gru_loop(xw, bs, h0, w, b, mask, 0.0, True, reverse, None)
+
+
+PACKED = [37] * 3 + [30, 30, 19, 19, 4]  # odd row counts: the threads get unequal row blocks
+
+
+@needs_extension
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@pytest.mark.parametrize("num_threads", [1, 2])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_float32_steps_split_over_threads_match_the_reference(kind, num_threads, reverse, threads):
+    threads(num_threads)
+    xw, h0, c0, w, b, mask = _operands(kind, PACKED, hidden=40)
+    for t in (xw, h0, c0, w, b):
+        t.requires_grad_()
+    got = _run(kind, xw, h0, c0, w, b, mask, PACKED, reverse)
+    ref = _run(kind, xw, h0, c0, w, b, mask, PACKED, reverse, compiled=False)
+    assert "Scan" in type(got[0].grad_fn).__name__
+    for g, r in zip(got, ref):
+        torch.testing.assert_close(g, r, rtol=1e-5, atol=2e-5)
+    loss = lambda outs: sum(o.square().sum() * (i + 1) for i, o in enumerate(outs))  # noqa: E731
+    used = (xw, h0, c0, w) if kind == "lstm" else (xw, h0, w, b)
+    for g, r in zip(torch.autograd.grad(loss(got), used), torch.autograd.grad(loss(ref), used)):
+        torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-4)
+
+
+@needs_extension
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_bf16_weights_run_bf16_products_with_float32_state(kind):
+    bs = [9, 9, 7, 7, 3]
+    xw, h0, c0, w, b, mask = _operands(kind, bs, hidden=24)
+    w16 = w.bfloat16().requires_grad_()
+    args = [t.requires_grad_() for t in ((xw, h0, c0) if kind == "lstm" else (xw, h0))]
+    got = _run(kind, xw, h0, c0, w16, b, mask, bs, False)
+    assert all(o.dtype == torch.float32 for o in got)
+    # The same loop in float32 with the weight rounded to bf16: only h's rounding to bf16 at
+    # each step's product differs.
+    rounded = _run(kind, xw, h0, c0, w16.detach().float().requires_grad_(), b, mask, bs, False)
+    exact = _run(kind, xw, h0, c0, w, b, mask, bs, False)
+    for g, r, e in zip(got, rounded, exact):
+        torch.testing.assert_close(g, r, rtol=2e-2, atol=2e-2)
+        assert not torch.equal(g, e)  # the premise: bf16 products ran, not float32 ones
+    loss = lambda outs: sum(o.square().sum() for o in outs)  # noqa: E731
+    grads = torch.autograd.grad(loss(got), [*args, w16])
+    ref = torch.autograd.grad(loss(rounded), args)
+    assert grads[-1].dtype == torch.bfloat16
+    for g, r in zip(grads, ref):
+        torch.testing.assert_close(g, r, rtol=3e-2, atol=3e-2)
+
+
+@needs_extension
+def test_bf16_weight_with_float64_data_is_refused_by_the_op():
+    xw, h0, c0, w, _, _ = _operands("lstm", [2, 2], hidden=3, dtype=torch.float64)
+    with pytest.raises(RuntimeError, match=r"w_hh must have dtype Double, got BFloat16"):
+        torch.ops.regdrop_scan.lstm_forward(xw, h0, c0, w.bfloat16(), xw.new_empty(0), [2, 2], False)
+    with pytest.raises(TypeError, match=r"lstm_scan: w_hh must have the dtype of the input, torch.float64"):
+        lstm_scan(xw, h0, c0, w.bfloat16(), None, [2, 2])
+
+
+@needs_extension
+def test_step_gemm_engine_names_the_engine():
+    engine = torch.ops.regdrop_scan.step_gemm_engine()
+    assert "float32" in engine and "bfloat16" in engine
+    assert "brgemm" in engine or "cpublas::gemm" in engine
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU"])
+def test_layer_under_cpu_bf16_autocast_runs_bf16_gemms_and_keeps_float32(kind, monkeypatch):
+    seen = []
+    scan_name = "lstm_scan" if kind == "LSTM" else "gru_scan"
+    scan = getattr(F_rnn, scan_name)
+
+    def spy(xw, h0, *rest, **kwargs):
+        w_hh = rest[1] if kind == "LSTM" else rest[0]
+        seen.append((xw.dtype, h0.dtype, w_hh.dtype))
+        return scan(xw, h0, *rest, **kwargs)
+
+    monkeypatch.setattr(F_rnn, scan_name, spy)
+    torch.manual_seed(0)
+    layer = getattr(regdrop.nn, kind)(6, 16, batch_first=True, recurrent_dropout=0.25)
+    x = torch.randn(5, 7, 6)
+    torch.manual_seed(1)
+    ref, _ = layer(x)
+    torch.manual_seed(1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, _ = layer(x)
+    assert seen[-1] == (torch.float32, torch.float32, torch.bfloat16)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, ref, rtol=3e-2, atol=3e-2)
+    out.sum().backward()
+    assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in layer.parameters())
+
+
+def test_input_projection_matches_addmm_forward_and_backward():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(50, 7, generator=gen, requires_grad=True)
+    w = torch.randn(12, 7, generator=gen, requires_grad=True)
+    b = torch.randn(12, generator=gen, requires_grad=True)
+    out = input_projection(x, w, b)
+    ref = torch.addmm(b, x, w.t())
+    torch.testing.assert_close(out, ref)
+    dout = torch.randn_like(ref)
+    got = torch.autograd.grad(out, (x, w, b), dout)
+    want = torch.autograd.grad(ref, (x, w, b), dout)
+    for g, r in zip(got, want):
+        torch.testing.assert_close(g, r)
+    if F_rnn._onednn_linear_available():
+        assert "OneDNNLinear" in type(out.grad_fn).__name__
+    no_bias = input_projection(x, w)
+    torch.testing.assert_close(no_bias, x @ w.t())
+    half = input_projection(x, w, b, torch.bfloat16)
+    assert half.dtype == torch.float32
+    torch.testing.assert_close(half, ref, rtol=3e-2, atol=5e-2)
+
+
+def test_input_projection_in_float64_is_exact_and_gradchecks():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(6, 3, generator=gen, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(4, 3, generator=gen, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(4, generator=gen, dtype=torch.float64, requires_grad=True)
+    assert torch.equal(input_projection(x, w, b), torch.addmm(b, x, w.t()))
+    assert torch.autograd.gradcheck(input_projection, (x, w, b))
