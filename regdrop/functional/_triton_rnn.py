@@ -509,13 +509,16 @@ def _config(
     return _Config(_rnn._steps(batch_sizes, reverse), zone, p, gd)
 
 
-def _zoneout_masks(xw: Tensor, width: int, cfg: _Config, generator: torch.Generator | None) -> Tensor | None:
-    """Every step's 0/1 keep-masks, drawn in one call (1: the unit keeps its previous value)."""
+def _zoneout_masks(
+    xw: Tensor, widths: tuple[int, ...], cfg: _Config, generator: torch.Generator | None
+) -> Tensor | None:
+    """Every step's 0/1 keep-masks (1: the unit keeps its previous value), one block of columns
+    per state, from the CPU loop's draw (:func:`regdrop.functional.rnn._zoneout_masks`), so both
+    loops take the same masks from the same generator state."""
     if cfg.zone != 1:
         return None
-    return torch.empty(xw.shape[0], width, dtype=torch.uint8, device=xw.device).bernoulli_(
-        cfg.zone_p, generator=generator
-    )
+    masks = _rnn._zoneout_masks(cfg.zone_p, True, xw.shape[0], widths, xw, generator)
+    return torch.cat([m for m in masks if m is not None], 1).to(torch.uint8)
 
 
 def _needs_grad(*tensors: Tensor | None) -> bool:
@@ -586,7 +589,7 @@ def lstm_scan_cuda(
         return _lstmp_scan(xw, h0, c0, w_hh, w_hr, mask, batch_sizes, reverse, zoneout, training, generator, gemm_dtype)
     sizes = _rnn._check_scan_args("lstm_scan_cuda", 4, xw, h0, c0, w_hh, None, mask, batch_sizes, reverse)
     cfg = _config("lstm_scan_cuda", xw, sizes, reverse, zoneout, training, gemm_dtype, w_hh)
-    z = _zoneout_masks(xw, 2 * h0.shape[1], cfg, generator)
+    z = _zoneout_masks(xw, (h0.shape[1], c0.shape[1]), cfg, generator)
     xw = xw.contiguous()
     m = mask.contiguous() if mask is not None else None
     if _needs_grad(xw, h0, c0, w_hh):
@@ -631,7 +634,7 @@ def _lstmp_scan(
     if sizes and sizes[0] != n:
         raise ValueError(f"{who}: batch_sizes[0] must equal the number of rows of h0, {n}, got {sizes[0]}")
     cfg = _config(who, xw, sizes, reverse, zoneout, training, gemm_dtype, w_hh)
-    z = _zoneout_masks(xw, proj + hidden, cfg, generator)
+    z = _zoneout_masks(xw, (proj, hidden), cfg, generator)
     xw = xw.contiguous()
     m = mask.contiguous() if mask is not None else None
     if _needs_grad(xw, h0, c0, w_hh, w_hr):
@@ -682,7 +685,7 @@ def gru_scan_cuda(
     """
     sizes = _rnn._check_scan_args("gru_scan_cuda", 3, xw, h0, None, w_hh, b_hh, mask, batch_sizes, reverse)
     cfg = _config("gru_scan_cuda", xw, sizes, reverse, zoneout, training, gemm_dtype, w_hh)
-    z = _zoneout_masks(xw, h0.shape[1], cfg, generator)
+    z = _zoneout_masks(xw, (h0.shape[1],), cfg, generator)
     xw = xw.contiguous()
     m = mask.contiguous() if mask is not None else None
     b = b_hh.contiguous() if b_hh is not None else None

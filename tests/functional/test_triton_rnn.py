@@ -99,18 +99,6 @@ def test_zoneout_expectation_in_eval_matches_reference(kind, reverse):
     assert not torch.allclose(plain[0], outs[0])
 
 
-def _replay_zoneout(monkeypatch, z: torch.Tensor, bs: list[int], reverse: bool, kind: str, h_width: int) -> None:
-    """Make the reference loop's zoneout use the masks the CUDA loop drew (z, rows of the packed
-    layout; the h-masks in the first ``h_width`` columns, the LSTM's c-masks after them)."""
-    masks = [z[:, :h_width].bool(), z[:, h_width:].bool()] if kind == "lstm" else [z.bool()]
-
-    def zoneout_masks(p, training, rows, widths, like, generator):
-        assert [m.shape for m in masks] == [(rows, w) for w in widths]
-        return masks
-
-    monkeypatch.setattr(F_rnn, "_zoneout_masks", zoneout_masks)
-
-
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
 @pytest.mark.parametrize("reverse", [False, True])
 def test_zoneout_training_masks_match_reference(kind, reverse, monkeypatch):
@@ -119,12 +107,12 @@ def test_zoneout_training_masks_match_reference(kind, reverse, monkeypatch):
     args = _args(kind, xw, h0, c0, w, b)
     p = 0.4
     outs, grads = _run(kind, "cuda", args, mask, bs, reverse, p, True, torch.Generator().manual_seed(5))
-    # The same draw as the loop's: every step's masks at once, from the same generator state.
-    width = HIDDEN * (2 if kind == "lstm" else 1)
-    z = torch.empty(sum(bs), width, dtype=torch.uint8).bernoulli_(p, generator=torch.Generator().manual_seed(5))
+    # Both loops draw their masks through the one zoneout draw: the same generator state gives
+    # the same masks (premise: some units kept, some not).
+    widths = (HIDDEN, HIDDEN) if kind == "lstm" else (HIDDEN,)
+    z = torch.cat(F_rnn._zoneout_masks(p, True, sum(bs), widths, xw, torch.Generator().manual_seed(5)), 1)
     assert 0 < z.sum() < z.numel()
-    _replay_zoneout(monkeypatch, z, bs, reverse, kind, HIDDEN)
-    ref_outs, ref_grads = _run(kind, "reference", args, mask, bs, reverse, p, True)
+    ref_outs, ref_grads = _run(kind, "reference", args, mask, bs, reverse, p, True, torch.Generator().manual_seed(5))
     _assert_all_close(outs, ref_outs)
     _assert_all_close(grads, ref_grads)
 
@@ -173,9 +161,9 @@ def test_projected_lstm_zoneout_training_masks_match_reference(reverse, monkeypa
     args, mask = _projected_case(bs, True, seed=7)
     p = 0.4
     outs, grads = _run_projected("cuda", args, mask, bs, reverse, p, True, torch.Generator().manual_seed(9))
-    z = torch.empty(sum(bs), PROJ + HIDDEN, dtype=torch.uint8).bernoulli_(p, generator=torch.Generator().manual_seed(9))
-    _replay_zoneout(monkeypatch, z, bs, reverse, "lstm", PROJ)
-    ref_outs, ref_grads = _run_projected("reference", args, mask, bs, reverse, p, True)
+    ref_outs, ref_grads = _run_projected(
+        "reference", args, mask, bs, reverse, p, True, torch.Generator().manual_seed(9)
+    )
     _assert_all_close(outs, ref_outs)
     _assert_all_close(grads, ref_grads)
 
