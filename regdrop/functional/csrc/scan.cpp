@@ -81,13 +81,31 @@ inline T lerp_of(T start, T end, T w) {
   return std::abs(w) < T(0.5) ? start + w * d : end - d * (T(1) - w);
 }
 
-// One row's zoneout weights: a pointer into the (rows, width) boolean mask, or the constant rate.
+// One row's zoneout weights as T: the row of the boolean training mask (1 = keep the previous
+// value), or the rate p in evaluation, in a per-thread buffer (slot 0 for h, 1 for c). The
+// element-wise loops read these with no branch, so they vectorize.
 template <typename T>
-struct ZoneRow {
-  const bool* w;
-  T p;
-  inline T operator[](int64_t j) const { return w ? T(w[j]) : p; }
-};
+inline const T* zone_row(const bool* mask_row, T p, int64_t width, int slot) {
+  thread_local std::vector<T> buffers[2];
+  auto& buf = buffers[slot];
+  if (static_cast<int64_t>(buf.size()) < width) buf.resize(static_cast<size_t>(width));
+  T* __restrict__ w = buf.data();
+  if (mask_row) {
+    for (int64_t j = 0; j < width; ++j) w[j] = static_cast<T>(mask_row[j]);
+  } else {
+    for (int64_t j = 0; j < width; ++j) w[j] = p;
+  }
+  return w;
+}
+
+// Runs f with zoneout on or off as a compile-time constant (std::true_type or std::false_type):
+// a loop that tests a run-time flag per element does not vectorize (measured: the LSTM forward's
+// cell loop ran scalar).
+template <typename F>
+inline void with_zone(bool on, F&& f) {
+  if (on) f(std::true_type{});
+  else f(std::false_type{});
+}
 
 
 // ---------------------------------------------------------------------------- GEMM engine
@@ -290,9 +308,9 @@ std::vector<at::Tensor> lstm_forward(const at::Tensor& xw, const at::Tensor& h0,
   const bool proj = check_optional(op, "w_hr", w_hr, xw, {P, H});
   TORCH_CHECK(proj || P == H, op, ": without w_hr, h0 and c0 must have the same width, got ", P, " and ", H);
   const bool zoned = check_zone(op, zone_h, &zone_c, zone_p, xw, rows, P, H);
-  const bool zone = zoned || zone_p != 0.0;
+  const bool zone_on = zoned || zone_p != 0.0;
   check_batch_sizes(op, bs, rows, N);
-  auto acts = xw.clone();
+  auto acts = at::empty_like(xw);  // the GEMM's output, then the gate activations (no copy of xw)
   auto out = at::empty({rows, P}, xw.options());
   auto tanh_c = at::empty({rows, H}, xw.options());
   auto c_prev = at::empty({rows, H}, xw.options());
@@ -306,9 +324,12 @@ std::vector<at::Tensor> lstm_forward(const at::Tensor& xw, const at::Tensor& h0,
   const int64_t L = bs.size();
   AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "lstm_forward", [&] {
     const scalar_t zp = static_cast<scalar_t>(zone_p);
+    with_zone(zone_on, [&](auto zone_tag) {
+    constexpr bool zone = decltype(zone_tag)::value;
     const StepWeight<scalar_t> w(w_hh.t());  // B = W_hh^T, (P, 4H)
     for (int64_t s = 0; s < L; ++s) {
       const int64_t t = reverse ? L - 1 - s : s, b = bs[t], o = off[t];
+      const scalar_t* X = xw.data_ptr<scalar_t>() + o * 4 * H;
       scalar_t* A = acts.data_ptr<scalar_t>() + o * 4 * H;
       scalar_t* OUT = out.data_ptr<scalar_t>() + o * P;
       scalar_t* TC = tanh_c.data_ptr<scalar_t>() + o * H;
@@ -323,15 +344,16 @@ std::vector<at::Tensor> lstm_forward(const at::Tensor& xw, const at::Tensor& h0,
       const bool* ZC = zoned ? zone_c.data_ptr<bool>() + o * H : nullptr;
       // The gates and the cell; r = o tanh(c~) goes to R (projection) or straight to out.
       auto cell = [&](int64_t n) {
+        const scalar_t* __restrict__ xn = X + n * 4 * H;
         scalar_t* __restrict__ an = A + n * 4 * H;
         scalar_t* __restrict__ cc = Cc + n * H;
         scalar_t* __restrict__ cp = CP + n * H;
         scalar_t* __restrict__ tc = TC + n * H;
         scalar_t* __restrict__ rn = proj ? R + n * H : OUT + n * P;
-        const ZoneRow<scalar_t> zc{ZC ? ZC + n * H : nullptr, zp};
-        for (int64_t j = 0; j < 2 * H; ++j) an[j] = sigmoid_of(an[j]);
-        for (int64_t j = 2 * H; j < 3 * H; ++j) an[j] = tanh_of(an[j]);
-        for (int64_t j = 3 * H; j < 4 * H; ++j) an[j] = sigmoid_of(an[j]);
+        const scalar_t* __restrict__ zc = zone ? zone_row(ZC ? ZC + n * H : nullptr, zp, H, 1) : nullptr;
+        for (int64_t j = 0; j < 2 * H; ++j) an[j] = sigmoid_of(xn[j] + an[j]);
+        for (int64_t j = 2 * H; j < 3 * H; ++j) an[j] = tanh_of(xn[j] + an[j]);
+        for (int64_t j = 3 * H; j < 4 * H; ++j) an[j] = sigmoid_of(xn[j] + an[j]);
         for (int64_t j = 0; j < H; ++j) {
           cp[j] = cc[j];
           const scalar_t cn = an[H + j] * cc[j] + an[j] * an[2 * H + j];
@@ -346,7 +368,7 @@ std::vector<at::Tensor> lstm_forward(const at::Tensor& xw, const at::Tensor& h0,
         scalar_t* __restrict__ hp = HP + n * P;
         scalar_t* __restrict__ hm_n = HM + n * P;
         scalar_t* __restrict__ out_n = OUT + n * P;
-        const ZoneRow<scalar_t> zh{ZH ? ZH + n * P : nullptr, zp};
+        const scalar_t* __restrict__ zh = zone ? zone_row(ZH ? ZH + n * P : nullptr, zp, P, 0) : nullptr;
         for (int64_t j = 0; j < P; ++j) {
           hp[j] = hm_n[j];
           const scalar_t hn = zone ? lerp_of(out_n[j], hc[j], zh[j]) : out_n[j];
@@ -355,15 +377,15 @@ std::vector<at::Tensor> lstm_forward(const at::Tensor& xw, const at::Tensor& h0,
         }
         store_masked(hm_n, out_n, M ? M + n * P : nullptr, P);
       };
-      // gates of these rows += (m * h(t-1)) W_hh^T, then their element-wise pass
+      // gates of these rows = xw + (m * h(t-1)) W_hh^T (the sum in the element-wise pass)
       if (!proj) {
         at::parallel_for(0, b, rows_per_task(P, 4 * H), [&](int64_t n0, int64_t n1) {
-          w.run(n1 - n0, HM + n0 * P, P, A + n0 * 4 * H, 4 * H, true);
+          w.run(n1 - n0, HM + n0 * P, P, A + n0 * 4 * H, 4 * H, false);
           for (int64_t n = n0; n < n1; ++n) { cell(n); new_h(n); }
         });
       } else {
         at::parallel_for(0, b, rows_per_task(P, 4 * H), [&](int64_t n0, int64_t n1) {
-          w.run(n1 - n0, HM + n0 * P, P, A + n0 * 4 * H, 4 * H, true);
+          w.run(n1 - n0, HM + n0 * P, P, A + n0 * 4 * H, 4 * H, false);
           for (int64_t n = n0; n < n1; ++n) cell(n);
         });
         auto out_b = out.narrow(0, o, b);
@@ -373,6 +395,7 @@ std::vector<at::Tensor> lstm_forward(const at::Tensor& xw, const at::Tensor& h0,
         });
       }
     }
+    });
   });
   return {out, h, c, acts, tanh_c, c_prev, h_prev, r};
 }
@@ -406,7 +429,7 @@ std::vector<at::Tensor> lstm_backward(const at::Tensor& dout, const at::Tensor& 
   const bool proj = check_optional(op, "w_hr", w_hr, acts, {P, H});
   TORCH_CHECK(proj || P == H, op, ": without w_hr, dhn and dcn must have the same width, got ", P, " and ", H);
   const bool zoned = check_zone(op, zone_h, &zone_c, zone_p, acts, rows, P, H);
-  const bool zone = zoned || zone_p != 0.0;
+  const bool zone_on = zoned || zone_p != 0.0;
   check_batch_sizes(op, bs, rows, N);
   auto dgates = at::empty({rows, 4 * H}, acts.options());
   auto dht = at::empty({proj ? rows : 0, P}, acts.options());
@@ -426,6 +449,8 @@ std::vector<at::Tensor> lstm_backward(const at::Tensor& dout, const at::Tensor& 
   };
   AT_DISPATCH_FLOATING_TYPES(acts.scalar_type(), "lstm_backward", [&] {
     const scalar_t zp = static_cast<scalar_t>(zone_p);
+    with_zone(zone_on, [&](auto zone_tag) {
+    constexpr bool zone = decltype(zone_tag)::value;
     const StepWeight<scalar_t> w(w_hh);  // B = W_hh, (4H, P)
     for (int64_t s = L - 1; s >= 0; --s) {
       const int64_t t = reverse ? L - 1 - s : s, b = bs[t], o = off[t];
@@ -452,7 +477,7 @@ std::vector<at::Tensor> lstm_backward(const at::Tensor& dout, const at::Tensor& 
         const scalar_t* __restrict__ tw = TW + n * P;
         const scalar_t* __restrict__ dout_n = DO + n * P;
         scalar_t* __restrict__ dst = proj ? DHT + n * P : DR + n * H;
-        const ZoneRow<scalar_t> zh{ZH ? ZH + n * P : nullptr, zp};
+        const scalar_t* __restrict__ zh = zone ? zone_row(ZH ? ZH + n * P : nullptr, zp, P, 0) : nullptr;
         if (n < fg) {
           if (M) {
             const scalar_t* __restrict__ m = M + n * P;
@@ -480,7 +505,7 @@ std::vector<at::Tensor> lstm_backward(const at::Tensor& dout, const at::Tensor& 
         const scalar_t* __restrict__ dr_n = DR + n * H;
         const scalar_t* __restrict__ tc = TC + n * H;
         const scalar_t* __restrict__ cp = CP + n * H;
-        const ZoneRow<scalar_t> zc{ZC ? ZC + n * H : nullptr, zp};
+        const scalar_t* __restrict__ zc = zone ? zone_row(ZC ? ZC + n * H : nullptr, zp, H, 1) : nullptr;
         for (int64_t j = 0; j < H; ++j) {
           const scalar_t i = an[j], f = an[H + j], g = an[2 * H + j], og = an[3 * H + j];
           const scalar_t dC = dc_n[j], w = zone ? zc[j] : scalar_t(0);
@@ -513,6 +538,7 @@ std::vector<at::Tensor> lstm_backward(const at::Tensor& dout, const at::Tensor& 
       });
       from_gemm = b;
     }
+    });
   });
   finish(0, from_gemm);
   return {dgates, dh, dc, dht};
@@ -537,7 +563,7 @@ std::vector<at::Tensor> gru_forward(const at::Tensor& xw, const at::Tensor& h0, 
   const bool has_bias = check_optional(op, "b_hh", b_hh, xw, {3 * H});
   const bool masked = check_optional(op, "mask", mask, xw, {N, H});
   const bool zoned = check_zone(op, zone_h, nullptr, zone_p, xw, rows, H, H);
-  const bool zone = zoned || zone_p != 0.0;
+  const bool zone_on = zoned || zone_p != 0.0;
   check_batch_sizes(op, bs, rows, N);
   auto acts = at::empty({rows, 3 * H}, xw.options());   // r, z, n
   auto hwn = at::empty({rows, H}, xw.options());         // W_hn h + b_hn, needed for dr
@@ -552,6 +578,8 @@ std::vector<at::Tensor> gru_forward(const at::Tensor& xw, const at::Tensor& h0, 
   const int64_t L = bs.size();
   AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "gru_forward", [&] {
     const scalar_t zp = static_cast<scalar_t>(zone_p);
+    with_zone(zone_on, [&](auto zone_tag) {
+    constexpr bool zone = decltype(zone_tag)::value;
     const StepWeight<scalar_t> w(w_hh.t());  // B = W_hh^T, (H, 3H)
     const scalar_t* BH = bias.data_ptr<scalar_t>();
     for (int64_t s = 0; s < L; ++s) {
@@ -580,7 +608,7 @@ std::vector<at::Tensor> gru_forward(const at::Tensor& xw, const at::Tensor& h0, 
           scalar_t* __restrict__ hmp = HMP + n * H;
           scalar_t* __restrict__ hm_n = HM + n * H;
           scalar_t* __restrict__ out_n = OUT + n * H;
-          const ZoneRow<scalar_t> zh{ZH ? ZH + n * H : nullptr, zp};
+          const scalar_t* __restrict__ zh = zone ? zone_row(ZH ? ZH + n * H : nullptr, zp, H, 0) : nullptr;
           for (int64_t j = 0; j < 2 * H; ++j) an[j] = sigmoid_of(x[j] + (hw_n[j] + BH[j]));
           for (int64_t j = 0; j < H; ++j) {
             hwn_n[j] = hw_n[2 * H + j] + BH[2 * H + j];
@@ -598,6 +626,7 @@ std::vector<at::Tensor> gru_forward(const at::Tensor& xw, const at::Tensor& h0, 
         }
       });
     }
+    });
   });
   return {out, h, acts, hwn, h_prev, hm_prev};
 }
@@ -621,7 +650,7 @@ std::vector<at::Tensor> gru_backward(const at::Tensor& dout, const at::Tensor& d
   check_operand(op, "w_hh", w_hh, acts, {3 * H, H}, true);
   const bool masked = check_optional(op, "mask", mask, acts, {N, H});
   const bool zoned = check_zone(op, zone_h, nullptr, zone_p, acts, rows, H, H);
-  const bool zone = zoned || zone_p != 0.0;
+  const bool zone_on = zoned || zone_p != 0.0;
   check_batch_sizes(op, bs, rows, N);
   auto dxw = at::empty({rows, 3 * H}, acts.options());
   auto dhw = at::empty({rows, 3 * H}, acts.options());
@@ -639,6 +668,8 @@ std::vector<at::Tensor> gru_backward(const at::Tensor& dout, const at::Tensor& d
   };
   AT_DISPATCH_FLOATING_TYPES(acts.scalar_type(), "gru_backward", [&] {
     const scalar_t zp = static_cast<scalar_t>(zone_p);
+    with_zone(zone_on, [&](auto zone_tag) {
+    constexpr bool zone = decltype(zone_tag)::value;
     const StepWeight<scalar_t> w(w_hh);  // B = W_hh, (3H, H)
     for (int64_t s = L - 1; s >= 0; --s) {
       const int64_t t = reverse ? L - 1 - s : s, b = bs[t], o = off[t];
@@ -666,7 +697,7 @@ std::vector<at::Tensor> gru_backward(const at::Tensor& dout, const at::Tensor& d
           const scalar_t* __restrict__ hwn = HWN + n * H;
           const scalar_t* __restrict__ hp = HP + n * H;
           const scalar_t* __restrict__ dout_n = DO + n * H;
-          const ZoneRow<scalar_t> zh{ZH ? ZH + n * H : nullptr, zp};
+          const scalar_t* __restrict__ zh = zone ? zone_row(ZH ? ZH + n * H : nullptr, zp, H, 0) : nullptr;
           if (n < fg) {  // add what reached h(t-1) through W_hh (masked) to the carried part
             if (M) {
               const scalar_t* __restrict__ m = M + n * H;
@@ -692,9 +723,47 @@ std::vector<at::Tensor> gru_backward(const at::Tensor& dout, const at::Tensor& d
       });
       from_gemm = b;
     }
+    });
   });
   finish(0, from_gemm);
   return {dxw, dhw, dh};
+}
+
+// ------------------------------------------------------------------------- zoneout masks
+// Counter-based draws, so that any element can be drawn on its own, on any thread and in any
+// order: element e of a (rows, width) mask (row-major) is u < floor(p 2^32 + 1/2), where u is
+// the low (e even) or high (e odd) 32-bit half of splitmix64 (Steele, Lea and Flood 2014) at
+// counter e / 2: z = seed + (k + 1) 0x9E3779B97F4A7C15, then its two xor-shift-multiply rounds
+// and a final xor-shift, all modulo 2^64. regdrop/functional/rnn.py (_hash_mask) computes the
+// same bits with torch ops, for the reference loops and the GPU; a test checks they agree.
+inline uint64_t splitmix64(uint64_t seed, uint64_t k) {
+  uint64_t z = seed + (k + 1) * 0x9E3779B97F4A7C15ULL;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+
+at::Tensor zoneout_mask(const at::Tensor& seed, int64_t rows, int64_t width, double p) {
+  const char* op = "regdrop_scan::zoneout_mask";
+  TORCH_CHECK(seed.defined() && seed.numel() == 1 && seed.scalar_type() == at::kLong && seed.device().is_cpu(), op,
+              ": seed must be a one-element int64 CPU tensor, got ",
+              seed.defined() ? seed.toString() : std::string("an undefined tensor"));
+  TORCH_CHECK(rows >= 0 && width >= 0, op, ": rows and width must be >= 0, got ", rows, " and ", width);
+  TORCH_CHECK(std::isfinite(p) && p >= 0.0 && p <= 1.0, op, ": p must be in [0, 1], got ", p);
+  const uint64_t s = static_cast<uint64_t>(seed.item<int64_t>());
+  const uint64_t threshold = static_cast<uint64_t>(std::floor(p * 4294967296.0 + 0.5));
+  auto out = at::empty({rows, width}, seed.options().dtype(at::kBool));
+  bool* o = out.data_ptr<bool>();
+  const int64_t n = rows * width, pairs = n / 2;
+  at::parallel_for(0, pairs, 16384, [&](int64_t k0, int64_t k1) {
+    for (int64_t k = k0; k < k1; ++k) {
+      const uint64_t z = splitmix64(s, static_cast<uint64_t>(k));
+      o[2 * k] = (z & 0xFFFFFFFFULL) < threshold;
+      o[2 * k + 1] = (z >> 32) < threshold;
+    }
+  });
+  if (n % 2) o[n - 1] = (splitmix64(s, static_cast<uint64_t>(pairs)) & 0xFFFFFFFFULL) < threshold;
+  return out;
 }
 
 }  // namespace
@@ -715,6 +784,7 @@ std::string step_gemm_engine() {
 TORCH_LIBRARY(regdrop_scan, m) {
   m.set_python_module("regdrop.functional.rnn");
   m.def("step_gemm_engine() -> str", &step_gemm_engine);
+  m.def("zoneout_mask(Tensor seed, int rows, int width, float p) -> Tensor");
   m.def("lstm_forward(Tensor xw, Tensor h0, Tensor c0, Tensor w_hh, Tensor mask, int[] bs, bool reverse, "
         "Tensor? w_hr=None, Tensor? zone_h=None, Tensor? zone_c=None, float zone_p=0.0) -> Tensor[]");
   m.def("lstm_backward(Tensor dout, Tensor dhn, Tensor dcn, Tensor acts, Tensor tanh_c, Tensor c_prev, "
@@ -727,6 +797,7 @@ TORCH_LIBRARY(regdrop_scan, m) {
 }
 
 TORCH_LIBRARY_IMPL(regdrop_scan, CPU, m) {
+  m.impl("zoneout_mask", &zoneout_mask);
   m.impl("lstm_forward", &lstm_forward);
   m.impl("lstm_backward", &lstm_backward);
   m.impl("gru_forward", &gru_forward);
