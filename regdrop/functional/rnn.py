@@ -243,7 +243,7 @@ def _zoneout_masks(
     compiled = like.device.type == "cpu" and extension_available()
     return [
         torch.ops.regdrop_scan.zoneout_mask(seed, rows, width, p) if compiled else _hash_mask(seed, rows, width, p)
-        for seed, width in zip(seeds, widths)
+        for seed, width in zip(seeds, widths, strict=True)
     ]
 
 

@@ -47,7 +47,9 @@ def test_torch_twin_matches_the_python_reference(seed, rows, width, p):
 
 @needs_extension
 @pytest.mark.parametrize("seed", [0, 7, 123456789012345, (1 << 62) - 1])
-@pytest.mark.parametrize(("rows", "width", "p"), [(7, 3, 0.5), (6400, 64, 0.1), (1001, 1, 0.25), (2, 2, 1.0), (0, 5, 0.3)])
+@pytest.mark.parametrize(
+    ("rows", "width", "p"), [(7, 3, 0.5), (6400, 64, 0.1), (1001, 1, 0.25), (2, 2, 1.0), (0, 5, 0.3)]
+)
 def test_compiled_op_matches_the_torch_twin(seed, rows, width, p):
     s = torch.tensor(seed)
     compiled = torch.ops.regdrop_scan.zoneout_mask(s, rows, width, p)
