@@ -5,7 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
+import numpy as np
 import torch
+from sklearn.model_selection import StratifiedKFold
+from sklearn.preprocessing import StandardScaler
 from torch import Tensor
 from torch.utils.data import TensorDataset
 
@@ -88,10 +91,7 @@ def load_sonar() -> tuple[Tensor, Tensor]:
 
 
 def stratified_folds(labels: Tensor, folds: int, seed: int) -> list[Tensor]:
-    """Split the indices of ``labels`` into ``folds`` test folds with (as nearly as possible) equal class shares.
-
-    Each class's indices are shuffled with ``seed`` and dealt round-robin over the folds, each
-    class starting where the previous one stopped, so fold sizes differ by at most one.
+    """The test folds of scikit-learn's ``StratifiedKFold(folds, shuffle=True, random_state=seed)``, each sorted.
 
     Raises:
         ValueError: if ``folds`` is below 2 or above the size of the smallest class.
@@ -106,15 +106,8 @@ def stratified_folds(labels: Tensor, folds: int, seed: int) -> list[Tensor]:
     smallest = int(torch.bincount(labels).min())
     if folds > smallest:
         raise ValueError(f"folds must be at most the size of the smallest class, {smallest}, got {folds}")
-    generator = torch.Generator().manual_seed(seed)
-    members: list[list[int]] = [[] for _ in range(folds)]
-    position = 0
-    for c in labels.unique().tolist():
-        indices = (labels == c).nonzero().squeeze(1)
-        for i in indices[torch.randperm(len(indices), generator=generator)].tolist():
-            members[position % folds].append(i)
-            position += 1
-    return [torch.tensor(sorted(m)) for m in members]
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    return [torch.from_numpy(np.sort(test)) for _, test in splitter.split(np.zeros(len(labels)), labels.numpy())]
 
 
 def fold_splits(
@@ -122,8 +115,8 @@ def fold_splits(
 ) -> dict[str, tuple[Tensor, Tensor]]:
     """Split rows by stratified folds: fold ``fold`` tests, the next one validates, the others train.
 
-    The inputs are standardized with the training rows' mean and standard deviation (per column),
-    so no statistic of the validation or test rows reaches the model.
+    The inputs are standardized by scikit-learn's ``StandardScaler`` fitted on the training rows
+    (per column), so no statistic of the validation or test rows reaches the model.
 
     Args:
         x: features ``(N, C)``.
@@ -144,8 +137,8 @@ def fold_splits(
         >>> parts = fold_splits(x, y, folds=3, fold=0, seed=0)
         >>> {key: len(part[1]) for key, part in parts.items()}
         {'train': 4, 'val': 4, 'test': 4}
-        >>> float(parts["train"][0].mean())  # standardized with the training rows
-        0.0
+        >>> abs(round(float(parts["train"][0].mean()), 6)), round(float(parts["train"][0].std(correction=0)), 6)
+        (0.0, 1.0)
     """
     members = stratified_folds(y, folds, seed)
     if not 0 <= check_nonnegative_int("fold", fold) < folds:
@@ -156,9 +149,14 @@ def fold_splits(
     if validate:
         role[members[(fold + 1) % folds]] = 1
     role[members[fold]] = 2
-    train = role == 0
-    mean, std = x[train].mean(dim=0), x[train].std(dim=0).clamp_min(1e-8)
-    return {name: ((x[role == k] - mean) / std, y[role == k]) for k, name in enumerate(("train", "val", "test"))}
+    scaler = StandardScaler().fit(x[role == 0].double().numpy())
+    parts = {}
+    for k, name in enumerate(("train", "val", "test")):
+        rows = x[role == k]
+        if len(rows):
+            rows = torch.from_numpy(scaler.transform(rows.double().numpy())).to(x.dtype)
+        parts[name] = (rows, y[role == k])
+    return parts
 
 
 class SonarDataModule(SplitDataModule):

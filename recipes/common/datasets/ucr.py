@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import StandardScaler
 from torch import Tensor
 
 from ..baselines import majority_accuracy, one_nn_dtw_accuracy
@@ -187,8 +188,8 @@ class UCRDataModule(ClassificationDataModule):
     ``train_test_split``), but at least two cases per class and 12 in all where a third of the
     training file allows it, so that small sets still rank epochs; the rest trains. Class indices
     follow the order the header declares. With ``standardize=True`` every channel is standardized
-    with the mean and standard deviation of the training split's time steps (the same numbers for
-    validation and test), which keeps the differences in level
+    by scikit-learn's ``StandardScaler`` fitted on the time steps of the training split's cases (unpadded;
+    the same numbers for validation and test), which keeps the differences in level
     between classes that per-sequence standardization would remove.
 
     Args:
@@ -276,9 +277,10 @@ class UCRDataModule(ClassificationDataModule):
             parts: dict[str, list[int]] = {"train": sorted(train_index), "val": sorted(val_index)}
             parts["test"] = list(range(n_train, len(sequences)))
             if self.standardize:
-                steps = torch.cat([sequences[i] for i in parts["train"]])
-                mean, std = steps.mean(dim=0), steps.std(dim=0).clamp_min(1e-8)
-                sequences = [(s - mean) / std for s in sequences]
+                # the cases are unpadded here, so the scaler sees only real steps of the training split
+                steps = torch.cat([sequences[i] for i in parts["train"]]).double().numpy()
+                scaler = StandardScaler().fit(steps)
+                sequences = [torch.from_numpy(scaler.transform(s.double().numpy())).float() for s in sequences]
             self._splits = {
                 key: SequenceDataset([sequences[i] for i in members], labels[members]) for key, members in parts.items()
             }

@@ -85,11 +85,11 @@ def test_fold_splits_partition_the_rows_and_standardize_with_the_training_rows()
     assert sum(len(part[1]) for part in parts.values()) == 208
     train_x = parts["train"][0]
     torch.testing.assert_close(train_x.mean(0), torch.zeros(60), atol=1e-5, rtol=0)
-    torch.testing.assert_close(train_x.std(0), torch.ones(60), atol=1e-4, rtol=0)
+    torch.testing.assert_close(train_x.std(0, correction=0), torch.ones(60), atol=1e-4, rtol=0)
     raw_test = x[folds[9]]
     mask = torch.ones(208, dtype=torch.bool)
     mask[folds[9]] = mask[folds[0]] = False
-    expected = (raw_test - x[mask].mean(0)) / x[mask].std(0)
+    expected = (raw_test - x[mask].mean(0)) / x[mask].std(0, correction=0)  # StandardScaler's std
     torch.testing.assert_close(parts["test"][0], expected)
     no_val = fold_splits(x, y, folds=10, fold=9, seed=3, validate=False)
     assert len(no_val["val"][1]) == 0 and len(no_val["train"][1]) == 208 - len(folds[9])

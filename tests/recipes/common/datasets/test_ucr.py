@@ -47,8 +47,11 @@ def test_data_module_keeps_the_official_test_set() -> None:
     # standardized with the training split's statistics: train steps have mean 0 and std 1 per channel
     steps = torch.cat(splits["train"].sequences)
     assert torch.allclose(steps.mean(0), torch.zeros(12), atol=1e-5) and torch.allclose(
-        steps.std(0), torch.ones(12), atol=1e-4
+        steps.std(0, correction=0), torch.ones(12), atol=1e-5
     )
+    # validation and test use the training split's numbers, not their own
+    val_steps = torch.cat(splits["val"].sequences)
+    assert not torch.allclose(val_steps.mean(0), torch.zeros(12), atol=1e-3)
     raw = UCRDataModule("JapaneseVowels", standardize=False).splits["test"].sequences[0]
     assert torch.equal(raw, test.sequences[0])
     x, lengths, y = next(iter(dm.test_dataloader()))
