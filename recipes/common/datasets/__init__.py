@@ -9,12 +9,13 @@ When a package is missing, the loaders raise :class:`MissingDataError` naming it
 """
 
 from .files import MissingDataError, package_file, user_file
-from .series import RealSeriesDataModule, fill_gaps, load_airline, load_co2, read_series_csv
+from .series import SHIPPED, RealSeriesDataModule, load_shipped, read_series_csv
 from .sonar import SonarDataModule, fold_splits, load_sonar, read_sonar, stratified_folds
 from .text import LanguageModelDataModule, TokenChunks, Vocabulary, load_asv_text, split_verses, tokenize
 from .ucr import TsData, UCRDataModule, load_ucr, read_ts, sktime_ts_names
 
 __all__ = [
+    "SHIPPED",
     "LanguageModelDataModule",
     "MissingDataError",
     "RealSeriesDataModule",
@@ -23,11 +24,9 @@ __all__ = [
     "TsData",
     "UCRDataModule",
     "Vocabulary",
-    "fill_gaps",
     "fold_splits",
-    "load_airline",
+    "load_shipped",
     "load_asv_text",
-    "load_co2",
     "load_sonar",
     "load_ucr",
     "package_file",
