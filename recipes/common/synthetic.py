@@ -159,7 +159,7 @@ class SineClassificationDataModule(ClassificationDataModule):
     Example:
         >>> dm = SineClassificationDataModule(num_sequences=30, num_classes=3, min_length=10, max_length=12)
         >>> dm.num_classes, dm.num_features, len(dm.splits["test"])
-        (3, 1, 6)
+        (3, 1, 4)
     """
 
     def __init__(

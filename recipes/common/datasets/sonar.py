@@ -14,6 +14,7 @@ from torch.utils.data import TensorDataset
 
 from regdrop.functional._validation import check_nonnegative_int, check_positive_int
 
+from ..baselines import majority_accuracy
 from ..data import SplitDataModule
 from .files import package_file, user_file
 
@@ -217,8 +218,7 @@ class SonarDataModule(SplitDataModule):
 
     def yardstick(self) -> tuple[str, float]:
         """Test accuracy of always answering the most frequent training class."""
-        majority = torch.bincount(self.splits["train"][1]).argmax()
-        return "majority-class accuracy", float((self.splits["test"][1] == majority).float().mean())
+        return "majority-class accuracy", majority_accuracy(self.splits["train"][1], self.splits["test"][1])
 
     def setup(self, stage: str) -> None:
         """Load and split the rows (once), so a bad option fails before training starts."""
