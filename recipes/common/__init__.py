@@ -5,11 +5,10 @@ A recipe is a short script: it picks a data module and the model's defaults and 
 folder is then on ``sys.path``, so ``import common`` works.
 """
 
-from .callbacks import ForecastPlot, rolling_forecast
+from .callbacks import ForecastPlot, plot_forecasts, rolling_forecast
 from .cli import RecipeCLI, run_recipe
 from .data import ClassificationDataModule, ForecastDataModule, SequenceDataset, make_windows, pad_collate
 from .model import SequenceModel
-from .plotting import plot_forecasts
 from .summary import RunSummary, collect_summary
 from .synthetic import SineClassificationDataModule, SineDataModule, sine_waves
 

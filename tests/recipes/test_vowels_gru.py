@@ -15,8 +15,8 @@ import torch
 import yaml
 
 import vowels_gru
+from common.callbacks import CONFUSION_CMAP
 from common.datasets import MissingDataError
-from common.plotting import CONFUSION_CMAP
 from tests.recipes._uninstall import check_advice, uninstall  # noqa: F401
 
 
