@@ -35,6 +35,10 @@ class TsData:
     labels: list[str]
     class_names: list[str]
 
+    def targets(self, class_names: list[str]) -> Tensor:
+        """The index of each case's label in ``class_names`` (the training file's, for a test file)."""
+        return torch.tensor([class_names.index(label) for label in self.labels])
+
 
 def _header(path: Path) -> dict[str, str]:
     """The header of a ``.ts`` file: ``{"classlabel": "true a b", ...}``, keys lower-cased, up to ``@data``."""
@@ -173,11 +177,8 @@ def load_ucr(name: str) -> tuple[TsData, TsData]:
 def _dtw_accuracy(train_path: str, test_path: str) -> float:
     # a minute on the largest shipped set, and the same for every run on it: computed once per process
     train, test = read_ts(train_path), read_ts(test_path)
-    index = {name: k for k, name in enumerate(train.class_names)}
-    return one_nn_dtw_accuracy(
-        train.sequences, torch.tensor([index[x] for x in train.labels]),
-        test.sequences, torch.tensor([index[x] for x in test.labels]),
-    )  # fmt: skip
+    names = train.class_names
+    return one_nn_dtw_accuracy(train.sequences, train.targets(names), test.sequences, test.targets(names))
 
 
 class UCRDataModule(ClassificationDataModule):
@@ -250,8 +251,7 @@ class UCRDataModule(ClassificationDataModule):
     def load_sequences(self) -> tuple[list[Tensor], Tensor]:
         """The official training cases followed by the test cases, and their class indices."""
         train, test = self._files()
-        index = {name: k for k, name in enumerate(train.class_names)}
-        labels = torch.tensor([index[label] for label in train.labels + test.labels])
+        labels = torch.cat([train.targets(train.class_names), test.targets(train.class_names)])
         return train.sequences + test.sequences, labels
 
     @property
@@ -288,11 +288,8 @@ class UCRDataModule(ClassificationDataModule):
 
     def yardstick(self) -> tuple[str, float]:
         """Test accuracy of always answering the most frequent class of the training file (validation included)."""
-        train, test = self._files()
-        index = {name: k for k, name in enumerate(train.class_names)}
-        train_labels = torch.tensor([index[label] for label in train.labels])
-        test_labels = torch.tensor([index[label] for label in test.labels])
-        return "majority-class accuracy", majority_accuracy(train_labels, test_labels)
+        labels, n_train = self._loaded()[1], len(self._files()[0].labels)
+        return "majority-class accuracy", majority_accuracy(labels[:n_train], labels[n_train:])
 
     def baselines(self) -> dict[str, float]:
         """Test accuracy of the majority class of the training file, and of 1-NN DTW on the official split.
