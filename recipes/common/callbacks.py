@@ -21,6 +21,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from torch import Tensor
+from torchmetrics.functional.classification import multiclass_confusion_matrix
 
 try:
     from typing import override  # type: ignore[attr-defined]
@@ -318,7 +319,7 @@ def _save_figure(trainer: pl.Trainer, fig: plt.Figure, filename: str, tag: str) 
 
 @torch.no_grad()
 def confusion_matrix(model: torch.nn.Module, loader: torch.utils.data.DataLoader, num_classes: int) -> Tensor:
-    """Count ``(true, predicted)`` pairs of ``model`` (in eval mode) over ``loader``'s batches.
+    """Count ``(true, predicted)`` pairs of ``model`` (in eval mode) over ``loader``'s batches (torchmetrics).
 
     Batches are ``(input, lengths, target)`` (packed sequences) or ``(input, target)``. The model
     gives logits ``(N, num_classes)`` (the prediction is the largest) or, for two classes, one
@@ -349,9 +350,7 @@ def confusion_matrix(model: torch.nn.Module, loader: torch.utils.data.DataLoader
                 input, target = batch
                 logits = model(input.to(device))
             predicted = (logits > 0).long().cpu() if logits.dim() == 1 else logits.argmax(dim=-1).cpu()
-            counts += torch.bincount(target.cpu() * num_classes + predicted, minlength=num_classes**2).view(
-                num_classes, num_classes
-            )
+            counts += multiclass_confusion_matrix(predicted, target.cpu(), num_classes)
     finally:
         model.train(was_training)
     return counts
