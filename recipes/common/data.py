@@ -317,14 +317,14 @@ def pad_collate(items: list[tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor, Ten
 
 
 class ClassificationDataModule(SplitDataModule):
-    """Labelled sequences split into train, validation and test, stratified by class.
+    """Labelled sequences split into train, validation and test, stratified by class (scikit-learn's ``train_test_split``).
 
     Batches are ``(x, lengths, y)``: ``x`` zero-padded to ``(N, L_max, C)``, ``lengths`` the true
     length of each sequence, ``y`` class indices ``(N,)``.
 
     Args:
-        val_fraction: fraction of each class for validation. Default: 0.15.
-        test_fraction: fraction of each class for the test. Default: 0.15.
+        val_fraction: fraction of the sequences for validation (stratified by class). Default: 0.15.
+        test_fraction: fraction of the sequences for the test (stratified by class). Default: 0.15.
         batch_size: sequences per batch. Default: 32.
         num_workers: DataLoader worker processes. Default: 0.
         seed: seed of the split (and of generated data in subclasses). Default: 0.
