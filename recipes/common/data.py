@@ -317,7 +317,7 @@ def pad_collate(items: list[tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor, Ten
 
 
 class ClassificationDataModule(SplitDataModule):
-    """Labelled sequences split into train, validation and test, stratified by class (scikit-learn's ``train_test_split``).
+    """Labelled sequences split into train, validation and test by scikit-learn's stratified ``train_test_split``.
 
     Batches are ``(x, lengths, y)``: ``x`` zero-padded to ``(N, L_max, C)``, ``lengths`` the true
     length of each sequence, ``y`` class indices ``(N,)``.

@@ -1,4 +1,4 @@
-"""UCR/UEA time-series classification sets in the ``.ts`` format (the ones sktime ships, or a user's), read by sktime."""
+"""UCR/UEA classification sets in the ``.ts`` format (the ones sktime ships, or a user's), read by sktime."""
 
 from __future__ import annotations
 
