@@ -27,9 +27,9 @@ if __package__ in (None, ""):
 
 from lightning.pytorch.cli import ArgsType
 
-from common import RunSummary, SequenceModel, SineDataModule, run_recipe
+from common import RecipeCLI, RunSummary, SequenceModel, SineDataModule
 
-__all__ = ["main"]
+__all__ = ["cli", "main"]
 
 MODEL_DEFAULTS = {
     "cell": "lstm",
@@ -44,9 +44,9 @@ DATA_DEFAULTS = {"num_series": 120, "length": 200, "input_length": 48, "horizon"
 TRAINER_DEFAULTS = {"max_epochs": 30, "gradient_clip_val": 1.0}
 
 
-def main(args: ArgsType = None) -> RunSummary:
-    """Run the recipe with ``args`` (default: the command line) and return its summary."""
-    return run_recipe(
+def cli(args: ArgsType = None) -> RecipeCLI:
+    """Parse ``args`` (default: the command line) and build the trainer, model and data, without running."""
+    return RecipeCLI(
         "sine_lstm",
         SequenceModel,
         SineDataModule,
@@ -56,6 +56,11 @@ def main(args: ArgsType = None) -> RunSummary:
         trainer_defaults=TRAINER_DEFAULTS,
         description=__doc__.split("\n\n")[0] + " Every option is listed below; see recipes/sine_lstm.py for examples.",
     )
+
+
+def main(args: ArgsType = None) -> RunSummary:
+    """Run the recipe with ``args`` (default: the command line) and return its summary."""
+    return cli(args).fit_and_test()
 
 
 if __name__ == "__main__":

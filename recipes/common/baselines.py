@@ -26,7 +26,6 @@ __all__ = [
     "arima_forecasts",
     "kneser_ney_bigram_perplexity",
     "majority_accuracy",
-    "naive_forecasts",
     "one_nn_dtw_accuracy",
     "rmse",
     "seasonal_naive_forecasts",
@@ -90,16 +89,11 @@ def one_nn_dtw_accuracy(
     params = None if length <= full_window_up_to else {"window": window}
     classifier = KNeighborsTimeSeriesClassifier(n_neighbors=1, distance="dtw", distance_params=params)
 
-    def panel(sequences: Sequence[Tensor]) -> object:
-        if len({s.shape[0] for s in sequences}) == 1 and sequences[0].shape[0] == length:
-            return np.stack([s.T.numpy().astype(np.float64) for s in sequences])  # (N, C, L)
-        # nested frames hold series of any length; the interpolator brings them to one
-        columns = range(sequences[0].shape[1])
-        frame = pd.DataFrame(
-            [[pd.Series(s[:, c].numpy().astype(np.float64)) for c in columns] for s in sequences],
-            columns=[f"dim_{c}" for c in columns],
-        )
-        return TSInterpolator(length).fit_transform(frame)
+    def panel(sequences: Sequence[Tensor]) -> np.ndarray:
+        frames = [pd.DataFrame(s.double().numpy()) for s in sequences]  # sktime's "df-list": cases of any length
+        if any(len(frame) != length for frame in frames):
+            frames = TSInterpolator(length).fit_transform(frames)
+        return np.stack([frame.to_numpy().T for frame in frames])  # (N, C, L)
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # sktime's notes on numba and on the pandas version
@@ -124,17 +118,6 @@ def _check_origins(series: np.ndarray, origins: Sequence[int], horizon: int) -> 
             f"origins must lie in [1, {len(series) - horizon}] for a series of length {len(series)} "
             f"and horizon {horizon}, got {min(origins, default=None)} .. {max(origins, default=None)}"
         )
-
-
-def naive_forecasts(series: np.ndarray, origins: Sequence[int], horizon: int) -> np.ndarray:
-    """The last observed value, repeated: row ``k`` forecasts ``series[o : o + horizon]`` as ``series[o - 1]``.
-
-    Example:
-        >>> naive_forecasts(np.arange(6.0), [3, 4], 2).tolist()
-        [[2.0, 2.0], [3.0, 3.0]]
-    """
-    _check_origins(series, origins, horizon)
-    return np.repeat(series[np.asarray(origins) - 1][:, None], horizon, axis=1)
 
 
 def seasonal_naive_forecasts(series: np.ndarray, origins: Sequence[int], horizon: int, period: int) -> np.ndarray:

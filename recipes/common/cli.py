@@ -30,7 +30,7 @@ from .callbacks import ConfusionMatrixPlot, ForecastPlot, PerplexityPlot
 from .data import ClassificationDataModule, ForecastDataModule
 from .summary import _SCORES, RunSummary, collect_summary, run_dir
 
-__all__ = ["RecipeCLI", "run_name", "run_recipe"]
+__all__ = ["RecipeCLI", "run_name"]
 
 # the recipe's callbacks, by flag group; the plot is chosen by the data's task
 _CALLBACK_GROUPS: dict[str, type[pl.Callback]] = {
@@ -486,24 +486,3 @@ class RecipeCLI(LightningCLI):
             if directory.is_dir():
                 summary.save(directory / "summary.json")
         return summary
-
-
-def run_recipe(
-    recipe: str,
-    model_class: type[pl.LightningModule],
-    datamodule_class: type[pl.LightningDataModule],
-    *,
-    args: ArgsType = None,
-    **defaults: Any,
-) -> RunSummary:
-    """Parse the command line (or ``args``), fit, test, print the summary and return it.
-
-    Args:
-        recipe: the recipe's name.
-        model_class: the LightningModule class.
-        datamodule_class: the data module class.
-        args: the arguments (default: ``sys.argv[1:]``).
-        **defaults: ``model_defaults``, ``data_defaults``, ``trainer_defaults``, ``callback_defaults``
-            and ``description`` of :class:`RecipeCLI`.
-    """
-    return RecipeCLI(recipe, model_class, datamodule_class, args=args, **defaults).fit_and_test()

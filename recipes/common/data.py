@@ -13,11 +13,15 @@ from collections.abc import Callable
 from typing import ClassVar, Literal
 
 import lightning.pytorch as pl
+import numpy as np
 import torch
+from sklearn.model_selection import train_test_split
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from regdrop.functional._validation import check_positive_int, check_rate
+from regdrop.functional._validation import check_nonnegative_int, check_positive_int, check_rate
+
+from .baselines import majority_accuracy
 
 __all__ = [
     "SplitDataModule",
@@ -37,14 +41,6 @@ def _check_fractions(val_fraction: float, test_fraction: float) -> tuple[float, 
             f"val_fraction + test_fraction must be < 1 to leave data for training, got {val_fraction} + {test_fraction}"
         )
     return val_fraction, test_fraction
-
-
-def _check_nonnegative_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int >= 0, got {type(value).__name__} {value!r}")
-    if value < 0:
-        raise ValueError(f"{name} must be an int >= 0, got {value}")
-    return value
 
 
 def make_windows(series: Tensor, input_length: int, horizon: int, stride: int = 1) -> tuple[Tensor, Tensor]:
@@ -90,6 +86,14 @@ class SplitDataModule(pl.LightningDataModule, abc.ABC):
     @abc.abstractmethod
     def split_dataset(self, split: str) -> Dataset:
         """The dataset of ``"train"``, ``"val"`` or ``"test"``."""
+
+    @abc.abstractmethod
+    def yardstick(self) -> tuple[str, float]:
+        """The trivial baseline's name and its score on the test data."""
+
+    def baselines(self) -> dict[str, float]:
+        """The baselines a summary prints beside the model's score, by name; the first is the trivial one."""
+        return dict([self.yardstick()])
 
     def loader(self, split: str) -> DataLoader:
         """The DataLoader of one split."""
@@ -166,7 +170,7 @@ class ForecastDataModule(SplitDataModule):
         self.split = split
         self.val_fraction, self.test_fraction = _check_fractions(val_fraction, test_fraction)
         self.batch_size = check_positive_int("batch_size", batch_size)
-        self.num_workers = _check_nonnegative_int("num_workers", num_workers)
+        self.num_workers = check_nonnegative_int("num_workers", num_workers)
         self.seed = seed
         self._splits: dict[str, list[Tensor]] | None = None
         self._windows: dict[str, TensorDataset] = {}
@@ -272,11 +276,6 @@ class ForecastDataModule(SplitDataModule):
         rmse = (y - x[:, -1:, :]).pow(2).mean().sqrt()
         return "naive last-value forecast RMSE", float(rmse)
 
-    def baselines(self) -> dict[str, float]:
-        """The baselines a summary prints beside the model's score, by name; the first is the trivial one."""
-        name, value = self.yardstick()
-        return {name: value}
-
     def setup(self, stage: str) -> None:
         """Load and split the series (once), and cut the windows the stage needs."""
         needed = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}[stage]
@@ -318,14 +317,14 @@ def pad_collate(items: list[tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor, Ten
 
 
 class ClassificationDataModule(SplitDataModule):
-    """Labelled sequences split into train, validation and test, stratified by class.
+    """Labelled sequences split into train, validation and test by scikit-learn's stratified ``train_test_split``.
 
     Batches are ``(x, lengths, y)``: ``x`` zero-padded to ``(N, L_max, C)``, ``lengths`` the true
     length of each sequence, ``y`` class indices ``(N,)``.
 
     Args:
-        val_fraction: fraction of each class for validation. Default: 0.15.
-        test_fraction: fraction of each class for the test. Default: 0.15.
+        val_fraction: fraction of the sequences for validation (stratified by class). Default: 0.15.
+        test_fraction: fraction of the sequences for the test (stratified by class). Default: 0.15.
         batch_size: sequences per batch. Default: 32.
         num_workers: DataLoader worker processes. Default: 0.
         seed: seed of the split (and of generated data in subclasses). Default: 0.
@@ -348,7 +347,7 @@ class ClassificationDataModule(SplitDataModule):
         super().__init__()
         self.val_fraction, self.test_fraction = _check_fractions(val_fraction, test_fraction)
         self.batch_size = check_positive_int("batch_size", batch_size)
-        self.num_workers = _check_nonnegative_int("num_workers", num_workers)
+        self.num_workers = check_nonnegative_int("num_workers", num_workers)
         self.seed = seed
         self._data: tuple[list[Tensor], Tensor] | None = None
         self._splits: dict[str, SequenceDataset] | None = None
@@ -380,37 +379,34 @@ class ClassificationDataModule(SplitDataModule):
         """The ``"train"``, ``"val"`` and ``"test"`` datasets; split once, the same on every process."""
         if self._splits is None:
             sequences, labels = self._loaded()
-            generator = torch.Generator().manual_seed(self.seed)
-            parts: dict[str, list[int]] = {"train": [], "val": [], "test": []}
-            for c in labels.unique().tolist():
-                members = (labels == c).nonzero().squeeze(1)
-                members = members[torch.randperm(len(members), generator=generator)].tolist()
-                n_test = round(len(members) * self.test_fraction)
-                n_val = round(len(members) * self.val_fraction)
-                parts["test"] += members[:n_test]
-                parts["val"] += members[n_test : n_test + n_val]
-                parts["train"] += members[n_test + n_val :]
-            for key, members in parts.items():
-                if not members:
-                    raise ValueError(
-                        f"{type(self).__name__}: the {key} split is empty with val_fraction={self.val_fraction} "
-                        f"and test_fraction={self.test_fraction} of {len(labels)} sequences"
-                    )
+            n = len(labels)
+            n_test, n_val = round(n * self.test_fraction), round(n * self.val_fraction)
+            sizes = {"train": n - n_test - n_val, "val": n_val, "test": n_test}
+            empty = next((key for key, size in sizes.items() if size < 1), None)
+            if empty is not None:
+                raise ValueError(
+                    f"{type(self).__name__}: the {empty} split is empty with val_fraction={self.val_fraction} "
+                    f"and test_fraction={self.test_fraction} of {n} sequences"
+                )
+            y = labels.numpy()
+            try:  # scikit-learn's stratified splits, test first, then validation out of the rest
+                rest, test = train_test_split(np.arange(n), test_size=n_test, stratify=y, random_state=self.seed)
+                train, val = train_test_split(rest, test_size=n_val, stratify=y[rest], random_state=self.seed)
+            except ValueError as error:
+                raise ValueError(
+                    f"{type(self).__name__}: val_fraction={self.val_fraction} and test_fraction={self.test_fraction} "
+                    f"cannot split {n} sequences by class: {error}"
+                ) from None
+            parts = {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}
             self._splits = {
-                key: SequenceDataset([sequences[i] for i in members], labels[members]) for key, members in parts.items()
+                key: SequenceDataset([sequences[i] for i in members], labels[torch.from_numpy(members)])
+                for key, members in parts.items()
             }
         return self._splits
 
     def yardstick(self) -> tuple[str, float]:
         """Test accuracy of always answering the most frequent training class."""
-        majority = torch.bincount(self.splits["train"].labels).argmax()
-        accuracy = (self.splits["test"].labels == majority).float().mean()
-        return "majority-class accuracy", float(accuracy)
-
-    def baselines(self) -> dict[str, float]:
-        """The baselines a summary prints beside the model's score, by name; the first is the trivial one."""
-        name, value = self.yardstick()
-        return {name: value}
+        return "majority-class accuracy", majority_accuracy(self.splits["train"].labels, self.splits["test"].labels)
 
     def setup(self, stage: str) -> None:
         """Load and split the sequences (once)."""

@@ -12,7 +12,7 @@ import torch
 import yaml
 
 import airline_lstm
-from common.datasets import MissingDataError, load_airline
+from common.datasets import MissingDataError, load_shipped
 from tests.recipes._uninstall import check_advice, uninstall  # noqa: F401
 
 
@@ -44,7 +44,7 @@ def test_defaults_are_the_documented_ones(capsys: pytest.CaptureFixture[str]) ->
 @pytest.mark.slow
 def test_airline_run_tests_the_keras_examples_months(tmp_path: Path) -> None:
     summary = airline_lstm.main(tiny(tmp_path))
-    series = load_airline()
+    series = load_shipped("airline")
     # the yardstick is the naive forecast of months 96..143 from the month before: the same test months
     naive = float((series[96:] - series[95:-1]).pow(2).mean().sqrt())
     assert summary.yardstick == pytest.approx(naive, rel=1e-5)

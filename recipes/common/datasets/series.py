@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 import functools
 import math
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import Tensor
 
@@ -16,59 +16,24 @@ from ..baselines import arima_forecasts, rmse, seasonal_naive_forecasts
 from ..data import ForecastDataModule
 from .files import package_file, user_file
 
-__all__ = [
-    "RealSeriesDataModule",
-    "fill_gaps",
-    "load_airline",
-    "load_co2",
-    "load_lynx",
-    "load_nile",
-    "load_sunspots",
-    "read_series_csv",
-]
-
-
-def fill_gaps(values: list[float]) -> Tensor:
-    """The values as a float64 tensor, each run of NaNs replaced by the straight line between its neighbours.
-
-    Raises:
-        ValueError: if the series starts or ends with a gap, or holds no value.
-
-    Example:
-        >>> fill_gaps([1.0, float("nan"), float("nan"), 4.0]).tolist()
-        [1.0, 2.0, 3.0, 4.0]
-    """
-    series = torch.tensor(values, dtype=torch.float64)
-    missing = torch.isnan(series)
-    if not missing.any():
-        return series
-    if missing.all() or missing[0] or missing[-1]:
-        raise ValueError("a series must start and end with a value to fill its gaps by interpolation")
-    steps = torch.arange(len(series), dtype=torch.float64)
-    known = (~missing).nonzero().squeeze(1)
-    # for each gap, the known steps on either side; the line between them fills it
-    right = torch.searchsorted(known, steps[missing].long())
-    left = right - 1
-    x0, x1 = steps[known[left]], steps[known[right]]
-    y0, y1 = series[known[left]], series[known[right]]
-    series[missing] = y0 + (y1 - y0) * (steps[missing] - x0) / (x1 - x0)
-    return series
+__all__ = ["SHIPPED", "RealSeriesDataModule", "load_shipped", "read_series_csv"]
 
 
 def read_series_csv(path: str | Path, column: str | None = None) -> Tensor:
-    """Read one numeric column of a CSV file with a header line; empty cells are gaps, filled by interpolation.
+    """Read one numeric column of a CSV file with a header line (pandas); empty cells are gaps, filled linearly.
 
     Args:
         path: the CSV file.
         column: the column's name in the header. Default: the last column.
 
     Returns:
-        The series, float64 ``(T,)``, in file order.
+        The series, float64 ``(T,)``, in file order (blank lines skipped).
 
     Raises:
         FileNotFoundError: if the file does not exist.
-        ValueError: if the file has no header or no rows, the column is not in the header, a row
-            is too short, or a cell is not a number (the message gives the line and the cell).
+        ValueError: naming the file, if pandas cannot read it, it has no row, the column is not in
+            the header, a cell is not a number (the message gives the row and the cell), or the
+            column starts or ends with a gap.
 
     Example:
         >>> import tempfile, os
@@ -79,112 +44,62 @@ def read_series_csv(path: str | Path, column: str | None = None) -> Tensor:
         >>> os.remove(f.name)
     """
     path = user_file(path, "the series CSV file")
-    with path.open(newline="") as handle:
-        rows = list(csv.reader(handle))
-    rows = [row for row in rows if any(cell.strip() for cell in row)]
-    if len(rows) < 2:
-        raise ValueError(f"{path}: a series CSV needs a header line and at least one row, got {len(rows)} line(s)")
-    header = [name.strip() for name in rows[0]]
-    if column is None:
-        index = len(header) - 1
-    elif column in header:
-        index = header.index(column)
-    else:
-        raise ValueError(f"{path}: column must be one of the header's names {header}, got {column!r}")
-    values = []
-    for line, row in enumerate(rows[1:], start=2):
-        if index >= len(row):
-            raise ValueError(f"{path}, line {line}: the row has {len(row)} cells, no column {header[index]!r}")
-        cell = row[index].strip()
-        try:
-            values.append(float(cell) if cell else math.nan)
-        except ValueError:
-            raise ValueError(
-                f"{path}, line {line}: column {header[index]!r} must hold numbers (or nothing, for a gap), got {cell!r}"
-            ) from None
     try:
-        return fill_gaps(values)
-    except ValueError as error:
-        raise ValueError(f"{path}: column {header[index]!r}: {error}") from None
+        frame = pd.read_csv(path, skipinitialspace=True)
+    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        raise ValueError(f"{path}: pandas cannot read it as a CSV file with a header line: {error}") from None
+    frame.columns = [str(name).strip() for name in frame.columns]
+    if frame.empty:
+        raise ValueError(f"{path}: a series CSV needs a header line and at least one row, got no row")
+    name = frame.columns[-1] if column is None else column
+    if name not in frame.columns:
+        raise ValueError(f"{path}: column must be one of the header's names {list(frame.columns)}, got {column!r}")
+    cells = frame[name]
+    values = pd.to_numeric(cells, errors="coerce")
+    bad = values.isna() & cells.notna()
+    if bad.any():
+        row = int(bad.to_numpy().argmax())
+        raise ValueError(
+            f"{path}, row {row + 1}: column {name!r} must hold numbers (or nothing, for a gap), got {cells.iloc[row]!r}"
+        )
+    if values.isna().iloc[[0, -1]].any():
+        raise ValueError(f"{path}: column {name!r} must start and end with a value to fill its gaps by interpolation")
+    return torch.tensor(values.interpolate(method="linear").to_numpy(), dtype=torch.float64)
 
 
-def load_airline() -> Tensor:
-    """The Airline series shipped with sktime: monthly international airline passengers (thousands), 1949-1960.
-
-    Returns:
-        float64 ``(144,)``.
-
-    Raises:
-        MissingDataError: if sktime is not installed.
-    """
-    path = package_file(
-        "sktime",
-        "datasets/data/Airline/Airline.csv",
-        dataset="Airline",
-        distribution="sktime",
-        own_file="--data.dataset",
-    )
-    return read_series_csv(path, "Passengers")
+SHIPPED: dict[str, tuple[str, str, str | None, int | None]] = {
+    # name: (package, file inside it, column, period of the seasonal baselines)
+    # monthly international airline passengers (thousands), 1949-1960, 144 months
+    "airline": ("sktime", "datasets/data/Airline/Airline.csv", "Passengers", 12),
+    # weekly atmospheric CO2 at Mauna Loa (ppm), March 1958 - December 2001, 2284 weeks (59 gaps, filled)
+    "co2": ("statsmodels", "datasets/co2/co2.csv", "co2", 52),
+    # yearly sunspot numbers, 1700-2008 (309 years; a roughly 11-year cycle)
+    "sunspots": ("statsmodels", "datasets/sunspots/sunspots.csv", "SUNACTIVITY", 11),
+    # yearly flow of the Nile at Aswan (10^8 m^3), 1871-1970 (100 years; no season)
+    "nile": ("statsmodels", "datasets/nile/nile.csv", "volume", None),
+    # yearly Canadian lynx trappings, 1821-1934 (114 years; a roughly 10-year cycle)
+    "lynx": ("sktime", "datasets/data/Lynx/Lynx.csv", None, 10),
+}
+"""The series that installed packages ship, by name; the comments say what each is."""
 
 
-def load_co2() -> Tensor:
-    """The CO2 series shipped with statsmodels: weekly atmospheric CO2 at Mauna Loa (ppm), March 1958 - December 2001.
-
-    The 59 missing weeks are filled by linear interpolation between their neighbours.
-
-    Returns:
-        float64 ``(2284,)``.
-
-    Raises:
-        MissingDataError: if statsmodels is not installed.
-    """
-    path = package_file(
-        "statsmodels", "datasets/co2/co2.csv", dataset="CO2", distribution="statsmodels", own_file="--data.dataset"
-    )
-    return read_series_csv(path, "co2")
-
-
-def load_sunspots() -> Tensor:
-    """The yearly sunspot numbers shipped with statsmodels, 1700-2008 (``(309,)``, float64).
+def load_shipped(name: str) -> Tensor:
+    """A series of :data:`SHIPPED`, read from the file its package ships, as float64 ``(T,)``.
 
     Raises:
-        MissingDataError: if statsmodels is not installed.
+        ValueError: if ``name`` is not in :data:`SHIPPED`.
+        MissingDataError: if the package is not installed.
+
+    Example:
+        >>> load_shipped("airline")[:3].tolist()
+        [112.0, 118.0, 132.0]
     """
-    path = package_file(
-        "statsmodels", "datasets/sunspots/sunspots.csv", dataset="sunspots", distribution="statsmodels",
-        own_file="--data.dataset",
-    )  # fmt: skip
-    return read_series_csv(path, "SUNACTIVITY")
-
-
-def load_nile() -> Tensor:
-    """The yearly flow of the Nile at Aswan shipped with statsmodels, 1871-1970 (``(100,)``, float64, 10^8 m^3).
-
-    Raises:
-        MissingDataError: if statsmodels is not installed.
-    """
-    path = package_file(
-        "statsmodels", "datasets/nile/nile.csv", dataset="Nile", distribution="statsmodels", own_file="--data.dataset"
-    )
-    return read_series_csv(path, "volume")
-
-
-def load_lynx() -> Tensor:
-    """The yearly Canadian lynx trappings shipped with sktime, 1821-1934 (``(114,)``, float64).
-
-    Raises:
-        MissingDataError: if sktime is not installed.
-    """
-    path = package_file(
-        "sktime", "datasets/data/Lynx/Lynx.csv", dataset="Lynx", distribution="sktime", own_file="--data.dataset"
-    )
-    return read_series_csv(path)
-
-
-_BUILTIN = {"airline": load_airline, "co2": load_co2, "sunspots": load_sunspots, "nile": load_nile, "lynx": load_lynx}
-# the period of the seasonal naive forecast and of the seasonal ARIMA candidates: months, weeks, and
-# the roughly 11- and 10-year cycles of sunspots and lynx; the Nile has none
-_PERIODS = {"airline": 12, "co2": 52, "sunspots": 11, "lynx": 10, "nile": None}
+    if name not in SHIPPED:
+        raise ValueError(f"name must be one of {sorted(SHIPPED)}, got {name!r}")
+    package, relative, column, _ = SHIPPED[name]
+    label = "CO2" if name == "co2" else name.capitalize()
+    path = package_file(package, relative, dataset=label, distribution=package, own_file="--data.dataset")
+    return read_series_csv(path, column)
 
 
 @functools.lru_cache(maxsize=32)
@@ -247,18 +162,20 @@ class RealSeriesDataModule(ForecastDataModule):
             input_length=input_length, horizon=horizon, split=split, val_fraction=val_fraction,
             test_fraction=test_fraction, **kwargs,
         )  # fmt: skip
-        if dataset not in _BUILTIN and not str(dataset).lower().endswith(".csv"):
-            raise ValueError(f"dataset must be one of {sorted(_BUILTIN)} or the path of a .csv file, got {dataset!r}")
+        if dataset not in SHIPPED and not str(dataset).lower().endswith(".csv"):
+            raise ValueError(f"dataset must be one of {sorted(SHIPPED)} or the path of a .csv file, got {dataset!r}")
         if seasonal_period is not None and (isinstance(seasonal_period, bool) or seasonal_period < 2):
             raise ValueError(f"seasonal_period must be an int >= 2 or None, got {seasonal_period!r}")
         self.dataset = dataset
         self.column = column
-        self.seasonal_period = seasonal_period if seasonal_period is not None else _PERIODS.get(dataset)
+        if seasonal_period is None and dataset in SHIPPED:
+            seasonal_period = SHIPPED[dataset][3]
+        self.seasonal_period = seasonal_period
 
     def load_series(self) -> list[Tensor]:
         """The one series, as a list of one ``(T,)`` tensor."""
-        if self.dataset in _BUILTIN:
-            return [_BUILTIN[self.dataset]()]
+        if self.dataset in SHIPPED:
+            return [load_shipped(self.dataset)]
         return [read_series_csv(self.dataset, self.column)]
 
     def baselines(self) -> dict[str, float]:

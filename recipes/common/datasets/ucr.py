@@ -1,15 +1,17 @@
-"""UCR/UEA time-series classification sets in the ``.ts`` format: the ones sktime ships, or a user's files."""
+"""UCR/UEA classification sets in the ``.ts`` format (the ones sktime ships, or a user's), read by sktime."""
 
 from __future__ import annotations
 
 import functools
-import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import StandardScaler
 from torch import Tensor
 
 from ..baselines import majority_accuracy, one_nn_dtw_accuracy
@@ -33,114 +35,90 @@ class TsData:
     labels: list[str]
     class_names: list[str]
 
+    def targets(self, class_names: list[str]) -> Tensor:
+        """The index of each case's label in ``class_names`` (the training file's, for a test file)."""
+        return torch.tensor([class_names.index(label) for label in self.labels])
 
-def _header_flag(value: str, path: Path, line: int, key: str) -> bool:
-    if value.lower() not in ("true", "false"):
-        raise ValueError(f"{path}, line {line}: @{key} must be true or false, got {value!r}")
-    return value.lower() == "true"
+
+def _header(path: Path) -> dict[str, str]:
+    """The header of a ``.ts`` file: ``{"classlabel": "true a b", ...}``, keys lower-cased, up to ``@data``."""
+    header: dict[str, str] = {}
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        for raw in handle:
+            line = raw.strip()
+            if line.startswith("@"):
+                key, _, value = line[1:].partition(" ")
+                if key.lower() == "data":
+                    break
+                header[key.lower()] = value.strip()
+    return header
 
 
 def read_ts(path: str | Path) -> TsData:
-    """Read a classification ``.ts`` file (the UCR/UEA archive's format, as sktime writes it).
+    """Read a classification ``.ts`` file (the UCR/UEA archive's format) with sktime's ``load_from_tsfile``.
 
-    Header lines start with ``@`` (``@dimensions``, ``@classLabel true a b c``, ``@data``, ...),
-    comments with ``#`` or ``%``. After ``@data`` each line is one case: the channels separated by
-    ``:``, the values of a channel by ``,``, the class label last. Channels of one case must
-    have the same length; cases may differ in length.
+    The file needs the header sktime reads (``@problemName``, ``@timestamps false``,
+    ``@univariate``, ``@classLabel true <labels>``, ``@data``); after ``@data`` each line is one
+    case: the channels separated by ``:``, the values of a channel by ``,``, the class label last.
+    Cases may differ in length (sktime's nested frame keeps each as it is); the channels of one
+    case may not.
 
     Args:
         path: the ``.ts`` file.
 
     Raises:
         FileNotFoundError: if the file does not exist.
-        ValueError: naming the file and line, if the file has no ``@data`` section or no case, uses
-            timestamps, is a regression problem or declares no class labels, holds a value that is not a
-            number or missing
-            (``?``), a case whose channels differ in length or in number from the others, or a
-            label the header does not declare.
+        ValueError: naming the file, if it declares no class labels (``@classLabel false``, or a
+            regression problem), uses timestamps, or sktime cannot read it (its reason is
+            given); or naming the case, if a case holds a missing value (``?``), channels of
+            different lengths, or a label the header does not declare.
 
     Example:
         >>> import tempfile, os
+        >>> header = "@problemName toy\\n@timestamps false\\n@univariate false\\n@classLabel true a b\\n@data\\n"
         >>> with tempfile.NamedTemporaryFile("w", suffix=".ts", delete=False) as f:
-        ...     _ = f.write("@dimensions 2\\n@classLabel true a b\\n@data\\n1,2,3:4,5,6:b\\n7,8:9,10:a\\n")
+        ...     _ = f.write(header + "1,2,3:4,5,6:b\\n7,8:9,10:a\\n")
         >>> data = read_ts(f.name)
         >>> [tuple(s.shape) for s in data.sequences], data.labels, data.class_names
         ([(3, 2), (2, 2)], ['b', 'a'], ['a', 'b'])
         >>> os.remove(f.name)
     """
+    from sktime.datasets import load_from_tsfile
+
     path = user_file(path, "the .ts file")
-    declared: list[str] | None = None
-    dimensions: int | None = None
-    in_data = False
-    sequences: list[Tensor] = []
-    labels: list[str] = []
-    with path.open(encoding="utf-8", errors="replace") as handle:
-        for line_number, raw in enumerate(handle, start=1):
-            line = raw.strip()
-            if not line or line.startswith(("#", "%")):
-                continue
-            if not in_data:
-                if not line.startswith("@"):
-                    raise ValueError(
-                        f"{path}, line {line_number}: expected a header line (@...) before @data, got {line[:40]!r}"
-                    )
-                key, _, value = line[1:].partition(" ")
-                key, value = key.lower(), value.strip()
-                if key == "data":
-                    in_data = True
-                elif key == "timestamps" and _header_flag(value, path, line_number, key):
-                    raise ValueError(f"{path}, line {line_number}: .ts files with timestamps are not supported")
-                elif key == "targetlabel" and _header_flag(value.split()[0] if value else "", path, line_number, key):
-                    raise ValueError(
-                        f"{path}, line {line_number}: a regression problem (@targetLabel true); "
-                        "classification needs @classLabel"
-                    )
-                elif key == "classlabel":
-                    flag, *names = value.split()
-                    if not _header_flag(flag, path, line_number, key):
-                        raise ValueError(
-                            f"{path}, line {line_number}: the file has no class labels (@classLabel false)"
-                        )
-                    declared = names
-                elif key == "dimensions":
-                    dimensions = int(value)
-                continue
-            if declared is None:
-                raise ValueError(f"{path}, line {line_number}: no @classLabel true ... line before the data")
-            *channels, label = line.split(":")
-            if not channels:
-                raise ValueError(
-                    f"{path}, line {line_number}: a case needs channels and a class label separated by ':'"
-                )
-            try:
-                values = [
-                    [math.nan if v.strip() == "?" else float(v) for v in channel.split(",")] for channel in channels
-                ]
-            except ValueError:
-                raise ValueError(
-                    f"{path}, line {line_number}: every value must be a number, got a channel {channels[0][:40]!r}..."
-                ) from None
-            if any(math.isnan(v) for channel in values for v in channel):
-                raise ValueError(f"{path}, line {line_number}: missing values (? or NaN) are not supported")
-            lengths = {len(channel) for channel in values}
-            if len(lengths) != 1:
-                raise ValueError(
-                    f"{path}, line {line_number}: the channels of a case must have one length, got {sorted(lengths)}"
-                )
-            expected = dimensions if dimensions is not None else (sequences[0].shape[1] if sequences else len(values))
-            if len(values) != expected:
-                raise ValueError(f"{path}, line {line_number}: expected {expected} channel(s), got {len(values)}")
-            label = label.strip()
-            if label not in declared:
-                raise ValueError(f"{path}, line {line_number}: class label must be one of {declared}, got {label!r}")
-            sequences.append(torch.tensor(values, dtype=torch.float32).T.contiguous())
-            labels.append(label)
-    if not in_data:
-        raise ValueError(f"{path}: no @data line; is this a .ts file?")
-    if not sequences:
-        raise ValueError(f"{path}: no case after @data")
-    assert declared is not None  # checked at the first case
-    return TsData(sequences, labels, declared)
+    header = _header(path)
+    if header.get("timestamps", "").lower() == "true":
+        raise ValueError(f"{path}: .ts files with timestamps are not supported (@timestamps true)")
+    flag, *class_names = header.get("classlabel", "").split() or [""]
+    if flag.lower() != "true":
+        raise ValueError(
+            f"{path}: a classification .ts file declares its classes with @classLabel true <labels>, "
+            f"got {'@classLabel ' + header['classlabel'] if 'classlabel' in header else 'no @classLabel line'}"
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pandas' notes on sktime's nested frames
+            frame, labels = load_from_tsfile(str(path), return_data_type="nested_univ")
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path}: sktime cannot read it as a classification .ts file: {error}") from None
+    sequences = []
+    for case, row in enumerate(frame.itertuples(index=False), start=1):
+        channels = [np.asarray(cell, dtype=np.float32) for cell in row]
+        lengths = sorted({len(channel) for channel in channels})
+        if len(lengths) != 1:
+            raise ValueError(f"{path}, case {case}: the channels of a case must have one length, got {lengths}")
+        values = np.stack(channels, axis=1)
+        if np.isnan(values).any():
+            raise ValueError(f"{path}, case {case}: missing values (? or NaN) are not supported")
+        sequences.append(torch.from_numpy(values))
+    # sktime lower-cases the labels it reads; give them the header's spelling back
+    spelling = {name.lower(): name for name in class_names}
+    labels = [spelling.get(str(label).lower(), str(label)) for label in labels]
+    unknown = [label for label in labels if label not in class_names]
+    if unknown:
+        case = labels.index(unknown[0]) + 1
+        raise ValueError(f"{path}, case {case}: class label must be one of {class_names}, got {unknown[0]!r}")
+    return TsData(sequences, labels, class_names)
 
 
 def sktime_ts_names() -> list[str]:
@@ -157,20 +135,9 @@ def sktime_ts_names() -> list[str]:
     names = []
     for folder in sorted(data_dir.iterdir()):
         train, test = folder / f"{folder.name}_TRAIN.ts", folder / f"{folder.name}_TEST.ts"
-        if train.is_file() and test.is_file() and _declares_classes(train):
+        if train.is_file() and test.is_file() and _header(train).get("classlabel", "").lower().startswith("true"):
             names.append(folder.name)
     return names
-
-
-def _declares_classes(path: Path) -> bool:
-    with path.open(encoding="utf-8", errors="replace") as handle:
-        for raw in handle:
-            line = raw.strip().lower()
-            if line.startswith("@classlabel"):
-                return line.split()[1:2] == ["true"]
-            if line.startswith("@data"):
-                return False
-    return False
 
 
 def _split_files(name: str) -> tuple[Path, Path]:
@@ -210,11 +177,8 @@ def load_ucr(name: str) -> tuple[TsData, TsData]:
 def _dtw_accuracy(train_path: str, test_path: str) -> float:
     # a minute on the largest shipped set, and the same for every run on it: computed once per process
     train, test = read_ts(train_path), read_ts(test_path)
-    index = {name: k for k, name in enumerate(train.class_names)}
-    return one_nn_dtw_accuracy(
-        train.sequences, torch.tensor([index[x] for x in train.labels]),
-        test.sequences, torch.tensor([index[x] for x in test.labels]),
-    )  # fmt: skip
+    names = train.class_names
+    return one_nn_dtw_accuracy(train.sequences, train.targets(names), test.sequences, test.targets(names))
 
 
 class UCRDataModule(ClassificationDataModule):
@@ -225,8 +189,8 @@ class UCRDataModule(ClassificationDataModule):
     ``train_test_split``), but at least two cases per class and 12 in all where a third of the
     training file allows it, so that small sets still rank epochs; the rest trains. Class indices
     follow the order the header declares. With ``standardize=True`` every channel is standardized
-    with the mean and standard deviation of the training split's time steps (the same numbers for
-    validation and test), which keeps the differences in level
+    by scikit-learn's ``StandardScaler`` fitted on the time steps of the training split's cases (unpadded;
+    the same numbers for validation and test), which keeps the differences in level
     between classes that per-sequence standardization would remove.
 
     Args:
@@ -287,8 +251,7 @@ class UCRDataModule(ClassificationDataModule):
     def load_sequences(self) -> tuple[list[Tensor], Tensor]:
         """The official training cases followed by the test cases, and their class indices."""
         train, test = self._files()
-        index = {name: k for k, name in enumerate(train.class_names)}
-        labels = torch.tensor([index[label] for label in train.labels + test.labels])
+        labels = torch.cat([train.targets(train.class_names), test.targets(train.class_names)])
         return train.sequences + test.sequences, labels
 
     @property
@@ -314,9 +277,10 @@ class UCRDataModule(ClassificationDataModule):
             parts: dict[str, list[int]] = {"train": sorted(train_index), "val": sorted(val_index)}
             parts["test"] = list(range(n_train, len(sequences)))
             if self.standardize:
-                steps = torch.cat([sequences[i] for i in parts["train"]])
-                mean, std = steps.mean(dim=0), steps.std(dim=0).clamp_min(1e-8)
-                sequences = [(s - mean) / std for s in sequences]
+                # the cases are unpadded here, so the scaler sees only real steps of the training split
+                steps = torch.cat([sequences[i] for i in parts["train"]]).double().numpy()
+                scaler = StandardScaler().fit(steps)
+                sequences = [torch.from_numpy(scaler.transform(s.double().numpy())).float() for s in sequences]
             self._splits = {
                 key: SequenceDataset([sequences[i] for i in members], labels[members]) for key, members in parts.items()
             }
@@ -324,11 +288,8 @@ class UCRDataModule(ClassificationDataModule):
 
     def yardstick(self) -> tuple[str, float]:
         """Test accuracy of always answering the most frequent class of the training file (validation included)."""
-        train, test = self._files()
-        index = {name: k for k, name in enumerate(train.class_names)}
-        train_labels = torch.tensor([index[label] for label in train.labels])
-        test_labels = torch.tensor([index[label] for label in test.labels])
-        return "majority-class accuracy", majority_accuracy(train_labels, test_labels)
+        labels, n_train = self._loaded()[1], len(self._files()[0].labels)
+        return "majority-class accuracy", majority_accuracy(labels[:n_train], labels[n_train:])
 
     def baselines(self) -> dict[str, float]:
         """Test accuracy of the majority class of the training file, and of 1-NN DTW on the official split.

@@ -13,7 +13,6 @@ from common.baselines import (
     arima_forecasts,
     kneser_ney_bigram_perplexity,
     majority_accuracy,
-    naive_forecasts,
     one_nn_dtw_accuracy,
     rmse,
     seasonal_naive_forecasts,
@@ -57,13 +56,12 @@ def test_dtw_takes_sequences_of_different_lengths() -> None:
     assert accuracy == 1.0
 
 
-def test_naive_and_seasonal_naive() -> None:
+def test_seasonal_naive() -> None:
     series = np.arange(10.0)
-    assert naive_forecasts(series, [4, 7], 3).tolist() == [[3.0] * 3, [6.0] * 3]
     # period 2, horizon 3: steps 0 and 1 look one period back, step 2 two periods back
     assert seasonal_naive_forecasts(series, [4], 3, period=2).tolist() == [[2.0, 3.0, 2.0]]
     with pytest.raises(ValueError, match=r"origins must lie in \[1, 8\] for a series of length 10 and horizon 2"):
-        naive_forecasts(series, [9], 2)
+        seasonal_naive_forecasts(series, [9], 2, period=1)
     with pytest.raises(ValueError, match=r"period must be in \[1, 3\].*got 5"):
         seasonal_naive_forecasts(series, [3, 4], 1, period=5)
 

@@ -13,7 +13,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 import common.callbacks
 from common.callbacks import ConfusionMatrixPlot, ForecastPlot, PerplexityPlot, confusion_matrix, rolling_forecast
 from common.model import SequenceModel
-from common.synthetic import SineClassificationDataModule, SineDataModule
+from common.synthetic import SineDataModule
+from tests.recipes.sine_classes import SineClassificationDataModule
 
 
 def test_doctests() -> None:

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 import common.synthetic
-from common.synthetic import SineClassificationDataModule, SineDataModule, sine_waves
+from common.synthetic import SineDataModule, sine_waves
+from tests.recipes.sine_classes import SineClassificationDataModule
 
 
 def test_doctests() -> None:

@@ -9,18 +9,18 @@ from pathlib import Path
 import pytest
 import torch
 
-from common.datasets import MissingDataError, RealSeriesDataModule, fill_gaps, load_airline, load_co2, read_series_csv
+from common.datasets import MissingDataError, RealSeriesDataModule, load_shipped, read_series_csv
 
 
 def test_airline_is_the_144_monthly_passenger_counts() -> None:
-    series = load_airline()
+    series = load_shipped("airline")
     assert series.shape == (144,) and series.dtype == torch.float64
     assert series[:4].tolist() == [112.0, 118.0, 132.0, 129.0]  # January-April 1949
     assert series[-1].item() == 432.0 and series.max().item() == 622.0  # December 1960; July 1960
 
 
 def test_co2_fills_its_gaps_linearly() -> None:
-    series = load_co2()
+    series = load_shipped("co2")
     assert series.shape == (2284,) and not torch.isnan(series).any()
     assert series[0].item() == pytest.approx(316.1)
     # the raw file has 59 empty weeks; each filled value lies between its neighbours' range
@@ -28,15 +28,18 @@ def test_co2_fills_its_gaps_linearly() -> None:
     assert series[-520:].mean() > series[:520].mean() + 40  # four decades of rise
 
 
-def test_fill_gaps() -> None:
-    assert fill_gaps([1.0, math.nan, 5.0, math.nan, math.nan, 2.0]).tolist() == [1.0, 3.0, 5.0, 4.0, 3.0, 2.0]
+def test_gaps_are_filled_linearly(tmp_path: Path) -> None:
+    path = tmp_path / "gaps.csv"
+    path.write_text("t,v\n0,1\n1,\n2,5\n3,\n4,\n5,2\n")
+    assert read_series_csv(path).tolist() == [1.0, 3.0, 5.0, 4.0, 3.0, 2.0]
+    path.write_text("t,v\n0,\n1,1\n")
     with pytest.raises(ValueError, match="must start and end with a value"):
-        fill_gaps([math.nan, 1.0])
+        read_series_csv(path)
 
 
 def test_airline_split_is_the_keras_examples(tmp_path: Path) -> None:
     dm = RealSeriesDataModule("airline", input_length=12, horizon=1)
-    series = load_airline().float().unsqueeze(1)
+    series = load_shipped("airline").float().unsqueeze(1)
     splits = dm.series_splits
     # the test forecasts months 96..143: the last 33%, as int(144 * 0.67) = 96 in the Keras example
     assert torch.equal(splits["test"][0], series[96 - 12 :])
@@ -59,11 +62,13 @@ def test_user_csv(tmp_path: Path) -> None:
     ("text", "column", "message"),
     [
         ("a,b\n1,2\n", "c", r"column must be one of the header's names \['a', 'b'\], got 'c'"),
-        ("a,b\n1,2\n3,x\n", "b", r"line 3: column 'b' must hold numbers \(or nothing, for a gap\), got 'x'"),
-        ("a,b\n1,2\n3\n", "b", r"line 3: the row has 1 cells, no column 'b'"),
+        ("a,b\n1,2\n3,x\n", "b", r"row 2: column 'b' must hold numbers \(or nothing, for a gap\), got 'x'"),
+        ("a,b\n1,2\n3\n", "b", r"column 'b' must start and end with a value"),  # a short last row: a gap
+        ("a,b\n1,2\n3,4,5\n", "b", r"pandas cannot read it.*Expected 2 fields in line 3, saw 3"),
         ("a,b\n", None, r"needs a header line and at least one row"),
+        ("", None, r"pandas cannot read it"),
         ("a\n\n1\n", None, None),
-        ("a,b\n,1\n2,3\n", "a", r"column 'a': a series must start and end with a value"),
+        ("a,b\n,1\n2,3\n", "a", r"column 'a' must start and end with a value"),
     ],
 )
 def test_malformed_csv(tmp_path: Path, text: str, column: str | None, message: str | None) -> None:
@@ -72,11 +77,14 @@ def test_malformed_csv(tmp_path: Path, text: str, column: str | None, message: s
     if message is None:
         assert read_series_csv(path, column).tolist() == [1.0]  # blank lines are skipped
         return
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match=message) as error:
         read_series_csv(path, column)
+    assert str(path) in str(error.value)  # the message names the file
 
 
 def test_bad_arguments_and_missing_files(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"name must be one of \['airline', 'co2', 'lynx', 'nile', 'sunspots'\]"):
+        load_shipped("sunspot")
     with pytest.raises(
         ValueError,
         match=r"dataset must be one of \['airline', 'co2', 'lynx', 'nile', 'sunspots'\] or the path of a .csv file, "
@@ -95,7 +103,7 @@ def test_missing_packages(uninstall: Callable[[str], None]) -> None:
     with pytest.raises(MissingDataError, match=r"the Airline data ships in the PyPI package 'sktime'.*--data.dataset"):
         RealSeriesDataModule("airline").series_splits
     with pytest.raises(MissingDataError, match=r"the CO2 data ships in the PyPI package 'statsmodels'"):
-        load_co2()
+        load_shipped("co2")
 
 
 @pytest.mark.parametrize(

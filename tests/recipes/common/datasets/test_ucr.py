@@ -47,15 +47,21 @@ def test_data_module_keeps_the_official_test_set() -> None:
     # standardized with the training split's statistics: train steps have mean 0 and std 1 per channel
     steps = torch.cat(splits["train"].sequences)
     assert torch.allclose(steps.mean(0), torch.zeros(12), atol=1e-5) and torch.allclose(
-        steps.std(0), torch.ones(12), atol=1e-4
+        steps.std(0, correction=0), torch.ones(12), atol=1e-5
     )
+    # validation and test use the training split's numbers, not their own
+    val_steps = torch.cat(splits["val"].sequences)
+    assert not torch.allclose(val_steps.mean(0), torch.zeros(12), atol=1e-3)
     raw = UCRDataModule("JapaneseVowels", standardize=False).splits["test"].sequences[0]
     assert torch.equal(raw, test.sequences[0])
     x, lengths, y = next(iter(dm.test_dataloader()))
     assert x.shape[0] == 32 and x.shape[2] == 12 and int(lengths.max()) == x.shape[1]
 
 
-def write_ts(path: Path, body: str, header: str = "@dimensions 2\n@classLabel true a b\n@data\n") -> Path:
+HEADER = "@problemName Toy\n@timestamps false\n@univariate false\n@dimensions 2\n@classLabel true a b\n@data\n"
+
+
+def write_ts(path: Path, body: str, header: str = HEADER) -> Path:
     path.write_text("# a comment\n" + header + body)
     return path
 
@@ -67,22 +73,25 @@ def test_user_files(tmp_path: Path) -> None:
     assert [len(dm.splits[k]) for k in ("train", "val", "test")] == [2, 2, 1]
     assert dm.splits["test"].labels.tolist() == [1] and dm.class_names == ["a", "b"]
     assert dm.splits["test"].sequences[0].tolist() == [[9.0, 9.0], [9.0, 9.0]]
+    # cases of different lengths keep their own lengths, time first, channels second
+    train = read_ts(tmp_path / "Toy_TRAIN.ts")
+    assert [tuple(s.shape) for s in train.sequences] == [(3, 2), (2, 2), (2, 2), (2, 2)]
+    assert train.sequences[0][:, 1].tolist() == [4.0, 5.0, 6.0] and train.labels == ["a", "b", "a", "b"]
 
 
 @pytest.mark.parametrize(
     ("body", "header", "message"),
     [
-        ("1,2:3,4:c\n", None, r"line 5: class label must be one of \['a', 'b'\], got 'c'"),
-        ("1,2:3:a\n", None, r"line 5: the channels of a case must have one length, got \[1, 2\]"),
-        ("1,2:a\n", None, r"line 5: expected 2 channel\(s\), got 1"),
-        ("1,x:3,4:a\n", None, r"line 5: every value must be a number"),
-        ("1,?:3,4:a\n", None, r"line 5: missing values \(\? or NaN\) are not supported"),
-        ("", None, r"no case after @data"),
-        ("1:2:a\n", "@dimensions 2\n@classLabel true a b\n", r"line 4: expected a header line \(@...\) before @data"),
-        ("1:2:a\n", "@timeStamps true\n@data\n", r"line 2: .ts files with timestamps are not supported"),
-        ("1:2:0.5\n", "@targetLabel true\n@data\n", r"line 2: a regression problem"),
-        ("1:2:a\n", "@dimensions 2\n@data\n", r"line 4: no @classLabel true"),
-        ("1:2:a\n", "@classLabel maybe a\n@data\n", r"line 2: @classlabel must be true or false, got 'maybe'"),
+        ("1,2:3,4:a\n1,2:3,4:c\n", None, r"case 2: class label must be one of \['a', 'b'\], got 'c'"),
+        ("1,2:3:a\n", None, r"case 1: the channels of a case must have one length, got \[1, 2\]"),
+        ("1,2:3,4:a\n1,2:a\n", None, r"sktime cannot read it .*inconsistent number of dimensions"),
+        ("1,x:3,4:a\n", None, r"sktime cannot read it .*could not convert string to float: 'x'"),
+        ("1,?:3,4:a\n", None, r"case 1: missing values \(\? or NaN\) are not supported"),
+        ("", None, r"sktime cannot read it .*no data"),
+        ("1:2:a\n", "@classLabel true a b\n@data\n", r"sktime cannot read it .*full set of metadata"),
+        ("1:2:a\n", "@timeStamps true\n@data\n", r"timestamps are not supported"),
+        ("1:2:0.5\n", "@targetLabel true\n@data\n", r"@classLabel true <labels>, got no @classLabel line"),
+        ("1:2:a\n", "@classLabel maybe a\n@data\n", r"@classLabel true <labels>, got @classLabel maybe a"),
     ],
 )
 def test_malformed_ts(tmp_path: Path, body: str, header: str | None, message: str) -> None:
@@ -91,8 +100,9 @@ def test_malformed_ts(tmp_path: Path, body: str, header: str | None, message: st
         write_ts(path, body)
     else:
         write_ts(path, body, header)
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match=message) as error:
         read_ts(path)
+    assert str(path) in str(error.value)  # the message names the file
 
 
 def test_user_file_errors(tmp_path: Path) -> None:
@@ -121,3 +131,12 @@ def test_small_training_sets_get_a_validation_split_that_can_rank_epochs() -> No
     assert len(val) == 12 and len(dm.splits["train"]) == 24
     assert torch.bincount(val).min() >= 2  # every class is there, stratified
     assert set(dm.baselines()) == {"majority-class accuracy", "1-NN DTW accuracy"}
+
+
+def test_doctests() -> None:
+    import doctest
+
+    import common.datasets.ucr
+
+    result = doctest.testmod(common.datasets.ucr)
+    assert result.attempted > 0 and result.failed == 0

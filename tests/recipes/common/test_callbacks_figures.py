@@ -1,22 +1,14 @@
-"""plot_forecasts: one panel per series, the forecast blocks drawn where they belong."""
+"""recipes/common/callbacks.py, the figures: one panel per forecast series, confusion matrices, perplexity curves."""
 
 from __future__ import annotations
-
-import doctest
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
 
-import common.plotting
-from common.plotting import plot_forecasts
-
-
-def test_doctests() -> None:
-    result = doctest.testmod(common.plotting)
-    assert result.attempted > 0, "no doctest ran: the examples are gone"
-    assert result.failed == 0
+import common.callbacks
+from common.callbacks import plot_forecasts
 
 
 def test_blocks_are_drawn_at_their_steps(tmp_path) -> None:
@@ -54,7 +46,7 @@ def _forecast_pixels(fig, path) -> int:
             ax.get_legend().remove()
     fig.savefig(path, dpi=80)
     image = matplotlib.image.imread(path)[..., :3]
-    target = np.array(matplotlib.colors.to_rgb(common.plotting.FORECAST_COLOR))
+    target = np.array(matplotlib.colors.to_rgb(common.callbacks.FORECAST_COLOR))
     return int((np.abs(image - target).max(axis=-1) < 0.15).sum())
 
 
@@ -63,7 +55,7 @@ def test_one_step_forecasts_are_visible_marks_without_a_line_per_step(tmp_path) 
     series = [torch.sin(t / 5).unsqueeze(1)]
     starts = [list(range(12, 60))]
     blocks = [torch.sin(torch.tensor(starts[0], dtype=torch.float32) / 5).reshape(-1, 1, 1)]
-    fig = plot_forecasts(series, starts, blocks, title=common.plotting.forecast_title(1, 12))
+    fig = plot_forecasts(series, starts, blocks, title=common.callbacks.forecast_title(1, 12))
     try:
         assert fig._suptitle.get_text() == "Test series: one-step-ahead forecasts from 12 observed steps"
         ax = fig.axes[0]
@@ -93,7 +85,7 @@ def _pixels_of(path, rgb, tolerance: float = 0.05) -> int:
 def test_confusion_matrix_cells_are_drawn_and_annotated(tmp_path) -> None:
     import matplotlib
 
-    fig = common.plotting.plot_confusion_matrix(torch.tensor([[5, 0, 1], [2, 9, 0], [0, 0, 4]]), ["ka", "ki", "ku"])
+    fig = common.callbacks.plot_confusion_matrix(torch.tensor([[5, 0, 1], [2, 9, 0], [0, 0, 4]]), ["ka", "ki", "ku"])
     try:
         ax = fig.axes[0]
         assert [t.get_text() for t in ax.texts] == ["5", "0", "1", "2", "9", "0", "0", "0", "4"]
@@ -103,23 +95,23 @@ def test_confusion_matrix_cells_are_drawn_and_annotated(tmp_path) -> None:
         fig.savefig(tmp_path / "cm.png", dpi=60)
     finally:
         plt.close(fig)
-    darkest = matplotlib.colormaps[common.plotting.CONFUSION_CMAP](1.0)[:3]  # the cell of 9
+    darkest = matplotlib.colormaps[common.callbacks.CONFUSION_CMAP](1.0)[:3]  # the cell of 9
     assert _pixels_of(tmp_path / "cm.png", darkest) > 500
     with pytest.raises(ValueError, match=r"class_names must have 3 names, got 2"):
-        common.plotting.plot_confusion_matrix(torch.eye(3), ["a", "b"])
+        common.callbacks.plot_confusion_matrix(torch.eye(3), ["a", "b"])
     with pytest.raises(ValueError, match=r"matrix must be square \(K, K\), got shape \(2, 3\)"):
-        common.plotting.plot_confusion_matrix(torch.zeros(2, 3), ["a", "b"])
+        common.callbacks.plot_confusion_matrix(torch.zeros(2, 3), ["a", "b"])
 
 
 def test_perplexity_curves_draw_both_lines(tmp_path) -> None:
     import matplotlib.colors
 
-    fig = common.plotting.plot_perplexity_curves([400.0, 250.0, 200.0], [300.0, 220.0, 210.0])
+    fig = common.callbacks.plot_perplexity_curves([400.0, 250.0, 200.0], [300.0, 220.0, 210.0])
     try:
         fig.axes[0].get_legend().remove()
         fig.savefig(tmp_path / "ppl.png", dpi=60)
         assert fig.axes[0].get_yscale() == "linear"
     finally:
         plt.close(fig)
-    for color in (common.plotting.TRAIN_COLOR, common.plotting.VAL_COLOR):
+    for color in (common.callbacks.TRAIN_COLOR, common.callbacks.VAL_COLOR):
         assert _pixels_of(tmp_path / "ppl.png", matplotlib.colors.to_rgb(color), 0.1) > 300, color
