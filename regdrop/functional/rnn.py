@@ -122,6 +122,8 @@ def _load_extension() -> None:
         # thread. With it, the steps use torch's OpenMP pool (same libgomp, torch's thread count).
         flags.append("-fopenmp")
         ldflags.append("-fopenmp")
+    elif sys.platform == "darwin":
+        flags.append("-fopenmp-simd")  # the loops' `omp simd` hints, without an OpenMP runtime
     if capability in ("AVX2", "AVX512"):
         flags += ["-mavx2", "-mfma"]
     if capability == "AVX512":

@@ -66,8 +66,10 @@ inline double tanh_of(double x) { return std::tanh(x); }
 template <typename T>
 inline void store_masked(T* __restrict__ dst, const T* __restrict__ h, const T* __restrict__ m, int64_t H) {
   if (m) {
+    _Pragma("omp simd")
     for (int64_t j = 0; j < H; ++j) dst[j] = h[j] * m[j];
   } else {
+    _Pragma("omp simd")
     for (int64_t j = 0; j < H; ++j) dst[j] = h[j];
   }
 }
@@ -91,12 +93,19 @@ inline const T* zone_row(const bool* mask_row, T p, int64_t width, int slot) {
   if (static_cast<int64_t>(buf.size()) < width) buf.resize(static_cast<size_t>(width));
   T* __restrict__ w = buf.data();
   if (mask_row) {
+    _Pragma("omp simd")
     for (int64_t j = 0; j < width; ++j) w[j] = static_cast<T>(mask_row[j]);
   } else {
+    _Pragma("omp simd")
     for (int64_t j = 0; j < width; ++j) w[j] = p;
   }
   return w;
 }
+
+// Every element-wise loop below carries `omp simd` (honoured with -fopenmp / -fopenmp-simd):
+// GCC left the LSTM forward's cell loop scalar without it (it cannot prove that row pointers
+// declared __restrict__ inside lambdas do not alias); with it the forward took 8-27% less time
+// on the AMD EPYC build machine (A/B in one process, one thread).
 
 // Runs f with zoneout on or off as a compile-time constant (std::true_type or std::false_type):
 // a loop that tests a run-time flag per element does not vectorize (measured: the LSTM forward's
@@ -351,9 +360,13 @@ std::vector<at::Tensor> lstm_forward(const at::Tensor& xw, const at::Tensor& h0,
         scalar_t* __restrict__ tc = TC + n * H;
         scalar_t* __restrict__ rn = proj ? R + n * H : OUT + n * P;
         const scalar_t* __restrict__ zc = zone ? zone_row(ZC ? ZC + n * H : nullptr, zp, H, 1) : nullptr;
+        _Pragma("omp simd")
         for (int64_t j = 0; j < 2 * H; ++j) an[j] = sigmoid_of(xn[j] + an[j]);
+        _Pragma("omp simd")
         for (int64_t j = 2 * H; j < 3 * H; ++j) an[j] = tanh_of(xn[j] + an[j]);
+        _Pragma("omp simd")
         for (int64_t j = 3 * H; j < 4 * H; ++j) an[j] = sigmoid_of(xn[j] + an[j]);
+        _Pragma("omp simd")
         for (int64_t j = 0; j < H; ++j) {
           cp[j] = cc[j];
           const scalar_t cn = an[H + j] * cc[j] + an[j] * an[2 * H + j];
@@ -369,6 +382,7 @@ std::vector<at::Tensor> lstm_forward(const at::Tensor& xw, const at::Tensor& h0,
         scalar_t* __restrict__ hm_n = HM + n * P;
         scalar_t* __restrict__ out_n = OUT + n * P;
         const scalar_t* __restrict__ zh = zone ? zone_row(ZH ? ZH + n * P : nullptr, zp, P, 0) : nullptr;
+        _Pragma("omp simd")
         for (int64_t j = 0; j < P; ++j) {
           hp[j] = hm_n[j];
           const scalar_t hn = zone ? lerp_of(out_n[j], hc[j], zh[j]) : out_n[j];
@@ -481,11 +495,14 @@ std::vector<at::Tensor> lstm_backward(const at::Tensor& dout, const at::Tensor& 
         if (n < fg) {
           if (M) {
             const scalar_t* __restrict__ m = M + n * P;
+            _Pragma("omp simd")
             for (int64_t j = 0; j < P; ++j) dh_n[j] += tw[j] * m[j];
           } else {
+            _Pragma("omp simd")
             for (int64_t j = 0; j < P; ++j) dh_n[j] += tw[j];
           }
         }
+        _Pragma("omp simd")
         for (int64_t j = 0; j < P; ++j) {
           const scalar_t dhk = dout_n[j] + dh_n[j];
           if (zone) {
@@ -506,6 +523,7 @@ std::vector<at::Tensor> lstm_backward(const at::Tensor& dout, const at::Tensor& 
         const scalar_t* __restrict__ tc = TC + n * H;
         const scalar_t* __restrict__ cp = CP + n * H;
         const scalar_t* __restrict__ zc = zone ? zone_row(ZC ? ZC + n * H : nullptr, zp, H, 1) : nullptr;
+        _Pragma("omp simd")
         for (int64_t j = 0; j < H; ++j) {
           const scalar_t i = an[j], f = an[H + j], g = an[2 * H + j], og = an[3 * H + j];
           const scalar_t dC = dc_n[j], w = zone ? zc[j] : scalar_t(0);
@@ -609,11 +627,14 @@ std::vector<at::Tensor> gru_forward(const at::Tensor& xw, const at::Tensor& h0, 
           scalar_t* __restrict__ hm_n = HM + n * H;
           scalar_t* __restrict__ out_n = OUT + n * H;
           const scalar_t* __restrict__ zh = zone ? zone_row(ZH ? ZH + n * H : nullptr, zp, H, 0) : nullptr;
+          _Pragma("omp simd")
           for (int64_t j = 0; j < 2 * H; ++j) an[j] = sigmoid_of(x[j] + (hw_n[j] + BH[j]));
+          _Pragma("omp simd")
           for (int64_t j = 0; j < H; ++j) {
             hwn_n[j] = hw_n[2 * H + j] + BH[2 * H + j];
             an[2 * H + j] = tanh_of(x[2 * H + j] + an[j] * hwn_n[j]);
           }
+          _Pragma("omp simd")
           for (int64_t j = 0; j < H; ++j) {
             const scalar_t z = an[H + j], nn = an[2 * H + j];
             const scalar_t hnew = nn + z * (hc[j] - nn);
@@ -701,11 +722,14 @@ std::vector<at::Tensor> gru_backward(const at::Tensor& dout, const at::Tensor& d
           if (n < fg) {  // add what reached h(t-1) through W_hh (masked) to the carried part
             if (M) {
               const scalar_t* __restrict__ m = M + n * H;
+              _Pragma("omp simd")
               for (int64_t j = 0; j < H; ++j) dh_n[j] += tw[j] * m[j];
             } else {
+              _Pragma("omp simd")
               for (int64_t j = 0; j < H; ++j) dh_n[j] += tw[j];
             }
           }
+          _Pragma("omp simd")
           for (int64_t j = 0; j < H; ++j) {
             const scalar_t r = a[j], z = a[H + j], nn = a[2 * H + j];
             const scalar_t dH = dout_n[j] + dh_n[j], w = zone ? zh[j] : scalar_t(0);
