@@ -261,6 +261,7 @@ def _published_cell(name: str) -> str:
         by_source.setdefault(entry.source, []).append(f"{entry.model} {entry.accuracy:.{entry.digits}f}")
     return "; ".join(f"{source}: {', '.join(models)}" for source, models in by_source.items())
 
+
 # series: (input_length, extra data options)
 SERIES = {
     "airline": ("12", ()),
