@@ -14,6 +14,7 @@ Run it (CPU; the full table takes about 30-40 minutes on 2 cores)::
     python recipes/evidence.py                                  # writes recipes/EVIDENCE.md and .json
     python recipes/evidence.py --only airline vowels --seeds 5
     python recipes/evidence.py --scale tiny --output /tmp/t.md   # seconds; checks the machinery only
+    python recipes/evidence.py --merge recipes/EVIDENCE.json     # runs nothing: redraws EVIDENCE.md from its runs
 """
 
 from __future__ import annotations
