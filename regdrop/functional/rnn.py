@@ -558,8 +558,20 @@ def _recurrent_mask_grad(d_pre: Tensor, w_hh: Tensor, h_prev: Tensor, batch_size
     per_row = d_pre.mm(w_hh.to(d_pre.dtype)).mul_(h_prev)
     if all(b == n for b in batch_sizes):  # a padded batch: rows are (L, N) in order
         return per_row.view(len(batch_sizes), n, -1).sum(0)
-    sample = torch.cat([torch.arange(b) for b in batch_sizes]).to(per_row.device)
-    return per_row.new_zeros(n, per_row.shape[1]).index_add_(0, sample, per_row)
+    return per_row.new_zeros(n, per_row.shape[1]).index_add_(0, _row_samples(batch_sizes, per_row.device), per_row)
+
+
+def _row_samples(batch_sizes: Sequence[int], device: torch.device) -> Tensor:
+    """The sample each packed row belongs to (row ``offset[t] + n`` is sample ``n``)."""
+    return torch.cat([torch.arange(b) for b in batch_sizes]).to(device)
+
+
+def _per_sample(rows: Tensor, mask: Tensor, batch_sizes: Sequence[int]) -> Tensor:
+    """``rows`` times their sample's row of ``mask`` (packed time-major rows, ``(N, H)`` mask)."""
+    n = mask.shape[0]
+    if all(b == n for b in batch_sizes):  # a padded batch: rows are (L, N) in order
+        return (rows.view(len(batch_sizes), n, -1) * mask).view(rows.shape)
+    return rows * mask.index_select(0, _row_samples(batch_sizes, rows.device))
 
 
 def _given(t: Tensor | None) -> Tensor | None:
@@ -649,16 +661,16 @@ class _GRUScan(torch.autograd.Function):
         m = mask.contiguous() if mask is not None else _absent(xw)
         b = b_hh.contiguous() if b_hh is not None else _absent(xw)
         zone_h = _given(zone_h)
-        out, hn, acts, hwn, h_prev, hm_prev = torch.ops.regdrop_scan.gru_forward(
+        out, hn, acts, hwn, h_prev = torch.ops.regdrop_scan.gru_forward(
             xw.contiguous(), h0.contiguous(), w_hh.contiguous(), b, m, batch_sizes, reverse, zone_h, zone_p
         )
-        ctx.save_for_backward(acts, hwn, h_prev, hm_prev, w_hh, m, zone_h)
+        ctx.save_for_backward(acts, hwn, h_prev, w_hh, m, zone_h)
         ctx.batch_sizes, ctx.reverse, ctx.has_bias, ctx.zone_p = batch_sizes, reverse, b_hh is not None, zone_p
         return out, hn
 
     @staticmethod
     def backward(ctx: Any, dout: Tensor, dhn: Tensor) -> tuple[Tensor | None, ...]:
-        acts, hwn, h_prev, hm_prev, w_hh, m, zone_h = ctx.saved_tensors
+        acts, hwn, h_prev, w_hh, m, zone_h = ctx.saved_tensors
         dxw, dhw, dh0 = torch.ops.regdrop_scan.gru_backward(
             dout.contiguous(),
             dhn.contiguous(),
@@ -672,6 +684,8 @@ class _GRUScan(torch.autograd.Function):
             zone_h,
             ctx.zone_p,
         )
+        # dW_hh needs the masked h(t-1); it is formed here rather than saved (a row per step less to keep)
+        hm_prev = _per_sample(h_prev, m, ctx.batch_sizes) if m.numel() else h_prev
         dw_hh = _weight_grad(hm_prev, dhw, w_hh.dtype) if ctx.needs_input_grad[2] else None
         db_hh = dhw.sum(0) if ctx.has_bias and ctx.needs_input_grad[3] else None
         # h_prev is the unmasked h(t-1) here (the GRU's carry needs it).
@@ -765,7 +779,7 @@ def _gru_forward_fake(
     zone_p: float = 0.0,
 ) -> list[Tensor]:
     rows, (n, hidden) = xw.shape[0], h0.shape
-    shapes = [(rows, hidden), (n, hidden), (rows, 3 * hidden), (rows, hidden), (rows, hidden), (rows, hidden)]
+    shapes = [(rows, hidden), (n, hidden), (rows, 3 * hidden), (rows, hidden), (rows, hidden)]
     return [xw.new_empty(shape) for shape in shapes]
 
 

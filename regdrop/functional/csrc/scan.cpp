@@ -587,7 +587,6 @@ std::vector<at::Tensor> gru_forward(const at::Tensor& xw, const at::Tensor& h0, 
   auto hwn = at::empty({rows, H}, xw.options());         // W_hn h + b_hn, needed for dr
   auto out = at::empty({rows, H}, xw.options());
   auto h_prev = at::empty({rows, H}, xw.options());      // unmasked h(t-1)
-  auto hm_prev = at::empty({rows, H}, xw.options());     // masked h(t-1), for dW_hh
   auto hw = at::empty({bs.empty() ? 0 : bs[0], 3 * H}, xw.options());
   auto h = h0.clone();
   auto hm = masked ? h0 * mask : h0.clone();
@@ -608,7 +607,6 @@ std::vector<at::Tensor> gru_forward(const at::Tensor& xw, const at::Tensor& h0, 
       scalar_t* HWN = hwn.data_ptr<scalar_t>() + o * H;
       scalar_t* OUT = out.data_ptr<scalar_t>() + o * H;
       scalar_t* HP = h_prev.data_ptr<scalar_t>() + o * H;
-      scalar_t* HMP = hm_prev.data_ptr<scalar_t>() + o * H;
       scalar_t* Hc = h.data_ptr<scalar_t>();
       scalar_t* HM = hm.data_ptr<scalar_t>();
       const scalar_t* M = masked ? mask.data_ptr<scalar_t>() : nullptr;
@@ -623,7 +621,6 @@ std::vector<at::Tensor> gru_forward(const at::Tensor& xw, const at::Tensor& h0, 
           scalar_t* __restrict__ hwn_n = HWN + n * H;
           scalar_t* __restrict__ hc = Hc + n * H;
           scalar_t* __restrict__ hp = HP + n * H;
-          scalar_t* __restrict__ hmp = HMP + n * H;
           scalar_t* __restrict__ hm_n = HM + n * H;
           scalar_t* __restrict__ out_n = OUT + n * H;
           const scalar_t* __restrict__ zh = zone ? zone_row(ZH ? ZH + n * H : nullptr, zp, H, 0) : nullptr;
@@ -639,7 +636,6 @@ std::vector<at::Tensor> gru_forward(const at::Tensor& xw, const at::Tensor& h0, 
             const scalar_t z = an[H + j], nn = an[2 * H + j];
             const scalar_t hnew = nn + z * (hc[j] - nn);
             hp[j] = hc[j];
-            hmp[j] = hm_n[j];
             hc[j] = zone ? lerp_of(hnew, hc[j], zh[j]) : hnew;
             out_n[j] = hc[j];
           }
@@ -649,11 +645,11 @@ std::vector<at::Tensor> gru_forward(const at::Tensor& xw, const at::Tensor& h0, 
     }
     });
   });
-  return {out, h, acts, hwn, h_prev, hm_prev};
+  return {out, h, acts, hwn, h_prev};
 }
 
 // Returns d(xw), d(hw) (per-row gradients of the two projections) and dh0; the caller forms
-// dW_hh = d(hw)^T hm_prev and db_hh = sum d(hw) in single GEMMs.
+// dW_hh = d(hw)^T (m * h_prev) and db_hh = sum d(hw) in single GEMMs.
 std::vector<at::Tensor> gru_backward(const at::Tensor& dout, const at::Tensor& dhn, const at::Tensor& acts,
                                      const at::Tensor& hwn, const at::Tensor& h_prev, const at::Tensor& w_hh,
                                      const at::Tensor& mask, std::vector<int64_t> bs, bool reverse,
