@@ -345,7 +345,8 @@ def input_projection(
             return _OneDNNLinear.apply(input, weight, bias)
         return torch.addmm(bias, input, weight.t()) if bias is not None else input.mm(weight.t())
     out = input.to(gemm_dtype).mm(weight.to(gemm_dtype).t()).to(input.dtype)
-    return out + bias if bias is not None else out
+    # in place on the fresh cast: a second (rows, G) tensor cost as much as the cast itself
+    return out.add_(bias) if bias is not None else out
 
 
 def _offsets(batch_sizes: Sequence[int]) -> list[int]:

@@ -203,6 +203,7 @@ struct StepWeight {
         thread_local std::vector<at::BFloat16> a16;
         a16.resize(static_cast<size_t>(M * K2));
         for (int64_t i = 0; i < M; ++i) {
+          _Pragma("omp simd")
           for (int64_t k = 0; k < K; ++k) a16[i * K2 + k] = at::BFloat16(A[i * lda + k]);
           if (K2 > K) a16[i * K2 + K] = at::BFloat16(0.0f);
         }
