@@ -334,7 +334,7 @@ std::vector<at::Tensor> lstm_forward(const at::Tensor& xw, const at::Tensor& h0,
   const int64_t L = bs.size();
   AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "lstm_forward", [&] {
     const scalar_t zp = static_cast<scalar_t>(zone_p);
-    with_zone(zone_on, [&](auto zone_tag) {
+    with_zone(zone_on, [&](auto zone_tag) {  // the body below, compiled once with and once without zoneout
     constexpr bool zone = decltype(zone_tag)::value;
     const StepWeight<scalar_t> w(w_hh.t());  // B = W_hh^T, (P, 4H)
     for (int64_t s = 0; s < L; ++s) {
@@ -464,7 +464,7 @@ std::vector<at::Tensor> lstm_backward(const at::Tensor& dout, const at::Tensor& 
   };
   AT_DISPATCH_FLOATING_TYPES(acts.scalar_type(), "lstm_backward", [&] {
     const scalar_t zp = static_cast<scalar_t>(zone_p);
-    with_zone(zone_on, [&](auto zone_tag) {
+    with_zone(zone_on, [&](auto zone_tag) {  // the body below, compiled once with and once without zoneout
     constexpr bool zone = decltype(zone_tag)::value;
     const StepWeight<scalar_t> w(w_hh);  // B = W_hh, (4H, P)
     for (int64_t s = L - 1; s >= 0; --s) {
@@ -596,7 +596,7 @@ std::vector<at::Tensor> gru_forward(const at::Tensor& xw, const at::Tensor& h0, 
   const int64_t L = bs.size();
   AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "gru_forward", [&] {
     const scalar_t zp = static_cast<scalar_t>(zone_p);
-    with_zone(zone_on, [&](auto zone_tag) {
+    with_zone(zone_on, [&](auto zone_tag) {  // the body below, compiled once with and once without zoneout
     constexpr bool zone = decltype(zone_tag)::value;
     const StepWeight<scalar_t> w(w_hh.t());  // B = W_hh^T, (H, 3H)
     const scalar_t* BH = bias.data_ptr<scalar_t>();
@@ -686,7 +686,7 @@ std::vector<at::Tensor> gru_backward(const at::Tensor& dout, const at::Tensor& d
   };
   AT_DISPATCH_FLOATING_TYPES(acts.scalar_type(), "gru_backward", [&] {
     const scalar_t zp = static_cast<scalar_t>(zone_p);
-    with_zone(zone_on, [&](auto zone_tag) {
+    with_zone(zone_on, [&](auto zone_tag) {  // the body below, compiled once with and once without zoneout
     constexpr bool zone = decltype(zone_tag)::value;
     const StepWeight<scalar_t> w(w_hh);  // B = W_hh, (3H, H)
     for (int64_t s = L - 1; s >= 0; --s) {
