@@ -508,23 +508,20 @@ def time_estimate(plan: Sequence[tuple[int, Experiment, Config]], scale: str, jo
     capped = [cap for cap in caps if cap is not None]
     uncapped = len(caps) - len(capped)
     words = f"{len(plan)} run{'s' if len(plan) != 1 else ''}, {jobs} at a time. Worst case: "
-    if capped:
-        words += (
-            f"the {len(capped)} time-capped run{'s' if len(capped) != 1 else ''} (--trainer.max_time) train for at "
-            f"most {sum(capped) / 60:.1f} min in all, {sum(capped) / 60 / jobs:.1f} min of wall time over {jobs} "
-            f"job{'s' if jobs != 1 else ''} (an upper bound on their training; loading, baselines and testing add "
-            "to it)"
-        )
-    else:
-        words += "no run is time-capped (--trainer.max_time)"
-    if uncapped:
-        words += (
-            f"; {uncapped} run{' has' if uncapped == 1 else 's have'} no time cap: "
-            f"{'its' if uncapped == 1 else 'their'} time is unknown and not included."
-        )
-    else:
-        words += "."
-    return words
+    if not capped:
+        which = "the run is not" if len(plan) == 1 else "none of them is"
+        return words + f"unknown: {which} time-capped (--trainer.max_time)."
+    words += (
+        f"the {len(capped)} time-capped run{'s' if len(capped) != 1 else ''} (--trainer.max_time) train for at "
+        f"most {sum(capped) / 60:.1f} min in all, {sum(capped) / 60 / jobs:.1f} min of wall time over {jobs} "
+        f"job{'s' if jobs != 1 else ''} (an upper bound on their training; loading, baselines and testing add to it)"
+    )
+    if not uncapped:
+        return words + "."
+    return words + (
+        f"; {uncapped} run{' has' if uncapped == 1 else 's have'} no time cap: "
+        f"{'its' if uncapped == 1 else 'their'} time is unknown and not included."
+    )
 
 
 def _mean_std(values: Sequence[float]) -> tuple[float, float]:
