@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from threadpoolctl import threadpool_limits  # a dependency of scikit-learn (the recipes' data extra)
 
 if __package__ in (None, ""):
     # imported from elsewhere (tests, a notebook): make the recipes importable as they are for the script
@@ -699,8 +700,10 @@ def _run_in_worker(
     """One run in a worker process (``--jobs`` > 1), with the parent's thread count; the run as a dict."""
     torch.set_num_threads(threads)
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    with threadpool_limits(limits=threads, user_api="blas"):
+        run = runner(experiment, config, seed, scale, log_root)
     # a dict, not a Run: the class of a script run as __main__ need not unpickle in the parent
-    return asdict(runner(experiment, config, seed, scale, log_root))
+    return asdict(run)
 
 
 def _write(path: Path, text: str) -> None:
@@ -723,11 +726,11 @@ def run_experiments(
 ) -> list[Run]:
     """Run the experiments ``names`` for every seed, saving the JSON and the markdown after each run.
 
-    With ``jobs`` > 1, up to ``jobs`` runs train at once, each in a worker process (``spawn``) with
-    this process's number of torch threads; this process alone writes the files, as each run ends,
-    and keeps the runs in the order a sequential run gives them, whatever order they end in. When a
-    run fails, no new run starts, the runs under way finish and are saved, and the first failure is
-    raised (with the worker's traceback).
+    Each run has this process's number of torch threads and as many BLAS threads. With ``jobs`` > 1,
+    up to ``jobs`` runs train at once, each in a worker process (``spawn``); this process alone
+    writes the files, as each run ends, and keeps the runs in the order a sequential run gives
+    them, whatever order they end in. When a run fails, no new run starts, the runs under way
+    finish and are saved, and the first failure is raised (with the worker's traceback).
 
     Raises:
         ValueError: if a name is unknown, ``scale`` is not ``"full"``, ``"reduced"`` or ``"tiny"``, or
@@ -790,9 +793,12 @@ def run_experiments(
         crowded = f" ({jobs} x {threads} threads on {cores} cores: they compete)" if jobs * threads > cores else ""
         print(f"[evidence] {time_estimate(plan, scale, jobs)}{crowded}", flush=True)
     if jobs == 1:
-        for index, (seed, experiment, config) in enumerate(plan):
-            print(f"[evidence] {experiment.name} | {config.label} | seed {seed}", flush=True)
-            record(index, _RUNNERS[experiment.recipe](experiment, config, seed, scale, log_root))
+        # numpy's BLAS (statsmodels' ARIMA baselines) gets the threads torch has: on a few busy cores, its
+        # default of one thread per core made those baselines several times slower, with the same numbers
+        with threadpool_limits(limits=threads, user_api="blas"):
+            for index, (seed, experiment, config) in enumerate(plan):
+                print(f"[evidence] {experiment.name} | {config.label} | seed {seed}", flush=True)
+                record(index, _RUNNERS[experiment.recipe](experiment, config, seed, scale, log_root))
     elif plan:
         _run_parallel(plan, jobs, threads, scale, log_root, record)
     runs = previous + [finished[i] for i in sorted(finished)]

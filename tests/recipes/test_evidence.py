@@ -12,6 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pytest
+import threadpoolctl
 import torch
 
 import evidence
@@ -269,7 +270,11 @@ def sleepy_runner(
         time.sleep(4.0)
     place = [c.label for c in experiment.configs].index(config.label)
     return Run(experiment.name, config.label, seed, test=10.0 * seed + place, train=1.0, seconds=0.0, epochs=1,
-               extra={"pid": os.getpid(), "threads": torch.get_num_threads()})  # fmt: skip
+               extra={"pid": os.getpid(), "threads": torch.get_num_threads(), "blas": blas_threads()})  # fmt: skip
+
+
+def blas_threads() -> int:
+    return max(pool["num_threads"] for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas")
 
 
 def failing_runner(
@@ -335,7 +340,7 @@ def test_jobs_keep_the_sequential_order_whatever_order_runs_end_in(
     assert [(r["config"], r["seed"]) for r in saved["runs"]] == expected
     assert [r["test"] for r in saved["runs"]] == [10.0 * seed + i for seed in (0, 1) for i in range(4)]
     # each run ran in a worker process, with this process's torch threads
-    assert {r["extra"]["threads"] for r in saved["runs"]} == {1}
+    assert {r["extra"]["threads"] for r in saved["runs"]} == {r["extra"]["blas"] for r in saved["runs"]} == {1}
     assert os.getpid() not in {r["extra"]["pid"] for r in saved["runs"]}
     # the estimate comes first: no run of the airline recipe is time-capped
     first = out.splitlines()[0]
@@ -443,3 +448,20 @@ def test_the_recipes_get_the_threads_of_the_process(monkeypatch: pytest.MonkeyPa
         evidence._run_cli_recipe(airline, airline.configs[0], 0, "tiny", tmp_path)
     args = seen[0]
     assert args[args.index("--num_threads") + 1] == "3"
+
+
+def test_a_run_in_this_process_has_as_many_blas_threads_as_torch_threads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen = []
+
+    def runner(experiment: evidence.Experiment, config: evidence.Config, seed: int, scale: str, root: Path) -> Run:
+        seen.append((torch.get_num_threads(), blas_threads()))
+        return Run(experiment.name, config.label, seed, test=1.0, train=1.0, seconds=0.0)
+
+    monkeypatch.setitem(evidence._RUNNERS, "airline_lstm", runner)
+    torch.set_num_threads(1)
+    before = blas_threads()
+    run_experiments(["airline"], [0], "tiny", tmp_path / "E.md", tmp_path / "E.json", tmp_path)
+    assert seen == [(1, 1)] * 4
+    assert blas_threads() == before  # the limit is lifted afterwards
