@@ -33,8 +33,10 @@ import math
 import multiprocessing
 import os
 import platform
+import signal
 import statistics
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -688,6 +690,27 @@ def _overview(runs: Sequence[Run]) -> list[str]:
     ]
 
 
+def _end_with(parent: int) -> None:
+    """Run in each worker as it starts: end the worker when ``parent`` (the process that writes the JSON) is gone.
+
+    A killed parent cannot record what its workers finish; without this they would train on, unseen,
+    beside the runs of a ``--resume``, then wait forever for work. The worker is interrupted as by
+    Ctrl-C, so that cleanup runs (torch's lock on the compiled loop's build folder, left by a killed
+    process, blocks every later process), and ended outright 10 s later.
+    """
+    # a process started in the background of a script inherits SIGINT ignored: take Python's handler back
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(10.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="evidence-parent-watch", daemon=True).start()
+
+
 def _run_in_worker(
     runner: Callable[[Experiment, Config, int, str, Path], Run],
     experiment: Experiment,
@@ -819,7 +842,8 @@ def _run_parallel(
     waiting = iter(enumerate(plan))
     under_way: dict[Future[dict[str, Any]], int] = {}
     # spawn: a fresh interpreter per worker, no fork of this process's torch and thread pools
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"))
+    spawn = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(jobs, mp_context=spawn, initializer=_end_with, initargs=(os.getpid(),))
     try:
         while True:
             while len(under_way) < jobs and not failures:
