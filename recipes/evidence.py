@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from threadpoolctl import threadpool_limits  # a dependency of scikit-learn (the recipes' data extra)
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # with scikit-learn (extra data)
 
 if __package__ in (None, ""):
     # imported from elsewhere (tests, a notebook): make the recipes importable as they are for the script
