@@ -7,12 +7,18 @@ writes a markdown table (mean ± standard deviation over the seeds of the held-o
 of the training metric and of the generalization gap, and the wall time per run) with the
 published numbers beside it, and a JSON file with every run, from which the table is made.
 Results are saved after every run; ``--resume`` skips runs the JSON already holds (with every
-run done, it only draws the table again from the JSON).
+run done, it only draws the table again from the JSON). ``--jobs N`` trains up to N runs at once,
+each in its own worker process with ``--num-threads`` torch threads (keep N x threads within the
+cores); this process alone writes the JSON, as each run ends, and the table is the same whatever
+order the runs end in. Before it starts, the script prints the worst case of its wall time: the
+time caps (``--trainer.max_time``) of the capped runs, summed and divided by N; the runs without
+a cap are counted, their time is unknown.
 
 Run it (CPU; the full table takes about 30-40 minutes on 2 cores)::
 
     python recipes/evidence.py                                  # writes recipes/EVIDENCE.md and .json
-    python recipes/evidence.py --only airline vowels --seeds 5
+    python recipes/evidence.py --jobs 2                         # two runs at once, one thread each
+    python recipes/evidence.py --only gunpoint airline --seeds 5
     python recipes/evidence.py --scale tiny --output /tmp/t.md   # seconds; checks the machinery only
     python recipes/evidence.py --merge recipes/EVIDENCE.json     # runs nothing: redraws EVIDENCE.md from its runs
 """
@@ -20,21 +26,27 @@ Run it (CPU; the full table takes about 30-40 minutes on 2 cores)::
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import math
+import multiprocessing
 import os
 import platform
+import signal
 import statistics
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import torch
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # with scikit-learn (extra data)
 
 if __package__ in (None, ""):
     # imported from elsewhere (tests, a notebook): make the recipes importable as they are for the script
@@ -391,13 +403,20 @@ _CLI_RECIPES: dict[str, tuple[Any, str, str, bool]] = {
 }
 
 
-def _run_cli_recipe(experiment: Experiment, config: Config, seed: int, scale: str, log_root: Path) -> Run:
-    module, test_key, train_key, percent = _CLI_RECIPES[experiment.recipe]
+def _recipe_args(experiment: Experiment, config: Config, scale: str) -> list[str]:
+    """The recipe options of one configuration at ``scale`` (a later option overrides an earlier one)."""
     extra = {"tiny": experiment.tiny, "full": experiment.full}.get(scale, experiment.full)
     if scale == "reduced":
         extra = (*experiment.full, *_REDUCED.get(experiment.recipe, ()))
+    return [*experiment.data, *config.args, *extra]
+
+
+def _run_cli_recipe(experiment: Experiment, config: Config, seed: int, scale: str, log_root: Path) -> Run:
+    module, test_key, train_key, percent = _CLI_RECIPES[experiment.recipe]
     args = [
-        *experiment.data, *config.args, *extra, "--seed_everything", str(seed),
+        *_recipe_args(experiment, config, scale), "--seed_everything", str(seed),
+        # the recipe sets torch's threads itself (its default is 1): give it this process's (--num-threads)
+        "--num_threads", str(torch.get_num_threads()),
         "--trainer.logger.save_dir", str(log_root), "--trainer.logger.name", f"{experiment.name}",
         "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
     ]  # fmt: skip
@@ -436,6 +455,76 @@ def _run_sonar(experiment: Experiment, config: Config, seed: int, scale: str, lo
 _RUNNERS: dict[str, Callable[[Experiment, Config, int, str, Path], Run]] = {
     "airline_lstm": _run_cli_recipe, "vowels_gru": _run_cli_recipe, "asv_lm": _run_cli_recipe, "sonar": _run_sonar,
 }  # fmt: skip
+
+
+def _option(args: Sequence[str], name: str) -> str | None:
+    """The value the last ``name`` in ``args`` gives (as the recipe's parser reads them), or None."""
+    values = [value for option, value in itertools.pairwise(args) if option == name]
+    values += [arg.split("=", 1)[1] for arg in args if arg.startswith(name + "=")]
+    return values[-1] if values else None
+
+
+def time_cap(experiment: Experiment, config: Config, scale: str) -> float | None:
+    """The most seconds one run of ``config`` spends training at ``scale``, or None when nothing caps it.
+
+    The cap is the recipe's ``--trainer.max_time`` (``DD:HH:MM:SS``); with ``--tune N`` each of the N
+    trials and the final training has it, so the run's cap is :math:`(N + 1)` times it. Loading the
+    data, the baselines and the tests come on top of it. Runs whose options are not a recipe's
+    (sonar) or that give ``max_time`` in another form have no cap here.
+
+    Example:
+        >>> plaid = _EXPERIMENTS_BY_NAME["plaid"]
+        >>> time_cap(plaid, plaid.configs[0], "full"), time_cap(plaid, plaid.configs[0], "tiny")
+        (180.0, None)
+    """
+    if experiment.recipe not in _CLI_RECIPES:
+        return None
+    args = _recipe_args(experiment, config, scale)
+    cap = _option(args, "--trainer.max_time")
+    parts = (cap or "").split(":")
+    if len(parts) != 4 or not all(part.isdigit() for part in parts):
+        return None
+    days, hours, minutes, seconds = (int(part) for part in parts)
+    trials = _option(args, "--tune")
+    trainings = 1 + (int(trials) if trials and trials.isdigit() else 0)
+    return float(trainings * (((days * 24 + hours) * 60 + minutes) * 60 + seconds))
+
+
+def time_estimate(plan: Sequence[tuple[int, Experiment, Config]], scale: str, jobs: int) -> str:
+    """One line on the worst-case wall time of the runs in ``plan`` (seed, experiment, configuration), ``jobs`` at once.
+
+    For the time-capped runs (see :func:`time_cap`) it is the sum of their caps divided by ``jobs``:
+    an upper bound on their training, not counting loading, baselines and testing, nor that the
+    last ``jobs`` runs may end unevenly (at most one cap more). The runs without a cap are counted;
+    their time is unknown and left out, not guessed.
+
+    Example:
+        >>> plaid = _EXPERIMENTS_BY_NAME["plaid"]
+        >>> sonar = _EXPERIMENTS_BY_NAME["sonar"]
+        >>> plan = [(s, plaid, c) for s in (0, 1, 2) for c in plaid.configs] + [(0, sonar, sonar.configs[0])]
+        >>> print(time_estimate(plan, "full", 2))  # doctest: +NORMALIZE_WHITESPACE
+        13 runs, 2 at a time. Worst case: the 12 time-capped runs (--trainer.max_time) train for at most
+        36.0 min in all, 18.0 min of wall time over 2 jobs (an upper bound on their training; loading,
+        baselines and testing add to it); 1 run has no time cap: its time is unknown and not included.
+    """
+    caps = [time_cap(experiment, config, scale) for _, experiment, config in plan]
+    capped = [cap for cap in caps if cap is not None]
+    uncapped = len(caps) - len(capped)
+    words = f"{len(plan)} run{'s' if len(plan) != 1 else ''}, {jobs} at a time. Worst case: "
+    if not capped:
+        which = "the run is not" if len(plan) == 1 else "none of them is"
+        return words + f"unknown: {which} time-capped (--trainer.max_time)."
+    words += (
+        f"the {len(capped)} time-capped run{'s' if len(capped) != 1 else ''} (--trainer.max_time) train for at "
+        f"most {sum(capped) / 60:.1f} min in all, {sum(capped) / 60 / jobs:.1f} min of wall time over {jobs} "
+        f"job{'s' if jobs != 1 else ''} (an upper bound on their training; loading, baselines and testing add to it)"
+    )
+    if not uncapped:
+        return words + "."
+    return words + (
+        f"; {uncapped} run{' has' if uncapped == 1 else 's have'} no time cap: "
+        f"{'its' if uncapped == 1 else 'their'} time is unknown and not included."
+    )
 
 
 def _mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -601,6 +690,52 @@ def _overview(runs: Sequence[Run]) -> list[str]:
     ]
 
 
+def _end_with(parent: int) -> None:
+    """Run in each worker as it starts: end the worker when ``parent`` (the process that writes the JSON) is gone.
+
+    A killed parent cannot record what its workers finish; without this they would train on, unseen,
+    beside the runs of a ``--resume``, then wait forever for work. The worker is interrupted as by
+    Ctrl-C, so that cleanup runs (torch's lock on the compiled loop's build folder, left by a killed
+    process, blocks every later process), and ended outright 10 s later.
+    """
+    # a process started in the background of a script inherits SIGINT ignored: take Python's handler back
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(10.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="evidence-parent-watch", daemon=True).start()
+
+
+def _run_in_worker(
+    runner: Callable[[Experiment, Config, int, str, Path], Run],
+    experiment: Experiment,
+    config: Config,
+    seed: int,
+    scale: str,
+    log_root: Path,
+    threads: int,
+) -> dict[str, Any]:
+    """One run in a worker process (``--jobs`` > 1), with the parent's thread count; the run as a dict."""
+    torch.set_num_threads(threads)
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    with threadpool_limits(limits=threads, user_api="blas"):
+        run = runner(experiment, config, seed, scale, log_root)
+    # a dict, not a Run: the class of a script run as __main__ need not unpickle in the parent
+    return asdict(run)
+
+
+def _write(path: Path, text: str) -> None:
+    """Write ``text`` whole or not at all: a process killed while writing leaves the previous file."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text)
+    os.replace(partial, path)
+
+
 def run_experiments(
     names: Sequence[str],
     seeds: Sequence[int],
@@ -610,31 +745,42 @@ def run_experiments(
     log_root: Path,
     resume: bool = False,
     command: str = "python recipes/evidence.py",
+    jobs: int = 1,
 ) -> list[Run]:
     """Run the experiments ``names`` for every seed, saving the JSON and the markdown after each run.
 
+    Each run has this process's number of torch threads and as many BLAS threads. With ``jobs`` > 1,
+    up to ``jobs`` runs train at once, each in a worker process (``spawn``); this process alone
+    writes the files, as each run ends, and keeps the runs in the order a sequential run gives
+    them, whatever order they end in. When a run fails, no new run starts, the runs under way
+    finish and are saved, and the first failure is raised (with the worker's traceback).
+
     Raises:
-        ValueError: if a name is unknown or ``scale`` is not ``"full"``, ``"reduced"`` or ``"tiny"``.
+        ValueError: if a name is unknown, ``scale`` is not ``"full"``, ``"reduced"`` or ``"tiny"``, or
+            ``jobs`` is not an int >= 1.
     """
     unknown = sorted(set(names) - set(_EXPERIMENTS_BY_NAME))
     if unknown:
         raise ValueError(f"experiments must be among {sorted(_EXPERIMENTS_BY_NAME)}, got {unknown}")
     if scale not in ("full", "reduced", "tiny"):
         raise ValueError(f"scale must be 'full', 'reduced' or 'tiny', got {scale!r}")
-    runs: list[Run] = []
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be an int >= 1, got {jobs!r}")
+    previous: list[Run] = []
     previous_seconds = 0.0
     saved_meta: dict[str, Any] = {}
     if resume and json_path.is_file():
         saved = json.loads(json_path.read_text())
-        runs = [Run(**r) for r in saved["runs"]]
+        previous = [Run(**r) for r in saved["runs"]]
         saved_meta = saved["meta"]
         previous_seconds = float(saved_meta["total_seconds"])
     start = time.perf_counter()
+    threads = torch.get_num_threads()
     meta: dict[str, Any] = {
         "command": command,
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} thread(s) per process",
+        f"{threads} thread(s) per process" + (f", {jobs} runs at once" if jobs > 1 else ""),
         "seeds": list(seeds),
         "scale": scale,
         "json": json_path.name,
@@ -644,23 +790,90 @@ def run_experiments(
         meta.update(command=saved_meta["command"], date=saved_meta["date"], machine=saved_meta["machine"],
                     seeds=sorted(set(saved_meta["seeds"]) | set(seeds)))  # fmt: skip
     # seeds outermost: a run cut short still covers every data set and arm with the seeds it finished
-    for seed, name in [(seed, name) for seed in seeds for name in names]:
-        experiment = _EXPERIMENTS_BY_NAME[name]
-        for config in experiment.configs:
-            if any(r.experiment == name and r.config == config.label and r.seed == seed for r in runs):
-                continue
-            print(f"[evidence] {name} | {config.label} | seed {seed}", flush=True)
-            if saved_meta and not meta["command"].endswith(f"(resumed: {command})"):
-                meta["command"] = f"{saved_meta['command']} (resumed: {command})"
-            run = _RUNNERS[experiment.recipe](experiment, config, seed, scale, log_root)
-            print(f"[evidence]   {experiment.metric} {run.test:.3f} (train {run.train:.3f}) in {run.seconds:.0f} s",
-                  flush=True)  # fmt: skip
-            runs.append(run)
-            meta["total_seconds"] = previous_seconds + time.perf_counter() - start
-            json_path.write_text(json.dumps({"meta": meta, "runs": [asdict(r) for r in runs]}, indent=1) + "\n")
-            output.write_text(render(runs, meta))
-    output.write_text(render(runs, meta))  # also when every run was already done: the table is drawn anew
+    plan = [
+        (seed, _EXPERIMENTS_BY_NAME[name], config)
+        for seed in seeds
+        for name in names
+        for config in _EXPERIMENTS_BY_NAME[name].configs
+        if not any(r.experiment == name and r.config == config.label and r.seed == seed for r in previous)
+    ]
+    finished: dict[int, Run] = {}  # by place in the plan
+
+    def record(index: int, run: Run) -> None:
+        seed, experiment, config = plan[index]
+        print(f"[evidence]   {experiment.name} | {config.label} | seed {seed}: {experiment.metric} {run.test:.3f} "
+              f"(train {run.train:.3f}) in {run.seconds:.0f} s", flush=True)  # fmt: skip
+        finished[index] = run
+        meta["total_seconds"] = previous_seconds + time.perf_counter() - start
+        runs = previous + [finished[i] for i in sorted(finished)]
+        _write(json_path, json.dumps({"meta": meta, "runs": [asdict(r) for r in runs]}, indent=1) + "\n")
+        _write(output, render(runs, meta))
+
+    if plan:
+        if saved_meta:
+            meta["command"] = f"{saved_meta['command']} (resumed: {command})"
+        cores = os.cpu_count() or 1
+        crowded = f" ({jobs} x {threads} threads on {cores} cores: they compete)" if jobs * threads > cores else ""
+        print(f"[evidence] {time_estimate(plan, scale, jobs)}{crowded}", flush=True)
+    if jobs == 1:
+        # numpy's BLAS (statsmodels' ARIMA baselines) gets the threads torch has: on a few busy cores, its
+        # default of one thread per core made those baselines several times slower, with the same numbers
+        with threadpool_limits(limits=threads, user_api="blas"):
+            for index, (seed, experiment, config) in enumerate(plan):
+                print(f"[evidence] {experiment.name} | {config.label} | seed {seed}", flush=True)
+                record(index, _RUNNERS[experiment.recipe](experiment, config, seed, scale, log_root))
+    elif plan:
+        _run_parallel(plan, jobs, threads, scale, log_root, record)
+    runs = previous + [finished[i] for i in sorted(finished)]
+    _write(output, render(runs, meta))  # also when every run was already done: the table is drawn anew
     return runs
+
+
+def _run_parallel(
+    plan: Sequence[tuple[int, Experiment, Config]],
+    jobs: int,
+    threads: int,
+    scale: str,
+    log_root: Path,
+    record: Callable[[int, Run], None],
+) -> None:
+    """Run ``plan`` in ``jobs`` worker processes, calling ``record`` here as each run ends; raise the first failure."""
+    failures: list[BaseException] = []
+    waiting = iter(enumerate(plan))
+    under_way: dict[Future[dict[str, Any]], int] = {}
+    # spawn: a fresh interpreter per worker, no fork of this process's torch and thread pools
+    spawn = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(jobs, mp_context=spawn, initializer=_end_with, initargs=(os.getpid(),))
+    try:
+        while True:
+            while len(under_way) < jobs and not failures:
+                item = next(waiting, None)
+                if item is None:
+                    break
+                index, (seed, experiment, config) = item
+                print(f"[evidence] {experiment.name} | {config.label} | seed {seed}", flush=True)
+                runner = _RUNNERS[experiment.recipe]
+                future = pool.submit(_run_in_worker, runner, experiment, config, seed, scale, log_root, threads)
+                under_way[future] = index
+            if not under_way:
+                break
+            done, _ = wait(under_way, return_when=FIRST_COMPLETED)
+            for future in sorted(done, key=under_way.__getitem__):
+                index = under_way.pop(future)
+                try:
+                    run = Run(**future.result())
+                except BaseException as error:  # raised below, once the runs under way have ended
+                    seed, experiment, config = plan[index]
+                    print(f"[evidence] FAILED: {experiment.name} | {config.label} | seed {seed}: "
+                          f"{type(error).__name__}: {error}", file=sys.stderr, flush=True)  # fmt: skip
+                    failures.append(error)
+                    continue
+                record(index, run)
+    finally:
+        # on an interrupt, runs not yet started are dropped; the workers' runs under way end with them
+        pool.shutdown(wait=True, cancel_futures=True)
+    if failures:
+        raise failures[0]
 
 
 def merge(paths: Sequence[Path], output: Path, json_path: Path) -> list[Run]:
@@ -687,6 +900,17 @@ def merge(paths: Sequence[Path], output: Path, json_path: Path) -> list[Run]:
     return runs
 
 
+def _at_least_one(value: str) -> int:
+    """An option's int value >= 1 (argparse puts the option's name before the message)."""
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be an int >= 1, got {value!r}")
+    return number
+
+
 def main(args: Sequence[str] | None = None) -> list[Run]:
     """Parse ``args`` (default: the command line) and run."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -709,7 +933,16 @@ def main(args: Sequence[str] | None = None) -> list[Run]:
     parser.add_argument("--json", type=Path, default=None, help="every run (default: the output with .json)")
     parser.add_argument("--log-root", type=Path, default=Path("lightning_logs") / "evidence", help="TensorBoard logs")
     parser.add_argument("--resume", action="store_true", help="keep the runs the JSON already holds")
-    parser.add_argument("--num-threads", type=int, default=1, help="torch CPU threads (default: 1)")
+    parser.add_argument(
+        "--num-threads", type=_at_least_one, default=1, help="torch CPU threads of each run (default: 1)"
+    )
+    parser.add_argument(
+        "--jobs",
+        type=_at_least_one,
+        default=1,
+        help="runs at once, each in its own process with --num-threads threads; keep jobs x threads within the "
+        "CPU cores (default: 1, in this process)",
+    )
     parser.add_argument(
         "--merge",
         nargs="+",
@@ -729,7 +962,7 @@ def main(args: Sequence[str] | None = None) -> list[Run]:
     if args is None:
         command = "python recipes/evidence.py " + " ".join(sys.argv[1:])
     return run_experiments(options.only, list(range(options.seeds)), options.scale, options.output, json_path,
-                           options.log_root, options.resume, command.strip())  # fmt: skip
+                           options.log_root, options.resume, command.strip(), jobs=options.jobs)  # fmt: skip
 
 
 if __name__ == "__main__":

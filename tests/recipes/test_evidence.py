@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import statistics
 import sys
+import time
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
+import threadpoolctl
+import torch
 
 import evidence
 import sonar_mlp
@@ -250,3 +255,213 @@ def test_committed_evidence_shows_the_published_numbers() -> None:
         )
         published = next(e.accuracy for e in evidence.PUBLISHED[name] if e.model == "1-NN DTW (no window)")
         assert round(ours, 2) == published
+
+
+# --jobs: runs in worker processes. The fake runners below live at module level so that a spawned
+# worker can import them (a pickled function is its module and name).
+_SLOW = "none"  # the first airline arm: the fake runners hold it back
+
+
+def sleepy_runner(
+    experiment: evidence.Experiment, config: evidence.Config, seed: int, scale: str, log_root: Path
+) -> Run:
+    """A run that takes 4 s for the first arm and none for the others, and says where it ran."""
+    if config.label == _SLOW:
+        time.sleep(4.0)
+    place = [c.label for c in experiment.configs].index(config.label)
+    return Run(experiment.name, config.label, seed, test=10.0 * seed + place, train=1.0, seconds=0.0, epochs=1,
+               extra={"pid": os.getpid(), "threads": torch.get_num_threads(), "blas": blas_threads()})  # fmt: skip
+
+
+def blas_threads() -> int:
+    return max(pool["num_threads"] for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas")
+
+
+def failing_runner(
+    experiment: evidence.Experiment, config: evidence.Config, seed: int, scale: str, log_root: Path
+) -> Run:
+    """The first arm fails at once; the second takes 2 s."""
+    if config.label == _SLOW:
+        raise ValueError(f"a broken run ({config.label}, seed {seed})")
+    time.sleep(2.0)
+    return Run(experiment.name, config.label, seed, test=1.0, train=1.0, seconds=0.0)
+
+
+def comparable(run: dict[str, object]) -> dict[str, object]:
+    """A recorded run without what differs between two runs of it: its wall time and its log folder."""
+    extra = {k: v for k, v in run["extra"].items() if k != "log_dir"}  # type: ignore[attr-defined]
+    return {**{k: v for k, v in run.items() if k not in ("seconds", "extra")}, "extra": extra}
+
+
+def without_seconds(rows: dict[str, list[str]]) -> dict[str, list[str]]:
+    return {label: cells[:4] + cells[5:] for label, cells in rows.items()}  # cells[4] is s / run
+
+
+@pytest.mark.slow
+def test_jobs_2_records_the_same_runs_and_table_as_jobs_1(tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    results = {}
+    for jobs in (1, 2):
+        output, json_path = tmp_path / f"J{jobs}.md", tmp_path / f"J{jobs}.json"
+        runs = run_experiments(["airline"], [0], "tiny", output, json_path, tmp_path / f"logs{jobs}", jobs=jobs)
+        saved = json.loads(json_path.read_text())
+        assert [asdict(r) for r in runs] == saved["runs"]
+        results[jobs] = saved, output.read_text()
+    (one, table_one), (two, table_two) = results[1], results[2]
+    plan = [("airline", c.label, 0) for c in evidence._EXPERIMENTS_BY_NAME["airline"].configs]
+    assert [(r["experiment"], r["config"], r["seed"]) for r in two["runs"]] == plan
+    assert all(r["test"] > 0 and r["train"] > 0 and r["epochs"] == 2 for r in two["runs"])
+    # the recipes seed every run: in other processes, in another order, they give the same numbers
+    assert [comparable(r) for r in two["runs"]] == [comparable(r) for r in one["runs"]]
+    assert without_seconds(table_rows(table_two, "airline")) == without_seconds(table_rows(table_one, "airline"))
+    assert (
+        table_two.split("\n## ", 1)[1].split("| configuration")[0]
+        == table_one.split("\n## ", 1)[1].split("| configuration")[0]
+    )
+    assert "2 runs at once" in two["meta"]["machine"] and "runs at once" not in one["meta"]["machine"]
+
+
+@pytest.mark.slow
+def test_jobs_keep_the_sequential_order_whatever_order_runs_end_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(evidence._RUNNERS, "airline_lstm", sleepy_runner)
+    torch.set_num_threads(1)
+    output, json_path = tmp_path / "E.md", tmp_path / "E.json"
+    runs = run_experiments(["airline"], [0, 1], "tiny", output, json_path, tmp_path, jobs=2)
+    labels = [c.label for c in evidence._EXPERIMENTS_BY_NAME["airline"].configs]
+    out = capsys.readouterr().out
+    ended = [line[10:].split(":")[0].strip() for line in out.splitlines() if line.startswith("[evidence]   ")]
+    # the premise: the slow first arm of seed 0 ended after later runs
+    assert ended.index(f"airline | {_SLOW} | seed 0") > ended.index(f"airline | {labels[1]} | seed 0")
+    expected = [(label, seed) for seed in (0, 1) for label in labels]
+    assert [(r.config, r.seed) for r in runs] == expected
+    saved = json.loads(json_path.read_text())
+    assert [(r["config"], r["seed"]) for r in saved["runs"]] == expected
+    assert [r["test"] for r in saved["runs"]] == [10.0 * seed + i for seed in (0, 1) for i in range(4)]
+    # each run ran in a worker process, with this process's torch threads
+    assert {r["extra"]["threads"] for r in saved["runs"]} == {r["extra"]["blas"] for r in saved["runs"]} == {1}
+    assert os.getpid() not in {r["extra"]["pid"] for r in saved["runs"]}
+    # the estimate comes first: no run of the airline recipe is time-capped
+    first = out.splitlines()[0]
+    assert first == "[evidence] 8 runs, 2 at a time. Worst case: unknown: none of them is time-capped " \
+        "(--trainer.max_time)."  # fmt: skip
+    assert table_rows(output.read_text(), "airline")[labels[1]][:2] == ["6.00 ± 7.07", "1.00 ± 0.00"]
+
+
+@pytest.mark.slow
+def test_resume_with_jobs_skips_the_recorded_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(evidence._RUNNERS, "airline_lstm", sleepy_runner)
+    labels = [c.label for c in evidence._EXPERIMENTS_BY_NAME["airline"].configs]
+    # as left by a run killed after two runs had ended (one of them the slow arm, recorded with its own number)
+    partial = [Run("airline", labels[0], 0, test=1234.5, train=1.0, seconds=1.0),
+               Run("airline", labels[2], 0, test=2345.5, train=1.0, seconds=1.0)]  # fmt: skip
+    meta = {"command": "python recipes/evidence.py --jobs 2", "date": "d", "machine": "m", "total_seconds": 60.0,
+            "json": "E.json", "seeds": [0], "scale": "tiny"}  # fmt: skip
+    json_path = tmp_path / "E.json"
+    json_path.write_text(json.dumps({"meta": meta, "runs": [asdict(r) for r in partial]}))
+    runs = run_experiments(["airline"], [0], "tiny", tmp_path / "E.md", json_path, tmp_path, resume=True, jobs=2)
+    started = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[evidence] airline |")]
+    assert started == [f"[evidence] airline | {labels[1]} | seed 0", f"[evidence] airline | {labels[3]} | seed 0"]
+    saved = json.loads(json_path.read_text())
+    # the recorded runs are kept as they were, first; the new ones follow in the plan's order
+    assert [(r["config"], r["test"]) for r in saved["runs"]] == [
+        (labels[0], 1234.5), (labels[2], 2345.5), (labels[1], 1.0), (labels[3], 3.0)
+    ]  # fmt: skip
+    assert [(r.config, r.test) for r in runs] == [(r["config"], r["test"]) for r in saved["runs"]]
+    assert saved["meta"]["command"] == "python recipes/evidence.py --jobs 2 (resumed: python recipes/evidence.py)"
+
+
+@pytest.mark.slow
+def test_a_failed_run_with_jobs_is_raised_and_the_others_are_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(evidence._RUNNERS, "airline_lstm", failing_runner)
+    labels = [c.label for c in evidence._EXPERIMENTS_BY_NAME["airline"].configs]
+    json_path = tmp_path / "E.json"
+    with pytest.raises(ValueError, match=r"a broken run \(none, seed 0\)") as error:
+        run_experiments(["airline"], [0], "tiny", tmp_path / "E.md", json_path, tmp_path, jobs=2)
+    assert "failing_runner" in str(error.value.__cause__)  # the worker's traceback comes with it
+    captured = capsys.readouterr()
+    assert "[evidence] FAILED: airline | none | seed 0: ValueError: a broken run (none, seed 0)" in captured.err
+    # the run under way when the first failed was finished and saved; no run started after the failure
+    assert [r["config"] for r in json.loads(json_path.read_text())["runs"]] == [labels[1]]
+    assert f"[evidence] airline | {labels[2]} | seed 0" not in captured.out
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "x", "1.5"])
+def test_jobs_must_be_a_positive_int(value: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        evidence.main(["--only", "airline", "--scale", "tiny", "--output", str(tmp_path / "E.md"), "--jobs", value])
+    assert exit_info.value.code == 2
+    assert f"argument --jobs: must be an int >= 1, got '{value}'" in capsys.readouterr().err
+    assert not (tmp_path / "E.json").exists()  # nothing ran
+
+
+def test_jobs_errors_in_run_experiments(tmp_path: Path) -> None:
+    for jobs in (0, -1, True, 1.5):
+        with pytest.raises(ValueError, match=rf"jobs must be an int >= 1, got {jobs!r}"):
+            run_experiments(["airline"], [0], "tiny", tmp_path / "E.md", tmp_path / "E.json", tmp_path, jobs=jobs)  # type: ignore[arg-type]
+
+
+def test_the_time_estimate_sums_the_caps_of_the_capped_runs() -> None:
+    plaid, gunpoint, sonar = (evidence._EXPERIMENTS_BY_NAME[n] for n in ("plaid", "gunpoint", "sonar"))
+    # full: the recipe's 3-minute cap; reduced: its own 1-minute cap comes later and wins; tiny: no cap
+    assert [evidence.time_cap(plaid, plaid.configs[0], s) for s in ("full", "reduced", "tiny")] == [180.0, 60.0, None]
+    assert evidence.time_cap(sonar, sonar.configs[0], "full") is None
+    tuned = evidence.Config("tuned", ("--tune", "3"))  # 3 trials and the final training, each capped
+    assert evidence.time_cap(gunpoint, tuned, "full") == 4 * 180.0
+    plan = [(seed, e, c) for seed in (0, 1, 2) for e in (plaid, gunpoint) for c in e.configs]
+    line = evidence.time_estimate([*plan, (0, sonar, sonar.configs[0]), (1, sonar, sonar.configs[0])], "full", 3)
+    assert line == (
+        "26 runs, 3 at a time. Worst case: the 24 time-capped runs (--trainer.max_time) train for at most 72.0 min "
+        "in all, 24.0 min of wall time over 3 jobs (an upper bound on their training; loading, baselines and "
+        "testing add to it); 2 runs have no time cap: their time is unknown and not included."
+    )
+    assert evidence.time_estimate(plan, "reduced", 1).startswith(
+        "24 runs, 1 at a time. Worst case: the 24 time-capped runs (--trainer.max_time) train for at most 24.0 min "
+        "in all, 24.0 min of wall time over 1 job ("
+    )
+    assert evidence.time_estimate(plan[:1], "tiny", 2).endswith(
+        "unknown: the run is not time-capped (--trainer.max_time)."
+    )
+
+
+def test_the_recipes_get_the_threads_of_the_process(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    seen: list[list[str]] = []
+
+    class Stop(Exception):
+        pass
+
+    class FakeRecipe:
+        @staticmethod
+        def cli(args: list[str]) -> None:
+            seen.append(args)
+            raise Stop
+
+    monkeypatch.setitem(evidence._CLI_RECIPES, "airline_lstm", (FakeRecipe, "test_rmse", "val_rmse", False))
+    airline = evidence._EXPERIMENTS_BY_NAME["airline"]
+    torch.set_num_threads(3)
+    with pytest.raises(Stop):
+        evidence._run_cli_recipe(airline, airline.configs[0], 0, "tiny", tmp_path)
+    args = seen[0]
+    assert args[args.index("--num_threads") + 1] == "3"
+
+
+def test_a_run_in_this_process_has_as_many_blas_threads_as_torch_threads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen = []
+
+    def runner(experiment: evidence.Experiment, config: evidence.Config, seed: int, scale: str, root: Path) -> Run:
+        seen.append((torch.get_num_threads(), blas_threads()))
+        return Run(experiment.name, config.label, seed, test=1.0, train=1.0, seconds=0.0)
+
+    monkeypatch.setitem(evidence._RUNNERS, "airline_lstm", runner)
+    torch.set_num_threads(1)
+    before = blas_threads()
+    run_experiments(["airline"], [0], "tiny", tmp_path / "E.md", tmp_path / "E.json", tmp_path)
+    assert seen == [(1, 1)] * 4
+    assert blas_threads() == before  # the limit is lifted afterwards
