@@ -14,7 +14,9 @@ order the runs end in. Before it starts, the script prints the worst case of its
 time caps (``--trainer.max_time``) of the capped runs, summed and divided by N; the runs without
 a cap are counted, their time is unknown.
 
-Run it (CPU; the full table takes about 30-40 minutes on 2 cores)::
+Run it on the CPU. The full table's time has not been measured: its 96 capped classification runs
+alone may take up to 288 min of training (144 min with ``--jobs 2``); the reduced scale took
+145 min of one process per run on a shared 2-core machine::
 
     python recipes/evidence.py                                  # writes recipes/EVIDENCE.md and .json
     python recipes/evidence.py --jobs 2                         # two runs at once, one thread each
