@@ -16,7 +16,7 @@ a cap are counted, their time is unknown.
 
 Run it on the CPU. The full table's time has not been measured: its 96 capped classification runs
 alone may take up to 288 min of training (144 min with ``--jobs 2``); the reduced scale took
-145 min of one process per run on a shared 2-core machine::
+145 min summed over its processes on a shared 2-core machine::
 
     python recipes/evidence.py                                  # writes recipes/EVIDENCE.md and .json
     python recipes/evidence.py --jobs 2                         # two runs at once, one thread each
