@@ -259,14 +259,19 @@ def _packed_row_samples(input: PackedSequence) -> Tensor:
         >>> _packed_row_samples(packed).tolist()  # steps 0, 0, 1, 2: sample 1 is the longer
         [1, 0, 1, 1]
     """
-    batch_sizes = input.batch_sizes
-    # Row r of the packed data is time step t, position r - start(t) in sorted batch order.
-    starts = torch.cumsum(batch_sizes, 0) - batch_sizes
-    position = torch.arange(int(batch_sizes.sum())) - torch.repeat_interleave(starts, batch_sizes)
-    position = position.to(input.data.device)
+    position = _row_positions(input.batch_sizes, input.data.device)
     if input.sorted_indices is not None:
         position = input.sorted_indices[position]
     return position
+
+
+def _row_positions(batch_sizes: Tensor | Sequence[int], device: torch.device) -> Tensor:
+    """For each packed time-major row, its position in its step's (sorted) batch: row
+    ``start(t) + n`` is sample ``n``. The compiled loop's rows are laid out this way too."""
+    sizes = torch.as_tensor(batch_sizes, dtype=torch.long)
+    starts = torch.cumsum(sizes, 0) - sizes
+    position = torch.arange(int(sizes.sum())) - torch.repeat_interleave(starts, sizes)
+    return position.to(device)
 
 
 def locked_dropout(

@@ -52,6 +52,7 @@ import torch
 from torch import Tensor
 
 from regdrop.functional._validation import check_rate, check_tensor
+from regdrop.functional.dropout import _row_positions
 
 __all__ = [
     "extension_available",
@@ -559,12 +560,7 @@ def _recurrent_mask_grad(d_pre: Tensor, w_hh: Tensor, h_prev: Tensor, batch_size
     per_row = d_pre.mm(w_hh.to(d_pre.dtype)).mul_(h_prev)
     if all(b == n for b in batch_sizes):  # a padded batch: rows are (L, N) in order
         return per_row.view(len(batch_sizes), n, -1).sum(0)
-    return per_row.new_zeros(n, per_row.shape[1]).index_add_(0, _row_samples(batch_sizes, per_row.device), per_row)
-
-
-def _row_samples(batch_sizes: Sequence[int], device: torch.device) -> Tensor:
-    """The sample each packed row belongs to (row ``offset[t] + n`` is sample ``n``)."""
-    return torch.cat([torch.arange(b) for b in batch_sizes]).to(device)
+    return per_row.new_zeros(n, per_row.shape[1]).index_add_(0, _row_positions(batch_sizes, per_row.device), per_row)
 
 
 def _per_sample(rows: Tensor, mask: Tensor, batch_sizes: Sequence[int]) -> Tensor:
@@ -572,7 +568,7 @@ def _per_sample(rows: Tensor, mask: Tensor, batch_sizes: Sequence[int]) -> Tenso
     n = mask.shape[0]
     if all(b == n for b in batch_sizes):  # a padded batch: rows are (L, N) in order
         return (rows.view(len(batch_sizes), n, -1) * mask).view(rows.shape)
-    return rows * mask.index_select(0, _row_samples(batch_sizes, rows.device))
+    return rows * mask.index_select(0, _row_positions(batch_sizes, rows.device))
 
 
 def _given(t: Tensor | None) -> Tensor | None:
