@@ -2,9 +2,13 @@ r"""``LSTM`` and ``GRU``: drop-in ``torch.nn`` layers with variational, recurren
 
 They subclass :class:`torch.nn.LSTM` / :class:`torch.nn.GRU`: same arguments, same parameter
 names and shapes (``weight_ih_l0``, ``weight_hh_l0_reverse``, ...), so state_dicts move both
-ways, and ``isinstance(layer, torch.nn.LSTM)`` holds. In ``eval()`` mode (without zoneout)
-and in training with every rate at 0, ``forward`` *is* ``torch.nn.LSTM.forward``: the same
-fused kernel, the same numbers.
+ways, and ``isinstance(layer, torch.nn.LSTM)`` holds. In ``eval()`` mode (without zoneout),
+``forward`` *is* ``torch.nn.LSTM.forward``: the same fused kernel, the same numbers. So is
+training with every rate at 0, except where torch's CPU kernel is slower than the compiled
+loop: a ``GRU``, or an ``LSTM`` on a ``PackedSequence``, training in float32 on the CPU runs
+the compiled loop (the same math, equal to float rounding; torch's kernels there run one
+autograd op per step, 3-75x slower, ``benchmarks/rnn_speed.py``'s "no dropout" row). Set
+``layer.compiled_training = False`` to keep torch's kernel and its exact numbers.
 
 Otherwise ``_RegularizedRNN._regularized_forward`` runs five named steps:
 ``_unpack`` (the input as packed time-major rows), ``_initial_state`` (checked as torch
@@ -124,6 +128,9 @@ class _RegularizedRNN:
     dropout = _RateAttribute()
     recurrent_dropout = _RateAttribute()
     _torch_class: type[torch.nn.RNNBase]
+    # Training without dropout on the CPU: the compiled loop where torch's kernel is slower (see
+    # the module's docstring); False keeps torch's kernel and its exact numbers.
+    compiled_training: bool = True
 
     # Set by torch.nn.RNNBase.__init__; declared for type checkers.
     mode: str
@@ -273,20 +280,35 @@ class _RegularizedRNN:
         # Rates are plain attributes a schedule may reassign; check them where they are used.
         return {name: check_rate(name, getattr(self, name)) for name in self.rate_names}
 
-    def _needs_regularized_path(self, rates: dict[str, float]) -> bool:
+    def _needs_regularized_path(self, rates: dict[str, float], input: Tensor | PackedSequence) -> bool:
         if rates["zoneout"] > 0.0:
             return True
         if not self.training:
             return False
         between = rates["dropout"] if self.num_layers > 1 else 0.0
-        return any(
-            r > 0.0 for r in (rates["input_dropout"], between, rates["recurrent_dropout"], rates["weight_dropout"])
-        )
+        if any(r > 0.0 for r in (rates["input_dropout"], between, rates["recurrent_dropout"], rates["weight_dropout"])):
+            return True
+        packed = isinstance(input, PackedSequence)
+        return self._loop_is_faster(input.data if packed else input, packed)
+
+    def _loop_is_faster(self, data: Tensor, packed: bool) -> bool:
+        """Whether training without dropout runs faster on the compiled loop than on torch's kernel.
+
+        torch's CPU GRU, and its CPU LSTM on packed input, run as one autograd op per step (the
+        padded LSTM runs oneDNN's fused kernel, which the loop only matches): measured 3-4x (GRU,
+        padded) and 8-75x (packed) slower than the loop, one thread, AMD EPYC (Zen 5).
+        Autocast, other dtypes and devices keep torch's kernel.
+        """
+        if not self.compiled_training or data.device.type != "cpu" or data.dtype != torch.float32:
+            return False
+        if torch.is_autocast_enabled("cpu") or not rnn_ops.extension_available():
+            return False
+        return packed or self._torch_class is torch.nn.GRU
 
     def forward(self, input: Tensor | PackedSequence, hx: Any = None) -> tuple[Any, Any]:
         rates = self._rates()
         self._check_inputs(input, hx)
-        if not self._needs_regularized_path(rates):
+        if not self._needs_regularized_path(rates, input):
             return super().forward(input, hx)  # type: ignore[misc]
         device_type = input.data.device.type if isinstance(input, PackedSequence) else input.device.type
         if torch.is_autocast_enabled(device_type):
@@ -477,7 +499,8 @@ class _RegularizedRNN:
             first = layer * num_dir
             h0_l = h0[first : first + num_dir]
             c0_l = None if c0 is None else c0[first : first + num_dir]
-            if all(d.recurrent_mask is None for d in layer_masks.directions) and zoneout == 0.0:
+            unmasked = all(d.recurrent_mask is None for d in layer_masks.directions) and zoneout == 0.0
+            if unmasked and not (self.training and self._loop_is_faster(x, seq.packed is not None)):
                 x, hs, cs = self._fused_layer(
                     x, seq, h0_l, c0_l, [w for d in layer_masks.directions for w in d.weights]
                 )

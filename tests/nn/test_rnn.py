@@ -116,12 +116,70 @@ def test_train_with_unit_masks_matches_torch(c, shared, monkeypatch):
 
 
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
-def test_train_with_zero_rates_is_exactly_torch(kind):
+def test_train_with_zero_rates_and_torch_kernel_is_exactly_torch(kind):
     ref, ours = _pair(kind, num_layers=2, bidirectional=True)
-    x = torch.randn(STEPS, BATCH, INPUT)
+    ours.compiled_training = False
+    for packed in (False, True):
+        x = _input(False, True, packed)
+        ref.train(), ours.train()
+        for e, g in zip(_flat(ref(x)), _flat(ours(x))):
+            assert torch.equal(e, g)
+
+
+def _ran_compiled_loop(output) -> bool:
+    """Whether the compiled loop's autograd node is in ``output``'s graph."""
+    stack, seen = [output.grad_fn], set()
+    while stack:
+        fn = stack.pop()
+        if fn is None or fn in seen:
+            continue
+        seen.add(fn)
+        if "Scan" in type(fn).__name__:
+            return True
+        stack += [n for n, _ in fn.next_functions]
+    return False
+
+
+@pytest.mark.parametrize("packed", [False, True], ids=["padded", "packed"])
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_train_with_zero_rates_runs_the_faster_kernel_with_torchs_numbers(kind, packed):
+    # Without dropout, a GRU (and an LSTM on packed input) trains on the compiled loop on the CPU,
+    # where torch's kernel is slower; the padded LSTM keeps torch's (oneDNN) kernel, bit for bit.
+    from regdrop.functional import rnn as F_rnn
+
+    if not F_rnn.extension_available():
+        pytest.skip("no C++ compiler to build the time loop")
+    ref, ours = _pair(kind, num_layers=2, bidirectional=True, batch_first=True)
     ref.train(), ours.train()
-    for e, g in zip(_flat(ref(x)), _flat(ours(x))):
-        assert torch.equal(e, g)
+    x = _input(True, True, packed)
+    expected, got = _flat(ref(x)), _flat(ours(x))
+    loop = kind == "gru" or packed
+    output = ours(x)[0]
+    assert _ran_compiled_loop(output.data if packed else output) is loop
+    for e, g in zip(expected, got):
+        if loop:
+            torch.testing.assert_close(g, e, atol=1e-5, rtol=1e-5)
+        else:
+            assert torch.equal(e, g)
+    # the same gradients, through either kernel
+    grads = []
+    for layer in (ref, ours):
+        layer.zero_grad()
+        out = layer(x)[0]
+        (out.data if packed else out).pow(2).sum().backward()
+        grads.append([p.grad.clone() for p in layer.parameters()])
+    for e, g in zip(*grads):
+        torch.testing.assert_close(g, e, atol=1e-5, rtol=1e-4)
+    # eval, autocast and compiled_training=False keep torch's kernel
+    ours.eval()
+    assert not _ran_compiled_loop(ours(x)[0].data if packed else ours(x)[0])
+    ours.train()
+    ours.compiled_training = False
+    assert not _ran_compiled_loop(ours(x)[0].data if packed else ours(x)[0])
+    ours.compiled_training = True
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = ours(x)[0]
+    assert not _ran_compiled_loop(out.data if packed else out)
 
 
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
