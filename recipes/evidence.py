@@ -285,15 +285,36 @@ SERIES = {
     "lynx": ("20", ()),
     "nile": ("10", ()),
 }
-TUNE_TRIALS = 8  # trials of the tuned arms' studies
-_UCR_TIME = "00:00:03:00"  # the time cap of one classification run (the long sets, PLAID and ACSF1, meet it)
+TUNE_TRIALS = 8  # trials of the tuned arms' studies (forecasting)
+TUNE_TRIALS_LONG = 4  # trials where one training takes up to a minute (classification, language model)
+# the time cap of one classification run: the long sets (ACSF1, OSULeaf, PLAID) meet it, so that the whole
+# table fits in about 90 minutes on 2 cores with --jobs 2
+_UCR_TIME = "00:00:01:00"
+
+
+def _tuned_configs(trials: int) -> tuple[Config, ...]:
+    """The tuned arms: the unregularized network and the fully regularized one, each with a study of ``trials``."""
+    return tuple(
+        Config(f"tuned {ARM_LABELS[arm]}", ("--model.regularize", arm, "--tune", str(trials)), regularized=arm != "none")
+        for arm in ("none", "all")
+    )
+
+
+def _tuned_note(trials: int) -> str:
+    return (
+        f"Each arm is tuned once: a study of {trials} trials (the learning rate, and the dropout rates from 0 "
+        "where the arm has dropout) on the validation data of the first seed, pruned by the median rule; every "
+        "seed then trains with the best trial's values and is tested once. Both arms get the same budget."
+    )
 
 _UCR_TINY = ("--trainer.max_epochs", "2", "--model.hidden_size", "8", "--model.fcn_channels", "4",
              "--trainer.limit_train_batches", "2")  # fmt: skip
 _SERIES_TINY = ("--trainer.max_epochs", "2", "--model.hidden_size", "8")
-_LM_FULL = ("--data.text_fraction", "0.05", "--data.block", "5", "--data.vocab_size", "3000",
-            "--model.embedding_size", "100", "--model.hidden_size", "200", "--trainer.max_epochs", "8",
-            "--early_stopping.patience", "8")  # fmt: skip
+# 3% of the text, a 2,000-word vocabulary, embedding 64, hidden 128, 6 epochs: the size that lets every LM
+# table, tuned arms included, fit in the table's time
+_LM_FULL = ("--data.text_fraction", "0.03", "--data.block", "5", "--data.vocab_size", "2000",
+            "--model.embedding_size", "64", "--model.hidden_size", "128", "--trainer.max_epochs", "6",
+            "--early_stopping.patience", "3")  # fmt: skip
 _LM_TINY = ("--data.text_fraction", "0.02", "--data.block", "2", "--data.vocab_size", "200",
             "--model.embedding_size", "8", "--model.hidden_size", "8", "--trainer.max_epochs", "1",
             "--trainer.limit_train_batches", "3", "--trainer.limit_val_batches", "2",
@@ -324,6 +345,15 @@ EXPERIMENTS: tuple[Experiment, ...] = (
     ),
     *(
         Experiment(
+            f"{name.lower()}_tuned", f"{name}, UCR/UEA classification, tuned arms (--tune {TUNE_TRIALS_LONG})",
+            "test accuracy (%)", True, _tuned_configs(TUNE_TRIALS_LONG),
+            full=("--trainer.max_time", _UCR_TIME), tiny=(*_UCR_TINY, "--tune", "2"), recipe="vowels_gru",
+            data=("--data.name", name), note=_tuned_note(TUNE_TRIALS_LONG),
+        )
+        for name in UCR_SETS
+    ),
+    *(
+        Experiment(
             name, f"{name}, one-step forecast (recipes/airline_lstm.py --data.dataset {name})",
             "test RMSE", False,
             _arms({"all": "Keras LSTM(4), look_back=1, same test months: 47.53"} if name == "airline" else None),
@@ -337,16 +367,10 @@ EXPERIMENTS: tuple[Experiment, ...] = (
     *(
         Experiment(
             f"{name}_tuned", f"{name}, one-step forecast, tuned arms (--tune {TUNE_TRIALS})", "test RMSE", False,
-            tuple(
-                Config(f"tuned {ARM_LABELS[arm]}", ("--model.regularize", arm, "--tune", str(TUNE_TRIALS)),
-                       regularized=arm != "none")
-                for arm in ("none", "all")
-            ),
+            _tuned_configs(TUNE_TRIALS),
             tiny=(*_SERIES_TINY, "--tune", "2"), recipe="airline_lstm",
             data=("--data.dataset", name, "--data.input_length", length, "--data.horizon", "1", *extra),
-            note=f"Each run is a study of {TUNE_TRIALS} trials (the learning rate, and the dropout rates where the arm "
-            "has dropout) on the validation data, then one training with the best trial, tested once: both arms get "
-            "the same budget.",
+            note=_tuned_note(TUNE_TRIALS),
         )
         for name, (length, extra) in SERIES.items()
     ),
@@ -357,6 +381,15 @@ EXPERIMENTS: tuple[Experiment, ...] = (
             data=("--data.corpus", corpus),
             note="A CPU-sized mirror of the PTB experiments: a few percent of the text, a small vocabulary "
             "and model; compare the ordering of the rows, not the perplexities with PTB's.",
+        )
+        for corpus in ("asv", "kjv")
+    ),
+    *(
+        Experiment(
+            f"{corpus}_lm_tuned", f"Word-level language model on the {corpus.upper()} Bible, tuned arms "
+            f"(--tune {TUNE_TRIALS_LONG})", "test perplexity", False, _tuned_configs(TUNE_TRIALS_LONG),
+            full=_LM_FULL, tiny=(*_LM_TINY, "--tune", "2"), recipe="asv_lm", data=("--data.corpus", corpus),
+            note=_tuned_note(TUNE_TRIALS_LONG),
         )
         for corpus in ("asv", "kjv")
     ),
@@ -374,8 +407,8 @@ EXPERIMENTS: tuple[Experiment, ...] = (
                    published="Merity et al. 2017, PTB, AWD-LSTM: 57.3", versus=_VARIATIONAL),
         ),
         full=_LM_FULL, tiny=_LM_TINY, recipe="asv_lm",
-        note="A CPU-sized mirror: 5% of the text (~37 k training words), 3,000-word vocabulary, embedding 100, "
-        "hidden 200, 8 epochs; PTB models are ~20-60x larger and train for hundreds of epochs, so compare the "
+        note="A CPU-sized mirror: 3% of the text, 2,000-word vocabulary, embedding 64, "
+        "hidden 128, 6 epochs; PTB models are ~20-60x larger and train for hundreds of epochs, so compare the "
         "ordering of the rows, not the perplexities.",
     ),
     Experiment(
@@ -413,10 +446,37 @@ def _recipe_args(experiment: Experiment, config: Config, scale: str) -> list[str
     return [*experiment.data, *config.args, *extra]
 
 
-def _run_cli_recipe(experiment: Experiment, config: Config, seed: int, scale: str, log_root: Path) -> Run:
+def _without_study(args: Sequence[str], best: dict[str, float]) -> list[str]:
+    """``args`` with ``--tune N`` taken out and the study's ``best`` values given as model options.
+
+    Example:
+        >>> _without_study(["--model.regularize", "all", "--tune", "8"], {"lr": 0.002, "dropout": 0.25})
+        ['--model.regularize', 'all', '--model.lr', '0.002', '--model.dropout', '0.25']
+    """
+    kept: list[str] = []
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg == "--tune":
+            skip = True
+        elif not arg.startswith("--tune="):
+            kept.append(arg)
+    for name, value in best.items():
+        kept += [f"--model.{name}", repr(float(value))]
+    return kept
+
+
+def _run_cli_recipe(
+    experiment: Experiment, config: Config, seed: int, scale: str, log_root: Path, best: dict[str, float] | None = None
+) -> Run:
+    """One recipe run; with ``best`` (a tuned configuration's values, from the study of its first seed) no study runs."""
     module, test_key, train_key, percent = _CLI_RECIPES[experiment.recipe]
+    recipe_args = _recipe_args(experiment, config, scale)
+    if best is not None:
+        recipe_args = _without_study(recipe_args, best)
     args = [
-        *_recipe_args(experiment, config, scale), "--seed_everything", str(seed),
+        *recipe_args, "--seed_everything", str(seed),
         # the recipe sets torch's threads itself (its default is 1): give it this process's (--num-threads)
         "--num_threads", str(torch.get_num_threads()),
         "--trainer.logger.save_dir", str(log_root), "--trainer.logger.name", f"{experiment.name}",
@@ -437,11 +497,13 @@ def _run_cli_recipe(experiment: Experiment, config: Config, seed: int, scale: st
                "log_dir": summary.log_dir, "yardstick": summary.yardstick * factor,
                "yardstick_name": summary.yardstick_name,
                "baselines": {name: value * factor for name, value in summary.baselines.items()},
-               "tuned": summary.tuned},
+               "tuned": summary.tuned if best is None else {"best": dict(best), "shared": True}},
     )  # fmt: skip
 
 
-def _run_sonar(experiment: Experiment, config: Config, seed: int, scale: str, log_root: Path) -> Run:
+def _run_sonar(
+    experiment: Experiment, config: Config, seed: int, scale: str, log_root: Path, best: dict[str, float] | None = None
+) -> Run:
     options = dict(item.split("=") for item in (experiment.tiny if scale == "tiny" else experiment.full))
     start = time.perf_counter()
     result = sonar_mlp.cross_validate(
@@ -454,7 +516,7 @@ def _run_sonar(experiment: Experiment, config: Config, seed: int, scale: str, lo
     )  # fmt: skip
 
 
-_RUNNERS: dict[str, Callable[[Experiment, Config, int, str, Path], Run]] = {
+_RUNNERS: dict[str, Callable[..., Run]] = {
     "airline_lstm": _run_cli_recipe, "vowels_gru": _run_cli_recipe, "asv_lm": _run_cli_recipe, "sonar": _run_sonar,
 }  # fmt: skip
 
@@ -466,18 +528,19 @@ def _option(args: Sequence[str], name: str) -> str | None:
     return values[-1] if values else None
 
 
-def time_cap(experiment: Experiment, config: Config, scale: str) -> float | None:
+def time_cap(experiment: Experiment, config: Config, scale: str, study: bool = True) -> float | None:
     """The most seconds one run of ``config`` spends training at ``scale``, or None when nothing caps it.
 
     The cap is the recipe's ``--trainer.max_time`` (``DD:HH:MM:SS``); with ``--tune N`` each of the N
     trials and the final training has it, so the run's cap is :math:`(N + 1)` times it. Loading the
     data, the baselines and the tests come on top of it. Runs whose options are not a recipe's
-    (sonar) or that give ``max_time`` in another form have no cap here.
+    (sonar) or that give ``max_time`` in another form have no cap here. ``study=False``: a tuned
+    configuration's run that reuses another seed's study (one training).
 
     Example:
         >>> plaid = _EXPERIMENTS_BY_NAME["plaid"]
         >>> time_cap(plaid, plaid.configs[0], "full"), time_cap(plaid, plaid.configs[0], "tiny")
-        (180.0, None)
+        (60.0, None)
     """
     if experiment.recipe not in _CLI_RECIPES:
         return None
@@ -488,17 +551,20 @@ def time_cap(experiment: Experiment, config: Config, scale: str) -> float | None
         return None
     days, hours, minutes, seconds = (int(part) for part in parts)
     trials = _option(args, "--tune")
-    trainings = 1 + (int(trials) if trials and trials.isdigit() else 0)
+    trainings = 1 + (int(trials) if study and trials and trials.isdigit() else 0)
     return float(trainings * (((days * 24 + hours) * 60 + minutes) * 60 + seconds))
 
 
-def time_estimate(plan: Sequence[tuple[int, Experiment, Config]], scale: str, jobs: int) -> str:
+def time_estimate(
+    plan: Sequence[tuple[int, Experiment, Config]], scale: str, jobs: int, shared: Sequence[int] = ()
+) -> str:
     """One line on the worst-case wall time of the runs in ``plan`` (seed, experiment, configuration), ``jobs`` at once.
 
     For the time-capped runs (see :func:`time_cap`) it is the sum of their caps divided by ``jobs``:
     an upper bound on their training, not counting loading, baselines and testing, nor that the
     last ``jobs`` runs may end unevenly (at most one cap more). The runs without a cap are counted;
-    their time is unknown and left out, not guessed.
+    their time is unknown and left out, not guessed. The runs at the places ``shared`` reuse a study
+    (one training each).
 
     Example:
         >>> plaid = _EXPERIMENTS_BY_NAME["plaid"]
@@ -506,10 +572,10 @@ def time_estimate(plan: Sequence[tuple[int, Experiment, Config]], scale: str, jo
         >>> plan = [(s, plaid, c) for s in (0, 1, 2) for c in plaid.configs] + [(0, sonar, sonar.configs[0])]
         >>> print(time_estimate(plan, "full", 2))  # doctest: +NORMALIZE_WHITESPACE
         13 runs, 2 at a time. Worst case: the 12 time-capped runs (--trainer.max_time) train for at most
-        36.0 min in all, 18.0 min of wall time over 2 jobs (an upper bound on their training; loading,
+        12.0 min in all, 6.0 min of wall time over 2 jobs (an upper bound on their training; loading,
         baselines and testing add to it); 1 run has no time cap: its time is unknown and not included.
     """
-    caps = [time_cap(experiment, config, scale) for _, experiment, config in plan]
+    caps = [time_cap(experiment, config, scale, i not in shared) for i, (_, experiment, config) in enumerate(plan)]
     capped = [cap for cap in caps if cap is not None]
     uncapped = len(caps) - len(capped)
     words = f"{len(plan)} run{'s' if len(plan) != 1 else ''}, {jobs} at a time. Worst case: "
@@ -714,19 +780,20 @@ def _end_with(parent: int) -> None:
 
 
 def _run_in_worker(
-    runner: Callable[[Experiment, Config, int, str, Path], Run],
+    runner: Callable[..., Run],
     experiment: Experiment,
     config: Config,
     seed: int,
     scale: str,
     log_root: Path,
     threads: int,
+    best: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """One run in a worker process (``--jobs`` > 1), with the parent's thread count; the run as a dict."""
     torch.set_num_threads(threads)
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     with threadpool_limits(limits=threads, user_api="blas"):
-        run = runner(experiment, config, seed, scale, log_root)
+        run = runner(experiment, config, seed, scale, log_root, *(() if best is None else (best,)))
     # a dict, not a Run: the class of a script run as __main__ need not unpickle in the parent
     return asdict(run)
 
@@ -800,6 +867,22 @@ def run_experiments(
         if not any(r.experiment == name and r.config == config.label and r.seed == seed for r in previous)
     ]
     finished: dict[int, Run] = {}  # by place in the plan
+    # A tuned configuration studies once, with the first seed; its other seeds train with that study's
+    # best values (the test data stays unseen by the study, and each arm's seeds share one tuning).
+    first_seed = seeds[0] if seeds else 0
+
+    def shared_study(index: int) -> tuple[bool, dict[str, float] | None]:
+        """Whether run ``index`` can start, and the best values it reuses (None: it studies itself)."""
+        seed, experiment, config = plan[index]
+        if seed == first_seed or "--tune" not in config.args:
+            return True, None
+        key = (experiment.name, config.label, first_seed)
+        done = previous + list(finished.values())
+        study = next((r for r in done if (r.experiment, r.config, r.seed) == key), None)
+        if study is not None and (study.extra.get("tuned") or {}).get("best") is not None:
+            return True, dict(study.extra["tuned"]["best"])
+        in_plan = any((e.name, c.label, s) == key for s, e, c in plan)
+        return (study is not None or not in_plan), None  # wait for a study under way or still to come
 
     def record(index: int, run: Run) -> None:
         seed, experiment, config = plan[index]
@@ -816,16 +899,19 @@ def run_experiments(
             meta["command"] = f"{saved_meta['command']} (resumed: {command})"
         cores = os.cpu_count() or 1
         crowded = f" ({jobs} x {threads} threads on {cores} cores: they compete)" if jobs * threads > cores else ""
-        print(f"[evidence] {time_estimate(plan, scale, jobs)}{crowded}", flush=True)
+        shared = [i for i, (seed, _, config) in enumerate(plan) if seed != first_seed and "--tune" in config.args]
+        print(f"[evidence] {time_estimate(plan, scale, jobs, shared)}{crowded}", flush=True)
     if jobs == 1:
         # numpy's BLAS (statsmodels' ARIMA baselines) gets the threads torch has: on a few busy cores, its
         # default of one thread per core made those baselines several times slower, with the same numbers
         with threadpool_limits(limits=threads, user_api="blas"):
             for index, (seed, experiment, config) in enumerate(plan):
                 print(f"[evidence] {experiment.name} | {config.label} | seed {seed}", flush=True)
-                record(index, _RUNNERS[experiment.recipe](experiment, config, seed, scale, log_root))
+                best = shared_study(index)[1]  # the study's seed runs first (seeds are outermost)
+                shared = () if best is None else (best,)
+                record(index, _RUNNERS[experiment.recipe](experiment, config, seed, scale, log_root, *shared))
     elif plan:
-        _run_parallel(plan, jobs, threads, scale, log_root, record)
+        _run_parallel(plan, jobs, threads, scale, log_root, record, shared_study)
     runs = previous + [finished[i] for i in sorted(finished)]
     _write(output, render(runs, meta))  # also when every run was already done: the table is drawn anew
     return runs
@@ -838,10 +924,15 @@ def _run_parallel(
     scale: str,
     log_root: Path,
     record: Callable[[int, Run], None],
+    shared_study: Callable[[int], tuple[bool, dict[str, float] | None]],
 ) -> None:
-    """Run ``plan`` in ``jobs`` worker processes, calling ``record`` here as each run ends; raise the first failure."""
+    """Run ``plan`` in ``jobs`` worker processes, calling ``record`` here as each run ends; raise the first failure.
+
+    A run that reuses a study still under way (``shared_study``) waits; the next run in the plan
+    that can start takes its place.
+    """
     failures: list[BaseException] = []
-    waiting = iter(enumerate(plan))
+    waiting = list(range(len(plan)))
     under_way: dict[Future[dict[str, Any]], int] = {}
     # spawn: a fresh interpreter per worker, no fork of this process's torch and thread pools
     spawn = multiprocessing.get_context("spawn")
@@ -849,13 +940,15 @@ def _run_parallel(
     try:
         while True:
             while len(under_way) < jobs and not failures:
-                item = next(waiting, None)
-                if item is None:
+                start = next(((i, best) for i in waiting for ready, best in [shared_study(i)] if ready), None)
+                if start is None:
                     break
-                index, (seed, experiment, config) = item
+                index, best = start
+                waiting.remove(index)
+                seed, experiment, config = plan[index]
                 print(f"[evidence] {experiment.name} | {config.label} | seed {seed}", flush=True)
                 runner = _RUNNERS[experiment.recipe]
-                future = pool.submit(_run_in_worker, runner, experiment, config, seed, scale, log_root, threads)
+                future = pool.submit(_run_in_worker, runner, experiment, config, seed, scale, log_root, threads, best)
                 under_way[future] = index
             if not under_way:
                 break

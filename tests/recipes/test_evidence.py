@@ -110,7 +110,7 @@ def test_verdicts_say_where_regularization_did_not_help() -> None:
 def test_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(
         ValueError,
-        match=r"experiments must be among \['acsf1', 'airline', .*'sonar', 'sunspots', 'sunspots_tuned'\], "
+        match=r"experiments must be among \['acsf1', 'acsf1_tuned', 'airline', .*'sonar', 'sunspots', 'sunspots_tuned'\], "
         r"got \['mnist'\]",
     ):
         run_experiments(["mnist"], [0], "tiny", tmp_path / "E.md", tmp_path / "E.json", tmp_path)
@@ -408,16 +408,17 @@ def test_jobs_errors_in_run_experiments(tmp_path: Path) -> None:
 
 def test_the_time_estimate_sums_the_caps_of_the_capped_runs() -> None:
     plaid, gunpoint, sonar = (evidence._EXPERIMENTS_BY_NAME[n] for n in ("plaid", "gunpoint", "sonar"))
-    # full: the recipe's 3-minute cap; reduced: its own 1-minute cap comes later and wins; tiny: no cap
-    assert [evidence.time_cap(plaid, plaid.configs[0], s) for s in ("full", "reduced", "tiny")] == [180.0, 60.0, None]
+    # full and reduced: the 1-minute cap; tiny: no cap
+    assert [evidence.time_cap(plaid, plaid.configs[0], s) for s in ("full", "reduced", "tiny")] == [60.0, 60.0, None]
     assert evidence.time_cap(sonar, sonar.configs[0], "full") is None
     tuned = evidence.Config("tuned", ("--tune", "3"))  # 3 trials and the final training, each capped
-    assert evidence.time_cap(gunpoint, tuned, "full") == 4 * 180.0
+    assert evidence.time_cap(gunpoint, tuned, "full") == 4 * 60.0
+    assert evidence.time_cap(gunpoint, tuned, "full", study=False) == 60.0  # reuses another seed's study
     plan = [(seed, e, c) for seed in (0, 1, 2) for e in (plaid, gunpoint) for c in e.configs]
     line = evidence.time_estimate([*plan, (0, sonar, sonar.configs[0]), (1, sonar, sonar.configs[0])], "full", 3)
     assert line == (
-        "26 runs, 3 at a time. Worst case: the 24 time-capped runs (--trainer.max_time) train for at most 72.0 min "
-        "in all, 24.0 min of wall time over 3 jobs (an upper bound on their training; loading, baselines and "
+        "26 runs, 3 at a time. Worst case: the 24 time-capped runs (--trainer.max_time) train for at most 24.0 min "
+        "in all, 8.0 min of wall time over 3 jobs (an upper bound on their training; loading, baselines and "
         "testing add to it); 2 runs have no time cap: their time is unknown and not included."
     )
     assert evidence.time_estimate(plan, "reduced", 1).startswith(
@@ -465,3 +466,25 @@ def test_a_run_in_this_process_has_as_many_blas_threads_as_torch_threads(
     run_experiments(["airline"], [0], "tiny", tmp_path / "E.md", tmp_path / "E.json", tmp_path)
     assert seen == [(1, 1)] * 4
     assert blas_threads() == before  # the limit is lifted afterwards
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_tuned_arm_studies_once_and_every_seed_trains_with_its_best_values(tmp_path: Path, jobs: int) -> None:
+    runs = run_experiments(["nile_tuned"], [0, 1, 2], "tiny", tmp_path / "E.md", tmp_path / "E.json", tmp_path,
+                           jobs=jobs)  # fmt: skip
+    for config in evidence._EXPERIMENTS_BY_NAME["nile_tuned"].configs:
+        mine = sorted((r for r in runs if r.config == config.label), key=lambda r: r.seed)
+        assert [r.seed for r in mine] == [0, 1, 2]
+        study = mine[0].extra["tuned"]
+        assert study["trials"] == 2 and "shared" not in study  # the first seed ran the study
+        for run in mine[1:]:  # the others trained once with its values
+            assert run.extra["tuned"] == {"best": study["best"], "shared": True}
+    text = (tmp_path / "E.md").read_text()
+    assert "tuned all" in text
+
+
+def test_without_study_drops_the_tune_option_and_gives_the_values() -> None:
+    args = ["--data.dataset", "nile", "--tune", "8", "--model.regularize", "all", "--tune=3"]
+    assert evidence._without_study(args, {"lr": 0.01, "dropout": 0.5}) == [
+        "--data.dataset", "nile", "--model.regularize", "all", "--model.lr", "0.01", "--model.dropout", "0.5",
+    ]  # fmt: skip
