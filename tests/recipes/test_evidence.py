@@ -488,3 +488,29 @@ def test_without_study_drops_the_tune_option_and_gives_the_values() -> None:
     assert evidence._without_study(args, {"lr": 0.01, "dropout": 0.5}) == [
         "--data.dataset", "nile", "--model.regularize", "all", "--model.lr", "0.01", "--model.dropout", "0.5",
     ]  # fmt: skip
+
+
+def test_the_targets_are_counted_from_the_tuned_arms() -> None:
+    meta = {"command": "x", "date": "d", "machine": "m", "total_seconds": 60.0, "json": "E.json", "seeds": [0, 1],
+            "scale": "full"}  # fmt: skip
+
+    def tuned(name: str, none: float, everything: float, baselines: dict[str, float]) -> list[Run]:
+        labels = [c.label for c in evidence._EXPERIMENTS_BY_NAME[name].configs]
+        runs = fake(name, labels[0], [none, none]) + fake(name, labels[1], [everything, everything])
+        for run in runs:
+            run.extra["baselines"] = baselines
+        runs[0].extra["tuned"] = {"best": {"lr": 0.01}, "trials": 4, "pruned": 1, "best_val_loss": 0.5}
+        return runs
+
+    dtw = {"majority-class accuracy": 50.0, "1-NN DTW accuracy": 90.0}
+    arima = {"naive last-value forecast RMSE": 150.0, "ARIMA RMSE (ARIMA(1,1,1))": 120.0}
+    runs = (tuned("gunpoint_tuned", 85.0, 95.0, dtw) + tuned("arrowhead_tuned", 80.0, 70.0, dtw)
+            + tuned("nile_tuned", 125.0, 119.0, arima))  # fmt: skip
+    text = render(runs, meta)
+    assert "- Tuned regularized at least as good as tuned unregularized: 2 of 3 data sets (not: arrowhead)" in text
+    assert "- Tuned regularized better than the trivial baseline: 3 of 3 data sets (target: all)." in text
+    assert "- Classification: tuned regularized beats 1-NN DTW on 1 of 2 sets (not: arrowhead)" in text
+    assert "- Forecasting: tuned regularized at least as good as ARIMA on 1 of 1 series (target: 3 of 5)." in text
+    assert "- *tuned none*: the study (seed 0, 4 trials, 1 pruned) chose lr 0.01." in text
+    # the untuned arms do not count toward the targets
+    assert "## Targets" not in render(fake("airline", "none", [20.0, 21.0]), meta)
