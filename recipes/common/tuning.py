@@ -7,6 +7,11 @@ same data, trainer budget and arm (:mod:`common.arms`) as the run; optuna-integr
 the best check when the arm stops early (its weights are the ones restored), the last one otherwise.
 The recipe then trains once more with the best trial's values and tests that model, so the test
 data is seen once, after tuning.
+
+The first trial is the run's own values (the recipe's defaults, or what the command line gave);
+where the arm has dropout, the second turns every tuned rate off (the learning rate kept). The
+others are sampled. So a study never ends worse on validation than the defaults, and it can find
+that dropout does not help on a data set: the summary then shows the rates at 0.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from regdrop.callbacks import EarlyStopping, MaxNorm
 
 from .arms import uses_dropout, uses_early_stopping
 
-__all__ = ["RATE_NAMES", "search_space", "tune"]
+__all__ = ["RATE_NAMES", "first_trials", "search_space", "tune"]
 
 RATE_NAMES = (
     "embedding_dropout", "input_dropout", "dropout", "recurrent_dropout", "weight_dropout", "zoneout",
@@ -61,6 +66,26 @@ def search_space(hparams: dict[str, Any], arm: str) -> dict[str, tuple[float, fl
         active = [name for name in active if name != "spatial_dropout" or hparams.get("fcn", False)]
         space.update(dict.fromkeys(active, (0.0, 0.6, False)))
     return space
+
+
+def first_trials(hparams: dict[str, Any], space: dict[str, tuple[float, float, bool]]) -> list[dict[str, float]]:
+    """The trials a study starts with: the run's own values, then (when rates are tuned) every rate at 0.
+
+    Example:
+        >>> space = search_space({"lr": 0.01, "dropout": 0.2}, "all")
+        >>> first_trials({"lr": 0.01, "dropout": 0.2}, space)
+        [{'lr': 0.01, 'dropout': 0.2}, {'lr': 0.01, 'dropout': 0.0}]
+        >>> first_trials({"lr": 0.01, "dropout": 0.2}, search_space({"lr": 0.01, "dropout": 0.2}, "none"))
+        [{'lr': 0.01}]
+    """
+    own = {name: float(hparams[name]) for name in space}
+    # a value outside its range (a rate above 0.6 given on the command line) is left to the sampler
+    own = {name: value for name, value in own.items() if space[name][0] <= value <= space[name][1]}
+    trials = [own]
+    rates = [name for name in space if name != "lr"]
+    if rates:
+        trials.append({**own, **dict.fromkeys(rates, 0.0)})
+    return trials
 
 
 class _ValLoss(pl.Callback):
@@ -154,6 +179,8 @@ def tune(
             sampler=optuna.samplers.TPESampler(seed=seed),
             pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=3),
         )
+        for values in first_trials(hparams, space)[:trials]:
+            study.enqueue_trial(values)
         study.optimize(objective, n_trials=trials)
     finally:
         lightning_logger.setLevel(level)

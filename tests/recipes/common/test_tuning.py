@@ -64,3 +64,18 @@ def test_negative_tune_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFi
         RecipeCLI("demo", SequenceModel, SineDataModule, args=["--trainer.logger.save_dir", str(tmp_path), *TINY,
                                                                "--tune", "-1"])  # fmt: skip
     assert exit_info.value.code == 2 and "--tune must be an int >= 0, got -1" in capsys.readouterr().err
+
+
+def test_a_study_starts_from_the_runs_values_then_turns_dropout_off() -> None:
+    model = SequenceModel(hidden_size=8, dropout=0.2, recurrent_dropout=0.3, output_dropout=0.1, lr=0.01)
+    hparams = dict(model.hparams)
+    data = SineDataModule(num_series=12, length=40, input_length=12, horizon=1)
+    budget = {"max_epochs": 2, "enable_progress_bar": False}
+    _, study = tune(SequenceModel, hparams, data, budget, None, None, 3)
+    first, second, third = (t.params for t in study.trials)
+    assert first == {"lr": 0.01, "dropout": 0.2, "recurrent_dropout": 0.3, "output_dropout": 0.1}
+    assert second == {"lr": 0.01, "dropout": 0.0, "recurrent_dropout": 0.0, "output_dropout": 0.0}
+    assert third != first and third != second  # sampled
+    # the unregularized arm tunes the learning rate only, starting from the run's
+    _, study = tune(SequenceModel, {**hparams, "regularize": "none"}, data, budget, None, None, 1)
+    assert [t.params for t in study.trials] == [{"lr": 0.01}]
