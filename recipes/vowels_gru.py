@@ -47,7 +47,10 @@ MODEL_DEFAULTS = {
     # left the GRU at the majority class on GunPoint
     "fcn": True,
     "fcn_channels": 64,
-    "normalize": False,  # the data module standardizes each channel with the training statistics
+    # each case standardized per channel beside the channels as the data module standardized them
+    # (with the training statistics): PLAID's cases differ in scale by 10^4 (37% test accuracy
+    # without the first), JapaneseVowels' classes differ in level (79% with the first alone)
+    "normalize": "both",
     "lr": 0.003,
 }
 DATA_DEFAULTS = {"name": "JapaneseVowels", "batch_size": 32}

@@ -100,7 +100,7 @@ def _flat(prefix: str, values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 # options that are not the model's choices: the task, the arm (named on its own), the schedule
-_NOT_IN_NAME = ("task", "regularize", "lr_schedule")
+_NOT_IN_NAME = ("task", "regularize", "lr_schedule", "normalize")
 
 
 def run_name(data: Mapping[str, Any], data_class: type, model: Mapping[str, Any], seed: object) -> str:
@@ -109,7 +109,7 @@ def run_name(data: Mapping[str, Any], data_class: type, model: Mapping[str, Any]
     The data set is the data module's ``dataset``, ``name`` or ``path`` option (a path by its
     file's stem), else its class attribute ``data_name``, else its class name without
     ``DataModule``; the model's choices
-    are its string options but ``task``, ``regularize`` and ``lr_schedule`` (``cell="gru"``,
+    are its string options but ``task``, ``regularize``, ``lr_schedule`` and ``normalize`` (``cell="gru"``,
     ``masks="per_step"``); then the ablation arm: ``regularized`` (``all``), ``unregularized``
     (``none``), ``dropout`` or ``early_stopping``.
 

@@ -66,7 +66,11 @@ class SequenceModel(pl.LightningModule):
       :math:`\hat y = \mu + \sigma \, f(\tilde x)`, so forecasts are in data units and keep the
       amplitude of the series whatever its level and scale.
     - ``task="classify"``: the head gives ``num_classes`` logits, loss cross-entropy. Batches may
-      carry ``lengths`` for padded sequences; the encoder then runs on a packed sequence.
+      carry ``lengths`` for padded sequences; the encoder then runs on a packed sequence. With
+      ``normalize=True`` each sequence is standardized per channel (its shape only); with
+      ``normalize="both"`` the standardized channels join the input as it is (shape and level:
+      sets whose cases differ in scale by orders of magnitude, such as PLAID, need the first, sets
+      whose classes differ in level, such as JapaneseVowels, the second).
 
     Logged: ``train_loss``, ``val_loss``, ``test_loss`` (epoch means) and, for forecasts,
     ``val_rmse``, ``test_rmse``, ``test_mae`` and ``test_amplitude_ratio`` (RMS of the forecasts
@@ -100,7 +104,8 @@ class SequenceModel(pl.LightningModule):
             network with every rate above and ``weight_decay`` at 0; the recipe CLI leaves out
             ``MaxNorm`` where the arm has no dropout and early stopping where the arm has none.
             Default: True.
-        normalize: standardize the input per sequence and channel (see above). Default: True.
+        normalize: standardize the input per sequence and channel (see above); ``"both"``
+            (classification only) adds the standardized channels to the input. Default: True.
         lr: AdamW learning rate. Default: 3e-3.
         weight_decay: AdamW decoupled weight decay. Default: 0.
         lr_schedule: ``"plateau"`` halves the learning rate when ``val_loss`` has not improved for
@@ -146,7 +151,7 @@ class SequenceModel(pl.LightningModule):
         fcn_channels: int = 128,
         spatial_dropout: float = 0.1,
         regularize: bool | Arm = True,
-        normalize: bool = True,
+        normalize: bool | Literal["both"] = True,
         lr: float = 3e-3,
         weight_decay: float = 0.0,
         lr_schedule: Literal["plateau", "none"] = "plateau",
@@ -183,6 +188,10 @@ class SequenceModel(pl.LightningModule):
         check_nonnegative("weight_decay", weight_decay)
         if lr_schedule not in ("plateau", "none"):
             raise ValueError(f"lr_schedule must be 'plateau' or 'none', got {lr_schedule!r}")
+        if normalize not in (True, False, "both") or (normalize == "both" and task != "classify"):
+            raise ValueError(
+                f"normalize must be true, false or 'both' (classification only), got {normalize!r} for task={task!r}"
+            )
         self.arm = resolve_arm(regularize)
         self.save_hyperparameters()
 
@@ -193,8 +202,9 @@ class SequenceModel(pl.LightningModule):
             rates = dict.fromkeys(rates, 0.0)
         self.weight_decay = float(weight_decay) if self.regularize else 0.0
         rnn_class = LSTM if cell == "lstm" else GRU
+        channels = 2 * input_size if normalize == "both" else input_size
         self.rnn = rnn_class(
-            input_size,
+            channels,
             hidden_size,
             num_layers=num_layers,
             batch_first=True,
@@ -211,7 +221,7 @@ class SequenceModel(pl.LightningModule):
         out_features = horizon * input_size if task == "forecast" else num_classes
         self.conv: torch.nn.ModuleList | None = None
         if fcn:
-            widths = (input_size, fcn_channels, 2 * fcn_channels, fcn_channels)
+            widths = (channels, fcn_channels, 2 * fcn_channels, fcn_channels)
             blocks = []
             for k, kernel in enumerate((8, 5, 3)):
                 layers: list[torch.nn.Module] = [
@@ -301,7 +311,9 @@ class SequenceModel(pl.LightningModule):
         """Forecasts ``(N, horizon, C)`` or logits ``(N, num_classes)`` for ``input (N, L, C)``."""
         if input.dim() != 3:
             raise ValueError(f"SequenceModel: input must be (N, L, C), got shape {tuple(input.shape)}")
-        if self.hparams.normalize:
+        if self.hparams.normalize == "both":
+            input = torch.cat([input, self._standardize(input, lengths)[0]], dim=2)
+        elif self.hparams.normalize:
             input, loc, scale = self._standardize(input, lengths)
         out = self.head(self._encode(input, lengths)).float()
         if self.task == "classify":

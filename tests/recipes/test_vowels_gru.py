@@ -41,7 +41,8 @@ def test_defaults_are_the_documented_ones(capsys: pytest.CaptureFixture[str]) ->
     model = config["model"]
     assert config["data"]["name"] == "JapaneseVowels"
     assert model["cell"] == "gru" and model["bidirectional"] is True and model["recurrent_dropout"] > 0
-    assert model["normalize"] is False  # the data module standardizes with the training statistics
+    # each case standardized beside the channels the data module standardized with the training statistics
+    assert model["normalize"] == "both"
 
 
 def test_padding_does_not_change_the_prediction(tmp_path: Path) -> None:

@@ -181,6 +181,23 @@ def _dtw_accuracy(train_path: str, test_path: str) -> float:
     return one_nn_dtw_accuracy(train.sequences, train.targets(names), test.sequences, test.targets(names))
 
 
+def resample(sequence: Tensor, steps: int) -> Tensor:
+    """``sequence`` (``(L, C)``) at ``steps`` evenly spaced points of its span, by linear interpolation.
+
+    Example:
+        >>> resample(torch.tensor([[0.0], [1.0], [2.0]]), 5).squeeze(1).tolist()
+        [0.0, 0.5, 1.0, 1.5, 2.0]
+    """
+    if sequence.shape[0] == steps:
+        return sequence
+    if sequence.shape[0] == 1:
+        return sequence.expand(steps, -1).clone()
+    values = torch.nn.functional.interpolate(
+        sequence.t().unsqueeze(0).double(), size=steps, mode="linear", align_corners=True
+    )
+    return values.squeeze(0).t().to(sequence.dtype).contiguous()
+
+
 class UCRDataModule(ClassificationDataModule):
     """A UCR/UEA classification problem with its official test set; validation comes out of the training set.
 
@@ -191,7 +208,10 @@ class UCRDataModule(ClassificationDataModule):
     follow the order the header declares. With ``standardize=True`` every channel is standardized
     by scikit-learn's ``StandardScaler`` fitted on the time steps of the training split's cases (unpadded;
     the same numbers for validation and test), which keeps the differences in level
-    between classes that per-sequence standardization would remove.
+    between classes that per-sequence standardization would remove. With ``resample_to=N`` every
+    case is resampled to ``N`` steps by linear interpolation over its span (as sktime's
+    ``TSInterpolator`` does for the 1-NN DTW baseline of sets with unequal lengths): long series
+    train several times faster, and cases of unequal length come to one.
 
     Args:
         name: a set that sktime ships, or the path of a ``NAME_TRAIN.ts`` file. Default: ``"JapaneseVowels"``.
@@ -200,6 +220,7 @@ class UCRDataModule(ClassificationDataModule):
         batch_size: sequences per batch. Default: 32.
         num_workers: DataLoader worker processes. Default: 0.
         seed: seed of the validation split. Default: 0.
+        resample_to: steps every case is resampled to, or None to keep the files' lengths. Default: None.
 
     Raises:
         ValueError: if an argument is out of range; when loading, for malformed files.
@@ -219,10 +240,15 @@ class UCRDataModule(ClassificationDataModule):
         batch_size: int = 32,
         num_workers: int = 0,
         seed: int = 0,
+        resample_to: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(val_fraction=val_fraction, test_fraction=0.0, batch_size=batch_size,
                          num_workers=num_workers, seed=seed, **kwargs)  # fmt: skip
+        if resample_to is not None and (isinstance(resample_to, bool) or not isinstance(resample_to, int)
+                                        or resample_to < 2):  # fmt: skip
+            raise ValueError(f"UCRDataModule: resample_to must be None or an int >= 2, got {resample_to!r}")
+        self.resample_to = resample_to
         self.dataset = name
         self.standardize = bool(standardize)
         self._official: tuple[TsData, TsData] | None = None
@@ -252,7 +278,10 @@ class UCRDataModule(ClassificationDataModule):
         """The official training cases followed by the test cases, and their class indices."""
         train, test = self._files()
         labels = torch.cat([train.targets(train.class_names), test.targets(train.class_names)])
-        return train.sequences + test.sequences, labels
+        sequences = train.sequences + test.sequences
+        if self.resample_to is not None:
+            sequences = [resample(s, self.resample_to) for s in sequences]
+        return sequences, labels
 
     @property
     def splits(self) -> dict[str, SequenceDataset]:

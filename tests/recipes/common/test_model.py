@@ -94,6 +94,30 @@ def test_without_normalize_the_input_is_used_as_is() -> None:
         torch.testing.assert_close(model(x), direct)
 
 
+def test_normalize_both_adds_each_cases_standardized_channels() -> None:
+    torch.manual_seed(0)
+    model = SequenceModel(task="classify", input_size=3, num_classes=4, hidden_size=8, fcn=True, fcn_channels=4,
+                          normalize="both").eval()  # fmt: skip
+    assert model.rnn.input_size == 6 and model.conv is not None and model.conv[0][0].in_channels == 6
+    x, lengths = torch.randn(5, 12, 3), torch.tensor([12, 9, 12, 4, 7])
+    x = x * (torch.arange(12) < lengths.unsqueeze(1)).unsqueeze(2)  # zero padding, as the loader gives it
+    seen: list[torch.Tensor] = []
+    model.rnn.register_forward_hook(lambda module, args, output: seen.append(args[0]))
+    with torch.no_grad():
+        model(x, lengths)
+    # through the packed input: the first 3 channels are the case as given, the last 3 its standardized copy
+    packed = seen[0]
+    rows = torch.nn.utils.rnn.pad_packed_sequence(packed, batch_first=True, total_length=12)[0]
+    for case, length in enumerate(lengths.tolist()):
+        given, standardized = rows[case, :length, :3], rows[case, :length, 3:]
+        torch.testing.assert_close(given, x[case, :length])
+        expected = (given - given.mean(0)) / given.std(0, unbiased=False).clamp_min(1e-5)
+        torch.testing.assert_close(standardized, expected, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match=r"normalize must be true, false or 'both' \(classification only\), "
+                                         r"got 'both' for task='forecast'"):  # fmt: skip
+        SequenceModel(normalize="both")
+
+
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_padded_batches_give_the_same_logits_as_single_sequences(cell: str, bidirectional: bool) -> None:

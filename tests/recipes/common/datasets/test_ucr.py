@@ -140,3 +140,25 @@ def test_doctests() -> None:
 
     result = doctest.testmod(common.datasets.ucr)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_resample_to_gives_every_case_one_length_as_the_dtw_baseline_does() -> None:
+    import pandas as pd
+    from sktime.transformations.panel.interpolate import TSInterpolator
+
+    from common.datasets.ucr import resample
+
+    # the same values as sktime's interpolator (which the 1-NN DTW baseline uses), up and down
+    gen = torch.Generator().manual_seed(0)
+    for length, steps in ((37, 16), (9, 25)):
+        case = torch.randn(length, 2, generator=gen)
+        theirs = TSInterpolator(steps).fit_transform([pd.DataFrame(case.double().numpy())])[0].to_numpy()
+        torch.testing.assert_close(resample(case, steps), torch.from_numpy(theirs).float(), atol=1e-6, rtol=1e-6)
+    plain, resampled = UCRDataModule("JapaneseVowels"), UCRDataModule("JapaneseVowels", resample_to=20)
+    assert {s.shape for s in resampled.load_sequences()[0]} == {torch.Size([20, 12])}
+    assert len(resampled.splits["test"]) == len(plain.splits["test"])
+    first = plain.load_sequences()[0][0]
+    torch.testing.assert_close(resampled.load_sequences()[0][0][[0, -1]], first[[0, -1]])  # the span is kept
+    for bad in (1, 0, 2.5, True, "64"):
+        with pytest.raises(ValueError, match=rf"resample_to must be None or an int >= 2, got {bad!r}"):
+            UCRDataModule("JapaneseVowels", resample_to=bad)  # type: ignore[arg-type]
