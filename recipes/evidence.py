@@ -259,7 +259,7 @@ def _published_note(name: str) -> str:
     protocols = [_PROTOCOLS[source] + (ours if source == _UCR else "") for source in sources]
     return (
         "The *published* column (on the fully regularized row) quotes other protocols, to place the recipe, not "
-        f"to score it: {'; '.join(protocols)}. The reduced runs here train for far fewer epochs."
+        f"to score it: {'; '.join(protocols)}. The runs here train for far fewer epochs (at most 100, and 1 minute)."
     )
 
 
