@@ -91,8 +91,15 @@ ROWS = [
     # Training without dropout: a GRU, and an LSTM on packed input, run the compiled loop where
     # torch's CPU kernel is slower (regdrop.nn.rnn); the padded LSTM is torch's own kernel.
     Row("no dropout (training)", {}, 1.05, kinds=("GRU",)),
-    Row("2 layers, bidirectional, packed, no dropout (training)", {}, 1.05, num_layers=2, bidirectional=True,
-        packed=True, max_hidden=128),
+    Row(
+        "2 layers, bidirectional, packed, no dropout (training)",
+        {},
+        1.05,
+        num_layers=2,
+        bidirectional=True,
+        packed=True,
+        max_hidden=128,
+    ),
     Row("eval (all rates on)", dict(recurrent_dropout=0.25, weight_dropout=0.25), 1.00, eval=True),
 ]
 

@@ -304,7 +304,9 @@ def _resampled(name: str) -> tuple[str, ...]:
 def _tuned_configs(trials: int) -> tuple[Config, ...]:
     """The tuned arms: the unregularized network and the fully regularized one, each with a study of ``trials``."""
     return tuple(
-        Config(f"tuned {ARM_LABELS[arm]}", ("--model.regularize", arm, "--tune", str(trials)), regularized=arm != "none")
+        Config(
+            f"tuned {ARM_LABELS[arm]}", ("--model.regularize", arm, "--tune", str(trials)), regularized=arm != "none"
+        )
         for arm in ("none", "all")
     )
 
@@ -315,6 +317,7 @@ def _tuned_note(trials: int) -> str:
         "where the arm has dropout) on the validation data of the first seed, pruned by the median rule; every "
         "seed then trains with the best trial's values and is tested once. Both arms get the same budget."
     )
+
 
 _UCR_TINY = ("--trainer.max_epochs", "2", "--model.hidden_size", "8", "--model.fcn_channels", "4",
              "--trainer.limit_train_batches", "2")  # fmt: skip
@@ -479,7 +482,7 @@ def _without_study(args: Sequence[str], best: dict[str, float]) -> list[str]:
 def _run_cli_recipe(
     experiment: Experiment, config: Config, seed: int, scale: str, log_root: Path, best: dict[str, float] | None = None
 ) -> Run:
-    """One recipe run; with ``best`` (a tuned configuration's values, from the study of its first seed) no study runs."""
+    """One recipe run; with ``best`` (a tuned configuration's values, from its first seed's study) no study runs."""
     module, test_key, train_key, percent = _CLI_RECIPES[experiment.recipe]
     recipe_args = _recipe_args(experiment, config, scale)
     if best is not None:

@@ -288,8 +288,9 @@ class _RegularizedRNN:
         between = rates["dropout"] if self.num_layers > 1 else 0.0
         if any(r > 0.0 for r in (rates["input_dropout"], between, rates["recurrent_dropout"], rates["weight_dropout"])):
             return True
-        packed = isinstance(input, PackedSequence)
-        return self._loop_is_faster(input.data if packed else input, packed)
+        if isinstance(input, PackedSequence):
+            return self._loop_is_faster(input.data, True)
+        return self._loop_is_faster(input, False)
 
     def _loop_is_faster(self, data: Tensor, packed: bool) -> bool:
         """Whether training without dropout runs faster on the compiled loop than on torch's kernel.
