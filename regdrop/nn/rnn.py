@@ -7,7 +7,8 @@ ways, and ``isinstance(layer, torch.nn.LSTM)`` holds. In ``eval()`` mode (withou
 training with every rate at 0, except where torch's CPU kernel is slower than the compiled
 loop: a ``GRU``, or an ``LSTM`` on a ``PackedSequence``, training in float32 on the CPU runs
 the compiled loop (the same math, equal to float rounding; torch's kernels there run one
-autograd op per step, 3-75x slower, ``benchmarks/rnn_speed.py``'s "no dropout" row). Set
+autograd op per step: 1.4-6x slower in ``benchmarks/rnn_speed.py``'s "no dropout" rows, 75x
+for a packed bidirectional GRU over 1,344 steps). Set
 ``layer.compiled_training = False`` to keep torch's kernel and its exact numbers.
 
 Otherwise ``_RegularizedRNN._regularized_forward`` runs five named steps:
@@ -296,8 +297,9 @@ class _RegularizedRNN:
         """Whether training without dropout runs faster on the compiled loop than on torch's kernel.
 
         torch's CPU GRU, and its CPU LSTM on packed input, run as one autograd op per step (the
-        padded LSTM runs oneDNN's fused kernel, which the loop only matches): measured 3-4x (GRU,
-        padded) and 8-75x (packed) slower than the loop, one thread, AMD EPYC (Zen 5).
+        padded LSTM runs oneDNN's fused kernel, which the loop only matches): measured 1.4-4x (GRU,
+        padded; the least at hidden size 512) and 3-75x (packed) slower than the loop, one thread,
+        on the 2-core AMD EPYC build machine.
         Autocast, other dtypes and devices keep torch's kernel.
         """
         if not self.compiled_training or data.device.type != "cpu" or data.dtype != torch.float32:
