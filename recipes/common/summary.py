@@ -81,10 +81,13 @@ class RunSummary:
         first_check_epoch: the first epoch whose check early stopping counted (its ``start_from_epoch``).
         tuned: with ``--tune``, the best trial's values (``"best"``), the trials run and pruned, and
             the best validation loss.
+        best_epoch: the epoch (counted from 0) of early stopping's best check, if it counted one.
+        stopped_early: whether early stopping ended the run before the epoch budget.
 
     The summary ends with a verdict: whether the model beats each baseline, and a warning, with what
-    to try, when it does not beat the trivial one or when early stopping restored its first check
-    although later ones ran (then the tested model has hardly trained).
+    to try, when it does not beat the trivial one, or when no check after early stopping's first
+    improved and later ones ran: then a restored model has hardly trained, and a stopped one
+    stopped as soon as it could.
 
     Example:
         >>> s = RunSummary("demo", "test RMSE", 0.25, "naive RMSE", 0.9, True, 12, 8, "val_loss", 0.05,
@@ -118,6 +121,8 @@ class RunSummary:
     arm: str | None = None
     first_check_epoch: int | None = None
     tuned: dict[str, Any] | None = None
+    best_epoch: int | None = None
+    stopped_early: bool = False
 
     def _beats(self, value: float) -> bool:
         return self.score > value if self.score_name in _HIGHER_IS_BETTER else self.score < value
@@ -146,12 +151,23 @@ class RunSummary:
             else:
                 out.append(f"beats every baseline ({', '.join(won)})")
         first = self.first_check_epoch if self.first_check_epoch is not None else 0
+        try_next = (
+            "Try a bigger validation split (--data.val_fraction), a later first check "
+            "(--early_stopping.start_from_epoch), a lower learning rate (--model.lr), or --model.regularize dropout"
+        )
         if self.restored_epoch is not None and self.restored_epoch <= first and self.epochs_trained > first + 1:
             out.append(
                 f"WARNING: early stopping restored its first check (epoch {self.restored_epoch}): no later epoch "
-                f"improved {self.monitor}, so the tested model has hardly trained. Try a bigger validation split "
-                "(--data.val_fraction), a later first check (--early_stopping.start_from_epoch), a lower learning "
-                "rate (--model.lr), or --model.regularize dropout"
+                f"improved {self.monitor}, so the tested model has hardly trained. {try_next}"
+            )
+        elif (
+            self.restored_epoch is None and self.stopped_early and self.best_epoch is not None
+            and self.best_epoch <= first
+        ):  # fmt: skip
+            out.append(
+                f"WARNING: early stopping stopped after {self.epochs_trained} epochs because no check after its "
+                f"first (epoch {self.best_epoch}) improved {self.monitor}: the model trained as few epochs as "
+                f"early stopping allows. {try_next}"
             )
         return out
 
@@ -175,6 +191,14 @@ class RunSummary:
         elif self.arm == "dropout":
             rows.append(
                 ("weights", f"of the last epoch, {self.epochs_trained} trained (arm 'dropout': no early stopping)")
+            )
+        elif self.stopped_early:
+            rows.append(
+                (
+                    "weights",
+                    f"of the last epoch: early stopping stopped after {self.epochs_trained} epochs (best "
+                    f"{self.monitor} at epoch {self.best_epoch}; weights not restored)",
+                )
             )
         elif self.regularized or self.arm == "early_stopping":
             rows.append(("weights", f"of the last epoch, {self.epochs_trained} trained (nothing restored)"))
@@ -269,4 +293,6 @@ def collect_summary(
         baselines=baselines,
         arm=arm,
         first_check_epoch=getattr(stopper, "start_from_epoch", None) if stopper is not None else None,
+        best_epoch=getattr(stopper, "best_epoch", None) if stopper is not None else None,
+        stopped_early=bool(stopper is not None and getattr(stopper, "stopped_epoch", 0) > 0),
     )

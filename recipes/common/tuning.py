@@ -4,7 +4,7 @@ Each trial trains a fresh copy of the recipe's model with sampled rates and lear
 same data, trainer budget and arm (:mod:`common.arms`) as the run; optuna-integration's
 ``PyTorchLightningPruningCallback`` stops trials whose ``val_loss`` falls behind the others'
 (Optuna's median rule). The trial's value is the validation loss of the model the arm would test:
-the best check when the arm stops early (its weights are the ones restored), the last one otherwise.
+the best check when early stopping restores the best weights, the last one otherwise.
 The recipe then trains once more with the best trial's values and tests that model, so the test
 data is seen once, after tuning.
 
@@ -163,8 +163,8 @@ def tune(
             trainer.fit(model, datamodule=datamodule)
         if not losses.values:
             return math.inf
-        if uses_early_stopping(arm):
-            first = stopper.start_from_epoch if stopper is not None else 0
+        if uses_early_stopping(arm) and stopper is not None and stopper.restore_best_weights:
+            first = stopper.start_from_epoch
             counted = losses.values[first:] or losses.values
             return min(counted)
         return losses.values[-1]

@@ -38,7 +38,8 @@ def test_defaults_are_the_documented_ones(capsys: pytest.CaptureFixture[str]) ->
     assert data["test_fraction"] == 0.33 and data["input_length"] == 12 and data["horizon"] == 1
     assert model["cell"] == "lstm" and model["regularize"] is True and model["normalize"] is True
     assert model["dropout"] > 0 and model["recurrent_dropout"] > 0 and model["output_dropout"] > 0
-    assert config["early_stopping"]["restore_best_weights"] is True and config["max_norm"]["max_value"] == 3.0
+    # stops early, keeps the last (annealed) weights
+    assert config["early_stopping"]["restore_best_weights"] is False and config["max_norm"]["max_value"] == 3.0
 
 
 @pytest.mark.slow

@@ -128,3 +128,33 @@ def test_verdict_warns_when_the_first_check_was_restored() -> None:
     assert "first check" not in _summary(restored_epoch=6, epochs_trained=30, first_check_epoch=5).format()
     # with a single check there was nothing later to prefer
     assert "first check" not in _summary(restored_epoch=0, epochs_trained=1, first_check_epoch=0).format()
+
+
+def test_a_run_stopped_without_restoring_says_so_and_warns_when_it_stopped_at_once() -> None:
+    stopped = _summary(restored_epoch=None, stopped_early=True, best_epoch=12, epochs_trained=38, first_check_epoch=5)
+    text = stopped.format()
+    assert "early stopping stopped after 38 epochs (best val_loss at epoch 12; weights not restored)" in text
+    assert "WARNING" not in text
+    # no check after the first improved: the run stopped as soon as patience allowed
+    at_once = _summary(restored_epoch=None, stopped_early=True, best_epoch=5, epochs_trained=21, first_check_epoch=5)
+    assert "WARNING: early stopping stopped after 21 epochs because no check after its first (epoch 5)" in (
+        at_once.format()
+    )
+    # a run that reached its epoch budget was not stopped: nothing to warn about
+    ran_out = _summary(restored_epoch=None, stopped_early=False, best_epoch=5, epochs_trained=100, first_check_epoch=5)
+    assert "WARNING" not in ran_out.format() and "(nothing restored)" in ran_out.format()
+
+
+def test_collect_reads_a_stop_without_restoring(tmp_path) -> None:
+    torch.manual_seed(0)
+    dm = SineDataModule(num_series=10, length=40, input_length=12, horizon=4, stride=4)
+    # no check can improve by min_delta after the first counted one (epoch 1): the run stops at epoch 2
+    stopper = EarlyStopping("val_loss", patience=0, min_delta=1e9, start_from_epoch=1)
+    trainer = pl.Trainer(
+        logger=False, callbacks=[stopper], max_epochs=6, enable_progress_bar=False, enable_model_summary=False
+    )
+    trainer.fit(SequenceModel(horizon=4, hidden_size=8), datamodule=dm)
+    trainer.test(trainer.lightning_module, datamodule=dm, verbose=False)
+    summary = collect_summary("r", trainer, dm, task="forecast", regularized=True, epochs_trained=3)
+    assert summary.restored_epoch is None and summary.stopped_early and summary.best_epoch == 1
+    assert "WARNING: early stopping stopped after 3 epochs" in summary.format()

@@ -79,3 +79,21 @@ def test_a_study_starts_from_the_runs_values_then_turns_dropout_off() -> None:
     # the unregularized arm tunes the learning rate only, starting from the run's
     _, study = tune(SequenceModel, {**hparams, "regularize": "none"}, data, budget, None, None, 1)
     assert [t.params for t in study.trials] == [{"lr": 0.01}]
+
+
+@pytest.mark.parametrize("restore", [True, False])
+def test_a_trials_value_is_the_loss_of_the_model_the_arm_would_test(restore: bool) -> None:
+    from regdrop.callbacks import EarlyStopping
+
+    # a learning rate this high makes the validation loss jump, so its best check is not its last
+    model = SequenceModel(hidden_size=8, lr=1.0, lr_schedule="none")
+    data = SineDataModule(num_series=12, length=40, input_length=12, horizon=1)
+    budget = {"max_epochs": 6, "enable_progress_bar": False}
+    stopper = EarlyStopping("val_loss", patience=10, start_from_epoch=1, restore_best_weights=restore)
+    _, study = tune(SequenceModel, {**dict(model.hparams), "regularize": "early_stopping"}, data, budget, stopper,
+                    None, 1)  # fmt: skip
+    trial = study.trials[0]
+    losses = [trial.intermediate_values[epoch] for epoch in sorted(trial.intermediate_values)]
+    assert len(losses) == 6 and min(losses[1:]) < losses[-1]
+    # restoring: the best counted check's weights are tested; otherwise the last epoch's
+    assert trial.value == pytest.approx(min(losses[1:]) if restore else losses[-1])
