@@ -43,6 +43,9 @@ def test_defaults_are_the_documented_ones(capsys: pytest.CaptureFixture[str]) ->
     assert model["cell"] == "gru" and model["bidirectional"] is True and model["recurrent_dropout"] > 0
     # each case standardized beside the channels the data module standardized with the training statistics
     assert model["normalize"] == "both"
+    # half the rates tuned on JapaneseVowels; early stopping stops, keeping the last (annealed) weights
+    assert (model["input_dropout"], model["recurrent_dropout"], model["output_dropout"]) == (0.05, 0.125, 0.15)
+    assert model["spatial_dropout"] == 0.05 and config["early_stopping"]["restore_best_weights"] is False
 
 
 def test_padding_does_not_change_the_prediction(tmp_path: Path) -> None:
