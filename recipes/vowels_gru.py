@@ -63,7 +63,8 @@ TRAINER_DEFAULTS = {"max_epochs": 100, "gradient_clip_val": 1.0, "log_every_n_st
 # checks before epoch 5 do not count. Early stopping stops the run but keeps the last weights (Keras's and
 # Lightning's default): the learning rate halves on every plateau, so the last weights are the annealed ones,
 # and on a validation split of a dozen cases the best check is mostly luck (restoring it lost 1-6 points of
-# test accuracy on ItalyPowerDemand and ACSF1); --early_stopping.restore_best_weights true restores it
+# test accuracy on ItalyPowerDemand and ACSF1, and gained 1-6 on ArrowHead: recipes/STOPPING.md);
+# --early_stopping.restore_best_weights true restores it
 CALLBACK_DEFAULTS = {
     "early_stopping.patience": 15,
     "early_stopping.start_from_epoch": 5,
