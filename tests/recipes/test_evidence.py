@@ -174,7 +174,15 @@ def test_baselines_and_the_overview_say_who_wins() -> None:
     assert cells == ["nile", "131.00", "121.00", f"{configs[-1]} (121.00)", "ARIMA 121.60", "yes", "yes", "yes"]
     assert f"- *{configs[0]}* (131.00) does **not** beat ARIMA." in markdown
     assert f"- *{configs[-1]}* (121.00) beats every baseline." in markdown
-    assert f"restored its **first check** in 1 run(s) ({configs[-1]} seed 1)" in markdown
+    assert f"**first check** improved in 1 run(s) ({configs[-1]} seed 1)" in markdown
+    # a run that kept its last weights and stopped as soon as patience allowed is named too
+    runs[-1].extra.update(restored_epoch=None, best_epoch=2, stopped_early=True)
+    assert f"**first check** improved in 1 run(s) ({configs[-1]} seed 1)" in render(runs, meta)
+    runs[-1].extra.update(best_epoch=3)  # a later check improved: nothing to name
+    assert "**first check**" not in render(runs, meta)
+    runs[-1].extra.update(best_epoch=2, stopped_early=False)  # the budget ended the run, not patience
+    assert "**first check**" not in render(runs, meta)
+    runs[-1].extra.update(restored_epoch=2, best_epoch=None)
     runs[0].extra["baselines"]["ARIMA RMSE (ARIMA(1,1,1))"] = 100.0
     for run in runs:
         run.extra["baselines"] = runs[0].extra["baselines"]
