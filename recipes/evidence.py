@@ -462,6 +462,11 @@ def _without_study(args: Sequence[str], best: dict[str, float]) -> list[str]:
     Example:
         >>> _without_study(["--model.regularize", "all", "--tune", "8"], {"lr": 0.002, "dropout": 0.25})
         ['--model.regularize', 'all', '--model.lr', '0.002', '--model.dropout', '0.25']
+
+    A study that switched regularization off gives ``regularize`` (the later option wins)::
+
+        >>> _without_study(["--model.regularize", "all", "--tune", "8"], {"regularize": "none", "lr": 0.002})
+        ['--model.regularize', 'all', '--model.regularize', 'none', '--model.lr', '0.002']
     """
     kept: list[str] = []
     skip = False
@@ -473,7 +478,7 @@ def _without_study(args: Sequence[str], best: dict[str, float]) -> list[str]:
         elif not arg.startswith("--tune="):
             kept.append(arg)
     for name, value in best.items():
-        kept += [f"--model.{name}", repr(float(value))]
+        kept += [f"--model.{name}", value if isinstance(value, str) else repr(float(value))]
     return kept
 
 
@@ -699,10 +704,14 @@ def _study_lines(experiment: Experiment, runs: Sequence[Run]) -> list[str]:
         if study is None:
             continue
         tuned = study.extra["tuned"]
-        values = ", ".join(f"{name} {value:.3g}" for name, value in tuned["best"].items())
+        best = tuned["best"]
+        values = ", ".join(f"{name} {value:.3g}" for name, value in best.items() if not isinstance(value, str))
+        off = " **no regularization** (the unregularized network)," if best.get("regularize") == "none" else ""
+        folds = int(tuned.get("folds", 1))
+        scored = f", each trial scored by {folds}-fold cross-validation" if folds > 1 else ""
         lines.append(
-            f"- *{config.label}*: the study (seed {study.seed}, {tuned['trials']} trials, {tuned['pruned']} pruned) "
-            f"chose {values}."
+            f"- *{config.label}*: the study (seed {study.seed}, {tuned['trials']} trials, {tuned['pruned']} pruned"
+            f"{scored}) chose{off} {values}."
         )
     return ["", *lines] if lines else []
 

@@ -335,6 +335,10 @@ class RecipeCLI(LightningCLI):
         # the ablation arms (common.arms): keep the monitor (it logs the generalization gap), drop the
         # constraint where the arm has no dropout and early stopping where it has none, so that the
         # last epoch's weights are tested
+        self._drop_callbacks_of_arm()
+
+    def _drop_callbacks_of_arm(self) -> None:
+        """Take ``MaxNorm`` off the trainer where the model's arm has no dropout, early stopping where it has none."""
         arm = getattr(self.model, "arm", "all" if getattr(self.model, "regularize", True) else "none")
         dropped = []
         if not uses_dropout(arm):
@@ -441,8 +445,13 @@ class RecipeCLI(LightningCLI):
         )  # fmt: skip
         pl.seed_everything(seed, verbose=False)
         self.model = type(self.model)(**{**hparams, **best})
+        # a study that switched regularization off tests the bare network: no max-norm, no early stopping
+        self._drop_callbacks_of_arm()
         pruned = sum(1 for t in study.trials if t.state.name == "PRUNED")
-        report = {"best": best, "trials": len(study.trials), "pruned": pruned, "best_val_loss": study.best_value}
+        report = {
+            "best": best, "trials": len(study.trials), "pruned": pruned, "best_val_loss": study.best_value,
+            "folds": study.user_attrs.get("folds", 1),
+        }  # fmt: skip
         return self.model, report
 
     def fit_and_test(self) -> RunSummary:

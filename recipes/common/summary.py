@@ -79,8 +79,9 @@ class RunSummary:
             one (``yardstick``).
         arm: the ablation arm (:mod:`common.arms`), if known.
         first_check_epoch: the first epoch whose check early stopping counted (its ``start_from_epoch``).
-        tuned: with ``--tune``, the best trial's values (``"best"``), the trials run and pruned, and
-            the best validation loss.
+        tuned: with ``--tune``, the best trial's values (``"best"``; ``regularize="none"`` when the
+            study switched regularization off), the trials run and pruned, the folds that scored
+            each trial (``"folds"``) and the best validation loss.
         best_epoch: the epoch (counted from 0) of early stopping's best check, if it counted one.
         stopped_early: whether early stopping ended the run before the epoch budget.
 
@@ -211,14 +212,23 @@ class RunSummary:
                 )
             )
         if self.tuned is not None:
-            values = ", ".join(f"{name}={value:.3g}" for name, value in self.tuned["best"].items())
+            best = self.tuned["best"]
+            values = ", ".join(
+                f"{name}={value:.3g}" if isinstance(value, float) else f"{name}={value}" for name, value in best.items()
+            )
+            folds = int(self.tuned.get("folds", 1))
+            scored = f"; each scored by {folds}-fold cross-validation" if folds > 1 else ""
             rows.append(
                 (
                     "tuned",
-                    f"{values} (best of {self.tuned['trials']} trials, {self.tuned['pruned']} pruned; "
+                    f"{values} (best of {self.tuned['trials']} trials, {self.tuned['pruned']} pruned{scored}; "
                     f"val_loss {self.tuned['best_val_loss']:.4g})",
                 )
             )
+            if best.get("regularize") == "none":
+                rows.append(
+                    ("", "no regularization helped on validation: the tested model is the unregularized network")
+                )
         if self.log_dir is not None:
             hint = f"   (view: tensorboard --logdir {self.logs_root})" if self.logs_root else ""
             rows.append(("logs", f"{self.log_dir}{hint}"))

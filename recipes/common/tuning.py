@@ -8,16 +8,27 @@ the best check when early stopping restores the best weights, the last one other
 The recipe then trains once more with the best trial's values and tests that model, so the test
 data is seen once, after tuning.
 
-The first trial is the run's own values (the recipe's defaults, or what the command line gave);
-where the arm has dropout, the second turns every tuned rate off (the learning rate kept). The
-others are sampled. So a study never ends worse on validation than the defaults, and it can find
-that dropout does not help on a data set: the summary then shows the rates at 0.
+Where the arm regularizes, the study may also switch regularization off altogether
+(``regularize`` is one of the tuned values: the run's arm, or ``"none"``: no dropout, weight decay,
+max-norm or early stopping). The first trial is the run's own values (the recipe's defaults, or
+what the command line gave); the second turns every tuned rate off (the learning rate kept, early
+stopping and max-norm on); the third is the unregularized network at the run's learning rate. The
+others are sampled. So a study never ends worse on validation than the defaults or the bare
+network, and it can find that regularization does not help on a data set: the summary then says
+``regularize=none``.
+
+When the validation split is small (fewer than :data:`CV_BELOW` cases) and the data module can
+fold its training data (``datamodule.fold(k, i)``, as the UCR/UEA module can), each trial is
+scored by :data:`CV_FOLDS`-fold cross-validation: it trains once per fold, and its value is the
+mean of the folds' values, so that a dozen validation cases do not decide the study alone. Pruning
+watches the first fold.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import statistics
 import warnings
 from typing import Any
 
@@ -32,7 +43,12 @@ from regdrop.callbacks import EarlyStopping, MaxNorm
 
 from .arms import uses_dropout, uses_early_stopping
 
-__all__ = ["RATE_NAMES", "first_trials", "search_space", "tune"]
+__all__ = ["CV_BELOW", "CV_FOLDS", "RATE_NAMES", "first_trials", "search_space", "tune", "tuning_folds"]
+
+CV_FOLDS = 3
+"""Folds of the cross-validation that scores trials when the validation split is small."""
+CV_BELOW = 30
+"""Validation splits with fewer cases than this are replaced by :data:`CV_FOLDS`-fold cross-validation."""
 
 RATE_NAMES = (
     "embedding_dropout", "input_dropout", "dropout", "recurrent_dropout", "weight_dropout", "zoneout",
@@ -68,24 +84,44 @@ def search_space(hparams: dict[str, Any], arm: str) -> dict[str, tuple[float, fl
     return space
 
 
-def first_trials(hparams: dict[str, Any], space: dict[str, tuple[float, float, bool]]) -> list[dict[str, float]]:
-    """The trials a study starts with: the run's own values, then (when rates are tuned) every rate at 0.
+def first_trials(hparams: dict[str, Any], space: dict[str, tuple[float, float, bool]]) -> list[dict[str, Any]]:
+    """The trials a study starts with: the run's own values, then (when rates are tuned) every rate at 0,
+    then the unregularized network (``regularize="none"``) at the run's learning rate.
 
     Example:
         >>> space = search_space({"lr": 0.01, "dropout": 0.2}, "all")
-        >>> first_trials({"lr": 0.01, "dropout": 0.2}, space)
-        [{'lr': 0.01, 'dropout': 0.2}, {'lr': 0.01, 'dropout': 0.0}]
+        >>> for trial in first_trials({"lr": 0.01, "dropout": 0.2}, space):
+        ...     print(trial)
+        {'lr': 0.01, 'dropout': 0.2, 'regularize': 'all'}
+        {'lr': 0.01, 'dropout': 0.0, 'regularize': 'all'}
+        {'lr': 0.01, 'regularize': 'none'}
         >>> first_trials({"lr": 0.01, "dropout": 0.2}, search_space({"lr": 0.01, "dropout": 0.2}, "none"))
         [{'lr': 0.01}]
     """
     own = {name: float(hparams[name]) for name in space}
     # a value outside its range (a rate above 0.6 given on the command line) is left to the sampler
     own = {name: value for name, value in own.items() if space[name][0] <= value <= space[name][1]}
-    trials = [own]
+    trials: list[dict[str, Any]] = [own]
     rates = [name for name in space if name != "lr"]
     if rates:
-        trials.append({**own, **dict.fromkeys(rates, 0.0)})
+        arm = _arm(hparams)
+        trials = [{**own, "regularize": arm}, {**own, **dict.fromkeys(rates, 0.0), "regularize": arm}]
+        trials.append({name: value for name, value in own.items() if name == "lr"} | {"regularize": "none"})
     return trials
+
+
+def _arm(hparams: dict[str, Any]) -> str:
+    arm = str(hparams.get("regularize", True))
+    return {"True": "all", "False": "none"}.get(arm, arm)
+
+
+def tuning_folds(datamodule: pl.LightningDataModule) -> int:
+    """How many folds score a trial: :data:`CV_FOLDS` when the data module can fold and its validation
+    split has fewer than :data:`CV_BELOW` cases, else 1 (the validation split itself)."""
+    if not callable(getattr(datamodule, "fold", None)):
+        return 1
+    datamodule.setup("fit")
+    return CV_FOLDS if len(datamodule.split_dataset("val")) < CV_BELOW else 1  # type: ignore[attr-defined]
 
 
 class _ValLoss(pl.Callback):
@@ -109,8 +145,12 @@ def tune(
     max_norm: float | None,
     trials: int,
     seed: int = 0,
-) -> tuple[dict[str, float], Any]:
+) -> tuple[dict[str, Any], Any]:
     """Run the study and return the best trial's values and the study.
+
+    The values are the learning rate, the rates (unless the best trial switched regularization
+    off) and, where the arm regularizes, ``regularize``: the arm or ``"none"``. The study's user
+    attribute ``folds`` is the number of folds that scored each trial (:func:`tuning_folds`).
 
     Args:
         model_class: the recipe's LightningModule.
@@ -136,23 +176,28 @@ def tune(
             f"--tune needs optuna and optuna-integration ({error}); install them with "
             "pip install 'regdrop[tune]' (or pip install optuna optuna-integration)"
         ) from None
-    arm = str(hparams.get("regularize", True))
-    arm = {"True": "all", "False": "none"}.get(arm, arm)
+    arm = _arm(hparams)
     space = search_space(hparams, arm)
+    rates = {name: bounds for name, bounds in space.items() if name != "lr"}
     budget = {key: trainer_config[key] for key in _TRAINER_KEYS if trainer_config.get(key) is not None}
+    folds = tuning_folds(datamodule)
+    fold_data = [datamodule.fold(folds, i) for i in range(folds)] if folds > 1 else [datamodule]  # type: ignore[attr-defined]
 
-    def objective(trial: Any) -> float:
-        sampled = {name: trial.suggest_float(name, low, high, log=log) for name, (low, high, log) in space.items()}
+    def fit_once(trial: Any, values: dict[str, Any], data: pl.LightningDataModule, prune: bool) -> float:
+        """Train one model with ``values`` on ``data``; its validation loss as the trial's arm would test it."""
+        chosen = values.get("regularize", arm)
         pl.seed_everything(seed + trial.number, verbose=False)
-        model = model_class(**{**hparams, **sampled})
+        model = model_class(**{**hparams, **values})
         losses = _ValLoss()
-        callbacks: list[pl.Callback] = [losses, PyTorchLightningPruningCallback(trial, monitor="val_loss")]
-        if uses_early_stopping(arm) and stopper is not None:
+        callbacks: list[pl.Callback] = [losses]
+        if prune:
+            callbacks.append(PyTorchLightningPruningCallback(trial, monitor="val_loss"))
+        if uses_early_stopping(chosen) and stopper is not None:
             callbacks.append(
                 EarlyStopping(stopper.monitor, patience=stopper.patience, mode=stopper.mode,
                               start_from_epoch=stopper.start_from_epoch)
             )  # fmt: skip
-        if uses_dropout(arm) and max_norm is not None:
+        if uses_dropout(chosen) and max_norm is not None:
             callbacks.append(MaxNorm(max_norm))
         trainer = pl.Trainer(
             **budget, callbacks=callbacks, logger=False, enable_checkpointing=False,
@@ -160,14 +205,27 @@ def tune(
         )  # fmt: skip
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            trainer.fit(model, datamodule=datamodule)
+            trainer.fit(model, datamodule=data)
         if not losses.values:
             return math.inf
-        if uses_early_stopping(arm) and stopper is not None and stopper.restore_best_weights:
+        if uses_early_stopping(chosen) and stopper is not None and stopper.restore_best_weights:
             first = stopper.start_from_epoch
             counted = losses.values[first:] or losses.values
             return min(counted)
         return losses.values[-1]
+
+    def objective(trial: Any) -> float:
+        values: dict[str, Any] = {}
+        if rates:  # the study may switch regularization off (then no rate is sampled)
+            values["regularize"] = trial.suggest_categorical("regularize", [arm, "none"])
+        low, high, log = space["lr"]
+        values["lr"] = trial.suggest_float("lr", low, high, log=log)
+        if values.get("regularize", arm) != "none":
+            values.update({name: trial.suggest_float(name, lo, hi, log=lg) for name, (lo, hi, lg) in rates.items()})
+        scores = [fit_once(trial, values, data, prune=i == 0) for i, data in enumerate(fold_data)]
+        if folds > 1:
+            trial.set_user_attr("fold_values", scores)
+        return statistics.fmean(scores)
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     lightning_logger = logging.getLogger("lightning.pytorch")
@@ -187,4 +245,5 @@ def tune(
     completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not completed:
         raise RuntimeError(f"no trial of {trials} completed (all pruned or failed); raise --tune")
+    study.set_user_attr("folds", folds)
     return dict(study.best_params), study

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import warnings
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 from sklearn.preprocessing import StandardScaler
 from torch import Tensor
 
@@ -252,6 +253,36 @@ class UCRDataModule(ClassificationDataModule):
         self.dataset = name
         self.standardize = bool(standardize)
         self._official: tuple[TsData, TsData] | None = None
+        self._fold: tuple[int, int] | None = None
+
+    def fold(self, folds: int, index: int) -> UCRDataModule:
+        """A copy of this data module whose validation split is fold ``index`` of ``folds`` of the training file.
+
+        scikit-learn's ``StratifiedKFold`` (shuffled with ``seed``; plain ``KFold`` where a class has
+        fewer than ``folds`` cases) splits the official training cases; fold ``index`` validates, the
+        others train, and the channels are standardized with that training part. The test split is
+        the test file, as always. The files are read once and shared with the copy. ``--tune`` scores
+        its trials this way when the validation split is small (:func:`common.tuning.tune`).
+
+        Raises:
+            ValueError: if ``folds`` is not an int >= 2 or above the number of training cases, or
+                ``index`` is not in ``0 .. folds - 1``.
+
+        Example:
+            >>> dm = UCRDataModule("ArrowHead")
+            >>> [len(dm.fold(3, i).splits["val"]) for i in range(3)], len(dm.fold(3, 0).splits["train"])
+            ([12, 12, 12], 24)
+        """
+        n_train = len(self._files()[0].sequences)
+        if isinstance(folds, bool) or not isinstance(folds, int) or not 2 <= folds <= n_train:
+            raise ValueError(f"UCRDataModule.fold: folds must be an int from 2 to {n_train} (the training cases), "
+                             f"got {folds!r}")  # fmt: skip
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < folds:
+            raise ValueError(f"UCRDataModule.fold: index must be an int from 0 to {folds - 1}, got {index!r}")
+        self._loaded()  # read the files once, for every copy
+        other = copy.copy(self)
+        other._fold, other._splits = (folds, index), None
+        return other
 
     def _files(self) -> tuple[TsData, TsData]:
         if self._official is None:
@@ -299,10 +330,20 @@ class UCRDataModule(ClassificationDataModule):
                     "leaves no validation case"
                 )
             counts = torch.bincount(train_labels)
-            stratify = train_labels.numpy() if int(counts[counts > 0].min()) >= 2 and n_val >= num_classes else None
-            train_index, val_index = train_test_split(
-                list(range(n_train)), test_size=n_val, stratify=stratify, random_state=self.seed
-            )
+            smallest = int(counts[counts > 0].min())
+            if self._fold is not None:  # cross-validation: fold `index` of `folds` validates
+                folds, index = self._fold
+                splitter = StratifiedKFold if smallest >= folds else KFold
+                cases = np.arange(n_train)
+                train_index, val_index = list(
+                    splitter(n_splits=folds, shuffle=True, random_state=self.seed).split(cases, train_labels.numpy())
+                )[index]
+                train_index, val_index = train_index.tolist(), val_index.tolist()
+            else:
+                stratify = train_labels.numpy() if smallest >= 2 and n_val >= num_classes else None
+                train_index, val_index = train_test_split(
+                    list(range(n_train)), test_size=n_val, stratify=stratify, random_state=self.seed
+                )
             parts: dict[str, list[int]] = {"train": sorted(train_index), "val": sorted(val_index)}
             parts["test"] = list(range(n_train, len(sequences)))
             if self.standardize:

@@ -6,14 +6,17 @@ import doctest
 import json
 import sys
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
+import lightning.pytorch as pl
 import pytest
 
 import common.tuning
 from common.cli import RecipeCLI
 from common.model import SequenceModel
 from common.synthetic import SineDataModule
-from common.tuning import search_space, tune
+from common.tuning import CV_FOLDS, search_space, tune, tuning_folds
 
 TINY = ["--data.num_series", "12", "--data.length", "40", "--data.input_length", "12", "--data.horizon", "4",
         "--model.hidden_size", "8", "--trainer.max_epochs", "4", "--trainer.enable_progress_bar", "false",
@@ -51,7 +54,9 @@ def test_tune_runs_a_study_and_the_test_sees_the_best_trial(tmp_path: Path) -> N
     summary = cli.fit_and_test()
     assert summary.tuned is not None and summary.tuned["trials"] == 3
     best = summary.tuned["best"]
-    assert set(best) == {"lr", "dropout", "recurrent_dropout", "output_dropout"}
+    rates = {"dropout", "recurrent_dropout", "output_dropout"}
+    assert set(best) in ({"lr", "regularize", *rates}, {"lr", "regularize"})
+    assert (best["regularize"] == "none") == (set(best) == {"lr", "regularize"})
     # the tested model was built with the best trial's values
     assert all(cli.model.hparams[name] == pytest.approx(value) for name, value in best.items())
     saved = json.loads((Path(summary.log_dir) / "summary.json").read_text())
@@ -66,16 +71,20 @@ def test_negative_tune_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFi
     assert exit_info.value.code == 2 and "--tune must be an int >= 0, got -1" in capsys.readouterr().err
 
 
-def test_a_study_starts_from_the_runs_values_then_turns_dropout_off() -> None:
+def test_a_study_starts_from_the_runs_values_then_turns_dropout_then_regularization_off() -> None:
     model = SequenceModel(hidden_size=8, dropout=0.2, recurrent_dropout=0.3, output_dropout=0.1, lr=0.01)
     hparams = dict(model.hparams)
     data = SineDataModule(num_series=12, length=40, input_length=12, horizon=1)
     budget = {"max_epochs": 2, "enable_progress_bar": False}
-    _, study = tune(SequenceModel, hparams, data, budget, None, None, 3)
-    first, second, third = (t.params for t in study.trials)
-    assert first == {"lr": 0.01, "dropout": 0.2, "recurrent_dropout": 0.3, "output_dropout": 0.1}
-    assert second == {"lr": 0.01, "dropout": 0.0, "recurrent_dropout": 0.0, "output_dropout": 0.0}
-    assert third != first and third != second  # sampled
+    _, study = tune(SequenceModel, hparams, data, budget, None, None, 5)
+    first, second, third, *sampled = (t.params for t in study.trials)
+    rates = {"dropout": 0.2, "recurrent_dropout": 0.3, "output_dropout": 0.1}
+    assert first == {"lr": 0.01, **rates, "regularize": "all"}
+    assert second == {"lr": 0.01, **dict.fromkeys(rates, 0.0), "regularize": "all"}
+    # the bare network: no rate is sampled when regularization is off
+    assert third == {"lr": 0.01, "regularize": "none"}
+    assert all(trial not in (first, second, third) for trial in sampled)
+    assert study.user_attrs["folds"] == 1  # the sine module cannot fold
     # the unregularized arm tunes the learning rate only, starting from the run's
     _, study = tune(SequenceModel, {**hparams, "regularize": "none"}, data, budget, None, None, 1)
     assert [t.params for t in study.trials] == [{"lr": 0.01}]
@@ -97,3 +106,57 @@ def test_a_trials_value_is_the_loss_of_the_model_the_arm_would_test(restore: boo
     assert len(losses) == 6 and min(losses[1:]) < losses[-1]
     # restoring: the best counted check's weights are tested; otherwise the last epoch's
     assert trial.value == pytest.approx(min(losses[1:]) if restore else losses[-1])
+
+
+def test_the_unregularized_trial_trains_without_max_norm_or_early_stopping(monkeypatch: pytest.MonkeyPatch) -> None:
+    from regdrop.callbacks import EarlyStopping, MaxNorm
+
+    seen: list[tuple[str, list[str]]] = []
+    fit = pl.Trainer.fit
+
+    def spy(trainer: pl.Trainer, model: pl.LightningModule, **kwargs: Any) -> None:
+        seen.append((model.arm, sorted(type(cb).__name__ for cb in trainer.callbacks
+                                       if isinstance(cb, (EarlyStopping, MaxNorm)))))  # fmt: skip
+        fit(trainer, model, **kwargs)
+
+    monkeypatch.setattr(pl.Trainer, "fit", spy)
+    hparams = dict(SequenceModel(hidden_size=8, dropout=0.2, lr=0.01).hparams)
+    data = SineDataModule(num_series=12, length=40, input_length=12, horizon=1)
+    stopper = EarlyStopping("val_loss", patience=5)
+    tune(SequenceModel, hparams, data, {"max_epochs": 1, "enable_progress_bar": False}, stopper, 3.0, 3)
+    assert seen == [("all", ["EarlyStopping", "MaxNorm"]), ("all", ["EarlyStopping", "MaxNorm"]), ("none", [])]
+
+
+def test_a_study_that_switches_regularization_off_tests_the_bare_network(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from regdrop.callbacks import EarlyStopping, MaxNorm
+
+    study = SimpleNamespace(trials=[], best_value=0.5, user_attrs={"folds": 3})
+
+    monkeypatch.setattr(common.tuning, "tune", lambda *args, **kwargs: ({"regularize": "none", "lr": 0.004}, study))
+    cli = RecipeCLI("demo", SequenceModel, SineDataModule,
+                    args=["--trainer.logger.save_dir", str(tmp_path), *TINY, "--tune", "3"])  # fmt: skip
+    assert any(isinstance(cb, (EarlyStopping, MaxNorm)) for cb in cli.trainer.callbacks)
+    summary = cli.fit_and_test()
+    assert cli.model.arm == "none" and cli.model.hparams["lr"] == 0.004
+    assert not any(isinstance(cb, (EarlyStopping, MaxNorm)) for cb in cli.trainer.callbacks)
+    text = " ".join(summary.format().split())
+    assert "regularize=none" in text and "each scored by 3-fold cross-validation" in text
+    assert "the tested model is the unregularized network" in text
+
+
+@pytest.mark.slow
+def test_small_validation_splits_score_trials_by_cross_validation() -> None:
+    from common.datasets import UCRDataModule
+
+    data = UCRDataModule("ArrowHead", resample_to=32)
+    assert tuning_folds(data) == CV_FOLDS and tuning_folds(UCRDataModule("JapaneseVowels")) == 1
+    hparams = dict(SequenceModel(task="classify", input_size=1, num_classes=3, hidden_size=4, dropout=0.1,
+                                 lr=0.01).hparams)  # fmt: skip
+    _, study = tune(SequenceModel, hparams, data, {"max_epochs": 1, "enable_progress_bar": False}, None, None, 2)
+    assert study.user_attrs["folds"] == CV_FOLDS
+    for trial in study.trials:
+        folds = trial.user_attrs["fold_values"]
+        assert len(folds) == CV_FOLDS and len(set(folds)) == CV_FOLDS  # three different models
+        assert trial.value == pytest.approx(sum(folds) / CV_FOLDS)

@@ -162,3 +162,35 @@ def test_resample_to_gives_every_case_one_length_as_the_dtw_baseline_does() -> N
     for bad in (1, 0, 2.5, True, "64"):
         with pytest.raises(ValueError, match=rf"resample_to must be None or an int >= 2, got {bad!r}"):
             UCRDataModule("JapaneseVowels", resample_to=bad)  # type: ignore[arg-type]
+
+
+def test_folds_partition_the_training_file_and_keep_the_test_file() -> None:
+    dm = UCRDataModule("GunPoint")
+    train_file = {tuple(s.flatten().tolist()[:5]) for s in dm.splits["train"].sequences + dm.splits["val"].sequences}
+    seen: list[tuple[float, ...]] = []
+    for index in range(3):
+        fold = dm.fold(3, index)
+        val = [tuple(s.flatten().tolist()[:5]) for s in fold.splits["val"].sequences]
+        train = {tuple(s.flatten().tolist()[:5]) for s in fold.splits["train"].sequences}
+        assert not train & set(val) and len(train) + len(val) == len(train_file)
+        assert len(fold.splits["test"]) == len(dm.splits["test"])
+        # each class in every validation fold (stratified)
+        assert set(fold.splits["val"].labels.tolist()) == {0, 1}
+        seen += val
+    # every training case validates once (compared unstandardized: each fold standardizes with its own part)
+    raw = UCRDataModule("GunPoint", standardize=False)
+    raw_val = [tuple(s.flatten().tolist()[:5]) for i in range(3) for s in raw.fold(3, i).splits["val"].sequences]
+    raw_all = [tuple(s.flatten().tolist()[:5]) for s in raw.splits["train"].sequences + raw.splits["val"].sequences]
+    assert sorted(raw_val) == sorted(raw_all) and len(seen) == len(raw_all)
+    assert dm.splits["val"] is not dm.fold(3, 0).splits["val"]  # the original split is untouched
+
+
+@pytest.mark.parametrize(
+    ("folds", "index", "message"),
+    [(1, 0, "folds must be an int from 2 to 50"), (51, 0, "folds must be an int from 2 to 50"),
+     (3, 3, "index must be an int from 0 to 2, got 3"), (3, -1, "index must be an int from 0 to 2, got -1"),
+     (True, 0, "folds must be an int")],
+)  # fmt: skip
+def test_fold_rejects_bad_arguments(folds: object, index: object, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        UCRDataModule("GunPoint").fold(folds, index)  # type: ignore[arg-type]
