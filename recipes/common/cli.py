@@ -449,7 +449,7 @@ class RecipeCLI(LightningCLI):
         self._drop_callbacks_of_arm()
         pruned = sum(1 for t in study.trials if t.state.name == "PRUNED")
         report = {
-            "best": best, "trials": len(study.trials), "pruned": pruned, "best_val_loss": study.best_value,
+            "best": best, "trials": len(study.trials), "pruned": pruned, "best_score": study.best_value,
             "folds": study.user_attrs.get("folds", 1),
         }  # fmt: skip
         return self.model, report

@@ -81,7 +81,8 @@ class RunSummary:
         first_check_epoch: the first epoch whose check early stopping counted (its ``start_from_epoch``).
         tuned: with ``--tune``, the best trial's values (``"best"``; ``regularize="none"`` when the
             study switched regularization off), the trials run and pruned, the folds that scored
-            each trial (``"folds"``) and the best validation loss.
+            each trial (``"folds"``) and the best trial's validation score (``"best_score"``: the
+            error rate of a classifier, else the loss; ``common.tuning.check_score``).
         best_epoch: the epoch (counted from 0) of early stopping's best check, if it counted one.
         stopped_early: whether early stopping ended the run before the epoch budget.
 
@@ -222,7 +223,7 @@ class RunSummary:
                 (
                     "tuned",
                     f"{values} (best of {self.tuned['trials']} trials, {self.tuned['pruned']} pruned{scored}; "
-                    f"val_loss {self.tuned['best_val_loss']:.4g})",
+                    f"validation score {self.tuned['best_score']:.4g})",
                 )
             )
             if best.get("regularize") == "none":

@@ -2,9 +2,10 @@
 
 Each trial trains a fresh copy of the recipe's model with sampled rates and learning rate, on the
 same data, trainer budget and arm (:mod:`common.arms`) as the run; optuna-integration's
-``PyTorchLightningPruningCallback`` stops trials whose ``val_loss`` falls behind the others'
-(Optuna's median rule). The trial's value is the validation loss of the model the arm would test:
-the best check when early stopping restores the best weights, the last one otherwise.
+``PyTorchLightningPruningCallback`` stops trials whose score falls behind the others'
+(Optuna's median rule). The trial's value is the validation score (:func:`check_score`: the error
+rate for a classifier, the loss otherwise) of the model the arm would test: the check of least
+``val_loss`` when early stopping restores the best weights, the last one otherwise.
 The recipe then trains once more with the best trial's values and tests that model, so the test
 data is seen once, after tuning.
 
@@ -33,6 +34,7 @@ import warnings
 from typing import Any
 
 import lightning.pytorch as pl
+import torch
 
 try:
     from typing import override  # type: ignore[attr-defined]
@@ -43,7 +45,10 @@ from regdrop.callbacks import EarlyStopping, MaxNorm
 
 from .arms import uses_dropout, uses_early_stopping
 
-__all__ = ["CV_BELOW", "CV_FOLDS", "RATE_NAMES", "first_trials", "search_space", "tune", "tuning_folds"]
+__all__ = [
+    "CV_BELOW", "CV_FOLDS", "RATE_NAMES", "TIE_BREAK", "check_score", "first_trials", "search_space", "tune",
+    "tuning_folds",
+]  # fmt: skip
 
 CV_FOLDS = 3
 """Folds of the cross-validation that scores trials when the validation split is small."""
@@ -124,16 +129,44 @@ def tuning_folds(datamodule: pl.LightningDataModule) -> int:
     return CV_FOLDS if len(datamodule.split_dataset("val")) < CV_BELOW else 1  # type: ignore[attr-defined]
 
 
-class _ValLoss(pl.Callback):
-    """Keeps every epoch's ``val_loss`` (sanity checks left out)."""
+TIE_BREAK = 1e-4
+"""Weight of the validation loss in a classification trial's score (below one case in 500, so a tie-break)."""
+
+
+def check_score(metrics: dict[str, Any]) -> float:
+    """A validation check's score for the study (lower is better): the error rate where the check
+    measured accuracy (``val_acc``; ties broken by :data:`TIE_BREAK` times the loss), else ``val_loss``.
+
+    A classifier is judged by its accuracy, and the loss (cross-entropy) also rewards confidence:
+    an unregularized network that classifies more cases right but is surer of its mistakes loses
+    on loss, so scoring trials on the loss alone would favour the regularized ones.
+
+    Example:
+        >>> check_score({"val_loss": 0.7, "val_acc": 0.9})
+        0.10007
+        >>> check_score({"val_loss": 0.7})
+        0.7
+    """
+    loss = float(metrics["val_loss"])
+    if "val_acc" in metrics:
+        return round(1.0 - float(metrics["val_acc"]) + TIE_BREAK * loss, 12)
+    return loss
+
+
+class _Checks(pl.Callback):
+    """Keeps every check's ``val_loss`` and score (sanity checks left out), and logs the score as
+    ``tune_score`` for the pruning callback (which comes after it)."""
 
     def __init__(self) -> None:
-        self.values: list[float] = []
+        self.losses: list[float] = []
+        self.scores: list[float] = []
 
     @override
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.sanity_checking and "val_loss" in trainer.callback_metrics:
-            self.values.append(float(trainer.callback_metrics["val_loss"]))
+            self.losses.append(float(trainer.callback_metrics["val_loss"]))
+            self.scores.append(check_score(trainer.callback_metrics))
+            trainer.callback_metrics["tune_score"] = torch.tensor(self.scores[-1])
 
 
 def tune(
@@ -188,10 +221,10 @@ def tune(
         chosen = values.get("regularize", arm)
         pl.seed_everything(seed + trial.number, verbose=False)
         model = model_class(**{**hparams, **values})
-        losses = _ValLoss()
-        callbacks: list[pl.Callback] = [losses]
+        checks = _Checks()
+        callbacks: list[pl.Callback] = [checks]
         if prune:
-            callbacks.append(PyTorchLightningPruningCallback(trial, monitor="val_loss"))
+            callbacks.append(PyTorchLightningPruningCallback(trial, monitor="tune_score"))
         if uses_early_stopping(chosen) and stopper is not None:
             callbacks.append(
                 EarlyStopping(stopper.monitor, patience=stopper.patience, mode=stopper.mode,
@@ -206,13 +239,14 @@ def tune(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             trainer.fit(model, datamodule=data)
-        if not losses.values:
+        if not checks.scores:
             return math.inf
         if uses_early_stopping(chosen) and stopper is not None and stopper.restore_best_weights:
-            first = stopper.start_from_epoch
-            counted = losses.values[first:] or losses.values
-            return min(counted)
-        return losses.values[-1]
+            # the restored check: the best counted val_loss (early stopping's monitor)
+            first = stopper.start_from_epoch if len(checks.losses) > stopper.start_from_epoch else 0
+            best = min(range(first, len(checks.losses)), key=checks.losses.__getitem__)
+            return checks.scores[best]
+        return checks.scores[-1]
 
     def objective(trial: Any) -> float:
         values: dict[str, Any] = {}

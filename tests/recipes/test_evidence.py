@@ -507,7 +507,7 @@ def test_the_targets_are_counted_from_the_tuned_arms() -> None:
         runs = fake(name, labels[0], [none, none]) + fake(name, labels[1], [everything, everything])
         for run in runs:
             run.extra["baselines"] = baselines
-        runs[0].extra["tuned"] = {"best": {"lr": 0.01}, "trials": 4, "pruned": 1, "best_val_loss": 0.5}
+        runs[0].extra["tuned"] = {"best": {"lr": 0.01}, "trials": 4, "pruned": 1, "best_score": 0.5}
         return runs
 
     dtw = {"majority-class accuracy": 50.0, "1-NN DTW accuracy": 90.0}

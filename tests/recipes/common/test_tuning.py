@@ -16,7 +16,7 @@ import common.tuning
 from common.cli import RecipeCLI
 from common.model import SequenceModel
 from common.synthetic import SineDataModule
-from common.tuning import CV_FOLDS, search_space, tune, tuning_folds
+from common.tuning import CV_FOLDS, TIE_BREAK, search_space, tune, tuning_folds
 
 TINY = ["--data.num_series", "12", "--data.length", "40", "--data.input_length", "12", "--data.horizon", "4",
         "--model.hidden_size", "8", "--trainer.max_epochs", "4", "--trainer.enable_progress_bar", "false",
@@ -159,4 +159,6 @@ def test_small_validation_splits_score_trials_by_cross_validation() -> None:
     for trial in study.trials:
         folds = trial.user_attrs["fold_values"]
         assert len(folds) == CV_FOLDS and len(set(folds)) == CV_FOLDS  # three different models
+        # a classifier's trials are scored by their validation error rate (the loss only breaks ties)
+        assert all(0.0 <= value <= 1.0 + 10 * TIE_BREAK for value in folds)
         assert trial.value == pytest.approx(sum(folds) / CV_FOLDS)
