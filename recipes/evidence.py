@@ -313,9 +313,11 @@ def _tuned_configs(trials: int) -> tuple[Config, ...]:
 
 def _tuned_note(trials: int) -> str:
     return (
-        f"Each arm is tuned once: a study of {trials} trials (the learning rate, and the dropout rates from 0 "
-        "where the arm has dropout) on the validation data of the first seed, pruned by the median rule; every "
-        "seed then trains with the best trial's values and is tested once. Both arms get the same budget."
+        f"Each arm is tuned once: a study of {trials} trials (the learning rate; where the arm regularizes, the "
+        "dropout rates from 0 and whether to regularize at all) on the validation data of the first seed (a "
+        "classifier scored by its error rate; 3-fold cross-validation over the training file where the "
+        "validation split has fewer than 30 cases), pruned by the median rule; every seed then trains with the "
+        "best trial's values and is tested once. Both arms get the same budget."
     )
 
 

@@ -3,7 +3,8 @@
 Each trial trains a fresh copy of the recipe's model with sampled rates and learning rate, on the
 same data, trainer budget and arm (:mod:`common.arms`) as the run; optuna-integration's
 ``PyTorchLightningPruningCallback`` stops trials whose score falls behind the others'
-(Optuna's median rule). The trial's value is the validation score (:func:`check_score`: the error
+(Optuna's median rule), from half the epoch budget on; the trials the study starts with (below) are
+never pruned. The trial's value is the validation score (:func:`check_score`: the error
 rate for a classifier, the loss otherwise) of the model the arm would test: the check of least
 ``val_loss`` when early stopping restores the best weights, the last one otherwise.
 The recipe then trains once more with the best trial's values and tests that model, so the test
@@ -47,7 +48,7 @@ from .arms import uses_dropout, uses_early_stopping
 
 __all__ = [
     "CV_BELOW", "CV_FOLDS", "RATE_NAMES", "TIE_BREAK", "check_score", "first_trials", "search_space", "tune",
-    "tuning_folds",
+    "tuning_folds", "warmup_checks",
 ]  # fmt: skip
 
 CV_FOLDS = 3
@@ -151,6 +152,20 @@ def check_score(metrics: dict[str, Any]) -> float:
     if "val_acc" in metrics:
         return round(1.0 - float(metrics["val_acc"]) + TIE_BREAK * loss, 12)
     return loss
+
+
+def warmup_checks(budget: dict[str, Any]) -> int:
+    """Checks a trial runs before the median rule may prune it: half the epoch budget, at least 3.
+
+    A check early in training is a poor guide to the end (12 validation cases move a classifier's
+    error rate by 8 points a case), and one check behind the median is enough to prune.
+
+    Example:
+        >>> warmup_checks({"max_epochs": 100}), warmup_checks({"max_epochs": 6}), warmup_checks({})
+        (50, 3, 3)
+    """
+    epochs = budget.get("max_epochs")
+    return max(3, int(epochs) // 2) if isinstance(epochs, int) and epochs > 0 else 3
 
 
 class _Checks(pl.Callback):
@@ -266,12 +281,13 @@ def tune(
     level = lightning_logger.level
     lightning_logger.setLevel(logging.WARNING)
     try:
+        starts = first_trials(hparams, space)[:trials]
         study = optuna.create_study(
             direction="minimize",
             sampler=optuna.samplers.TPESampler(seed=seed),
-            pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=3),
+            pruner=optuna.pruners.MedianPruner(n_startup_trials=len(starts), n_warmup_steps=warmup_checks(budget)),
         )
-        for values in first_trials(hparams, space)[:trials]:
+        for values in starts:
             study.enqueue_trial(values)
         study.optimize(objective, n_trials=trials)
     finally:

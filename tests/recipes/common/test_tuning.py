@@ -16,7 +16,7 @@ import common.tuning
 from common.cli import RecipeCLI
 from common.model import SequenceModel
 from common.synthetic import SineDataModule
-from common.tuning import CV_FOLDS, TIE_BREAK, search_space, tune, tuning_folds
+from common.tuning import CV_FOLDS, TIE_BREAK, search_space, tune, tuning_folds, warmup_checks
 
 TINY = ["--data.num_series", "12", "--data.length", "40", "--data.input_length", "12", "--data.horizon", "4",
         "--model.hidden_size", "8", "--trainer.max_epochs", "4", "--trainer.enable_progress_bar", "false",
@@ -162,3 +162,13 @@ def test_small_validation_splits_score_trials_by_cross_validation() -> None:
         # a classifier's trials are scored by their validation error rate (the loss only breaks ties)
         assert all(0.0 <= value <= 1.0 + 10 * TIE_BREAK for value in folds)
         assert trial.value == pytest.approx(sum(folds) / CV_FOLDS)
+
+
+def test_the_trials_a_study_starts_with_are_not_pruned_and_pruning_waits_half_the_budget() -> None:
+    hparams = dict(SequenceModel(hidden_size=8, dropout=0.2, lr=0.01).hparams)
+    data = SineDataModule(num_series=12, length=40, input_length=12, horizon=1)
+    _, study = tune(SequenceModel, hparams, data, {"max_epochs": 8, "enable_progress_bar": False}, None, None, 4)
+    # the median rule counts a trial only when the trials before it finished: the three starting ones always do
+    assert study.pruner._n_startup_trials == 3 and study.pruner._n_warmup_steps == 4
+    assert [t.state.name for t in study.trials[:3]] == ["COMPLETE"] * 3
+    assert warmup_checks({"max_epochs": 100}) == 50 and warmup_checks({"max_epochs": None}) == 3
