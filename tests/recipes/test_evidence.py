@@ -514,7 +514,13 @@ def test_the_targets_are_counted_from_the_tuned_arms() -> None:
     arima = {"naive last-value forecast RMSE": 150.0, "ARIMA RMSE (ARIMA(1,1,1))": 120.0}
     runs = (tuned("gunpoint_tuned", 85.0, 95.0, dtw) + tuned("arrowhead_tuned", 80.0, 70.0, dtw)
             + tuned("nile_tuned", 125.0, 119.0, arima))  # fmt: skip
+    # nile's regularized study switched regularization off, with 3-fold cross-validation
+    study = {"best": {"regularize": "none", "lr": 0.002}, "trials": 4, "pruned": 0, "best_score": 0.4, "folds": 3}
+    next(r for r in runs if r.experiment == "nile_tuned" and r.config.startswith("tuned all")).extra["tuned"] = study
     text = render(runs, meta)
+    assert "- The regularized study switched regularization off on 1 of 3 data sets (nile): there the arm" in text
+    assert ("the study (seed 0, 4 trials, 0 pruned, each trial scored by 3-fold cross-validation) chose "
+            "**no regularization** (the unregularized network), lr 0.002.") in text  # fmt: skip
     assert "- Tuned regularized at least as good as tuned unregularized: 2 of 3 data sets (not: arrowhead)" in text
     assert "- Tuned regularized better than the trivial baseline: 3 of 3 data sets (target: all)." in text
     assert "- Classification: tuned regularized beats 1-NN DTW on 1 of 2 sets (not: arrowhead)" in text
