@@ -528,3 +528,10 @@ def test_the_targets_are_counted_from_the_tuned_arms() -> None:
     assert "- *tuned none*: the study (seed 0, 4 trials, 1 pruned) chose lr 0.01." in text
     # the untuned arms do not count toward the targets
     assert "## Targets" not in render(fake("airline", "none", [20.0, 21.0]), meta)
+
+
+def test_doctests() -> None:
+    import doctest
+
+    result = doctest.testmod(evidence)
+    assert result.attempted > 0 and result.failed == 0
