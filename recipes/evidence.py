@@ -317,7 +317,9 @@ def _tuned_note(trials: int) -> str:
         "dropout rates from 0 and whether to regularize at all) on the validation data of the first seed (a "
         "classifier scored by its error rate; 3-fold cross-validation over the training file where the "
         "validation split has fewer than 30 cases), pruned by the median rule; every seed then trains with the "
-        "best trial's values and is tested once. Both arms get the same budget."
+        "best trial's values (after cross-validation: on every training case, for the epochs the best trial's "
+        "folds ran on average, without validation or early stopping) and is tested once. Both arms get the same "
+        "budget."
     )
 
 
@@ -469,6 +471,11 @@ def _without_study(args: Sequence[str], best: dict[str, float]) -> list[str]:
 
         >>> _without_study(["--model.regularize", "all", "--tune", "8"], {"regularize": "none", "lr": 0.002})
         ['--model.regularize', 'all', '--model.regularize', 'none', '--model.lr', '0.002']
+
+    After a cross-validated study, its ``refit_epochs`` make the run a refit on every training case::
+
+        >>> _without_study(["--tune", "8"], {"lr": 0.002, "refit_epochs": 61})
+        ['--model.lr', '0.002', '--refit_epochs', '61']
     """
     kept: list[str] = []
     skip = False
@@ -480,7 +487,10 @@ def _without_study(args: Sequence[str], best: dict[str, float]) -> list[str]:
         elif not arg.startswith("--tune="):
             kept.append(arg)
     for name, value in best.items():
-        kept += [f"--model.{name}", value if isinstance(value, str) else repr(float(value))]
+        if name == "refit_epochs":
+            kept += ["--refit_epochs", str(int(value))]
+        else:
+            kept += [f"--model.{name}", value if isinstance(value, str) else repr(float(value))]
     return kept
 
 
@@ -515,7 +525,9 @@ def _run_cli_recipe(
                "log_dir": summary.log_dir, "yardstick": summary.yardstick * factor,
                "yardstick_name": summary.yardstick_name,
                "baselines": {name: value * factor for name, value in summary.baselines.items()},
-               "tuned": summary.tuned if best is None else {"best": dict(best), "shared": True}},
+               "tuned": summary.tuned if best is None else {
+                   "best": {name: value for name, value in best.items() if name != "refit_epochs"}, "shared": True},
+               "refit": summary.refit},
     )  # fmt: skip
 
 
@@ -711,9 +723,14 @@ def _study_lines(experiment: Experiment, runs: Sequence[Run]) -> list[str]:
         off = " **no regularization** (the unregularized network)," if best.get("regularize") == "none" else ""
         folds = int(tuned.get("folds", 1))
         scored = f", each trial scored by {folds}-fold cross-validation" if folds > 1 else ""
+        refit = study.extra.get("refit")
+        refit_text = (
+            f"; every seed then refit on all {refit['cases']} training cases for {refit['epochs']} epochs"
+            if refit else ""
+        )  # fmt: skip
         lines.append(
             f"- *{config.label}*: the study (seed {study.seed}, {tuned['trials']} trials, {tuned['pruned']} pruned"
-            f"{scored}) chose{off} {values}."
+            f"{scored}) chose{off} {values}{refit_text}."
         )
     return ["", *lines] if lines else []
 
@@ -1001,7 +1018,10 @@ def run_experiments(
         done = previous + list(finished.values())
         study = next((r for r in done if (r.experiment, r.config, r.seed) == key), None)
         if study is not None and (study.extra.get("tuned") or {}).get("best") is not None:
-            return True, dict(study.extra["tuned"]["best"])
+            tuned = study.extra["tuned"]
+            # after a cross-validated study, every seed is refit for the study's epochs
+            refit = {"refit_epochs": tuned["refit_epochs"]} if "refit_epochs" in tuned else {}
+            return True, dict(tuned["best"]) | refit
         in_plan = any((e.name, c.label, s) == key for s, e, c in plan)
         return (study is not None or not in_plan), None  # wait for a study under way or still to come
 

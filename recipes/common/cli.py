@@ -210,6 +210,7 @@ class RecipeCLI(LightningCLI):
         self.data_defaults = dict(data_defaults or {})
         self.callback_defaults = dict(callback_defaults or {})
         self._named_logger: Any = None  # the logger options whose folder name this CLI chose
+        self._val_limit: Any = None  # a refit's trainer.limit_val_batches before it turned validation off
         defaults: dict[str, Any] = {
             "accelerator": "cpu",
             "devices": 1,
@@ -269,6 +270,16 @@ class RecipeCLI(LightningCLI):
                 "trial and test once. 0: no study. Needs pip install 'regdrop[tune]'."
             ),
         )
+        parser.add_argument(
+            "--refit_epochs",
+            type=int,
+            default=0,
+            help=(
+                "Train on every case of the training file (the validation cases too) for N epochs, without "
+                "validation or early stopping, then test: what --tune does after a cross-validated study, with "
+                "the epochs it printed. Needs a data module that can refit (the UCR/UEA one). 0: the usual split."
+            ),
+        )
         for group, callback_class in _CALLBACK_GROUPS.items():
             parser.add_lightning_class_args(callback_class, group)
         data_class = self.datamodule_class
@@ -305,6 +316,20 @@ class RecipeCLI(LightningCLI):
             self.parser.error(f"--num_threads must be an int >= 0, got {threads}")
         if self.config["tune"] < 0:
             self.parser.error(f"--tune must be an int >= 0, got {self.config['tune']}")
+        refit = self.config["refit_epochs"]
+        if refit < 0:
+            self.parser.error(f"--refit_epochs must be an int >= 0, got {refit}")
+        if refit > 0 and self.config["tune"] > 0:
+            self.parser.error(
+                f"--refit_epochs {refit} and --tune {self.config['tune']} go apart: a cross-validated study "
+                "chooses the refit's epochs itself"
+            )
+        if refit > 0 and not callable(getattr(self.datamodule_class, "refit", None)):
+            self.parser.error(
+                f"--refit_epochs needs a data module that can train on its validation cases too (a refit() "
+                f"method, as UCRDataModule has); {getattr(self.datamodule_class, '__name__', self.datamodule_class)} "
+                "has none"
+            )
         if threads > 0:
             torch.set_num_threads(threads)
         logger = self.config["trainer"].get("logger")
@@ -428,9 +453,14 @@ class RecipeCLI(LightningCLI):
         The new model replaces ``self.model``; the run's seed is set again before it is built, so
         the final fit starts as an untuned run with those values would.
 
+        When cross-validation scored the trials (a small validation split), the final fit is a
+        refit: on every case of the training file (``datamodule.refit()``, which replaces
+        ``self.datamodule``), for the study's ``refit_epochs``, without validation (those cases
+        are trained on), so without early stopping; the plateau schedule watches ``train_loss``.
+
         Returns:
-            The model, and what the summary reports: the best values, trials run, pruned, and the
-            best validation loss.
+            The model, and what the summary reports: the best values, trials run, pruned, the
+            best validation score, the folds and, for a refit, its epochs and training cases.
         """
         from .tuning import tune
 
@@ -452,7 +482,25 @@ class RecipeCLI(LightningCLI):
             "best": best, "trials": len(study.trials), "pruned": pruned, "best_score": study.best_value,
             "folds": study.user_attrs.get("folds", 1),
         }  # fmt: skip
+        if report["folds"] > 1:
+            self._refit(study.user_attrs["refit_epochs"])
+            report["refit_epochs"] = study.user_attrs["refit_epochs"]
         return self.model, report
+
+    def _refit(self, epochs: int) -> None:
+        """Make the final fit a refit: all training cases, ``epochs`` epochs, no validation or early stopping."""
+        self._val_limit = self.trainer.limit_val_batches  # put back after the fit (trainer.validate uses it)
+        self.datamodule = self.datamodule.refit()  # type: ignore[attr-defined]
+        self.datamodule.setup("fit")
+        self.trainer.fit_loop.max_epochs = epochs
+        self.trainer.fit_loop.min_epochs = None
+        self.trainer.limit_val_batches = 0  # the validation cases are in the training split now
+        self.trainer.callbacks = [cb for cb in self.trainer.callbacks if not isinstance(cb, EarlyStopping)]
+        for callback in self.trainer.callbacks:
+            if isinstance(callback, RegularizationMonitor):
+                callback.gap = False  # no validation: no generalization gap to log
+        if hasattr(self.model, "schedule_monitor"):
+            self.model.schedule_monitor = "train_loss"
 
     def fit_and_test(self) -> RunSummary:
         """Train (with early stopping restoring the best weights), save and test those weights, print the summary.
@@ -460,16 +508,24 @@ class RecipeCLI(LightningCLI):
         The model the test sees is saved first (:meth:`save_tested_model`); the summary, printed
         on rank 0, names that file, and also goes to ``summary.json`` in the run's log directory.
         """
-        trainer, model, datamodule = self.trainer, self.model, self.datamodule
-        task = getattr(datamodule, "task", "forecast")
+        trainer, model = self.trainer, self.model
+        task = getattr(self.datamodule, "task", "forecast")
         tuned = None
         if self.config["tune"] > 0:
             model, tuned = self.tune_model(self.config["tune"])
+        elif self.config["refit_epochs"] > 0:
+            self._refit(self.config["refit_epochs"])
+        datamodule = self.datamodule  # a refit replaces it
+        refit = None
+        if self._val_limit is not None:
+            refit = {"epochs": trainer.max_epochs, "cases": len(datamodule.split_dataset("train"))}
         with warnings.catch_warnings():
             # the data sit in memory, so loader worker processes would only add start-up time
             warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
             trainer.fit(model, datamodule=datamodule)
             epochs_trained = trainer.current_epoch
+            if self._val_limit is not None:
+                trainer.limit_val_batches = self._val_limit
             model_file = self.save_tested_model()
             trainer.test(model, datamodule=datamodule)
         plots = (ForecastPlot, ConfusionMatrixPlot, PerplexityPlot)
@@ -486,6 +542,7 @@ class RecipeCLI(LightningCLI):
             model_file=model_file,
         )
         summary.tuned = tuned
+        summary.refit = refit
         if isinstance(plot, ConfusionMatrixPlot) and plot.matrix is not None:
             summary.confusion_matrix = plot.matrix.tolist()
         self.log_hparams(summary)

@@ -31,11 +31,17 @@ _RATES = (
 
 
 def optimizer_with_schedule(
-    module: pl.LightningModule, lr: float, weight_decay: float, schedule: str, patience: int
+    module: pl.LightningModule,
+    lr: float,
+    weight_decay: float,
+    schedule: str,
+    patience: int,
+    monitor: str = "val_loss",
 ) -> Any:
-    """AdamW and, with ``schedule="plateau"``, ``ReduceLROnPlateau`` halving the rate when ``val_loss`` stalls.
+    """AdamW and, with ``schedule="plateau"``, ``ReduceLROnPlateau`` halving the rate when ``monitor`` stalls.
 
-    Returned in the form of ``LightningModule.configure_optimizers``.
+    Returned in the form of ``LightningModule.configure_optimizers``. ``monitor`` is ``val_loss``
+    except in a fit without validation (``--tune``'s refit on the whole training file: ``train_loss``).
 
     Raises:
         ValueError: if ``schedule`` is not ``"plateau"`` or ``"none"``.
@@ -46,7 +52,7 @@ def optimizer_with_schedule(
     if schedule != "plateau":
         raise ValueError(f"lr_schedule must be 'plateau' or 'none', got {schedule!r}")
     plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=patience, min_lr=lr / 64)
-    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": plateau, "monitor": "val_loss"}}
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": plateau, "monitor": monitor}}
 
 
 class SequenceModel(pl.LightningModule):
@@ -194,6 +200,8 @@ class SequenceModel(pl.LightningModule):
             )
         self.arm = resolve_arm(regularize)
         self.save_hyperparameters()
+        # what the plateau schedule watches: train_loss in a fit without validation (--tune's refit)
+        self.schedule_monitor = "val_loss"
 
         self.task = task
         # whether the model's own regularizers are on (the arms "all" and "dropout")
@@ -380,7 +388,9 @@ class SequenceModel(pl.LightningModule):
     @override
     def configure_optimizers(self) -> Any:
         hp = self.hparams
-        return optimizer_with_schedule(self, hp.lr, self.weight_decay, hp.lr_schedule, hp.lr_patience)
+        return optimizer_with_schedule(
+            self, hp.lr, self.weight_decay, hp.lr_schedule, hp.lr_patience, self.schedule_monitor
+        )
 
     @override
     def extra_repr(self) -> str:

@@ -82,7 +82,10 @@ class RunSummary:
         tuned: with ``--tune``, the best trial's values (``"best"``; ``regularize="none"`` when the
             study switched regularization off), the trials run and pruned, the folds that scored
             each trial (``"folds"``) and the best trial's validation score (``"best_score"``: the
-            error rate of a classifier, else the loss; ``common.tuning.check_score``).
+            error rate of a classifier, else the loss; ``common.tuning.check_score``); after a
+            cross-validated study, the refit's epochs (``"refit_epochs"``).
+        refit: after a refit on every training case (``--tune`` after cross-validation, or
+            ``--refit_epochs``), its ``"epochs"`` and training ``"cases"``; else None.
         best_epoch: the epoch (counted from 0) of early stopping's best check, if it counted one.
         stopped_early: whether early stopping ended the run before the epoch budget.
 
@@ -125,6 +128,7 @@ class RunSummary:
     tuned: dict[str, Any] | None = None
     best_epoch: int | None = None
     stopped_early: bool = False
+    refit: dict[str, int] | None = None
 
     def _beats(self, value: float) -> bool:
         return self.score > value if self.score_name in _HIGHER_IS_BETTER else self.score < value
@@ -230,6 +234,15 @@ class RunSummary:
                 rows.append(
                     ("", "no regularization helped on validation: the tested model is the unregularized network")
                 )
+        if self.refit is not None:
+            chosen = "the best trial's mean over its folds" if self.tuned is not None else "--refit_epochs"
+            rows.append(
+                (
+                    "refit",
+                    f"on all {self.refit['cases']} training cases for {self.refit['epochs']} epochs ({chosen}), "
+                    "without validation or early stopping",
+                )
+            )
         if self.log_dir is not None:
             hint = f"   (view: tensorboard --logdir {self.logs_root})" if self.logs_root else ""
             rows.append(("logs", f"{self.log_dir}{hint}"))

@@ -23,7 +23,10 @@ When the validation split is small (fewer than :data:`CV_BELOW` cases) and the d
 fold its training data (``datamodule.fold(k, i)``, as the UCR/UEA module can), each trial is
 scored by :data:`CV_FOLDS`-fold cross-validation: it trains once per fold, and its value is the
 mean of the folds' values, so that a dozen validation cases do not decide the study alone. Pruning
-watches the first fold.
+watches the first fold. The recipe then refits on the whole training file (``datamodule.refit()``)
+for :func:`refit_epochs` epochs, the mean over the best trial's folds of the epoch its score was
+taken at, without validation and so without early stopping: a dozen cases decide neither the
+study nor when the final model stops, and it learns from every training case.
 """
 
 from __future__ import annotations
@@ -47,8 +50,8 @@ from regdrop.callbacks import EarlyStopping, MaxNorm
 from .arms import uses_dropout, uses_early_stopping
 
 __all__ = [
-    "CV_BELOW", "CV_FOLDS", "RATE_NAMES", "TIE_BREAK", "check_score", "first_trials", "search_space", "tune",
-    "tuning_folds", "warmup_checks",
+    "CV_BELOW", "CV_FOLDS", "RATE_NAMES", "TIE_BREAK", "check_score", "first_trials", "refit_epochs",
+    "search_space", "tune", "tuning_folds", "warmup_checks",
 ]  # fmt: skip
 
 CV_FOLDS = 3
@@ -169,19 +172,34 @@ def warmup_checks(budget: dict[str, Any]) -> int:
     return max(3, int(epochs) // 2) if isinstance(epochs, int) and epochs > 0 else 3
 
 
+def refit_epochs(fold_epochs: list[int] | tuple[int, ...]) -> int:
+    """Epochs of the refit on the whole training file: the mean of the epochs at which the best trial's
+    folds were scored, rounded, at least 1.
+
+    Example:
+        >>> refit_epochs([40, 100, 61])
+        67
+    """
+    if not fold_epochs:
+        raise ValueError("fold_epochs must name at least one fold's epochs, got none")
+    return max(1, round(statistics.fmean(fold_epochs)))
+
+
 class _Checks(pl.Callback):
-    """Keeps every check's ``val_loss`` and score (sanity checks left out), and logs the score as
-    ``tune_score`` for the pruning callback (which comes after it)."""
+    """Keeps every check's ``val_loss``, score and epoch (the epochs trained by then; sanity checks
+    left out), and logs the score as ``tune_score`` for the pruning callback (which comes after it)."""
 
     def __init__(self) -> None:
         self.losses: list[float] = []
         self.scores: list[float] = []
+        self.epochs: list[int] = []
 
     @override
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.sanity_checking and "val_loss" in trainer.callback_metrics:
             self.losses.append(float(trainer.callback_metrics["val_loss"]))
             self.scores.append(check_score(trainer.callback_metrics))
+            self.epochs.append(trainer.current_epoch + 1)
             trainer.callback_metrics["tune_score"] = torch.tensor(self.scores[-1])
 
 
@@ -199,7 +217,9 @@ def tune(
 
     The values are the learning rate, the rates (unless the best trial switched regularization
     off) and, where the arm regularizes, ``regularize``: the arm or ``"none"``. The study's user
-    attribute ``folds`` is the number of folds that scored each trial (:func:`tuning_folds`).
+    attribute ``folds`` is the number of folds that scored each trial (:func:`tuning_folds`); with
+    more than one, ``refit_epochs`` is the epochs the refit on the whole training file trains
+    (:func:`refit_epochs` of the best trial's ``fold_epochs``).
 
     Args:
         model_class: the recipe's LightningModule.
@@ -232,8 +252,9 @@ def tune(
     folds = tuning_folds(datamodule)
     fold_data = [datamodule.fold(folds, i) for i in range(folds)] if folds > 1 else [datamodule]  # type: ignore[attr-defined]
 
-    def fit_once(trial: Any, values: dict[str, Any], data: pl.LightningDataModule, prune: bool) -> float:
-        """Train one model with ``values`` on ``data``; its validation loss as the trial's arm would test it."""
+    def fit_once(trial: Any, values: dict[str, Any], data: pl.LightningDataModule, prune: bool) -> tuple[float, int]:
+        """Train one model with ``values`` on ``data``; the validation score of the model the trial's arm
+        would test, and the epochs trained when it was taken."""
         chosen = values.get("regularize", arm)
         pl.seed_everything(seed + trial.number, verbose=False)
         model = model_class(**{**hparams, **values})
@@ -256,13 +277,13 @@ def tune(
             warnings.simplefilter("ignore")
             trainer.fit(model, datamodule=data)
         if not checks.scores:
-            return math.inf
+            return math.inf, trainer.current_epoch
         if uses_early_stopping(chosen) and stopper is not None and stopper.restore_best_weights:
             # the restored check: the best counted val_loss (early stopping's monitor)
             first = stopper.start_from_epoch if len(checks.losses) > stopper.start_from_epoch else 0
             best = min(range(first, len(checks.losses)), key=checks.losses.__getitem__)
-            return checks.scores[best]
-        return checks.scores[-1]
+            return checks.scores[best], checks.epochs[best]
+        return checks.scores[-1], checks.epochs[-1]
 
     def objective(trial: Any) -> float:
         values: dict[str, Any] = {}
@@ -272,9 +293,11 @@ def tune(
         values["lr"] = trial.suggest_float("lr", low, high, log=log)
         if values.get("regularize", arm) != "none":
             values.update({name: trial.suggest_float(name, lo, hi, log=lg) for name, (lo, hi, lg) in rates.items()})
-        scores = [fit_once(trial, values, data, prune=i == 0) for i, data in enumerate(fold_data)]
+        fits = [fit_once(trial, values, data, prune=i == 0) for i, data in enumerate(fold_data)]
+        scores, epochs = [score for score, _ in fits], [epoch for _, epoch in fits]
         if folds > 1:
             trial.set_user_attr("fold_values", scores)
+            trial.set_user_attr("fold_epochs", epochs)
         return statistics.fmean(scores)
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -297,4 +320,6 @@ def tune(
     if not completed:
         raise RuntimeError(f"no trial of {trials} completed (all pruned or failed); raise --tune")
     study.set_user_attr("folds", folds)
+    if folds > 1:
+        study.set_user_attr("refit_epochs", refit_epochs(study.best_trial.user_attrs["fold_epochs"]))
     return dict(study.best_params), study

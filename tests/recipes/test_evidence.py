@@ -491,6 +491,19 @@ def test_a_tuned_arm_studies_once_and_every_seed_trains_with_its_best_values(tmp
     assert "tuned all" in text
 
 
+@pytest.mark.slow
+def test_after_a_cross_validated_study_every_seed_is_refit_for_the_studys_epochs(tmp_path: Path) -> None:
+    runs = run_experiments(["arrowhead_tuned"], [0, 1], "tiny", tmp_path / "E.md", tmp_path / "E.json", tmp_path)
+    for config in evidence._EXPERIMENTS_BY_NAME["arrowhead_tuned"].configs:
+        study, other = sorted((r for r in runs if r.config == config.label), key=lambda r: r.seed)
+        assert study.extra["tuned"]["folds"] == 3 and "shared" not in study.extra["tuned"]
+        epochs = study.extra["tuned"]["refit_epochs"]
+        # both seeds train on all 36 training cases for the study's epochs; the second without a study
+        assert study.extra["refit"] == other.extra["refit"] == {"epochs": epochs, "cases": 36}
+        assert other.extra["tuned"] == {"best": study.extra["tuned"]["best"], "shared": True}
+    assert "every seed then refit on all 36 training cases" in (tmp_path / "E.md").read_text()
+
+
 def test_without_study_drops_the_tune_option_and_gives_the_values() -> None:
     args = ["--data.dataset", "nile", "--tune", "8", "--model.regularize", "all", "--tune=3"]
     assert evidence._without_study(args, {"lr": 0.01, "dropout": 0.5}) == [

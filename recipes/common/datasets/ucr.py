@@ -254,6 +254,7 @@ class UCRDataModule(ClassificationDataModule):
         self.standardize = bool(standardize)
         self._official: tuple[TsData, TsData] | None = None
         self._fold: tuple[int, int] | None = None
+        self._refit = False
 
     def fold(self, folds: int, index: int) -> UCRDataModule:
         """A copy of this data module whose validation split is fold ``index`` of ``folds`` of the training file.
@@ -282,6 +283,24 @@ class UCRDataModule(ClassificationDataModule):
         self._loaded()  # read the files once, for every copy
         other = copy.copy(self)
         other._fold, other._splits = (folds, index), None
+        return other
+
+    def refit(self) -> UCRDataModule:
+        """A copy of this data module that trains on every case of the training file.
+
+        The channels are standardized with all of them. The validation split is the one this module
+        holds out, so its cases are trained on too: a fit on the copy runs without validation
+        (``--tune``'s refit after cross-validation, :meth:`common.cli.RecipeCLI.tune_model`). The
+        test split is the test file, as always; the files are shared with the copy.
+
+        Example:
+            >>> dm = UCRDataModule("ArrowHead")
+            >>> len(dm.refit().splits["train"]), len(dm.splits["train"])
+            (36, 24)
+        """
+        self._loaded()  # read the files once, for every copy
+        other = copy.copy(self)
+        other._fold, other._refit, other._splits = None, True, None
         return other
 
     def _files(self) -> tuple[TsData, TsData]:
@@ -344,6 +363,8 @@ class UCRDataModule(ClassificationDataModule):
                 train_index, val_index = train_test_split(
                     list(range(n_train)), test_size=n_val, stratify=stratify, random_state=self.seed
                 )
+            if self._refit:  # every training case trains (the validation cases too)
+                train_index = list(range(n_train))
             parts: dict[str, list[int]] = {"train": sorted(train_index), "val": sorted(val_index)}
             parts["test"] = list(range(n_train, len(sequences)))
             if self.standardize:

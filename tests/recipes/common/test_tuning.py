@@ -16,7 +16,7 @@ import common.tuning
 from common.cli import RecipeCLI
 from common.model import SequenceModel
 from common.synthetic import SineDataModule
-from common.tuning import CV_FOLDS, TIE_BREAK, search_space, tune, tuning_folds, warmup_checks
+from common.tuning import CV_FOLDS, TIE_BREAK, refit_epochs, search_space, tune, tuning_folds, warmup_checks
 
 TINY = ["--data.num_series", "12", "--data.length", "40", "--data.input_length", "12", "--data.horizon", "4",
         "--model.hidden_size", "8", "--trainer.max_epochs", "4", "--trainer.enable_progress_bar", "false",
@@ -69,6 +69,24 @@ def test_negative_tune_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFi
         RecipeCLI("demo", SequenceModel, SineDataModule, args=["--trainer.logger.save_dir", str(tmp_path), *TINY,
                                                                "--tune", "-1"])  # fmt: skip
     assert exit_info.value.code == 2 and "--tune must be an int >= 0, got -1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [(["--refit_epochs", "-1"], "--refit_epochs must be an int >= 0, got -1"),
+     (["--refit_epochs", "3", "--tune", "2"], "--refit_epochs 3 and --tune 2 go apart"),
+     (["--refit_epochs", "3"], "--refit_epochs needs a data module that can train on its validation cases too")],
+)  # fmt: skip
+def test_bad_refit_epochs_are_usage_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        RecipeCLI("demo", SequenceModel, SineDataModule, args=["--trainer.logger.save_dir", str(tmp_path), *TINY,
+                                                               *extra])  # fmt: skip
+    error = capsys.readouterr().err
+    assert exit_info.value.code == 2 and message in error
+    if "data module" in message:
+        assert "SineDataModule has none" in error
 
 
 def test_a_study_starts_from_the_runs_values_then_turns_dropout_then_regularization_off() -> None:
@@ -132,7 +150,7 @@ def test_a_study_that_switches_regularization_off_tests_the_bare_network(
 ) -> None:
     from regdrop.callbacks import EarlyStopping, MaxNorm
 
-    study = SimpleNamespace(trials=[], best_value=0.5, user_attrs={"folds": 3})
+    study = SimpleNamespace(trials=[], best_value=0.5, user_attrs={"folds": 1})
 
     monkeypatch.setattr(common.tuning, "tune", lambda *args, **kwargs: ({"regularize": "none", "lr": 0.004}, study))
     cli = RecipeCLI("demo", SequenceModel, SineDataModule,
@@ -142,8 +160,49 @@ def test_a_study_that_switches_regularization_off_tests_the_bare_network(
     assert cli.model.arm == "none" and cli.model.hparams["lr"] == 0.004
     assert not any(isinstance(cb, (EarlyStopping, MaxNorm)) for cb in cli.trainer.callbacks)
     text = " ".join(summary.format().split())
-    assert "regularize=none" in text and "each scored by 3-fold cross-validation" in text
+    assert "regularize=none" in text and "cross-validation" not in text and "refit" not in text
     assert "the tested model is the unregularized network" in text
+
+
+@pytest.mark.slow
+def test_after_cross_validation_the_final_model_is_refit_on_every_training_case(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import vowels_gru
+    from regdrop.callbacks import EarlyStopping, RegularizationMonitor
+
+    study = SimpleNamespace(trials=[], best_value=0.25, user_attrs={"folds": 3, "refit_epochs": 3})
+    monkeypatch.setattr(common.tuning, "tune", lambda *args, **kwargs: ({"regularize": "all", "lr": 0.004}, study))
+    validated: list[int] = []
+    monkeypatch.setattr(SequenceModel, "on_validation_epoch_end", lambda self: validated.append(1), raising=False)
+    cli = vowels_gru.cli(["--trainer.logger.save_dir", str(tmp_path), "--data.name", "ArrowHead",
+                          "--data.resample_to", "16", "--model.hidden_size", "4", "--model.fcn_channels", "4",
+                          "--trainer.max_epochs", "20", "--trainer.enable_progress_bar", "false",
+                          "--tune", "2"])  # fmt: skip
+    assert len(cli.datamodule.split_dataset("train")) == 24
+    summary = cli.fit_and_test()
+    # all 36 training cases, the study's epochs, no validation (its cases are trained on), so no early stopping
+    assert len(cli.datamodule.split_dataset("train")) == 36 and summary.epochs_trained == 3
+    assert validated == [] and "val_loss" not in cli.trainer.callback_metrics
+    assert not any(isinstance(cb, EarlyStopping) for cb in cli.trainer.callbacks)
+    # nor a generalization gap to log (the monitor would warn that validation never ran)
+    assert [cb.gap for cb in cli.trainer.callbacks if isinstance(cb, RegularizationMonitor)] == [False]
+    assert cli.model.schedule_monitor == "train_loss" and cli.model.arm == "all"
+    text = " ".join(summary.format().split())
+    assert "each scored by 3-fold cross-validation" in text
+    assert "refit on all 36 training cases for 3 epochs" in text
+    saved = json.loads((Path(summary.log_dir) / "summary.json").read_text())
+    assert saved["tuned"]["refit_epochs"] == 3 and saved["refit"] == {"epochs": 3, "cases": 36}
+    # validation is back on after the fit: the trained model can still be scored on a loader
+    scored = cli.trainer.validate(cli.model, dataloaders=cli.datamodule.val_dataloader(), verbose=False)
+    assert scored[0]["val_loss"] >= 0
+
+    # the same refit without a study, as the evidence table's other seeds run it
+    again = vowels_gru.main(["--trainer.logger.save_dir", str(tmp_path), "--data.name", "ArrowHead",
+                             "--data.resample_to", "16", "--model.hidden_size", "4", "--model.fcn_channels", "4",
+                             "--trainer.enable_progress_bar", "false", "--refit_epochs", "2"])  # fmt: skip
+    assert again.refit == {"epochs": 2, "cases": 36} and again.epochs_trained == 2 and again.tuned is None
+    assert "for 2 epochs (--refit_epochs)" in " ".join(again.format().split())
 
 
 @pytest.mark.slow
@@ -162,6 +221,15 @@ def test_small_validation_splits_score_trials_by_cross_validation() -> None:
         # a classifier's trials are scored by their validation error rate (the loss only breaks ties)
         assert all(0.0 <= value <= 1.0 + 10 * TIE_BREAK for value in folds)
         assert trial.value == pytest.approx(sum(folds) / CV_FOLDS)
+        # each fold was scored at the last epoch (no early stopping): the refit trains as long
+        assert trial.user_attrs["fold_epochs"] == [1] * CV_FOLDS
+    assert study.user_attrs["refit_epochs"] == refit_epochs(study.best_trial.user_attrs["fold_epochs"]) == 1
+
+
+def test_refit_epochs_is_the_rounded_mean_and_at_least_one() -> None:
+    assert refit_epochs([10, 11]) == 10 and refit_epochs([10, 11, 12]) == 11 and refit_epochs([0, 1]) == 1
+    with pytest.raises(ValueError, match="fold_epochs must name at least one"):
+        refit_epochs([])
 
 
 def test_the_trials_a_study_starts_with_are_not_pruned_and_pruning_waits_half_the_budget() -> None:

@@ -194,3 +194,16 @@ def test_folds_partition_the_training_file_and_keep_the_test_file() -> None:
 def test_fold_rejects_bad_arguments(folds: object, index: object, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         UCRDataModule("GunPoint").fold(folds, index)  # type: ignore[arg-type]
+
+
+def test_refit_trains_on_every_training_case_standardized_with_all_of_them() -> None:
+    raw = UCRDataModule("GunPoint", standardize=False)
+    refit = raw.refit()
+    key = lambda s: tuple(s.flatten().tolist()[:5])  # noqa: E731
+    everything = sorted(key(s) for s in raw.splits["train"].sequences + raw.splits["val"].sequences)
+    assert sorted(key(s) for s in refit.splits["train"].sequences) == everything
+    assert len(refit.splits["test"]) == len(raw.splits["test"]) and len(raw.splits["train"]) < len(everything)
+    # standardized with the statistics of all training steps: mean 0, variance 1 over them
+    steps = torch.cat(UCRDataModule("GunPoint").refit().splits["train"].sequences).double()
+    assert abs(float(steps.mean())) < 1e-6 and float(steps.std(unbiased=False)) == pytest.approx(1.0, abs=1e-6)
+    assert raw.splits["train"] is not refit.splits["train"]  # the original split is untouched
