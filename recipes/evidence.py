@@ -1115,8 +1115,8 @@ def _run_parallel(
 def merge(paths: Sequence[Path], output: Path, json_path: Path) -> list[Run]:
     """Join the runs of several JSON files (of runs made in parallel processes), write one JSON and one table.
 
-    The machine and date are the first file's; the commands are listed; the total wall time is the
-    sum of the files' (the processes' times, not the elapsed time).
+    The machine is the first file's; the commands and the dates (each once) are listed; the total
+    wall time is the sum of the files' (the processes' times, not the elapsed time).
     """
     runs: list[Run] = []
     metas = []
@@ -1127,6 +1127,7 @@ def merge(paths: Sequence[Path], output: Path, json_path: Path) -> list[Run]:
     meta = dict(metas[0])
     meta.update(
         command=" and ".join(f"`{m['command']}`" for m in metas).strip("`"),
+        date=" and ".join(dict.fromkeys(str(m["date"]) for m in metas)),
         total_seconds=sum(float(m["total_seconds"]) for m in metas),
         seeds=sorted({s for m in metas for s in m["seeds"]}),
         json=json_path.name,

@@ -196,7 +196,7 @@ def test_merge_joins_parallel_runs(tmp_path: Path) -> None:
     (tmp_path / "A.json").write_text(
         json.dumps({"meta": meta, "runs": [r.__dict__ for r in fake("nile", "none", [1])]})
     )
-    meta_b = {**meta, "command": "b", "seeds": [0, 1]}
+    meta_b = {**meta, "command": "b", "seeds": [0, 1], "date": "e"}
     runs_b = fake("lynx", "none", [5, 6])
     (tmp_path / "B.json").write_text(json.dumps({"meta": meta_b, "runs": [r.__dict__ for r in runs_b]}))
     merged = evidence.main(["--merge", str(tmp_path / "A.json"), str(tmp_path / "B.json"), "--output",
@@ -204,6 +204,7 @@ def test_merge_joins_parallel_runs(tmp_path: Path) -> None:
     assert [(r.experiment, r.seed) for r in merged] == [("nile", 0), ("lynx", 0), ("lynx", 1)]
     saved = json.loads((tmp_path / "E.json").read_text())
     assert saved["meta"]["total_seconds"] == 120.0 and saved["meta"]["seeds"] == [0, 1] and len(saved["runs"]) == 3
+    assert saved["meta"]["date"] == "d and e"  # runs of two days say so
     assert "## lynx" in (tmp_path / "E.md").read_text()
 
 
