@@ -643,7 +643,8 @@ def render(runs: Sequence[Run], meta: dict[str, Any]) -> str:
         f"{meta['total_seconds'] / 60:.1f} min. Every number below comes from the runs recorded in "
         f"`{meta['json']}`; nothing is typed by hand. Mean ± standard deviation over seeds "
         f"{meta['seeds']}. The gap is the held-out metric's distance from the same metric on the training data "
-        "(model in eval mode), signed so that positive means worse on held-out data.",
+        "(model in eval mode; after a refit, every training case), signed so that positive means worse on "
+        "held-out data.",
         "",
     ]
     if meta["scale"] == "tiny":

@@ -277,7 +277,9 @@ class RecipeCLI(LightningCLI):
             help=(
                 "Train on every case of the training file (the validation cases too) for N epochs, without "
                 "validation or early stopping, then test: what --tune does after a cross-validated study, with "
-                "the epochs it printed. Needs a data module that can refit (the UCR/UEA one). 0: the usual split."
+                "the epochs it printed. It sets the trainer's max_epochs (min_epochs none) and drops early stopping; "
+                "--trainer.max_time still applies. Needs a data module that can refit (the UCR/UEA one). "
+                "0: the usual split."
             ),
         )
         for group, callback_class in _CALLBACK_GROUPS.items():
@@ -488,7 +490,13 @@ class RecipeCLI(LightningCLI):
         return self.model, report
 
     def _refit(self, epochs: int) -> None:
-        """Make the final fit a refit: all training cases, ``epochs`` epochs, no validation or early stopping."""
+        """Make the final fit a refit: all training cases, ``epochs`` epochs, no validation or early stopping.
+
+        It overrides the trainer's ``max_epochs``, ``min_epochs`` and ``limit_val_batches`` (put back
+        after the fit) and drops early stopping; the model's plateau schedule watches ``train_loss``
+        where the model has a ``schedule_monitor`` (a model whose schedule watches ``val_loss``
+        without one stops with Lightning's error naming the missing metric).
+        """
         self._val_limit = self.trainer.limit_val_batches  # put back after the fit (trainer.validate uses it)
         self.datamodule = self.datamodule.refit()  # type: ignore[attr-defined]
         self.datamodule.setup("fit")
@@ -499,6 +507,7 @@ class RecipeCLI(LightningCLI):
         for callback in self.trainer.callbacks:
             if isinstance(callback, RegularizationMonitor):
                 callback.gap = False  # no validation: no generalization gap to log
+                self.config["regularization_monitor"].gap = False  # as the HParams row reports it
         if hasattr(self.model, "schedule_monitor"):
             self.model.schedule_monitor = "train_loss"
 
@@ -518,14 +527,14 @@ class RecipeCLI(LightningCLI):
         datamodule = self.datamodule  # a refit replaces it
         refit = None
         if self._val_limit is not None:
-            refit = {"epochs": trainer.max_epochs, "cases": len(datamodule.split_dataset("train"))}
+            refit = {"epochs": int(trainer.max_epochs), "cases": len(datamodule.split_dataset("train"))}
         with warnings.catch_warnings():
             # the data sit in memory, so loader worker processes would only add start-up time
             warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
             trainer.fit(model, datamodule=datamodule)
             epochs_trained = trainer.current_epoch
             if self._val_limit is not None:
-                trainer.limit_val_batches = self._val_limit
+                trainer.limit_val_batches, self._val_limit = self._val_limit, None
             model_file = self.save_tested_model()
             trainer.test(model, datamodule=datamodule)
         plots = (ForecastPlot, ConfusionMatrixPlot, PerplexityPlot)

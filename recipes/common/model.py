@@ -114,8 +114,9 @@ class SequenceModel(pl.LightningModule):
             (classification only) adds the standardized channels to the input. Default: True.
         lr: AdamW learning rate. Default: 3e-3.
         weight_decay: AdamW decoupled weight decay. Default: 0.
-        lr_schedule: ``"plateau"`` halves the learning rate when ``val_loss`` has not improved for
-            ``lr_patience`` epochs (down to ``lr / 64``); ``"none"`` keeps it. Default: ``"plateau"``.
+        lr_schedule: ``"plateau"`` halves the learning rate when ``val_loss`` (``schedule_monitor``:
+            ``train_loss`` in a refit without validation) has not improved for ``lr_patience`` epochs
+            (down to ``lr / 64``); ``"none"`` keeps it. Default: ``"plateau"``.
         lr_patience: epochs without improvement before the rate is halved. Default: 5.
 
     Shape:

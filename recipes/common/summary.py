@@ -236,10 +236,14 @@ class RunSummary:
                 )
         if self.refit is not None:
             chosen = "the best trial's mean over its folds" if self.tuned is not None else "--refit_epochs"
+            cut = (
+                f"; the trainer's other limits (--trainer.max_time) stopped it after {self.epochs_trained}"
+                if self.epochs_trained < self.refit["epochs"] else ""
+            )  # fmt: skip
             rows.append(
                 (
                     "refit",
-                    f"on all {self.refit['cases']} training cases for {self.refit['epochs']} epochs ({chosen}), "
+                    f"on all {self.refit['cases']} training cases for {self.refit['epochs']} epochs ({chosen}{cut}), "
                     "without validation or early stopping",
                 )
             )

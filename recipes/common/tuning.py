@@ -125,9 +125,10 @@ def _arm(hparams: dict[str, Any]) -> str:
 
 
 def tuning_folds(datamodule: pl.LightningDataModule) -> int:
-    """How many folds score a trial: :data:`CV_FOLDS` when the data module can fold and its validation
-    split has fewer than :data:`CV_BELOW` cases, else 1 (the validation split itself)."""
-    if not callable(getattr(datamodule, "fold", None)):
+    """How many folds score a trial: :data:`CV_FOLDS` when the data module can fold and refit (the
+    final fit trains on every case) and its validation split has fewer than :data:`CV_BELOW` cases,
+    else 1 (the validation split itself)."""
+    if not (callable(getattr(datamodule, "fold", None)) and callable(getattr(datamodule, "refit", None))):
         return 1
     datamodule.setup("fit")
     return CV_FOLDS if len(datamodule.split_dataset("val")) < CV_BELOW else 1  # type: ignore[attr-defined]

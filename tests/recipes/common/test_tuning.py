@@ -197,12 +197,18 @@ def test_after_cross_validation_the_final_model_is_refit_on_every_training_case(
     scored = cli.trainer.validate(cli.model, dataloaders=cli.datamodule.val_dataloader(), verbose=False)
     assert scored[0]["val_loss"] >= 0
 
+    assert cli._val_limit is None  # a second fit_and_test would not report a refit it did not make
+    assert cli.effective_hparams()["regularization_monitor/gap"] == "false"  # as the HParams row shows it
+
     # the same refit without a study, as the evidence table's other seeds run it
     again = vowels_gru.main(["--trainer.logger.save_dir", str(tmp_path), "--data.name", "ArrowHead",
                              "--data.resample_to", "16", "--model.hidden_size", "4", "--model.fcn_channels", "4",
                              "--trainer.enable_progress_bar", "false", "--refit_epochs", "2"])  # fmt: skip
     assert again.refit == {"epochs": 2, "cases": 36} and again.epochs_trained == 2 and again.tuned is None
-    assert "for 2 epochs (--refit_epochs)" in " ".join(again.format().split())
+    assert "for 2 epochs (--refit_epochs)," in " ".join(again.format().split())
+    # a time cap that ends the refit early is named
+    again.epochs_trained = 1
+    assert "stopped it after 1" in " ".join(again.format().split())
 
 
 @pytest.mark.slow
@@ -211,6 +217,11 @@ def test_small_validation_splits_score_trials_by_cross_validation() -> None:
 
     data = UCRDataModule("ArrowHead", resample_to=32)
     assert tuning_folds(data) == CV_FOLDS and tuning_folds(UCRDataModule("JapaneseVowels")) == 1
+
+    class CannotRefit(UCRDataModule):
+        refit = None  # a module that folds but cannot train on every case: its own validation split
+
+    assert tuning_folds(CannotRefit("ArrowHead", resample_to=32)) == 1
     hparams = dict(SequenceModel(task="classify", input_size=1, num_classes=3, hidden_size=4, dropout=0.1,
                                  lr=0.01).hparams)  # fmt: skip
     _, study = tune(SequenceModel, hparams, data, {"max_epochs": 1, "enable_progress_bar": False}, None, None, 2)
