@@ -473,7 +473,7 @@ class RecipeCLI(LightningCLI):
         seed = int(self.config["seed_everything"] or 0)
         best, study = tune(
             type(self.model), hparams, self.datamodule, self.config["trainer"].as_dict(), stopper,
-            getattr(constraint, "max_value", None), trials, seed=seed,
+            getattr(constraint, "max_value", None), trials, seed=seed, verbose=self.trainer.is_global_zero,
         )  # fmt: skip
         pl.seed_everything(seed, verbose=False)
         self.model = type(self.model)(**{**hparams, **best})

@@ -51,7 +51,7 @@ from .arms import uses_dropout, uses_early_stopping
 
 __all__ = [
     "CV_BELOW", "CV_FOLDS", "RATE_NAMES", "TIE_BREAK", "check_score", "first_trials", "refit_epochs",
-    "search_space", "tune", "tuning_folds", "warmup_checks",
+    "search_space", "trial_line", "tune", "tuning_folds", "warmup_checks",
 ]  # fmt: skip
 
 CV_FOLDS = 3
@@ -173,6 +173,26 @@ def warmup_checks(budget: dict[str, Any]) -> int:
     return max(3, int(epochs) // 2) if isinstance(epochs, int) and epochs > 0 else 3
 
 
+def trial_line(trial: Any, trials: int, folds: int) -> str:
+    """The line ``--tune`` prints as each trial ends, so a study of several minutes shows its progress.
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> done = SimpleNamespace(number=0, state=SimpleNamespace(name="COMPLETE"), value=0.25,
+        ...                        params={"regularize": "all", "lr": 0.003, "dropout": 0.1})
+        >>> trial_line(done, 4, 3)
+        '[tune] trial 1/4 complete: regularize=all, lr=0.003, dropout=0.1; validation score 0.25 (mean of 3 folds)'
+        >>> trial_line(SimpleNamespace(number=3, state=SimpleNamespace(name="PRUNED"), value=None,
+        ...                            params={"lr": 0.01}), 4, 1)
+        '[tune] trial 4/4 pruned: lr=0.01'
+    """
+    values = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.params.items())
+    line = f"[tune] trial {trial.number + 1}/{trials} {trial.state.name.lower()}: {values}"
+    if trial.state.name == "COMPLETE":
+        line += f"; validation score {trial.value:.4g}" + (f" (mean of {folds} folds)" if folds > 1 else "")
+    return line
+
+
 def refit_epochs(fold_epochs: list[int] | tuple[int, ...]) -> int:
     """Epochs of the refit on the whole training file: the mean of the epochs at which the best trial's
     folds were scored, rounded, at least 1.
@@ -213,6 +233,7 @@ def tune(
     max_norm: float | None,
     trials: int,
     seed: int = 0,
+    verbose: bool = False,
 ) -> tuple[dict[str, Any], Any]:
     """Run the study and return the best trial's values and the study.
 
@@ -231,6 +252,7 @@ def tune(
         max_norm: the run's ``MaxNorm`` bound, used in each trial when the arm has dropout.
         trials: the number of trials.
         seed: the sampler's seed.
+        verbose: print a line as each trial ends (:func:`trial_line`).
 
     Raises:
         ValueError: if ``trials`` is below 1.
@@ -314,7 +336,12 @@ def tune(
         )
         for values in starts:
             study.enqueue_trial(values)
-        study.optimize(objective, n_trials=trials)
+
+        def report(study: Any, trial: Any) -> None:
+            if verbose:
+                print(trial_line(trial, trials, folds), flush=True)
+
+        study.optimize(objective, n_trials=trials, callbacks=[report])
     finally:
         lightning_logger.setLevel(level)
     completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]

@@ -48,10 +48,14 @@ def test_tune_rejects_zero_trials() -> None:
 
 
 @pytest.mark.slow
-def test_tune_runs_a_study_and_the_test_sees_the_best_trial(tmp_path: Path) -> None:
+def test_tune_runs_a_study_and_the_test_sees_the_best_trial(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     cli = RecipeCLI("demo", SequenceModel, SineDataModule,
                     args=["--trainer.logger.save_dir", str(tmp_path), *TINY, "--tune", "3"])  # fmt: skip
     summary = cli.fit_and_test()
+    # a line as each trial ends: a study of minutes shows its progress
+    printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[tune] trial")]
+    assert [line.split(":")[0] for line in printed] == [f"[tune] trial {i}/3 complete" for i in (1, 2, 3)]
+    assert "regularize=none" in printed[2] and "validation score" in printed[2]
     assert summary.tuned is not None and summary.tuned["trials"] == 3
     best = summary.tuned["best"]
     rates = {"dropout", "recurrent_dropout", "output_dropout"}
