@@ -25,10 +25,27 @@ _HIGHER_IS_BETTER = {"test accuracy"}
 _TRY = {
     "trivial": "train longer (--trainer.max_epochs), try another learning rate (--model.lr), "
     "less regularization (--model.regularize early_stopping, or none), or tune the rates (--tune N)",
-    "test accuracy": "the convolutional branch (--model.fcn true), more epochs, or --tune N",
-    "test RMSE": "a longer input window (--data.input_length), more epochs, or --tune N",
-    "test perplexity": "a bigger model or more text (--data.text_fraction), more epochs, or --tune N",
 }
+# what to try when a baseline beyond the trivial one wins, by score; an option the run already used
+# (``RunSummary.in_use``: "fcn", "tune") is left out of the advice or, for a study, asked bigger
+_HINTS = {
+    "test accuracy": [("fcn", "the convolutional branch (--model.fcn true)"), ("", "more epochs")],
+    "test RMSE": [("", "a longer input window (--data.input_length)"), ("", "more epochs")],
+    "test perplexity": [("", "a bigger model or more text (--data.text_fraction)"), ("", "more epochs")],
+}
+
+
+def _hint(score_name: str, in_use: set[str] | list[str]) -> str:
+    """What to try when the model loses to a baseline, without what the run already used.
+
+    Example:
+        >>> _hint("test accuracy", [])
+        'the convolutional branch (--model.fcn true), more epochs, or --tune N'
+        >>> _hint("test accuracy", ["fcn", "tune"])
+        'more epochs, or more trials (a larger --tune N)'
+    """
+    parts = [text for option, text in _HINTS.get(score_name, [("", "more epochs")]) if option not in in_use]
+    return ", ".join(parts) + (", or more trials (a larger --tune N)" if "tune" in in_use else ", or --tune N")
 
 
 _FIGURE_NAMES = {
@@ -86,6 +103,8 @@ class RunSummary:
             cross-validated study, the refit's epochs (``"refit_epochs"``).
         refit: after a refit on every training case (``--tune`` after cross-validation, or
             ``--refit_epochs``), its ``"epochs"`` and training ``"cases"``; else None.
+        in_use: options the run already used that the verdict's advice would name (``"fcn"``,
+            ``"tune"``): the advice leaves them out, or asks for a bigger study.
         best_epoch: the epoch (counted from 0) of early stopping's best check, if it counted one.
         stopped_early: whether early stopping ended the run before the epoch budget.
 
@@ -129,6 +148,7 @@ class RunSummary:
     best_epoch: int | None = None
     stopped_early: bool = False
     refit: dict[str, int] | None = None
+    in_use: list[str] = field(default_factory=list)
 
     def _beats(self, value: float) -> bool:
         return self.score > value if self.score_name in _HIGHER_IS_BETTER else self.score < value
@@ -152,7 +172,7 @@ class RunSummary:
             lost = [name for name, value in baselines.items() if not self._beats(value)]
             won = [name for name, value in baselines.items() if self._beats(value)]
             if lost:
-                hint = _TRY.get(self.score_name, "more epochs or --tune N")
+                hint = _hint(self.score_name, self.in_use)
                 out.append(f"beats {', '.join(won)}; does not beat {', '.join(lost)}. Try {hint}")
             else:
                 out.append(f"beats every baseline ({', '.join(won)})")
