@@ -22,10 +22,10 @@ _SCORES = {
 }
 _HIGHER_IS_BETTER = {"test accuracy"}
 
-_TRY = {
-    "trivial": "train longer (--trainer.max_epochs), try another learning rate (--model.lr), "
-    "less regularization (--model.regularize early_stopping, or none), or tune the rates (--tune N)",
-}
+_TRY_TRIVIAL = (
+    "train longer (--trainer.max_epochs), try another learning rate (--model.lr), "
+    "less regularization (--model.regularize early_stopping, or none), or tune the rates (--tune N)"
+)
 # what to try when a baseline beyond the trivial one wins, by score; an option the run already used
 # (``RunSummary.in_use``: "fcn", "tune") is left out of the advice or, for a study, asked bigger
 _HINTS = {
@@ -33,6 +33,16 @@ _HINTS = {
     "test RMSE": [("", "a longer input window (--data.input_length)"), ("", "more epochs")],
     "test perplexity": [("", "a bigger model or more text (--data.text_fraction)"), ("", "more epochs")],
 }
+
+
+def format_values(values: dict[str, Any]) -> str:
+    """Hyperparameter values as ``name=value`` pairs, floats to 3 significant digits (a study's trials and best).
+
+    Example:
+        >>> format_values({"regularize": "all", "lr": 0.0031416, "dropout": 0.1})
+        'regularize=all, lr=0.00314, dropout=0.1'
+    """
+    return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())
 
 
 def _hint(score_name: str, in_use: set[str] | list[str]) -> str:
@@ -166,7 +176,7 @@ class RunSummary:
         if not self._beats(trivial_value):
             out.append(
                 f"WARNING: the model does not beat the trivial baseline ({trivial} {trivial_value:.4f}): it has "
-                f"learned nothing that baseline does not know. Try: {_TRY['trivial']}"
+                f"learned nothing that baseline does not know. Try: {_TRY_TRIVIAL}"
             )
         else:
             lost = [name for name, value in baselines.items() if not self._beats(value)]
@@ -238,9 +248,7 @@ class RunSummary:
             )
         if self.tuned is not None:
             best = self.tuned["best"]
-            values = ", ".join(
-                f"{name}={value:.3g}" if isinstance(value, float) else f"{name}={value}" for name, value in best.items()
-            )
+            values = format_values(best)
             folds = int(self.tuned.get("folds", 1))
             scored = f"; each scored by {folds}-fold cross-validation" if folds > 1 else ""
             rows.append(

@@ -48,6 +48,7 @@ except ImportError:  # Python < 3.12
 from regdrop.callbacks import EarlyStopping, MaxNorm
 
 from .arms import uses_dropout, uses_early_stopping
+from .summary import format_values
 
 __all__ = [
     "CV_BELOW", "CV_FOLDS", "RATE_NAMES", "TIE_BREAK", "check_score", "first_trials", "refit_epochs",
@@ -186,8 +187,7 @@ def trial_line(trial: Any, trials: int, folds: int) -> str:
         ...                            params={"lr": 0.01}), 4, 1)
         '[tune] trial 4/4 pruned: lr=0.01'
     """
-    values = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.params.items())
-    line = f"[tune] trial {trial.number + 1}/{trials} {trial.state.name.lower()}: {values}"
+    line = f"[tune] trial {trial.number + 1}/{trials} {trial.state.name.lower()}: {format_values(trial.params)}"
     if trial.state.name == "COMPLETE":
         line += f"; validation score {trial.value:.4g}" + (f" (mean of {folds} folds)" if folds > 1 else "")
     return line
