@@ -1019,10 +1019,9 @@ def run_experiments(
         done = previous + list(finished.values())
         study = next((r for r in done if (r.experiment, r.config, r.seed) == key), None)
         if study is not None and (study.extra.get("tuned") or {}).get("best") is not None:
-            tuned = study.extra["tuned"]
             # after a cross-validated study, every seed is refit for the study's epochs
-            refit = {"refit_epochs": tuned["refit_epochs"]} if "refit_epochs" in tuned else {}
-            return True, dict(tuned["best"]) | refit
+            refit = study.extra.get("refit")
+            return True, dict(study.extra["tuned"]["best"]) | ({"refit_epochs": refit["epochs"]} if refit else {})
         in_plan = any((e.name, c.label, s) == key for s, e, c in plan)
         return (study is not None or not in_plan), None  # wait for a study under way or still to come
 

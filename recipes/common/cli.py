@@ -485,8 +485,7 @@ class RecipeCLI(LightningCLI):
             "folds": study.user_attrs.get("folds", 1),
         }  # fmt: skip
         if report["folds"] > 1:
-            self._refit(study.user_attrs["refit_epochs"])
-            report["refit_epochs"] = study.user_attrs["refit_epochs"]
+            self._refit(study.user_attrs["refit_epochs"])  # the summary's `refit` reports it
         return self.model, report
 
     def _refit(self, epochs: int) -> None:

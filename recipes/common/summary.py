@@ -109,8 +109,7 @@ class RunSummary:
         tuned: with ``--tune``, the best trial's values (``"best"``; ``regularize="none"`` when the
             study switched regularization off), the trials run and pruned, the folds that scored
             each trial (``"folds"``) and the best trial's validation score (``"best_score"``: the
-            error rate of a classifier, else the loss; ``common.tuning.check_score``); after a
-            cross-validated study, the refit's epochs (``"refit_epochs"``).
+            error rate of a classifier, else the loss; ``common.tuning.check_score``).
         refit: after a refit on every training case (``--tune`` after cross-validation, or
             ``--refit_epochs``), its ``"epochs"`` and training ``"cases"``; else None.
         in_use: options the run already used that the verdict's advice would name (``"fcn"``,

@@ -196,7 +196,7 @@ def test_after_cross_validation_the_final_model_is_refit_on_every_training_case(
     assert "each scored by 3-fold cross-validation" in text
     assert "refit on all 36 training cases for 3 epochs" in text
     saved = json.loads((Path(summary.log_dir) / "summary.json").read_text())
-    assert saved["tuned"]["refit_epochs"] == 3 and saved["refit"] == {"epochs": 3, "cases": 36}
+    assert saved["refit"] == {"epochs": 3, "cases": 36}
     # validation is back on after the fit: the trained model can still be scored on a loader
     scored = cli.trainer.validate(cli.model, dataloaders=cli.datamodule.val_dataloader(), verbose=False)
     assert scored[0]["val_loss"] >= 0
