@@ -319,7 +319,11 @@ def _tuned_note(trials: int) -> str:
         "validation split has fewer than 30 cases), pruned by the median rule; every seed then trains with the "
         "best trial's values (after cross-validation: on every training case, for the epochs the best trial's "
         "folds ran on average, without validation or early stopping) and is tested once. Both arms get the same "
-        "budget."
+        "budget. The regularized arm's study runs after the unregularized arm's, and its unregularized trial "
+        "takes the learning rate that study chose (--tune_none_lr); every trial starts from the same seed, so "
+        "that trial repeats the unregularized arm's best exactly, and the regularized arm keeps regularization "
+        "only where it beats the tuned bare network on validation (a classifier: where it classifies more "
+        "validation cases right)."
     )
 
 
@@ -495,13 +499,22 @@ def _without_study(args: Sequence[str], best: dict[str, float]) -> list[str]:
 
 
 def _run_cli_recipe(
-    experiment: Experiment, config: Config, seed: int, scale: str, log_root: Path, best: dict[str, float] | None = None
+    experiment: Experiment,
+    config: Config,
+    seed: int,
+    scale: str,
+    log_root: Path,
+    best: dict[str, float] | None = None,
+    none_lr: float | None = None,
 ) -> Run:
-    """One recipe run; with ``best`` (a tuned configuration's values, from its first seed's study) no study runs."""
+    """One recipe run; with ``best`` (a tuned configuration's values, from its first seed's study) no study runs;
+    ``none_lr`` is the study's ``--tune_none_lr`` (the tuned unregularized arm's learning rate)."""
     module, test_key, train_key, percent = _CLI_RECIPES[experiment.recipe]
     recipe_args = _recipe_args(experiment, config, scale)
     if best is not None:
         recipe_args = _without_study(recipe_args, best)
+    elif none_lr is not None:
+        recipe_args = [*recipe_args, "--tune_none_lr", repr(float(none_lr))]
     args = [
         *recipe_args, "--seed_everything", str(seed),
         # the recipe sets torch's threads itself (its default is 1): give it this process's (--num-threads)
@@ -532,7 +545,13 @@ def _run_cli_recipe(
 
 
 def _run_sonar(
-    experiment: Experiment, config: Config, seed: int, scale: str, log_root: Path, best: dict[str, float] | None = None
+    experiment: Experiment,
+    config: Config,
+    seed: int,
+    scale: str,
+    log_root: Path,
+    best: dict[str, float] | None = None,
+    none_lr: float | None = None,
 ) -> Run:
     options = dict(item.split("=") for item in (experiment.tiny if scale == "tiny" else experiment.full))
     start = time.perf_counter()
@@ -724,6 +743,8 @@ def _study_lines(experiment: Experiment, runs: Sequence[Run]) -> list[str]:
         off = " **no regularization** (the unregularized network)," if best.get("regularize") == "none" else ""
         folds = int(tuned.get("folds", 1))
         scored = f", each trial scored by {folds}-fold cross-validation" if folds > 1 else ""
+        if tuned.get("none_lr") is not None:
+            scored += f", its unregularized trial at the tuned none arm's lr {tuned['none_lr']:.3g}"
         refit = study.extra.get("refit")
         refit_text = (
             f"; every seed then refit on all {refit['cases']} training cases for {refit['epochs']} epochs"
@@ -927,12 +948,13 @@ def _run_in_worker(
     log_root: Path,
     threads: int,
     best: dict[str, float] | None = None,
+    none_lr: float | None = None,
 ) -> dict[str, Any]:
     """One run in a worker process (``--jobs`` > 1), with the parent's thread count; the run as a dict."""
     torch.set_num_threads(threads)
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     with threadpool_limits(limits=threads, user_api="blas"):
-        run = runner(experiment, config, seed, scale, log_root, *(() if best is None else (best,)))
+        run = runner(experiment, config, seed, scale, log_root, best, none_lr)
     # a dict, not a Run: the class of a script run as __main__ need not unpickle in the parent
     return asdict(run)
 
@@ -1008,22 +1030,36 @@ def run_experiments(
     finished: dict[int, Run] = {}  # by place in the plan
     # A tuned configuration studies once, with the first seed; its other seeds train with that study's
     # best values (the test data stays unseen by the study, and each arm's seeds share one tuning).
+    # The regularized arm's study waits for the unregularized arm's: its unregularized trial takes that
+    # study's learning rate (--tune_none_lr), so it weighs regularization against the tuned bare network.
     first_seed = seeds[0] if seeds else 0
 
-    def shared_study(index: int) -> tuple[bool, dict[str, float] | None]:
-        """Whether run ``index`` can start, and the best values it reuses (None: it studies itself)."""
-        seed, experiment, config = plan[index]
-        if seed == first_seed or "--tune" not in config.args:
-            return True, None
-        key = (experiment.name, config.label, first_seed)
+    def study_of(key: tuple[str, str, int]) -> tuple[bool, Run | None]:
+        """Whether the run ``key`` (experiment, configuration, seed) is done or will not come, and the run."""
         done = previous + list(finished.values())
-        study = next((r for r in done if (r.experiment, r.config, r.seed) == key), None)
+        run = next((r for r in done if (r.experiment, r.config, r.seed) == key), None)
+        return run is not None or not any((e.name, c.label, s) == key for s, e, c in plan), run
+
+    def shared_study(index: int) -> tuple[bool, dict[str, float] | None, float | None]:
+        """Whether run ``index`` can start, the best values it reuses (None: it studies itself) and the
+        learning rate of its study's unregularized trial (None: the run's)."""
+        seed, experiment, config = plan[index]
+        if "--tune" not in config.args:
+            return True, None, None
+        if seed == first_seed:
+            bare = next((c for c in experiment.configs if "--tune" in c.args and not c.regularized), None)
+            if not config.regularized or bare is None:
+                return True, None, None
+            ready, run = study_of((experiment.name, bare.label, first_seed))
+            lr = ((run.extra.get("tuned") or {}).get("best") or {}).get("lr") if run is not None else None
+            return ready, None, lr
+        ready, study = study_of((experiment.name, config.label, first_seed))
         if study is not None and (study.extra.get("tuned") or {}).get("best") is not None:
             # after a cross-validated study, every seed is refit for the study's epochs
             refit = study.extra.get("refit")
-            return True, dict(study.extra["tuned"]["best"]) | ({"refit_epochs": refit["epochs"]} if refit else {})
-        in_plan = any((e.name, c.label, s) == key for s, e, c in plan)
-        return (study is not None or not in_plan), None  # wait for a study under way or still to come
+            best = dict(study.extra["tuned"]["best"]) | ({"refit_epochs": refit["epochs"]} if refit else {})
+            return True, best, None
+        return ready, None, None  # wait for a study under way or still to come
 
     def record(index: int, run: Run) -> None:
         seed, experiment, config = plan[index]
@@ -1048,9 +1084,9 @@ def run_experiments(
         with threadpool_limits(limits=threads, user_api="blas"):
             for index, (seed, experiment, config) in enumerate(plan):
                 print(f"[evidence] {experiment.name} | {config.label} | seed {seed}", flush=True)
-                best = shared_study(index)[1]  # the study's seed runs first (seeds are outermost)
-                shared = () if best is None else (best,)
-                record(index, _RUNNERS[experiment.recipe](experiment, config, seed, scale, log_root, *shared))
+                # the study's seed runs first (seeds are outermost), the unregularized arm before the regularized
+                _, best, none_lr = shared_study(index)
+                record(index, _RUNNERS[experiment.recipe](experiment, config, seed, scale, log_root, best, none_lr))
     elif plan:
         _run_parallel(plan, jobs, threads, scale, log_root, record, shared_study)
     runs = previous + [finished[i] for i in sorted(finished)]
@@ -1065,7 +1101,7 @@ def _run_parallel(
     scale: str,
     log_root: Path,
     record: Callable[[int, Run], None],
-    shared_study: Callable[[int], tuple[bool, dict[str, float] | None]],
+    shared_study: Callable[[int], tuple[bool, dict[str, float] | None, float | None]],
 ) -> None:
     """Run ``plan`` in ``jobs`` worker processes, calling ``record`` here as each run ends; raise the first failure.
 
@@ -1081,15 +1117,17 @@ def _run_parallel(
     try:
         while True:
             while len(under_way) < jobs and not failures:
-                start = next(((i, best) for i in waiting for ready, best in [shared_study(i)] if ready), None)
+                start = next(((i, best, lr) for i in waiting for ready, best, lr in [shared_study(i)] if ready), None)
                 if start is None:
                     break
-                index, best = start
+                index, best, none_lr = start
                 waiting.remove(index)
                 seed, experiment, config = plan[index]
                 print(f"[evidence] {experiment.name} | {config.label} | seed {seed}", flush=True)
                 runner = _RUNNERS[experiment.recipe]
-                future = pool.submit(_run_in_worker, runner, experiment, config, seed, scale, log_root, threads, best)
+                future = pool.submit(
+                    _run_in_worker, runner, experiment, config, seed, scale, log_root, threads, best, none_lr
+                )
                 under_way[future] = index
             if not under_way:
                 break

@@ -25,7 +25,7 @@ except ImportError:  # Python < 3.12
 from regdrop.callbacks import EarlyStopping, MaxNorm, RegularizationMonitor
 from regdrop.nn.rates import dropout_rates
 
-from .arms import uses_dropout, uses_early_stopping
+from .arms import resolve_arm, uses_dropout, uses_early_stopping
 from .callbacks import ConfusionMatrixPlot, ForecastPlot, PerplexityPlot
 from .data import ClassificationDataModule, ForecastDataModule
 from .summary import _SCORES, RunSummary, collect_summary, run_dir
@@ -271,6 +271,16 @@ class RecipeCLI(LightningCLI):
             ),
         )
         parser.add_argument(
+            "--tune_none_lr",
+            type=float | None,
+            default=None,
+            help=(
+                "With --tune and a regularized arm: the learning rate of the study's unregularized starting "
+                "trial (default: --model.lr), such as the best of a --model.regularize none study, so that "
+                "regularization is weighed against that tuned network."
+            ),
+        )
+        parser.add_argument(
             "--refit_epochs",
             type=int,
             default=0,
@@ -318,6 +328,18 @@ class RecipeCLI(LightningCLI):
             self.parser.error(f"--num_threads must be an int >= 0, got {threads}")
         if self.config["tune"] < 0:
             self.parser.error(f"--tune must be an int >= 0, got {self.config['tune']}")
+        none_lr = self.config["tune_none_lr"]
+        if none_lr is not None:
+            if self.config["tune"] == 0:
+                self.parser.error(f"--tune_none_lr {none_lr} needs --tune N (N >= 1): it sets one trial of the study")
+            if not none_lr > 0:
+                self.parser.error(f"--tune_none_lr must be a learning rate > 0, got {none_lr}")
+            arm = resolve_arm(self.config["model"].get("regularize", True))
+            if not uses_dropout(arm):
+                self.parser.error(
+                    f"--tune_none_lr needs a study that may switch dropout off (--model.regularize all or dropout), "
+                    f"got --model.regularize {arm}"
+                )
         refit = self.config["refit_epochs"]
         if refit < 0:
             self.parser.error(f"--refit_epochs must be an int >= 0, got {refit}")
@@ -474,6 +496,7 @@ class RecipeCLI(LightningCLI):
         best, study = tune(
             type(self.model), hparams, self.datamodule, self.config["trainer"].as_dict(), stopper,
             getattr(constraint, "max_value", None), trials, seed=seed, verbose=self.trainer.is_global_zero,
+            none_lr=self.config["tune_none_lr"],
         )  # fmt: skip
         pl.seed_everything(seed, verbose=False)
         self.model = type(self.model)(**{**hparams, **best})
@@ -481,9 +504,11 @@ class RecipeCLI(LightningCLI):
         self._drop_callbacks_of_arm()
         pruned = sum(1 for t in study.trials if t.state.name == "PRUNED")
         report = {
-            "best": best, "trials": len(study.trials), "pruned": pruned, "best_score": study.best_value,
+            "best": best, "trials": len(study.trials), "pruned": pruned, "best_score": study.user_attrs["best_score"],
             "folds": study.user_attrs.get("folds", 1),
         }  # fmt: skip
+        if self.config["tune_none_lr"] is not None:
+            report["none_lr"] = self.config["tune_none_lr"]
         if report["folds"] > 1:
             self._refit(study.user_attrs["refit_epochs"])  # the summary's `refit` reports it
         return self.model, report

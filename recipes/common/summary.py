@@ -109,7 +109,8 @@ class RunSummary:
         tuned: with ``--tune``, the best trial's values (``"best"``; ``regularize="none"`` when the
             study switched regularization off), the trials run and pruned, the folds that scored
             each trial (``"folds"``) and the best trial's validation score (``"best_score"``: the
-            error rate of a classifier, else the loss; ``common.tuning.check_score``).
+            error rate of a classifier, else the loss; ``common.tuning.check_score``) and, with
+            ``--tune_none_lr``, the learning rate of its unregularized trial (``"none_lr"``).
         refit: after a refit on every training case (``--tune`` after cross-validation, or
             ``--refit_epochs``), its ``"epochs"`` and training ``"cases"``; else None.
         in_use: options the run already used that the verdict's advice would name (``"fcn"``,
@@ -250,6 +251,8 @@ class RunSummary:
             values = format_values(best)
             folds = int(self.tuned.get("folds", 1))
             scored = f"; each scored by {folds}-fold cross-validation" if folds > 1 else ""
+            if self.tuned.get("none_lr") is not None:
+                scored += f"; the unregularized trial at lr {self.tuned['none_lr']:.4g} (--tune_none_lr)"
             rows.append(
                 (
                     "tuned",

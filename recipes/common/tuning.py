@@ -17,7 +17,14 @@ what the command line gave); the second turns every tuned rate off (the learning
 stopping and max-norm on); the third is the unregularized network at the run's learning rate. The
 others are sampled. So a study never ends worse on validation than the defaults or the bare
 network, and it can find that regularization does not help on a data set: the summary then says
-``regularize=none``.
+``regularize=none``. ``--tune_none_lr`` gives the unregularized trial another learning rate, such as the best
+of a study of the unregularized network (``--model.regularize none --tune N``), and makes it the first:
+the study then weighs regularization against that tuned network. Where a classifier's best trial
+regularizes but classifies no more validation cases right than the best unregularized one, the
+unregularized one is chosen (:func:`choose`).
+
+Every trial starts from the run's seed (common random numbers): trials differ by their values alone,
+and a trial repeats exactly a trial of another study with the same values.
 
 When the validation split is small (fewer than :data:`CV_BELOW` cases) and the data module can
 fold its training data (``datamodule.fold(k, i)``, as the UCR/UEA module can), each trial is
@@ -51,7 +58,7 @@ from .arms import uses_dropout, uses_early_stopping
 from .summary import format_values
 
 __all__ = [
-    "CV_BELOW", "CV_FOLDS", "RATE_NAMES", "TIE_BREAK", "check_score", "first_trials", "refit_epochs",
+    "CV_BELOW", "CV_FOLDS", "RATE_NAMES", "TIE_BREAK", "check_score", "choose", "first_trials", "refit_epochs",
     "search_space", "trial_line", "tune", "tuning_folds", "warmup_checks",
 ]  # fmt: skip
 
@@ -94,9 +101,14 @@ def search_space(hparams: dict[str, Any], arm: str) -> dict[str, tuple[float, fl
     return space
 
 
-def first_trials(hparams: dict[str, Any], space: dict[str, tuple[float, float, bool]]) -> list[dict[str, Any]]:
+def first_trials(
+    hparams: dict[str, Any], space: dict[str, tuple[float, float, bool]], none_lr: float | None = None
+) -> list[dict[str, Any]]:
     """The trials a study starts with: the run's own values, then (when rates are tuned) every rate at 0,
-    then the unregularized network (``regularize="none"``) at the run's learning rate.
+    then the unregularized network (``regularize="none"``) at the run's learning rate. With ``none_lr``
+    (the best learning rate of a study of the unregularized network: ``--tune_none_lr``) the unregularized
+    network comes first, at that learning rate: the study starts from the tuned bare network, however
+    few its trials.
 
     Example:
         >>> space = search_space({"lr": 0.01, "dropout": 0.2}, "all")
@@ -105,6 +117,8 @@ def first_trials(hparams: dict[str, Any], space: dict[str, tuple[float, float, b
         {'lr': 0.01, 'dropout': 0.2, 'regularize': 'all'}
         {'lr': 0.01, 'dropout': 0.0, 'regularize': 'all'}
         {'lr': 0.01, 'regularize': 'none'}
+        >>> first_trials({"lr": 0.01, "dropout": 0.2}, space, none_lr=0.004)[0]
+        {'lr': 0.004, 'regularize': 'none'}
         >>> first_trials({"lr": 0.01, "dropout": 0.2}, search_space({"lr": 0.01, "dropout": 0.2}, "none"))
         [{'lr': 0.01}]
     """
@@ -116,6 +130,8 @@ def first_trials(hparams: dict[str, Any], space: dict[str, tuple[float, float, b
     if rates:
         arm = _arm(hparams)
         trials = [{**own, "regularize": arm}, {**own, **dict.fromkeys(rates, 0.0), "regularize": arm}]
+        if none_lr is not None:
+            return [{"lr": float(none_lr), "regularize": "none"}, *trials]
         trials.append({name: value for name, value in own.items() if name == "lr"} | {"regularize": "none"})
     return trials
 
@@ -206,20 +222,50 @@ def refit_epochs(fold_epochs: list[int] | tuple[int, ...]) -> int:
     return max(1, round(statistics.fmean(fold_epochs)))
 
 
+def choose(trials: list[Any]) -> Any:
+    """The trial the run trains with: the one of least value, except that a regularized trial whose error
+    rate only ties the best unregularized trial's gives way to it.
+
+    A classifier's score breaks ties of error rate by the loss (:data:`TIE_BREAK`), and dropout lowers
+    the loss of a network that classifies the same cases right; regularization is kept only where
+    it classifies more validation cases right (the simpler model wins a tie). Trials without an
+    error rate (forecasts, language models) are chosen by their value alone.
+
+    Example:
+        >>> from types import SimpleNamespace as T
+        >>> reg = T(number=0, value=0.10002, params={"regularize": "all"}, user_attrs={"error": 0.1})
+        >>> bare = T(number=1, value=0.10005, params={"regularize": "none"}, user_attrs={"error": 0.1})
+        >>> choose([reg, bare]).number
+        1
+        >>> choose([T(number=0, value=0.05002, params={"regularize": "all"}, user_attrs={"error": 0.05}), bare]).number
+        0
+    """
+    best = min(trials, key=lambda t: t.value)
+    error = best.user_attrs.get("error")
+    if best.params.get("regularize", "none") == "none" or error is None:
+        return best
+    tied = [t for t in trials if t.params.get("regularize") == "none" and t.user_attrs.get("error") is not None
+            and abs(t.user_attrs["error"] - error) < 1e-9]  # fmt: skip
+    return min(tied, key=lambda t: t.value) if tied else best
+
+
 class _Checks(pl.Callback):
-    """Keeps every check's ``val_loss``, score and epoch (the epochs trained by then; sanity checks
+    """Keeps every check's ``val_loss``, score, error rate and epoch (the epochs trained by then; sanity checks
     left out), and logs the score as ``tune_score`` for the pruning callback (which comes after it)."""
 
     def __init__(self) -> None:
         self.losses: list[float] = []
         self.scores: list[float] = []
+        self.errors: list[float | None] = []  # the error rate of a classifier's check, else None
         self.epochs: list[int] = []
 
     @override
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.sanity_checking and "val_loss" in trainer.callback_metrics:
-            self.losses.append(float(trainer.callback_metrics["val_loss"]))
-            self.scores.append(check_score(trainer.callback_metrics))
+            metrics = trainer.callback_metrics
+            self.losses.append(float(metrics["val_loss"]))
+            self.scores.append(check_score(metrics))
+            self.errors.append(1.0 - float(metrics["val_acc"]) if "val_acc" in metrics else None)
             self.epochs.append(trainer.current_epoch + 1)
             trainer.callback_metrics["tune_score"] = torch.tensor(self.scores[-1])
 
@@ -234,14 +280,16 @@ def tune(
     trials: int,
     seed: int = 0,
     verbose: bool = False,
+    none_lr: float | None = None,
 ) -> tuple[dict[str, Any], Any]:
-    """Run the study and return the best trial's values and the study.
+    """Run the study and return the chosen trial's values (:func:`choose`) and the study.
 
     The values are the learning rate, the rates (unless the best trial switched regularization
     off) and, where the arm regularizes, ``regularize``: the arm or ``"none"``. The study's user
     attribute ``folds`` is the number of folds that scored each trial (:func:`tuning_folds`); with
     more than one, ``refit_epochs`` is the epochs the refit on the whole training file trains
-    (:func:`refit_epochs` of the best trial's ``fold_epochs``).
+    (:func:`refit_epochs` of the chosen trial's ``fold_epochs``); ``chosen`` and ``best_score`` are
+    the chosen trial's number and value.
 
     Args:
         model_class: the recipe's LightningModule.
@@ -251,8 +299,10 @@ def tune(
         stopper: the run's early stopping, copied into each trial when the arm uses it.
         max_norm: the run's ``MaxNorm`` bound, used in each trial when the arm has dropout.
         trials: the number of trials.
-        seed: the sampler's seed.
+        seed: the sampler's seed, and every trial's (common random numbers).
         verbose: print a line as each trial ends (:func:`trial_line`).
+        none_lr: the learning rate of the unregularized starting trial (:func:`first_trials`); None:
+            the run's.
 
     Raises:
         ValueError: if ``trials`` is below 1.
@@ -271,15 +321,28 @@ def tune(
     arm = _arm(hparams)
     space = search_space(hparams, arm)
     rates = {name: bounds for name, bounds in space.items() if name != "lr"}
+    if none_lr is not None:
+        low, high, _ = space["lr"]
+        if not rates:
+            raise ValueError(
+                f"none_lr ({none_lr}) sets the unregularized starting trial, which only a study of dropout rates "
+                f"has; this run's arm {arm!r} tunes {sorted(space)}"
+            )
+        if not low <= none_lr <= high:
+            raise ValueError(f"none_lr must lie in the study's learning-rate range [{low:g}, {high:g}], got {none_lr}")
     budget = {key: trainer_config[key] for key in _TRAINER_KEYS if trainer_config.get(key) is not None}
     folds = tuning_folds(datamodule)
     fold_data = [datamodule.fold(folds, i) for i in range(folds)] if folds > 1 else [datamodule]  # type: ignore[attr-defined]
 
-    def fit_once(trial: Any, values: dict[str, Any], data: pl.LightningDataModule, prune: bool) -> tuple[float, int]:
+    def fit_once(
+        trial: Any, values: dict[str, Any], data: pl.LightningDataModule, prune: bool
+    ) -> tuple[float, int, float | None]:
         """Train one model with ``values`` on ``data``; the validation score of the model the trial's arm
-        would test, and the epochs trained when it was taken."""
+        would test, the epochs trained when it was taken, and its error rate (None: not a classifier)."""
         chosen = values.get("regularize", arm)
-        pl.seed_everything(seed + trial.number, verbose=False)
+        # every trial starts from the same seed (common random numbers): two trials differ by their values,
+        # not by their initial weights and batch order, and a trial repeats another study's with the same values
+        pl.seed_everything(seed, verbose=False)
         model = model_class(**{**hparams, **values})
         checks = _Checks()
         callbacks: list[pl.Callback] = [checks]
@@ -300,13 +363,13 @@ def tune(
             warnings.simplefilter("ignore")
             trainer.fit(model, datamodule=data)
         if not checks.scores:
-            return math.inf, trainer.current_epoch
+            return math.inf, trainer.current_epoch, None
+        tested = -1  # the last check, unless early stopping restores the best
         if uses_early_stopping(chosen) and stopper is not None and stopper.restore_best_weights:
             # the restored check: the best counted val_loss (early stopping's monitor)
             first = stopper.start_from_epoch if len(checks.losses) > stopper.start_from_epoch else 0
-            best = min(range(first, len(checks.losses)), key=checks.losses.__getitem__)
-            return checks.scores[best], checks.epochs[best]
-        return checks.scores[-1], checks.epochs[-1]
+            tested = min(range(first, len(checks.losses)), key=checks.losses.__getitem__)
+        return checks.scores[tested], checks.epochs[tested], checks.errors[tested]
 
     def objective(trial: Any) -> float:
         values: dict[str, Any] = {}
@@ -317,7 +380,10 @@ def tune(
         if values.get("regularize", arm) != "none":
             values.update({name: trial.suggest_float(name, lo, hi, log=lg) for name, (lo, hi, lg) in rates.items()})
         fits = [fit_once(trial, values, data, prune=i == 0) for i, data in enumerate(fold_data)]
-        scores, epochs = [score for score, _ in fits], [epoch for _, epoch in fits]
+        scores, epochs = [score for score, _, _ in fits], [epoch for _, epoch, _ in fits]
+        errors = [error for _, _, error in fits]
+        if all(error is not None for error in errors):
+            trial.set_user_attr("error", statistics.fmean(errors))  # type: ignore[arg-type]
         if folds > 1:
             trial.set_user_attr("fold_values", scores)
             trial.set_user_attr("fold_epochs", epochs)
@@ -328,7 +394,7 @@ def tune(
     level = lightning_logger.level
     lightning_logger.setLevel(logging.WARNING)
     try:
-        starts = first_trials(hparams, space)[:trials]
+        starts = first_trials(hparams, space, none_lr)[:trials]
         study = optuna.create_study(
             direction="minimize",
             sampler=optuna.samplers.TPESampler(seed=seed),
@@ -347,7 +413,10 @@ def tune(
     completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not completed:
         raise RuntimeError(f"no trial of {trials} completed (all pruned or failed); raise --tune")
+    best = choose(completed)
     study.set_user_attr("folds", folds)
+    study.set_user_attr("chosen", best.number)
+    study.set_user_attr("best_score", best.value)
     if folds > 1:
-        study.set_user_attr("refit_epochs", refit_epochs(study.best_trial.user_attrs["fold_epochs"]))
-    return dict(study.best_params), study
+        study.set_user_attr("refit_epochs", refit_epochs(best.user_attrs["fold_epochs"]))
+    return dict(best.params), study

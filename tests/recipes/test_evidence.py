@@ -10,6 +10,7 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import pytest
 import threadpoolctl
@@ -272,7 +273,7 @@ _SLOW = "none"  # the first airline arm: the fake runners hold it back
 
 
 def sleepy_runner(
-    experiment: evidence.Experiment, config: evidence.Config, seed: int, scale: str, log_root: Path
+    experiment: evidence.Experiment, config: evidence.Config, seed: int, scale: str, log_root: Path, *study: Any
 ) -> Run:
     """A run that takes 4 s for the first arm and none for the others, and says where it ran."""
     if config.label == _SLOW:
@@ -287,7 +288,7 @@ def blas_threads() -> int:
 
 
 def failing_runner(
-    experiment: evidence.Experiment, config: evidence.Config, seed: int, scale: str, log_root: Path
+    experiment: evidence.Experiment, config: evidence.Config, seed: int, scale: str, log_root: Path, *study: Any
 ) -> Run:
     """The first arm fails at once; the second takes 2 s."""
     if config.label == _SLOW:
@@ -465,7 +466,9 @@ def test_a_run_in_this_process_has_as_many_blas_threads_as_torch_threads(
 ) -> None:
     seen = []
 
-    def runner(experiment: evidence.Experiment, config: evidence.Config, seed: int, scale: str, root: Path) -> Run:
+    def runner(
+        experiment: evidence.Experiment, config: evidence.Config, seed: int, scale: str, root: Path, *study: Any
+    ) -> Run:
         seen.append((torch.get_num_threads(), blas_threads()))
         return Run(experiment.name, config.label, seed, test=1.0, train=1.0, seconds=0.0)
 
@@ -488,8 +491,14 @@ def test_a_tuned_arm_studies_once_and_every_seed_trains_with_its_best_values(tmp
         assert study["trials"] == 2 and "shared" not in study  # the first seed ran the study
         for run in mine[1:]:  # the others trained once with its values
             assert run.extra["tuned"] == {"best": study["best"], "shared": True}
+    # the regularized study ran after the unregularized one, its unregularized trial at that study's learning
+    # rate: it repeats that trial, so it ends no worse on validation
+    none_study, all_study = (next(r.extra["tuned"] for r in runs if r.seed == 0 and r.config == c.label)
+                             for c in evidence._EXPERIMENTS_BY_NAME["nile_tuned"].configs)  # fmt: skip
+    assert "none_lr" not in none_study and all_study["none_lr"] == none_study["best"]["lr"]
+    assert all_study["best_score"] <= none_study["best_score"]
     text = (tmp_path / "E.md").read_text()
-    assert "tuned all" in text
+    assert "tuned all" in text and "its unregularized trial at the tuned none arm's lr" in text
 
 
 @pytest.mark.slow

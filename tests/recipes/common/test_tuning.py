@@ -16,7 +16,7 @@ import common.tuning
 from common.cli import RecipeCLI
 from common.model import SequenceModel
 from common.synthetic import SineDataModule
-from common.tuning import CV_FOLDS, TIE_BREAK, refit_epochs, search_space, tune, tuning_folds, warmup_checks
+from common.tuning import CV_FOLDS, TIE_BREAK, choose, refit_epochs, search_space, tune, tuning_folds, warmup_checks
 
 TINY = ["--data.num_series", "12", "--data.length", "40", "--data.input_length", "12", "--data.horizon", "4",
         "--model.hidden_size", "8", "--trainer.max_epochs", "4", "--trainer.enable_progress_bar", "false",
@@ -73,6 +73,89 @@ def test_negative_tune_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFi
         RecipeCLI("demo", SequenceModel, SineDataModule, args=["--trainer.logger.save_dir", str(tmp_path), *TINY,
                                                                "--tune", "-1"])  # fmt: skip
     assert exit_info.value.code == 2 and "--tune must be an int >= 0, got -1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [(["--tune_none_lr", "0.01"], "--tune_none_lr 0.01 needs --tune N (N >= 1)"),
+     (["--tune", "2", "--tune_none_lr", "0"], "--tune_none_lr must be a learning rate > 0, got 0.0"),
+     (["--tune", "2", "--tune_none_lr", "0.01", "--model.regularize", "early_stopping"],
+      "--tune_none_lr needs a study that may switch dropout off (--model.regularize all or dropout), "
+      "got --model.regularize early_stopping")],
+)  # fmt: skip
+def test_bad_tune_none_lr_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        RecipeCLI("demo", SequenceModel, SineDataModule, args=["--trainer.logger.save_dir", str(tmp_path), *TINY,
+                                                               *extra])  # fmt: skip
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_tune_none_lr_reaches_the_study_and_the_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: dict[str, Any] = {}
+    study = SimpleNamespace(trials=[], user_attrs={"folds": 1, "best_score": 0.5})
+
+    def fake_tune(*args: Any, **kwargs: Any) -> tuple[dict[str, Any], Any]:
+        seen.update(kwargs)
+        return {"regularize": "none", "lr": 0.004}, study
+
+    monkeypatch.setattr(common.tuning, "tune", fake_tune)
+    cli = RecipeCLI("demo", SequenceModel, SineDataModule, args=["--trainer.logger.save_dir", str(tmp_path), *TINY,
+                                                                 "--tune", "3", "--tune_none_lr", "0.004"])  # fmt: skip
+    summary = cli.fit_and_test()
+    assert seen["none_lr"] == 0.004 and summary.tuned is not None and summary.tuned["none_lr"] == 0.004
+    assert "the unregularized trial at lr 0.004 (--tune_none_lr)" in " ".join(summary.format().split())
+
+
+def test_a_regularized_study_repeats_the_unregularized_studys_trial_at_its_learning_rate() -> None:
+    # every trial starts from the same seed, so the regularized study's unregularized trial, at the learning
+    # rate of a trial of the unregularized arm's study, scores exactly what that trial scored
+    hparams = dict(SequenceModel(hidden_size=8, dropout=0.2, recurrent_dropout=0.2, lr=0.01).hparams)
+    data = SineDataModule(num_series=12, length=40, input_length=12, horizon=1)
+    budget = {"max_epochs": 2, "enable_progress_bar": False}
+    _, bare = tune(SequenceModel, {**hparams, "regularize": "none"}, data, budget, None, None, 2)
+    for trial in bare.trials:  # the run's learning rate (trial 0) and a sampled one (trial 1)
+        _, study = tune(SequenceModel, hparams, data, budget, None, None, 3, none_lr=trial.params["lr"])
+        repeated = study.trials[0]  # with none_lr the unregularized trial comes first
+        assert repeated.params == {"lr": trial.params["lr"], "regularize": "none"}
+        assert repeated.value == trial.value
+        # so the study ends no worse on validation than the unregularized arm's trial
+        assert study.user_attrs["best_score"] <= trial.value
+
+
+def test_none_lr_must_lie_in_the_learning_rate_range_of_a_study_of_rates() -> None:
+    hparams = dict(SequenceModel(hidden_size=8, dropout=0.2, lr=0.01).hparams)
+    data = SineDataModule(num_series=12, length=40, input_length=12, horizon=1)
+    out_of_range = r"none_lr must lie in the study's learning-rate range \[0.001, 0.03\], got 0.5"
+    with pytest.raises(ValueError, match=out_of_range):
+        tune(SequenceModel, hparams, data, {"max_epochs": 1}, None, None, 1, none_lr=0.5)
+    with pytest.raises(ValueError, match=r"none_lr \(0.01\) sets the unregularized starting trial, which only a study"):
+        tune(SequenceModel, {**hparams, "regularize": "none"}, data, {"max_epochs": 1}, None, None, 1, none_lr=0.01)
+
+
+def test_a_regularized_trial_that_only_ties_the_bare_networks_error_rate_gives_way() -> None:
+    def trial(number: int, value: float, arm: str, error: float | None) -> SimpleNamespace:
+        attrs = {} if error is None else {"error": error}
+        return SimpleNamespace(number=number, value=value, params={"regularize": arm, "lr": 0.01}, user_attrs=attrs)
+
+    # the regularized trial's lower loss breaks the tie of error rates in its favour; choose() does not
+    tied = [trial(0, 0.20002, "all", 0.2), trial(1, 0.20005, "none", 0.2), trial(2, 0.20001, "none", 0.2),
+            trial(3, 0.3, "none", 0.3)]  # fmt: skip
+    assert choose(tied).number == 2
+    # fewer validation errors: regularization stays
+    assert choose([trial(0, 0.10002, "all", 0.1), *tied[1:]]).number == 0
+    # no error rate (a forecast): the least value
+    assert choose([trial(0, 0.5, "all", None), trial(1, 0.6, "none", None)]).number == 0
+
+
+def test_the_study_returns_the_trial_choose_picks(monkeypatch: pytest.MonkeyPatch) -> None:
+    hparams = dict(SequenceModel(hidden_size=8, dropout=0.2, lr=0.01).hparams)
+    data = SineDataModule(num_series=12, length=40, input_length=12, horizon=1)
+    monkeypatch.setattr(common.tuning, "choose", lambda trials: trials[-1])
+    best, study = tune(SequenceModel, hparams, data, {"max_epochs": 1, "enable_progress_bar": False}, None, None, 3)
+    assert best == study.trials[2].params == {"lr": 0.01, "regularize": "none"}
+    assert study.user_attrs["chosen"] == 2 and study.user_attrs["best_score"] == study.trials[2].value
 
 
 @pytest.mark.parametrize(
@@ -154,7 +237,7 @@ def test_a_study_that_switches_regularization_off_tests_the_bare_network(
 ) -> None:
     from regdrop.callbacks import EarlyStopping, MaxNorm
 
-    study = SimpleNamespace(trials=[], best_value=0.5, user_attrs={"folds": 1})
+    study = SimpleNamespace(trials=[], user_attrs={"folds": 1, "best_score": 0.5})
 
     monkeypatch.setattr(common.tuning, "tune", lambda *args, **kwargs: ({"regularize": "none", "lr": 0.004}, study))
     cli = RecipeCLI("demo", SequenceModel, SineDataModule,
@@ -175,7 +258,7 @@ def test_after_cross_validation_the_final_model_is_refit_on_every_training_case(
     import vowels_gru
     from regdrop.callbacks import EarlyStopping, RegularizationMonitor
 
-    study = SimpleNamespace(trials=[], best_value=0.25, user_attrs={"folds": 3, "refit_epochs": 3})
+    study = SimpleNamespace(trials=[], user_attrs={"folds": 3, "refit_epochs": 3, "best_score": 0.25})
     monkeypatch.setattr(common.tuning, "tune", lambda *args, **kwargs: ({"regularize": "all", "lr": 0.004}, study))
     validated: list[int] = []
     monkeypatch.setattr(SequenceModel, "on_validation_epoch_end", lambda self: validated.append(1), raising=False)
@@ -238,7 +321,10 @@ def test_small_validation_splits_score_trials_by_cross_validation() -> None:
         assert trial.value == pytest.approx(sum(folds) / CV_FOLDS)
         # each fold was scored at the last epoch (no early stopping): the refit trains as long
         assert trial.user_attrs["fold_epochs"] == [1] * CV_FOLDS
-    assert study.user_attrs["refit_epochs"] == refit_epochs(study.best_trial.user_attrs["fold_epochs"]) == 1
+    chosen = study.trials[study.user_attrs["chosen"]]
+    assert study.user_attrs["refit_epochs"] == refit_epochs(chosen.user_attrs["fold_epochs"]) == 1
+    # a classifier's trials keep their error rate (the mean over the folds), for choose()
+    assert all(0.0 <= trial.user_attrs["error"] <= 1.0 for trial in study.trials)
 
 
 def test_refit_epochs_is_the_rounded_mean_and_at_least_one() -> None:
