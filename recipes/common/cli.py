@@ -275,9 +275,9 @@ class RecipeCLI(LightningCLI):
             type=float | None,
             default=None,
             help=(
-                "With --tune and a regularized arm: the learning rate of the study's unregularized starting "
-                "trial (default: --model.lr), such as the best of a --model.regularize none study, so that "
-                "regularization is weighed against that tuned network."
+                "With --tune and a regularized arm: the learning rate of the unregularized network in the "
+                "study, such as the best of a --model.regularize none study; that network is the first trial, "
+                "and the others tune regularization against it."
             ),
         )
         parser.add_argument(

@@ -17,14 +17,16 @@ what the command line gave); the second turns every tuned rate off (the learning
 stopping and max-norm on); the third is the unregularized network at the run's learning rate. The
 others are sampled. So a study never ends worse on validation than the defaults or the bare
 network, and it can find that regularization does not help on a data set: the summary then says
-``regularize=none``. ``--tune_none_lr`` gives the unregularized trial another learning rate, such as the best
-of a study of the unregularized network (``--model.regularize none --tune N``), and makes it the first:
-the study then weighs regularization against that tuned network. Where a classifier's best trial
+``regularize=none``. ``--tune_none_lr`` fixes the unregularized network's learning rate, such as the best
+of a study of the unregularized network (``--model.regularize none --tune N``), and makes it the first
+trial: the study then weighs regularization against that tuned network, and spends its other trials on
+regularization (a trial that draws ``regularize=none`` repeats the first). Where a classifier's best trial
 regularizes but classifies no more validation cases right than the best unregularized one, the
 unregularized one is chosen (:func:`choose`).
 
 Every trial starts from the run's seed (common random numbers): trials differ by their values alone,
-and a trial repeats exactly a trial of another study with the same values.
+and a trial repeats exactly a trial of another study with the same values. A trial with the values of
+an earlier trial of the study reuses its score instead of training again.
 
 When the validation split is small (fewer than :data:`CV_BELOW` cases) and the data module can
 fold its training data (``datamodule.fold(k, i)``, as the UCR/UEA module can), each trial is
@@ -107,8 +109,8 @@ def first_trials(
     """The trials a study starts with: the run's own values, then (when rates are tuned) every rate at 0,
     then the unregularized network (``regularize="none"``) at the run's learning rate. With ``none_lr``
     (the best learning rate of a study of the unregularized network: ``--tune_none_lr``) the unregularized
-    network comes first, at that learning rate: the study starts from the tuned bare network, however
-    few its trials.
+    network comes first (the study gives it that learning rate): the study starts from the tuned bare
+    network, however few its trials.
 
     Example:
         >>> space = search_space({"lr": 0.01, "dropout": 0.2}, "all")
@@ -118,7 +120,7 @@ def first_trials(
         {'lr': 0.01, 'dropout': 0.0, 'regularize': 'all'}
         {'lr': 0.01, 'regularize': 'none'}
         >>> first_trials({"lr": 0.01, "dropout": 0.2}, space, none_lr=0.004)[0]
-        {'lr': 0.004, 'regularize': 'none'}
+        {'regularize': 'none'}
         >>> first_trials({"lr": 0.01, "dropout": 0.2}, search_space({"lr": 0.01, "dropout": 0.2}, "none"))
         [{'lr': 0.01}]
     """
@@ -130,8 +132,8 @@ def first_trials(
     if rates:
         arm = _arm(hparams)
         trials = [{**own, "regularize": arm}, {**own, **dict.fromkeys(rates, 0.0), "regularize": arm}]
-        if none_lr is not None:
-            return [{"lr": float(none_lr), "regularize": "none"}, *trials]
+        if none_lr is not None:  # (the objective gives an unregularized trial none_lr)
+            return [{"regularize": "none"}, *trials]
         trials.append({name: value for name, value in own.items() if name == "lr"} | {"regularize": "none"})
     return trials
 
@@ -193,17 +195,20 @@ def warmup_checks(budget: dict[str, Any]) -> int:
 def trial_line(trial: Any, trials: int, folds: int) -> str:
     """The line ``--tune`` prints as each trial ends, so a study of several minutes shows its progress.
 
+    The values are the ones the trial trained with (its ``values`` attribute, as the objective sets it).
+
     Example:
         >>> from types import SimpleNamespace
         >>> done = SimpleNamespace(number=0, state=SimpleNamespace(name="COMPLETE"), value=0.25,
-        ...                        params={"regularize": "all", "lr": 0.003, "dropout": 0.1})
+        ...                        user_attrs={"values": {"regularize": "all", "lr": 0.003, "dropout": 0.1}})
         >>> trial_line(done, 4, 3)
         '[tune] trial 1/4 complete: regularize=all, lr=0.003, dropout=0.1; validation score 0.25 (mean of 3 folds)'
         >>> trial_line(SimpleNamespace(number=3, state=SimpleNamespace(name="PRUNED"), value=None,
-        ...                            params={"lr": 0.01}), 4, 1)
+        ...                            user_attrs={"values": {"lr": 0.01}}), 4, 1)
         '[tune] trial 4/4 pruned: lr=0.01'
     """
-    line = f"[tune] trial {trial.number + 1}/{trials} {trial.state.name.lower()}: {format_values(trial.params)}"
+    values = trial.user_attrs["values"]
+    line = f"[tune] trial {trial.number + 1}/{trials} {trial.state.name.lower()}: {format_values(values)}"
     if trial.state.name == "COMPLETE":
         line += f"; validation score {trial.value:.4g}" + (f" (mean of {folds} folds)" if folds > 1 else "")
     return line
@@ -301,8 +306,9 @@ def tune(
         trials: the number of trials.
         seed: the sampler's seed, and every trial's (common random numbers).
         verbose: print a line as each trial ends (:func:`trial_line`).
-        none_lr: the learning rate of the unregularized starting trial (:func:`first_trials`); None:
-            the run's.
+        none_lr: the learning rate of every unregularized trial (the first, :func:`first_trials`, and
+            any that draws ``regularize="none"``); None: the run's for the starting trial, sampled
+            for the others.
 
     Raises:
         ValueError: if ``trials`` is below 1.
@@ -371,23 +377,38 @@ def tune(
             tested = min(range(first, len(checks.losses)), key=checks.losses.__getitem__)
         return checks.scores[tested], checks.epochs[tested], checks.errors[tested]
 
+    done: dict[str, tuple[float, dict[str, Any]]] = {}  # the value and attributes of each set of values tried
+
     def objective(trial: Any) -> float:
         values: dict[str, Any] = {}
         if rates:  # the study may switch regularization off (then no rate is sampled)
             values["regularize"] = trial.suggest_categorical("regularize", [arm, "none"])
-        low, high, log = space["lr"]
-        values["lr"] = trial.suggest_float("lr", low, high, log=log)
+        if values.get("regularize") == "none" and none_lr is not None:
+            values["lr"] = float(none_lr)  # the tuned bare network: its learning rate is not this study's to sample
+        else:
+            low, high, log = space["lr"]
+            values["lr"] = trial.suggest_float("lr", low, high, log=log)
         if values.get("regularize", arm) != "none":
             values.update({name: trial.suggest_float(name, lo, hi, log=lg) for name, (lo, hi, lg) in rates.items()})
+        trial.set_user_attr("values", values)
+        key = repr(sorted(values.items()))
+        if key in done:  # the same values from the same seed train the same model: reuse its score
+            value, attrs = done[key]
+            for name, attr in attrs.items():
+                trial.set_user_attr(name, attr)
+            return value
         fits = [fit_once(trial, values, data, prune=i == 0) for i, data in enumerate(fold_data)]
         scores, epochs = [score for score, _, _ in fits], [epoch for _, epoch, _ in fits]
         errors = [error for _, _, error in fits]
+        attrs: dict[str, Any] = {}
         if all(error is not None for error in errors):
-            trial.set_user_attr("error", statistics.fmean(errors))  # type: ignore[arg-type]
+            attrs["error"] = statistics.fmean(errors)  # type: ignore[arg-type]
         if folds > 1:
-            trial.set_user_attr("fold_values", scores)
-            trial.set_user_attr("fold_epochs", epochs)
-        return statistics.fmean(scores)
+            attrs.update(fold_values=scores, fold_epochs=epochs)
+        for name, attr in attrs.items():
+            trial.set_user_attr(name, attr)
+        done[key] = statistics.fmean(scores), attrs
+        return done[key][0]
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     lightning_logger = logging.getLogger("lightning.pytorch")
@@ -419,4 +440,4 @@ def tune(
     study.set_user_attr("best_score", best.value)
     if folds > 1:
         study.set_user_attr("refit_epochs", refit_epochs(best.user_attrs["fold_epochs"]))
-    return dict(best.params), study
+    return dict(best.user_attrs["values"]), study

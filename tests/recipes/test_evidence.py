@@ -418,8 +418,9 @@ def test_jobs_errors_in_run_experiments(tmp_path: Path) -> None:
 
 def test_the_time_estimate_sums_the_caps_of_the_capped_runs() -> None:
     plaid, gunpoint, sonar = (evidence._EXPERIMENTS_BY_NAME[n] for n in ("plaid", "gunpoint", "sonar"))
-    # full and reduced: the 1-minute cap; tiny: no cap
-    assert [evidence.time_cap(plaid, plaid.configs[0], s) for s in ("full", "reduced", "tiny")] == [60.0, 60.0, None]
+    # full: PLAID's 2-minute guard beside its epoch budget; reduced: the 1-minute cap; tiny: no cap
+    assert [evidence.time_cap(plaid, plaid.configs[0], s) for s in ("full", "reduced", "tiny")] == [120.0, 60.0, None]
+    assert evidence._option(evidence._recipe_args(plaid, plaid.configs[0], "full"), "--trainer.max_epochs") == "40"
     assert evidence.time_cap(sonar, sonar.configs[0], "full") is None
     tuned = evidence.Config("tuned", ("--tune", "3"))  # 3 trials and the final training, each capped
     assert evidence.time_cap(gunpoint, tuned, "full") == 4 * 60.0
@@ -427,8 +428,8 @@ def test_the_time_estimate_sums_the_caps_of_the_capped_runs() -> None:
     plan = [(seed, e, c) for seed in (0, 1, 2) for e in (plaid, gunpoint) for c in e.configs]
     line = evidence.time_estimate([*plan, (0, sonar, sonar.configs[0]), (1, sonar, sonar.configs[0])], "full", 3)
     assert line == (
-        "26 runs, 3 at a time. Worst case: the 24 time-capped runs (--trainer.max_time) train for at most 24.0 min "
-        "in all, 8.0 min of wall time over 3 jobs (an upper bound on their training; loading, baselines and "
+        "26 runs, 3 at a time. Worst case: the 24 time-capped runs (--trainer.max_time) train for at most 36.0 min "
+        "in all, 12.0 min of wall time over 3 jobs (an upper bound on their training; loading, baselines and "
         "testing add to it); 2 runs have no time cap: their time is unknown and not included."
     )
     assert evidence.time_estimate(plan, "reduced", 1).startswith(

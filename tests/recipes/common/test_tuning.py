@@ -118,10 +118,30 @@ def test_a_regularized_study_repeats_the_unregularized_studys_trial_at_its_learn
     for trial in bare.trials:  # the run's learning rate (trial 0) and a sampled one (trial 1)
         _, study = tune(SequenceModel, hparams, data, budget, None, None, 3, none_lr=trial.params["lr"])
         repeated = study.trials[0]  # with none_lr the unregularized trial comes first
-        assert repeated.params == {"lr": trial.params["lr"], "regularize": "none"}
+        assert repeated.user_attrs["values"] == {"regularize": "none", "lr": trial.params["lr"]}
         assert repeated.value == trial.value
         # so the study ends no worse on validation than the unregularized arm's trial
         assert study.user_attrs["best_score"] <= trial.value
+
+
+def test_a_trial_that_repeats_earlier_values_reuses_their_score(monkeypatch: pytest.MonkeyPatch) -> None:
+    fits: list[str] = []
+    fit = pl.Trainer.fit
+
+    def spy(trainer: pl.Trainer, model: pl.LightningModule, **kwargs: Any) -> None:
+        fits.append(model.arm)
+        fit(trainer, model, **kwargs)
+
+    monkeypatch.setattr(pl.Trainer, "fit", spy)
+    # two unregularized trials: with none_lr both train the bare network at that learning rate
+    monkeypatch.setattr(common.tuning, "first_trials", lambda *args: [{"regularize": "none"}] * 2)
+    hparams = dict(SequenceModel(hidden_size=8, dropout=0.2, lr=0.01).hparams)
+    data = SineDataModule(num_series=12, length=40, input_length=12, horizon=1)
+    best, study = tune(SequenceModel, hparams, data, {"max_epochs": 1, "enable_progress_bar": False}, None, None, 2,
+                       none_lr=0.02)  # fmt: skip
+    assert fits == ["none"]  # the second trial did not train
+    assert study.trials[0].value == study.trials[1].value and "lr" not in study.trials[1].params
+    assert best == {"regularize": "none", "lr": 0.02}
 
 
 def test_none_lr_must_lie_in_the_learning_rate_range_of_a_study_of_rates() -> None:
@@ -154,7 +174,7 @@ def test_the_study_returns_the_trial_choose_picks(monkeypatch: pytest.MonkeyPatc
     data = SineDataModule(num_series=12, length=40, input_length=12, horizon=1)
     monkeypatch.setattr(common.tuning, "choose", lambda trials: trials[-1])
     best, study = tune(SequenceModel, hparams, data, {"max_epochs": 1, "enable_progress_bar": False}, None, None, 3)
-    assert best == study.trials[2].params == {"lr": 0.01, "regularize": "none"}
+    assert best == study.trials[2].user_attrs["values"] == {"regularize": "none", "lr": 0.01}
     assert study.user_attrs["chosen"] == 2 and study.user_attrs["best_score"] == study.trials[2].value
 
 
