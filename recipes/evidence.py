@@ -560,15 +560,8 @@ def _run_cli_recipe(
     )  # fmt: skip
 
 
-def _run_sonar(
-    experiment: Experiment,
-    config: Config,
-    seed: int,
-    scale: str,
-    log_root: Path,
-    best: dict[str, float] | None = None,
-    none_lr: float | None = None,
-) -> Run:
+def _run_sonar(experiment: Experiment, config: Config, seed: int, scale: str, log_root: Path, *study: object) -> Run:
+    """A sonar run (ten-fold cross-validation); it has no study, so ``study`` (best values, none_lr) goes unused."""
     options = dict(item.split("=") for item in (experiment.tiny if scale == "tiny" else experiment.full))
     start = time.perf_counter()
     result = sonar_mlp.cross_validate(

@@ -75,23 +75,6 @@ def test_negative_tune_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFi
     assert exit_info.value.code == 2 and "--tune must be an int >= 0, got -1" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(
-    ("extra", "message"),
-    [(["--tune_none_lr", "0.01"], "--tune_none_lr 0.01 needs --tune N (N >= 1)"),
-     (["--tune", "2", "--tune_none_lr", "0"], "--tune_none_lr must be a learning rate > 0, got 0.0"),
-     (["--tune", "2", "--tune_none_lr", "0.01", "--model.regularize", "early_stopping"],
-      "--tune_none_lr needs a study that may switch dropout off (--model.regularize all or dropout), "
-      "got --model.regularize early_stopping")],
-)  # fmt: skip
-def test_bad_tune_none_lr_is_a_usage_error(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
-) -> None:
-    with pytest.raises(SystemExit) as exit_info:
-        RecipeCLI("demo", SequenceModel, SineDataModule, args=["--trainer.logger.save_dir", str(tmp_path), *TINY,
-                                                               *extra])  # fmt: skip
-    assert exit_info.value.code == 2 and message in capsys.readouterr().err
-
-
 def test_tune_none_lr_reaches_the_study_and_the_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     seen: dict[str, Any] = {}
     study = SimpleNamespace(trials=[], user_attrs={"folds": 1, "best_score": 0.5})
@@ -182,9 +165,14 @@ def test_the_study_returns_the_trial_choose_picks(monkeypatch: pytest.MonkeyPatc
     ("extra", "message"),
     [(["--refit_epochs", "-1"], "--refit_epochs must be an int >= 0, got -1"),
      (["--refit_epochs", "3", "--tune", "2"], "--refit_epochs 3 and --tune 2 go apart"),
-     (["--refit_epochs", "3"], "--refit_epochs needs a data module that can train on its validation cases too")],
+     (["--refit_epochs", "3"], "--refit_epochs needs a data module that can train on its validation cases too"),
+     (["--tune_none_lr", "0.01"], "--tune_none_lr 0.01 needs --tune N (N >= 1)"),
+     (["--tune", "2", "--tune_none_lr", "0"], "--tune_none_lr must be a learning rate > 0, got 0.0"),
+     (["--tune", "2", "--tune_none_lr", "0.01", "--model.regularize", "early_stopping"],
+      "--tune_none_lr needs a study that may switch dropout off (--model.regularize all or dropout), "
+      "got --model.regularize early_stopping")],
 )  # fmt: skip
-def test_bad_refit_epochs_are_usage_errors(
+def test_bad_refit_epochs_or_tune_none_lr_are_usage_errors(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
 ) -> None:
     with pytest.raises(SystemExit) as exit_info:
