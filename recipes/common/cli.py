@@ -504,8 +504,8 @@ class RecipeCLI(LightningCLI):
         self._drop_callbacks_of_arm()
         pruned = sum(1 for t in study.trials if t.state.name == "PRUNED")
         report = {
-            "best": best, "trials": len(study.trials), "pruned": pruned, "best_score": study.user_attrs["best_score"],
-            "folds": study.user_attrs.get("folds", 1),
+            "best": best, "trials": len(study.trials), "pruned": pruned,
+            "best_score": study.trials[study.user_attrs["chosen"]].value, "folds": study.user_attrs.get("folds", 1),
         }  # fmt: skip
         if self.config["tune_none_lr"] is not None:
             report["none_lr"] = self.config["tune_none_lr"]

@@ -293,8 +293,8 @@ def tune(
     off) and, where the arm regularizes, ``regularize``: the arm or ``"none"``. The study's user
     attribute ``folds`` is the number of folds that scored each trial (:func:`tuning_folds`); with
     more than one, ``refit_epochs`` is the epochs the refit on the whole training file trains
-    (:func:`refit_epochs` of the chosen trial's ``fold_epochs``); ``chosen`` and ``best_score`` are
-    the chosen trial's number and value.
+    (:func:`refit_epochs` of the chosen trial's ``fold_epochs``); ``chosen`` is the chosen trial's
+    number.
 
     Args:
         model_class: the recipe's LightningModule.
@@ -437,7 +437,6 @@ def tune(
     best = choose(completed)
     study.set_user_attr("folds", folds)
     study.set_user_attr("chosen", best.number)
-    study.set_user_attr("best_score", best.value)
     if folds > 1:
         study.set_user_attr("refit_epochs", refit_epochs(best.user_attrs["fold_epochs"]))
     return dict(best.user_attrs["values"]), study
