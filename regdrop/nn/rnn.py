@@ -4,7 +4,8 @@ They subclass :class:`torch.nn.LSTM` / :class:`torch.nn.GRU`: same arguments, sa
 names and shapes (``weight_ih_l0``, ``weight_hh_l0_reverse``, ...), so state_dicts move both
 ways, and ``isinstance(layer, torch.nn.LSTM)`` holds. In ``eval()`` mode (without zoneout),
 ``forward`` *is* ``torch.nn.LSTM.forward``: the same fused kernel, the same numbers. So is
-training with every rate at 0, except where torch's CPU kernel is slower than the compiled
+training with every rate at 0 (except under CPU bf16 autocast where torch's LSTM kernel cannot
+run: see ``_torch_kernel_fails_here``), except where torch's CPU kernel is slower than the compiled
 loop: a ``GRU``, or an ``LSTM`` on a ``PackedSequence``, training in float32 on the CPU runs
 the compiled loop (the same math, equal to float rounding; torch's kernels there run one
 autograd op per step: 1.4-6x slower in ``benchmarks/rnn_speed.py``'s "no dropout" rows, 75x
@@ -35,6 +36,7 @@ Where the masks are drawn and applied:
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import re
@@ -282,7 +284,7 @@ class _RegularizedRNN:
         return {name: check_rate(name, getattr(self, name)) for name in self.rate_names}
 
     def _needs_regularized_path(self, rates: dict[str, float], input: Tensor | PackedSequence) -> bool:
-        if rates["zoneout"] > 0.0:
+        if rates["zoneout"] > 0.0 or self._torch_kernel_fails_here(input):
             return True
         if not self.training:
             return False
@@ -292,6 +294,18 @@ class _RegularizedRNN:
         if isinstance(input, PackedSequence):
             return self._loop_is_faster(input.data, True)
         return self._loop_is_faster(input, False)
+
+    def _torch_kernel_fails_here(self, input: Tensor | PackedSequence) -> bool:
+        """Whether torch's kernel would raise on this call: its padded CPU LSTM under bf16
+        autocast goes to oneDNN, which has no bf16 LSTM primitive on some processors (AVX2
+        without AVX-512: ``torch.nn.LSTM`` raises "could not create a primitive descriptor for
+        the LSTM forward propagation primitive", in training and eval). There the regularized
+        path runs the call, every rate 0 included (float32 output, as on that path)."""
+        if self.mode != "LSTM" or self.proj_size > 0 or not isinstance(input, Tensor):
+            return False  # torch's packed and projected LSTMs do not use oneDNN
+        if input.device.type != "cpu" or input.dtype != torch.float32 or not torch.is_autocast_enabled("cpu"):
+            return False
+        return torch.get_autocast_dtype("cpu") == torch.bfloat16 and not _torch_lstm_runs_under_cpu_bf16_autocast()
 
     def _loop_is_faster(self, data: Tensor, packed: bool) -> bool:
         """Whether training without dropout runs faster on the compiled loop than on torch's kernel.
@@ -321,6 +335,7 @@ class _RegularizedRNN:
             # bfloat16 operands with float32 accumulation.
             gemm_dtype = _autocast_dtype(device_type) if device_type == "cuda" else None
             bf16 = device_type == "cpu" and torch.get_autocast_dtype(device_type) == torch.bfloat16
+            bf16 = bf16 and rnn_ops.cpu_bf16_gemms_native()  # else float32, which is faster there
             with torch.autocast(device_type, enabled=False), cuda_loop.autocast_gemms(gemm_dtype):
                 return self._regularized_forward(
                     _to_float32(input), _to_float32(hx), rates, torch.bfloat16 if bf16 else None
@@ -691,6 +706,19 @@ def _to_float32(value: Any) -> Any:
     return value
 
 
+@functools.cache
+def _torch_lstm_runs_under_cpu_bf16_autocast() -> bool:
+    """Whether torch's fused CPU LSTM runs under bf16 autocast on this processor (tried once on
+    a 1-step input; see ``_RegularizedRNN._torch_kernel_fails_here``). Leaves the global random
+    stream where it was: the probe's initialization must not change the caller's masks."""
+    try:
+        with torch.random.fork_rng(devices=[]), torch.autocast("cpu", dtype=torch.bfloat16), torch.no_grad():
+            torch.nn.LSTM(2, 2)(torch.zeros(1, 1, 2))
+    except RuntimeError:
+        return False
+    return True
+
+
 def _autocast_dtype(device_type: str) -> torch.dtype:
     """Autocast's low-precision dtype for ``device_type`` (torch >= 2.4 names it per device)."""
     if hasattr(torch, "get_autocast_dtype"):
@@ -765,7 +793,10 @@ _REGULARIZER_DOC = r"""
     training with every rate 0, the layer runs exactly ``torch.nn.{name}.forward``. Under
     ``torch.autocast`` the regularized training path keeps state and element-wise math in
     float32 (its output is float32); under CPU bf16 autocast the compiled loop's GEMMs take
-    bfloat16 operands with float32 accumulation. A dropout schedule
+    bfloat16 operands with float32 accumulation where the CPU has native bf16 GEMMs
+    (:func:`regdrop.functional.rnn.cpu_bf16_gemms_native`), float32 elsewhere. Where torch's
+    padded LSTM cannot run under CPU bf16 autocast (no oneDNN bf16 LSTM primitive on an
+    AVX2-only CPU), this layer runs those calls, eval included, on the regularized path. A dropout schedule
     may reassign the rate attributes between calls.
 """
 

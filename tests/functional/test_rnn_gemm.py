@@ -117,6 +117,7 @@ def test_layer_under_cpu_bf16_autocast_runs_bf16_gemms_and_keeps_float32(kind, m
         return scan(xw, h0, *rest, **kwargs)
 
     monkeypatch.setattr(F_rnn, scan_name, spy)
+    monkeypatch.setitem(F_rnn._EXT_STATE, "bf16", True)  # bf16 products even where they are slow
     torch.manual_seed(0)
     layer = getattr(regdrop.nn, kind)(6, 16, batch_first=True, recurrent_dropout=0.25)
     x = torch.randn(5, 7, 6)
@@ -130,6 +131,35 @@ def test_layer_under_cpu_bf16_autocast_runs_bf16_gemms_and_keeps_float32(kind, m
     torch.testing.assert_close(out, ref, rtol=3e-2, atol=3e-2)
     out.sum().backward()
     assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in layer.parameters())
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU"])
+def test_without_native_bf16_gemms_autocast_computes_in_float32(kind, monkeypatch):
+    # Where torch's bfloat16 matmul is a slow generic loop (an AVX2-only CPU), the regularized
+    # path under bf16 autocast runs its products in float32: the numbers of autocast off.
+    monkeypatch.setitem(F_rnn._EXT_STATE, "bf16", False)
+    torch.manual_seed(0)
+    layer = getattr(regdrop.nn, kind)(6, 16, num_layers=2, batch_first=True, recurrent_dropout=0.25)
+    x = torch.randn(5, 7, 6)
+    torch.manual_seed(1)
+    ref, _ = layer(x)
+    ref.square().sum().backward()
+    expected = [p.grad.clone() for p in layer.parameters()]
+    layer.zero_grad()
+    torch.manual_seed(1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, _ = layer(x)
+    assert out.dtype == torch.float32
+    assert torch.equal(out, ref)
+    out.square().sum().backward()
+    assert all(torch.equal(p.grad, e) for p, e in zip(layer.parameters(), expected, strict=True))
+
+
+def test_cpu_bf16_gemms_native_follows_onednn():
+    F_rnn._EXT_STATE.pop("bf16", None)
+    assert F_rnn.cpu_bf16_gemms_native() == bool(
+        torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    )
 
 
 def test_input_projection_matches_addmm_forward_and_backward():

@@ -13,7 +13,6 @@ import regdrop.functional.dropout as F_dropout
 import regdrop.nn.rnn as rnn_module
 from regdrop.functional.rnn import lstm_layer_loop
 from regdrop.nn import GRU, LSTM, GRUCell, LSTMCell
-from tests._platform import torch_lstm_runs_under_bf16_autocast
 
 INPUT, HIDDEN, STEPS, BATCH = 5, 6, 7, 4
 LENGTHS = torch.tensor([7, 5, 5, 2])
@@ -381,8 +380,6 @@ def test_gradcheck_float64(kind, shared):
 
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
 def test_bf16_autocast_runs_and_stays_finite(kind):
-    if kind == "lstm" and not torch_lstm_runs_under_bf16_autocast():
-        pytest.skip("torch.nn.LSTM itself fails under CPU bf16 autocast on this processor (oneDNN)")
     layer = (LSTM if kind == "lstm" else GRU)(
         INPUT, HIDDEN, num_layers=2, dropout=0.2, recurrent_dropout=0.3, batch_first=True
     )
@@ -396,6 +393,37 @@ def test_bf16_autocast_runs_and_stays_finite(kind):
     layer.eval()
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert torch.isfinite(layer(x)[0].float()).all()
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_lstm_runs_under_bf16_autocast_where_torchs_kernel_cannot(monkeypatch, bidirectional):
+    # Where oneDNN has no bf16 LSTM primitive (an AVX2-only CPU), torch.nn.LSTM raises under CPU
+    # bf16 autocast, in training and eval; regdrop's LSTM runs those calls itself, in float32
+    # where bf16 GEMMs are slow: the numbers of autocast off, every rate 0 included.
+    from regdrop.functional import rnn as F_rnn
+
+    monkeypatch.setattr(rnn_module, "_torch_lstm_runs_under_cpu_bf16_autocast", lambda: False)
+    monkeypatch.setitem(F_rnn._EXT_STATE, "bf16", False)
+    layer = LSTM(INPUT, HIDDEN, num_layers=2, bidirectional=bidirectional, batch_first=True)
+    x = torch.randn(BATCH, STEPS, INPUT)
+    for training in (True, False):
+        layer.train(training)
+        expected, (h, c) = layer(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out, (h16, c16) = layer(x)
+        assert out.dtype == torch.float32
+        assert torch.equal(out, expected) and torch.equal(h16, h) and torch.equal(c16, c)
+    # a packed input keeps torch's kernel, which runs there
+    packed = pack_padded_sequence(x, [STEPS, 5, 3, 2], batch_first=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not layer._torch_kernel_fails_here(packed)
+
+
+def test_the_bf16_autocast_probe_leaves_the_random_stream_alone():
+    rnn_module._torch_lstm_runs_under_cpu_bf16_autocast.cache_clear()
+    state = torch.get_rng_state()
+    assert isinstance(rnn_module._torch_lstm_runs_under_cpu_bf16_autocast(), bool)
+    assert torch.equal(torch.get_rng_state(), state)
 
 
 def test_repr_shows_every_regularizer_and_pickles():

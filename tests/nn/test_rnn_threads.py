@@ -45,7 +45,10 @@ counts = {{"start": tasks()}}
 for kind in ("LSTM", "GRU"):
     base = getattr(torch.nn, kind)(16, 64, batch_first=True)
     step(base, x)
-    step(base, x, bf16=True)
+    try:
+        step(base, x, bf16=True)
+    except RuntimeError:  # torch's LSTM has no bf16 kernel on an AVX2-only CPU (oneDNN)
+        pass
 counts["after torch"] = tasks()
 for kind in ("LSTM", "GRU"):
     base = getattr(torch.nn, kind)(16, 64, batch_first=True)

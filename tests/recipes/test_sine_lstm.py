@@ -13,7 +13,6 @@ import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import sine_lstm
-from tests._platform import torch_lstm_runs_under_bf16_autocast
 
 SCRIPT = Path(sine_lstm.__file__).resolve()
 
@@ -99,8 +98,6 @@ def test_script_runs_under_two_process_ddp(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_script_runs_in_bf16_mixed_precision(tmp_path: Path) -> None:
-    if not torch_lstm_runs_under_bf16_autocast():
-        pytest.skip("torch.nn.LSTM itself fails under CPU bf16 autocast on this processor (oneDNN)")
     result = run_script(*tiny(tmp_path), "--trainer.precision", "bf16-mixed")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "sine_lstm, done" in result.stdout
