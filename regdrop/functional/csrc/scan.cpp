@@ -138,23 +138,42 @@ inline void with_zone(bool on, F&& f) {
 // (cached per thread and shape). Where oneDNN has no float32 micro-kernel (processors without
 // AVX2, or mkldnn disabled) cpublas::brgemm runs cpublas::gemm (MKL or torch's BLAS) itself.
 // float64 (used by the gradient checks) goes to at::mm (MKL).
+//
+// Except on processors without AVX-512, at large products: there oneDNN's float32 micro-kernel
+// is its AVX2 one, and on an AVX2-only AMD EPYC (one thread) it ran (64,512)@(512,2048) at 41
+// GFLOP/s and (64,2048)@(2048,512) at 58, against 81-82 for at::mm (MKL); the two tied at hidden
+// size 128 ((64,128)@(128,512), 84-85) and the micro-kernel won at 64 (93 against 78). So there
+// a product whose B has more than 2^17 elements (hidden size above ~181) runs at::mm.
+inline bool step_gemm_on_mm(int64_t N, int64_t K) {
+  static const bool avx512 = __builtin_cpu_supports("avx512f");
+  return !avx512 && N * K > (int64_t{1} << 17);
+}
+
+// C = A B (+ C) by at::mm (MKL) on views of the raw rows: torch exports no raw-pointer BLAS
+// call (cpublas::gemm's float and double overloads are not in libtorch's exported symbols);
+// inside a parallel region at::mm runs on the calling thread.
+template <typename T>
+inline void aten_gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb, T* C,
+                      int64_t ldc, bool accumulate) {
+  const auto opts = at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value);
+  const auto a = at::from_blob(const_cast<T*>(A), {M, K}, {lda, 1}, opts);
+  const auto b = at::from_blob(const_cast<T*>(B), {K, N}, {ldb, 1}, opts);
+  auto c = at::from_blob(C, {M, N}, {ldc, 1}, opts);
+  if (accumulate) c.addmm_(a, b);
+  else at::mm_out(c, a, b);
+}
 
 inline void gemm_rows(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
                       float* C, int64_t ldc, bool accumulate) {
   if (M <= 0) return;
+  if (step_gemm_on_mm(N, K)) return aten_gemm(M, N, K, A, lda, B, ldb, C, ldc, accumulate);
   at::native::cpublas::brgemm(M, N, K, lda, ldb, ldc, accumulate, A, B, C, /*is_vnni=*/false);
 }
 
 inline void gemm_rows(int64_t M, int64_t N, int64_t K, const double* A, int64_t lda, const double* B, int64_t ldb,
                       double* C, int64_t ldc, bool accumulate) {
   if (M <= 0) return;
-  // at::mm (MKL): torch exports no raw-pointer double GEMM; inside a parallel region it runs on this thread.
-  const auto opts = at::TensorOptions().dtype(at::kDouble);
-  const auto a = at::from_blob(const_cast<double*>(A), {M, K}, {lda, 1}, opts);
-  const auto b = at::from_blob(const_cast<double*>(B), {K, N}, {ldb, 1}, opts);
-  auto c = at::from_blob(C, {M, N}, {ldc, 1}, opts);
-  if (accumulate) c.addmm_(a, b);
-  else at::mm_out(c, a, b);
+  aten_gemm(M, N, K, A, lda, B, ldb, C, ldc, accumulate);  // float64 (the gradient checks): at::mm
 }
 
 // Whether oneDNN has a bfloat16 micro-kernel here (its test: AVX-512 core; torch's
@@ -794,7 +813,9 @@ at::Tensor zoneout_mask(const at::Tensor& seed, int64_t rows, int64_t width, dou
 // cpublas::gemm fallback.
 std::string step_gemm_engine() {
   const bool ukernel = at::hasMKLDNN() && at::globalContext().userEnabledMkldnn() && __builtin_cpu_supports("avx2");
+  const bool avx512 = __builtin_cpu_supports("avx512f");
   return std::string(ukernel ? "oneDNN brgemm micro-kernel" : "cpublas::gemm (no oneDNN micro-kernel here)") +
+         (ukernel && !avx512 ? " up to 2^17 weight elements, at::mm (MKL) above" : "") +
          " (float32), " + (bf16_microkernel() ? "oneDNN brgemm micro-kernel" : "cpublas::gemm") +
          " (bfloat16 weights under autocast), at::mm (float64)";
 }
