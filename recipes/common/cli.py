@@ -509,7 +509,7 @@ class RecipeCLI(LightningCLI):
         }  # fmt: skip
         if self.config["tune_none_lr"] is not None:
             report["none_lr"] = self.config["tune_none_lr"]
-        if report["folds"] > 1:
+        if "refit_epochs" in study.user_attrs:  # cross-validated on a data module that refits (UCR/UEA)
             self._refit(study.user_attrs["refit_epochs"])  # the summary's `refit` reports it
         return self.model, report
 

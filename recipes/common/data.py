@@ -8,6 +8,7 @@ splitting, windowing, batching and the naive yardstick are written here once.
 from __future__ import annotations
 
 import abc
+import copy
 import math
 from collections.abc import Callable
 from typing import ClassVar, Literal
@@ -174,6 +175,7 @@ class ForecastDataModule(SplitDataModule):
         self.seed = seed
         self._splits: dict[str, list[Tensor]] | None = None
         self._windows: dict[str, TensorDataset] = {}
+        self._fold: tuple[int, int] | None = None  # (folds, index) of a copy made by fold()
 
     @abc.abstractmethod
     def load_series(self) -> list[Tensor]:
@@ -216,6 +218,39 @@ class ForecastDataModule(SplitDataModule):
             series.append(s)
         return series
 
+    def fold(self, folds: int, index: int) -> ForecastDataModule:
+        """A copy of this data module (``split="time"``) whose validation part is origin ``index`` of
+        ``folds`` rolling origins before the test part.
+
+        Rolling-origin (time-series) cross-validation: the validation part keeps its length and
+        moves back by whole lengths, ``folds - 1 - index`` of them, and the training part is
+        everything before it, so fold ``folds - 1`` is this module's own split and no fold trains
+        on what it validates on or after. The test part stays. ``--tune`` scores its trials this way
+        when the validation part has few windows (:func:`common.tuning.tune`); the final fit then
+        trains on this module's own split.
+
+        Raises:
+            ValueError: if the split is not ``"time"``, ``folds`` is not an int >= 2, or ``index``
+                is not in ``0 .. folds - 1``; when splitting, if a fold's training part is shorter
+                than ``input_length + horizon``.
+
+        Example:
+            >>> from common.datasets.series import RealSeriesDataModule
+            >>> dm = RealSeriesDataModule("nile")
+            >>> [(len(f.series_splits["train"][0]), len(f.windows("val"))) for f in (dm.fold(3, i) for i in range(3))]
+            [(37, 10), (47, 10), (57, 10)]
+        """
+        name = type(self).__name__
+        if self.split != "time":
+            raise ValueError(f"{name}.fold: rolling origins need split='time', got split={self.split!r}")
+        if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
+            raise ValueError(f"{name}.fold: folds must be an int >= 2, got {folds!r}")
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < folds:
+            raise ValueError(f"{name}.fold: index must be an int from 0 to {folds - 1}, got {index!r}")
+        other = copy.copy(self)
+        other._fold, other._splits, other._windows = (folds, index), None, {}
+        return other
+
     def _split(self, series: list[Tensor]) -> dict[str, list[Tensor]]:
         span = self.input_length + self.horizon
         name = type(self).__name__
@@ -225,15 +260,21 @@ class ForecastDataModule(SplitDataModule):
                 t = s.shape[0]
                 val_start = math.floor(t * (1.0 - self.val_fraction - self.test_fraction))
                 test_start = math.floor(t * (1.0 - self.test_fraction))
+                val_end = test_start
+                if self._fold is not None:  # rolling origin: the validation part moves back by whole lengths
+                    folds, index = self._fold
+                    shift = (folds - 1 - index) * (test_start - val_start)
+                    val_start, val_end = val_start - shift, val_end - shift
                 parts = {
-                    "train": s[:val_start],
-                    "val": s[max(val_start - self.input_length, 0) : test_start],
+                    "train": s[: max(val_start, 0)],
+                    "val": s[max(val_start - self.input_length, 0) : val_end],
                     "test": s[max(test_start - self.input_length, 0) :],
                 }
                 for key, part in parts.items():
                     if part.shape[0] < span:
+                        where = "" if self._fold is None else f" (fold {self._fold[1]} of {self._fold[0]})"
                         raise ValueError(
-                            f"{name}: the {key} part of a series of length {t} has {part.shape[0]} steps, "
+                            f"{name}: the {key} part{where} of a series of length {t} has {part.shape[0]} steps, "
                             f"fewer than input_length + horizon = {span}; use longer series or other fractions"
                         )
                     out[key].append(part)

@@ -318,10 +318,6 @@ def test_small_validation_splits_score_trials_by_cross_validation() -> None:
     data = UCRDataModule("ArrowHead", resample_to=32)
     assert tuning_folds(data) == CV_FOLDS and tuning_folds(UCRDataModule("JapaneseVowels")) == 1
 
-    class CannotRefit(UCRDataModule):
-        refit = None  # a module that folds but cannot train on every case: its own validation split
-
-    assert tuning_folds(CannotRefit("ArrowHead", resample_to=32)) == 1
     hparams = dict(SequenceModel(task="classify", input_size=1, num_classes=3, hidden_size=4, dropout=0.1,
                                  lr=0.01).hparams)  # fmt: skip
     _, study = tune(SequenceModel, hparams, data, {"max_epochs": 1, "enable_progress_bar": False}, None, None, 2)
@@ -338,6 +334,23 @@ def test_small_validation_splits_score_trials_by_cross_validation() -> None:
     assert study.user_attrs["refit_epochs"] == refit_epochs(chosen.user_attrs["fold_epochs"]) == 1
     # a classifier's trials keep their error rate (the mean over the folds), for choose()
     assert all(0.0 <= trial.user_attrs["error"] <= 1.0 for trial in study.trials)
+
+
+@pytest.mark.slow
+def test_short_series_are_scored_on_rolling_origins_and_not_refit() -> None:
+    from common.datasets import RealSeriesDataModule
+
+    nile = RealSeriesDataModule("nile")  # 10 validation windows
+    assert tuning_folds(nile) == CV_FOLDS
+    assert tuning_folds(RealSeriesDataModule("co2")) == 1  # 229 validation windows
+    assert tuning_folds(RealSeriesDataModule("nile", split="series", val_fraction=0.4, test_fraction=0.4)) == 1
+    hparams = dict(SequenceModel(task="forecast", input_size=1, horizon=1, hidden_size=4, dropout=0.1, lr=0.01).hparams)
+    _, study = tune(SequenceModel, hparams, nile, {"max_epochs": 2, "enable_progress_bar": False}, None, None, 2)
+    assert study.user_attrs["folds"] == CV_FOLDS
+    assert "refit_epochs" not in study.user_attrs  # the final fit trains on the series' own split
+    for trial in study.trials:
+        folds = trial.user_attrs["fold_values"]
+        assert len(set(folds)) == CV_FOLDS and trial.value == pytest.approx(sum(folds) / CV_FOLDS)
 
 
 def test_refit_epochs_is_the_rounded_mean_and_at_least_one() -> None:

@@ -132,3 +132,34 @@ def test_baselines_score_the_test_windows() -> None:
     arima = next(name for name in names if name.startswith("ARIMA RMSE ("))
     # ARIMA follows lynx's cycle better than either naive forecast
     assert baselines[arima] < min(baselines[names[0]], expected)
+
+
+def test_rolling_origin_folds_move_the_validation_part_back() -> None:
+    dm = RealSeriesDataModule("nile")  # 100 years: train 57, validation 10, test 33 (+ context)
+    own = dm.series_splits
+    folds = [dm.fold(3, i) for i in range(3)]
+    assert [len(f.series_splits["train"][0]) for f in folds] == [37, 47, 57]
+    assert [len(f.windows("val")) for f in folds] == [len(dm.windows("val"))] * 3 == [10] * 3
+    for f in folds:
+        # every validation target comes after the fold's training part, and the test part stays
+        train_end = len(f.series_splits["train"][0])
+        _, y = f.windows("val").tensors
+        series = dm._load()[0]
+        assert torch.equal(y[:, 0, 0], series[train_end : train_end + 10, 0])
+        assert torch.equal(f.series_splits["test"][0], own["test"][0])
+    # the last fold is the module's own split; folding leaves the module as it was
+    assert all(torch.equal(folds[-1].series_splits[k][0], own[k][0]) for k in own)
+    assert dm.series_splits is own and len(dm.windows("val")) == 10
+
+
+def test_bad_folds() -> None:
+    dm = RealSeriesDataModule("nile")
+    for folds, index, message in [(1, 0, "folds must be an int >= 2, got 1"), (True, 0, "folds must be an int >= 2"),
+                                  (3, 3, "index must be an int from 0 to 2, got 3"), (3, -1, "from 0 to 2, got -1")]:  # fmt: skip
+        with pytest.raises(ValueError, match=message):
+            dm.fold(folds, index)
+    with pytest.raises(ValueError, match=r"rolling origins need split='time', got split='series'"):
+        RealSeriesDataModule("nile", split="series").fold(3, 0)
+    # six origins back the Nile's first fold has no training part left: the error names the fold
+    with pytest.raises(ValueError, match=r"the train part \(fold 0 of 7\) of a series of length 100 has 0 steps"):
+        dm.fold(7, 0).series_splits
