@@ -154,8 +154,13 @@ def test_rolling_origin_folds_move_the_validation_part_back() -> None:
 
 def test_bad_folds() -> None:
     dm = RealSeriesDataModule("nile")
-    for folds, index, message in [(1, 0, "folds must be an int >= 2, got 1"), (True, 0, "folds must be an int >= 2"),
-                                  (3, 3, "index must be an int from 0 to 2, got 3"), (3, -1, "from 0 to 2, got -1")]:  # fmt: skip
+    bad = [
+        (1, 0, "folds must be an int >= 2, got 1"),
+        (True, 0, "folds must be an int >= 2"),
+        (3, 3, "index must be an int from 0 to 2, got 3"),
+        (3, -1, "from 0 to 2, got -1"),
+    ]
+    for folds, index, message in bad:
         with pytest.raises(ValueError, match=message):
             dm.fold(folds, index)
     with pytest.raises(ValueError, match=r"rolling origins need split='time', got split='series'"):
