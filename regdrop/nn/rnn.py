@@ -4,13 +4,14 @@ They subclass :class:`torch.nn.LSTM` / :class:`torch.nn.GRU`: same arguments, sa
 names and shapes (``weight_ih_l0``, ``weight_hh_l0_reverse``, ...), so state_dicts move both
 ways, and ``isinstance(layer, torch.nn.LSTM)`` holds. In ``eval()`` mode (without zoneout),
 ``forward`` *is* ``torch.nn.LSTM.forward``: the same fused kernel, the same numbers. So is
-training with every rate at 0 (except under CPU bf16 autocast where torch's LSTM kernel cannot
-run: see ``_torch_kernel_fails_here``), except where torch's CPU kernel is slower than the compiled
+training with every rate at 0, except where torch's CPU kernel is slower than the compiled
 loop: a ``GRU``, or an ``LSTM`` on a ``PackedSequence``, training in float32 on the CPU runs
 the compiled loop (the same math, equal to float rounding; torch's kernels there run one
 autograd op per step: 1.4-6x slower in ``benchmarks/rnn_speed.py``'s "no dropout" rows, 75x
 for a packed bidirectional GRU over 1,344 steps). Set
-``layer.compiled_training = False`` to keep torch's kernel and its exact numbers.
+``layer.compiled_training = False`` to keep torch's kernel and its exact numbers. Where torch's
+kernel cannot run at all (its padded LSTM under CPU bf16 autocast on a processor without
+AVX-512), the layer's own path runs the call, in eval too (``_torch_kernel_fails_here``).
 
 Otherwise ``_RegularizedRNN._regularized_forward`` runs five named steps:
 ``_unpack`` (the input as packed time-major rows), ``_initial_state`` (checked as torch

@@ -158,13 +158,6 @@ def test_without_native_bf16_gemms_autocast_computes_in_float32(kind, monkeypatc
     assert all(torch.equal(p.grad, e) for p, e in zip(layer.parameters(), expected, strict=True))
 
 
-def test_cpu_bf16_gemms_native_follows_onednn():
-    F_rnn._EXT_STATE.pop("bf16", None)
-    assert F_rnn.cpu_bf16_gemms_native() == bool(
-        torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
-    )
-
-
 def test_input_projection_matches_addmm_forward_and_backward():
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(50, 7, generator=gen, requires_grad=True)
