@@ -21,9 +21,11 @@ from torch.utils.cpp_extension import load_inline
 SHAPES = [  # (what, M, K, N): A (M, K) @ B (K, N)
     ("step fwd H=128", 64, 128, 512),
     ("step fwd H=64", 32, 64, 256),
+    ("step fwd H=256", 64, 256, 1024),
     ("step fwd H=512", 64, 512, 2048),
     ("step bwd H=128", 64, 512, 128),
     ("step bwd H=64", 32, 256, 64),
+    ("step bwd H=256", 64, 1024, 256),
     ("step bwd H=512", 64, 2048, 512),
     ("input proj H=128", 6400, 32, 512),
     ("input proj H=64", 6400, 8, 256),

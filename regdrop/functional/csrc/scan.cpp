@@ -141,8 +141,9 @@ inline void with_zone(bool on, F&& f) {
 //
 // Except on processors without AVX-512, at large products: there oneDNN's float32 micro-kernel
 // is its AVX2 one, and on an AVX2-only AMD EPYC (one thread) it ran (64,512)@(512,2048) at 41
-// GFLOP/s and (64,2048)@(2048,512) at 58, against 81-82 for at::mm (MKL); the two tied at hidden
-// size 128 ((64,128)@(128,512), 84-85) and the micro-kernel won at 64 (93 against 78). So there
+// GFLOP/s and (64,2048)@(2048,512) at 58, against 81-82 for at::mm (MKL); at hidden size 256 at
+// 35 and 45 against 69 and 57; the two tied at hidden size 128 ((64,128)@(128,512), 84-85) and
+// the micro-kernel won at 64 (93 against 78). So there
 // a product whose B has more than 2^17 elements (hidden size above ~181) runs at::mm.
 inline bool step_gemm_on_mm(int64_t N, int64_t K) {
   static const bool avx512 = __builtin_cpu_supports("avx512f");
