@@ -1176,7 +1176,7 @@ def merge(paths: Sequence[Path], output: Path, json_path: Path) -> list[Run]:
     meta = dict(metas[0])
     meta.update(
         command=" and ".join(f"`{m['command']}`" for m in metas).strip("`"),
-        date=" and ".join(dict.fromkeys(str(m["date"]) for m in metas)),
+        date=" and ".join(dict.fromkeys(d for m in metas for d in str(m["date"]).split(" and "))),
         total_seconds=sum(float(m["total_seconds"]) for m in metas),
         seeds=sorted({s for m in metas for s in m["seeds"]}),
         json=json_path.name,
