@@ -21,7 +21,6 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <limits>
 #include <optional>
 #include <type_traits>
 #include <vector>
@@ -245,7 +244,8 @@ int64_t rows_per_task(int64_t K, int64_t N) { return std::max<int64_t>(1, (int64
 int64_t grain(int64_t width) { return std::max<int64_t>(1, 32768 / std::max<int64_t>(1, width)); }
 
 // One step over rows [0, b): each block of rows runs its product (K x N weight) and its
-// element-wise pass (`width` values a row), in that order or the other (product_first). A product
+// element-wise pass (`width` values a row; width 0: none), in that order or the other
+// (product_first). A product
 // that runs on at::mm (step_gemm_on_mm) runs once over all rows, outside any parallel region, where
 // at::mm (MKL) splits it over torch's threads itself, and the element-wise pass is split alone:
 // with two threads, two 32-row products each on one thread took 1.12-1.29x the fused LSTM at
@@ -255,9 +255,9 @@ void step_blocks(int64_t b, int64_t K, int64_t N, int64_t width, bool product_fi
                  const Rows& rows) {
   if (b <= 0) return;
   if (step_gemm_on_mm(N, K)) {
-    if (!product_first) at::parallel_for(0, b, grain(width), rows);
+    if (width > 0 && !product_first) at::parallel_for(0, b, grain(width), rows);
     product(int64_t{0}, b);
-    if (product_first) at::parallel_for(0, b, grain(width), rows);
+    if (width > 0 && product_first) at::parallel_for(0, b, grain(width), rows);
     return;
   }
   at::parallel_for(0, b, rows_per_task(K, N), [&](int64_t n0, int64_t n1) {
