@@ -177,6 +177,19 @@ inline void gemm_rows(int64_t M, int64_t N, int64_t K, const double* A, int64_t 
   aten_gemm(M, N, K, A, lda, B, ldb, C, ldc, accumulate);  // float64 (the gradient checks): at::mm
 }
 
+// float32 -> bfloat16, round to nearest even (as at::BFloat16's constructor), NaN kept NaN; a bit
+// operation per element that vectorizes, where the constructor's per-element branch did not.
+inline void to_bf16(const float* __restrict__ src, uint16_t* __restrict__ dst, int64_t n) {
+  _Pragma("omp simd")
+  for (int64_t k = 0; k < n; ++k) {
+    uint32_t u;
+    std::memcpy(&u, src + k, sizeof(u));
+    const uint32_t rounded = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
+    const bool nan = (u & 0x7FFFFFFFu) > 0x7F800000u;
+    dst[k] = static_cast<uint16_t>(nan ? ((u >> 16) | 0x40u) : rounded);
+  }
+}
+
 // Whether oneDNN has a bfloat16 micro-kernel here (its test: AVX-512 core; torch's
 // cpublas::brgemm refuses the packed layout elsewhere). Without it the bf16 products run through
 // cpublas::gemm's bfloat16 path (unpacked right operand).
@@ -223,8 +236,7 @@ struct StepWeight {
         thread_local std::vector<at::BFloat16> a16;
         a16.resize(static_cast<size_t>(M * K2));
         for (int64_t i = 0; i < M; ++i) {
-          _Pragma("omp simd")
-          for (int64_t k = 0; k < K; ++k) a16[i * K2 + k] = at::BFloat16(A[i * lda + k]);
+          to_bf16(A + i * lda, reinterpret_cast<uint16_t*>(a16.data() + i * K2), K);
           if (K2 > K) a16[i * K2 + K] = at::BFloat16(0.0f);
         }
         at::native::cpublas::brgemm(M, N, K2, K2, N, ldc, accumulate, a16.data(), b.data_ptr<at::BFloat16>(), C, vnni);
