@@ -610,10 +610,24 @@ class _RegularizedRNN:
         if c0 is not None:  # LSTM
             w_hr = weights[-1] if self.proj_size > 0 else None
             bias = b_ih + b_hh if b_ih is not None and b_hh is not None else None
-            xw = rnn_ops.input_projection(x, w_ih, bias, gemm_dtype)
-            w_hh = w_hh if gemm_dtype is None else w_hh.to(gemm_dtype)
+            if gemm_dtype is None:
+                xw = rnn_ops.input_projection(x, w_ih, bias)
+                bias = None
+            else:  # bfloat16 (CPU autocast): xw stays bfloat16, the loop adds the bias in float32
+                xw = rnn_ops.input_projection(x, w_ih, None, gemm_dtype, out_dtype=gemm_dtype)
+                w_hh = w_hh.to(gemm_dtype)
             return rnn_ops.lstm_scan(
-                xw, h0, c0, w_hh, mask, batch_sizes, reverse, w_hr=w_hr, zoneout=zoneout, training=self.training
+                xw,
+                h0,
+                c0,
+                w_hh,
+                mask,
+                batch_sizes,
+                reverse,
+                w_hr=w_hr,
+                zoneout=zoneout,
+                training=self.training,
+                bias=bias,
             )
         xw = rnn_ops.input_projection(x, w_ih, b_ih, gemm_dtype)
         w_hh = w_hh if gemm_dtype is None else w_hh.to(gemm_dtype)

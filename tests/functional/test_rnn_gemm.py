@@ -70,9 +70,10 @@ def test_float32_steps_split_over_threads_match_the_reference(kind, num_threads,
 
 @needs_extension
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
-def test_bf16_weights_run_bf16_products_with_float32_state(kind):
+@pytest.mark.parametrize("hidden", [24, 5])  # 5: the packed bf16 weight pads K to even
+def test_bf16_weights_run_bf16_products_with_float32_state(kind, hidden):
     bs = [9, 9, 7, 7, 3]
-    xw, h0, c0, w, b, mask = _operands(kind, bs, hidden=24)
+    xw, h0, c0, w, b, mask = _operands(kind, bs, hidden=hidden)
     w16 = w.bfloat16().requires_grad_()
     args = [t.requires_grad_() for t in ((xw, h0, c0) if kind == "lstm" else (xw, h0))]
     got = _run(kind, xw, h0, c0, w16, b, mask, bs, False)
@@ -129,11 +130,16 @@ def test_layer_under_cpu_bf16_autocast_runs_bf16_gemms_and_keeps_float32(kind, m
     torch.manual_seed(1)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out, _ = layer(x)
-    assert seen[-1] == (torch.float32, torch.float32, torch.bfloat16)
+    # the LSTM's input projection stays bfloat16 (the loop widens it and adds the bias in float32)
+    xw_dtype = torch.bfloat16 if kind == "LSTM" else torch.float32
+    assert seen[-1] == (xw_dtype, torch.float32, torch.bfloat16)
     assert out.dtype == torch.float32
     torch.testing.assert_close(out, ref, rtol=3e-2, atol=3e-2)
-    out.sum().backward()
-    assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in layer.parameters())
+    expected = torch.autograd.grad(ref.square().sum(), list(layer.parameters()))
+    out.square().sum().backward()
+    for (name, p), e in zip(layer.named_parameters(), expected, strict=True):
+        assert p.grad is not None and p.grad.dtype == torch.float32, name
+        torch.testing.assert_close(p.grad, e, rtol=5e-2, atol=5e-2 * e.abs().max().item(), msg=name)
 
 
 @pytest.mark.parametrize("kind", ["LSTM", "GRU"])
@@ -187,3 +193,105 @@ def test_input_projection_in_float64_is_exact_and_gradchecks():
     b = torch.randn(4, generator=gen, dtype=torch.float64, requires_grad=True)
     assert torch.equal(input_projection(x, w, b), torch.addmm(b, x, w.t()))
     assert torch.autograd.gradcheck(input_projection, (x, w, b))
+
+
+def _assert_rounded_as_torch_does(got: torch.Tensor, source: torch.Tensor) -> None:
+    """``got`` (bfloat16) has the bits of torch's rounding of ``source``; any NaN is a NaN
+    (torch itself gives NaN different bits on its scalar and vector paths)."""
+    nan = source.isnan()
+    assert torch.equal(got.isnan(), nan)
+    bits = got.contiguous().view(torch.int16)
+    assert torch.equal(bits[~nan], source.bfloat16().view(torch.int16)[~nan])
+
+
+@needs_extension
+def test_bf16_loop_rounds_the_state_as_torch_does():
+    # h_prev (the masked h(t-1), kept in bfloat16 for the step products and dW_hh) holds h0 at
+    # the first step: its bits must be torch's own float32 -> bfloat16 rounding, ties to even,
+    # the largest finite values, subnormals, signed zeros, infinities and NaN included.
+    special = torch.tensor(
+        [1 + 2**-8, 1 + 3 * 2**-8, -(1 + 2**-8), 3.3961e38, -3.3961e38, 1e-40, -1e-40, 0.0, -0.0,
+         float("inf"), -float("inf"), float("nan"), 1.0 + 2**-7 + 2**-9, 0.1, -2.5e-3, 3.4e38]
+    )  # fmt: skip
+    n, hidden = 2, special.numel()
+    h0 = torch.stack([special, torch.randn(hidden)])
+    c0 = torch.zeros(n, hidden)
+    w16 = torch.randn(4 * hidden, hidden).bfloat16()
+    xw = torch.randn(2 * n, 4 * hidden)
+    out = torch.ops.regdrop_scan.lstm_forward(xw, h0, c0, w16, xw.new_empty(0), [n, n], False)
+    h_prev = out[6]
+    assert h_prev.dtype == torch.bfloat16
+    _assert_rounded_as_torch_does(h_prev[:n], h0)
+    # the second step's rows are the first step's output, rounded the same way (the NaN spreads)
+    _assert_rounded_as_torch_does(h_prev[n:], out[0][:n])
+
+
+@needs_extension
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("hidden", [24, 5])
+def test_bf16_xw_with_the_bias_in_the_loop_matches_it_added_before(reverse, hidden):
+    # The LSTM under CPU autocast: a bfloat16 xw widened row by row, the bias added in float32
+    # inside the loop and its gradient summed there, against the same numbers given as a float32
+    # xw with the bias already added. Hidden size 5: the packed bf16 weight pads K to even.
+    bs = [9, 9, 7, 7, 3]
+    xw, h0, c0, w, b, mask = _operands("lstm", bs, hidden=hidden)
+    xw16, w16 = xw.bfloat16(), w.bfloat16()
+    leaves = [t.clone().requires_grad_() for t in (xw16, h0, c0, w16, b)]
+    got = lstm_scan(leaves[0], *leaves[1:4], mask, bs, reverse, bias=leaves[4])
+    ref_leaves = [t.clone().requires_grad_() for t in (xw16.float(), h0, c0, w16, b)]
+    ref = lstm_scan(ref_leaves[0] + ref_leaves[4], *ref_leaves[1:4], mask, bs, reverse)
+    for g, r in zip(got, ref, strict=True):
+        assert torch.equal(g, r)
+    loss = lambda outs: sum(o.square().sum() * (i + 1) for i, o in enumerate(outs))  # noqa: E731
+    grads = torch.autograd.grad(loss(got), leaves)
+    ref_grads = torch.autograd.grad(loss(ref), ref_leaves)
+    assert grads[0].dtype == torch.bfloat16 and grads[3].dtype == torch.bfloat16
+    for name, g, r in zip(("xw", "h0", "c0", "w_hh"), grads[:4], ref_grads[:4]):
+        assert torch.equal(g.float(), r.float()), name
+    # the bias gradient: summed in float32 before dgates is rounded to bfloat16 (the reference
+    # sums the rounded rows), so close, not equal; and against float32 throughout
+    torch.testing.assert_close(grads[4], ref_grads[4], rtol=1e-2, atol=1e-2)
+    f32 = [t.clone().requires_grad_() for t in (xw16.float(), h0, c0, w16.float(), b)]
+    full = lstm_scan(f32[0], *f32[1:4], mask, bs, reverse, bias=f32[4])
+    torch.testing.assert_close(grads[4], torch.autograd.grad(loss(full), f32[4])[0], rtol=3e-2, atol=3e-2)
+
+
+@needs_extension
+def test_lstm_scan_bias_in_float32_and_float64_matches_the_reference_loop():
+    bs = [5, 5, 4, 2]
+    for dtype in (torch.float32, torch.float64):
+        xw, h0, c0, w, b, mask = _operands("lstm", bs, hidden=8, dtype=dtype)
+        got = lstm_scan(xw, h0, c0, w, mask, bs, bias=b)
+        ref = F_rnn._lstm_loop(xw + b, bs, h0, c0, w, None, mask, 0.0, True, False, None)
+        for g, r in zip(got, ref, strict=True):
+            torch.testing.assert_close(g, r)
+    xw, h0, c0, w, b, mask = _operands("lstm", bs, hidden=3, dtype=torch.float64)
+    b.requires_grad_()
+    assert torch.autograd.gradcheck(lambda bias: lstm_scan(xw, h0, c0, w, mask, bs, bias=bias)[0], (b,))
+
+
+def test_bf16_operands_are_refused_in_the_wrong_combinations():
+    xw, h0, c0, w, b, _ = _operands("lstm", [2, 2], hidden=3)
+    with pytest.raises(TypeError, match=r"lstm_scan: h0 must have the dtype of the input, torch.bfloat16"):
+        lstm_scan(xw.bfloat16(), h0, c0, w, None, [2, 2])  # bfloat16 xw needs a bfloat16 w_hh
+    with pytest.raises(TypeError, match=r"lstm_scan: bias must have the dtype of the input, torch.float32"):
+        lstm_scan(xw.bfloat16(), h0, c0, w.bfloat16(), None, [2, 2], bias=b.double())
+    with pytest.raises(ValueError, match=r"lstm_scan: bias must have shape \(12,\), got \(3,\)"):
+        lstm_scan(xw, h0, c0, w, None, [2, 2], bias=b[:3])
+    with pytest.raises(ValueError, match=r"out_dtype torch.bfloat16 needs gemm_dtype torch.bfloat16 and no bias"):
+        input_projection(xw, w.t(), b, torch.bfloat16, out_dtype=torch.bfloat16)
+
+
+def test_input_projection_in_bf16_keeps_bf16_and_its_gradients_match_autograds():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(300, 7, generator=gen, requires_grad=True)
+    w = torch.randn(12, 7, generator=gen, requires_grad=True)
+    out = input_projection(x, w, None, torch.bfloat16, out_dtype=torch.bfloat16)
+    ref = x.bfloat16().mm(w.bfloat16().t())
+    assert out.dtype == torch.bfloat16 and torch.equal(out, ref)
+    dout = torch.randn(out.shape, generator=gen).bfloat16()
+    got = torch.autograd.grad(out, (x, w), dout)
+    want = torch.autograd.grad(ref, (x, w), dout)
+    for g, r in zip(got, want, strict=True):
+        assert g.dtype == torch.float32
+        torch.testing.assert_close(g, r, rtol=1e-2, atol=1e-2)

@@ -106,19 +106,27 @@ def test_fake_kernels_give_the_ops_output_shapes():
          torch.randn(p, h), torch.ones(rows, p, dtype=torch.bool), torch.zeros(rows, h, dtype=torch.bool), 0.0),
         (torch.randn(rows, 4 * h), torch.randn(n, h), torch.randn(n, h), torch.randn(4 * h, h), torch.ones(n, h), bs,
          True, None, None, None, 0.3),
+        # CPU autocast: bfloat16 xw and w_hh, float32 state, the bias added inside the loop
+        (torch.randn(rows, 4 * h).bfloat16(), torch.randn(n, h), torch.randn(n, h), torch.randn(4 * h, h).bfloat16(),
+         torch.ones(n, h), bs, False, None, None, None, 0.0, torch.randn(4 * h)),
     ]  # fmt: skip
+
+    def described(ts):
+        return [(t.shape, t.dtype) for t in ts]
+
     for args in lstm_cases:
         real = ops.lstm_forward(*args)
         with FakeTensorMode(allow_non_fake_inputs=True) as mode:
             fake = ops.lstm_forward(*(mode.from_tensor(a) if isinstance(a, torch.Tensor) else a for a in args))
-        assert [t.shape for t in fake] == [t.shape for t in real]
+        assert described(fake) == described(real)
         saved = real[3:6]
+        bias_grad = len(args) > 11
         back_args = (torch.randn_like(real[0]), torch.randn_like(real[1]), torch.randn_like(real[2]), *saved,
-                     args[3], args[4], bs, args[6], *args[7:])  # fmt: skip
+                     args[3], args[4], bs, args[6], *args[7:11], bias_grad)  # fmt: skip
         real_b = ops.lstm_backward(*back_args)
         with FakeTensorMode(allow_non_fake_inputs=True) as mode:
             fake_b = ops.lstm_backward(*(mode.from_tensor(a) if isinstance(a, torch.Tensor) else a for a in back_args))
-        assert [t.shape for t in fake_b] == [t.shape for t in real_b]
+        assert described(fake_b) == described(real_b)
     gru_args = (torch.randn(rows, 3 * h), torch.randn(n, h), torch.randn(3 * h, h), torch.randn(3 * h), e, bs, False,
                 torch.ones(rows, h, dtype=torch.bool), 0.0)  # fmt: skip
     real = ops.gru_forward(*gru_args)

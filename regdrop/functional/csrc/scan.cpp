@@ -177,7 +177,11 @@ inline void gemm_rows(int64_t M, int64_t N, int64_t K, const double* A, int64_t 
   aten_gemm(M, N, K, A, lda, B, ldb, C, ldc, accumulate);  // float64 (the gradient checks): at::mm
 }
 
-// float32 -> bfloat16, round to nearest even (as at::BFloat16's constructor), NaN kept NaN; a bit
+// bfloat16 values as their bits (at::BFloat16 holds a uint16_t and nothing else).
+inline uint16_t* bits_of(at::BFloat16* p) { return reinterpret_cast<uint16_t*>(p); }
+inline const uint16_t* bits_of(const at::BFloat16* p) { return reinterpret_cast<const uint16_t*>(p); }
+
+// float32 -> bfloat16, round to nearest even, NaN to 0x7FC0 (as at::BFloat16's constructor); a bit
 // operation per element that vectorizes, where the constructor's per-element branch did not.
 inline void to_bf16(const float* __restrict__ src, uint16_t* __restrict__ dst, int64_t n) {
   _Pragma("omp simd")
@@ -186,7 +190,33 @@ inline void to_bf16(const float* __restrict__ src, uint16_t* __restrict__ dst, i
     std::memcpy(&u, src + k, sizeof(u));
     const uint32_t rounded = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
     const bool nan = (u & 0x7FFFFFFFu) > 0x7F800000u;
-    dst[k] = static_cast<uint16_t>(nan ? ((u >> 16) | 0x40u) : rounded);
+    dst[k] = static_cast<uint16_t>(nan ? 0x7FC0u : rounded);
+  }
+}
+
+// float64 state never meets a bfloat16 weight (the ops refuse it); this overload only lets the
+// float64 instantiation of the loops compile.
+inline void to_bf16(const double*, uint16_t*, int64_t) {
+  TORCH_CHECK(false, "regdrop_scan: bfloat16 rows need float32 state");
+}
+
+// dst = float(src) (+ bias): a bfloat16 row of the input projection, widened for the
+// element-wise pass (bfloat16 is float32's upper half), the bias added in float32.
+inline void widen_row(const at::BFloat16* src_bf16, const float* __restrict__ bias, float* __restrict__ dst,
+                      int64_t n) {
+  const uint16_t* __restrict__ src = bits_of(src_bf16);
+  auto value = [](uint16_t bits) {
+    const uint32_t u = static_cast<uint32_t>(bits) << 16;
+    float f;
+    std::memcpy(&f, &u, sizeof(f));
+    return f;
+  };
+  if (bias) {
+    _Pragma("omp simd")
+    for (int64_t k = 0; k < n; ++k) dst[k] = value(src[k]) + bias[k];
+  } else {
+    _Pragma("omp simd")
+    for (int64_t k = 0; k < n; ++k) dst[k] = value(src[k]);
   }
 }
 
@@ -236,7 +266,7 @@ struct StepWeight {
         thread_local std::vector<at::BFloat16> a16;
         a16.resize(static_cast<size_t>(M * K2));
         for (int64_t i = 0; i < M; ++i) {
-          to_bf16(A + i * lda, reinterpret_cast<uint16_t*>(a16.data() + i * K2), K);
+          to_bf16(A + i * lda, bits_of(a16.data() + i * K2), K);
           if (K2 > K) a16[i * K2 + K] = at::BFloat16(0.0f);
         }
         at::native::cpublas::brgemm(M, N, K2, K2, N, ldc, accumulate, a16.data(), b.data_ptr<at::BFloat16>(), C, vnni);
@@ -244,6 +274,29 @@ struct StepWeight {
       }
     }
     gemm_rows(M, N, K, A, lda, b.data_ptr<T>(), N, C, ldc, accumulate);
+  }
+
+  // The same with A's rows already in bfloat16 (a bfloat16 weight only): the loop wrote them so
+  // (they are also what the weight gradient needs), and no per-step rounding is left to do.
+  void run(int64_t M, const at::BFloat16* A, int64_t lda, T* C, int64_t ldc, bool accumulate) const {
+    if constexpr (std::is_same_v<T, float>) {
+      if (M <= 0) return;
+      TORCH_CHECK(bf16, "regdrop_scan: bfloat16 rows need a bfloat16 weight");
+      if (vnni && K % 2) {  // the packed layout pads K to even: the rows need a zero column
+        thread_local std::vector<at::BFloat16> a16;
+        a16.resize(static_cast<size_t>(M * (K + 1)));
+        for (int64_t i = 0; i < M; ++i) {
+          std::memcpy(a16.data() + i * (K + 1), A + i * lda, static_cast<size_t>(K) * sizeof(at::BFloat16));
+          a16[i * (K + 1) + K] = at::BFloat16(0.0f);
+        }
+        at::native::cpublas::brgemm(M, N, K + 1, K + 1, N, ldc, accumulate, a16.data(), b.data_ptr<at::BFloat16>(),
+                                    C, vnni);
+        return;
+      }
+      at::native::cpublas::brgemm(M, N, K, lda, N, ldc, accumulate, A, b.data_ptr<at::BFloat16>(), C, vnni);
+    } else {
+      TORCH_CHECK(false, "regdrop_scan: bfloat16 rows need float32 state");  // the ops refuse that first
+    }
   }
 };
 
@@ -339,11 +392,13 @@ bool check_zone(const char* op, const at::Tensor& zone_h, const at::Tensor* zone
   return has_h;
 }
 
-void check_2d(const char* op, const char* name, const at::Tensor& t) {
+void check_2d(const char* op, const char* name, const at::Tensor& t, bool bf16_ok = false) {
   TORCH_CHECK(t.defined() && t.dim() == 2, op, ": ", name, " must be a 2-D tensor, got ",
               t.defined() ? t.dim() : 0, "-D");
-  TORCH_CHECK(t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble, op, ": ", name,
-              " must be float32 or float64, got ", t.scalar_type());
+  TORCH_CHECK(t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble ||
+                  (bf16_ok && t.scalar_type() == at::kBFloat16),
+              op, ": ", name, " must be float32 or float64", bf16_ok ? " (or bfloat16 with a bfloat16 w_hh)" : "",
+              ", got ", t.scalar_type());
 }
 
 // ---------------------------------------------------------------------------------- LSTM
@@ -351,6 +406,30 @@ void check_2d(const char* op, const char* name, const at::Tensor& t) {
 // h~ = r W_hr^T with a projection (a second GEMM per step), else h~ = r; then zoneout:
 // c(t) = lerp(c~, c(t-1), zc), h(t) = lerp(h~, h(t-1), zh). Widths: H of the cell, P of h
 // (P = H without projection).
+// A row of xw as the element-wise pass reads it: in place where it is already in the state's dtype
+// and has no bias to add, else widened (bfloat16) and/or with the bias added, in a per-thread buffer.
+template <typename T>
+inline const T* x_row(const T* x, const at::BFloat16* x16, const T* bias, int64_t width) {
+  if (x && !bias) return x;
+  thread_local std::vector<T> buf;
+  if (static_cast<int64_t>(buf.size()) < width) buf.resize(static_cast<size_t>(width));
+  T* __restrict__ dst = buf.data();
+  if constexpr (std::is_same_v<T, float>) {
+    if (x16) {
+      widen_row(x16, bias, dst, width);
+      return dst;
+    }
+  }
+  TORCH_CHECK(x, "regdrop_scan: a bfloat16 xw needs float32 state");
+  _Pragma("omp simd")
+  for (int64_t j = 0; j < width; ++j) dst[j] = x[j] + bias[j];
+  return dst;
+}
+
+// A bfloat16 w_hh (CPU autocast) runs the step products on bfloat16 operands: xw may then be
+// bfloat16 too (autocast's input projection), widened to float32 row by row, and h_prev, the
+// masked h(t-1), is kept in bfloat16: the rows the step's product read, and those of dW_hh.
+// bias (4H, the state's dtype, optional) is added to xw in the element-wise pass.
 // Returns out, h_n, c_n and what the backward pass needs: the gate activations, tanh(c~),
 // c(t-1), the masked h(t-1) that entered W_hh, and r (only with a projection, for dW_hr).
 std::vector<at::Tensor> lstm_forward(const at::Tensor& xw, const at::Tensor& h0, const at::Tensor& c0,
@@ -358,49 +437,59 @@ std::vector<at::Tensor> lstm_forward(const at::Tensor& xw, const at::Tensor& h0,
                                      std::vector<int64_t> bs, bool reverse,
                                      const std::optional<at::Tensor>& w_hr_arg,
                                      const std::optional<at::Tensor>& zone_h_arg,
-                                     const std::optional<at::Tensor>& zone_c_arg, double zone_p) {
+                                     const std::optional<at::Tensor>& zone_c_arg, double zone_p,
+                                     const std::optional<at::Tensor>& bias_arg) {
   const char* op = "regdrop_scan::lstm_forward";
   check_2d(op, "h0", h0);
   check_2d(op, "c0", c0);
-  check_2d(op, "xw", xw);
+  check_2d(op, "xw", xw, w_hh.defined() && w_hh.scalar_type() == at::kBFloat16);
   const int64_t N = h0.size(0), P = h0.size(1), H = c0.size(1), rows = xw.size(0);
   const at::Tensor w_hr = given_or_empty(w_hr_arg), zone_h = given_or_empty(zone_h_arg),
-                   zone_c = given_or_empty(zone_c_arg);
-  check_operand(op, "xw", xw, xw, {rows, 4 * H});
-  check_operand(op, "h0", h0, xw, {N, P});
-  check_operand(op, "c0", c0, xw, {N, H});
-  check_operand(op, "w_hh", w_hh, xw, {4 * H, P}, true);
-  const bool masked = check_optional(op, "mask", mask, xw, {N, P});
-  const bool proj = check_optional(op, "w_hr", w_hr, xw, {P, H});
+                   zone_c = given_or_empty(zone_c_arg), bias = given_or_empty(bias_arg);
+  // h0 sets the dtype of the state and everything float; xw may be bfloat16 with a bfloat16 w_hh
+  const at::Tensor& st = h0;
+  check_operand(op, "h0", h0, st, {N, P});
+  check_operand(op, "w_hh", w_hh, st, {4 * H, P}, true);
+  const bool bf16 = w_hh.scalar_type() == at::kBFloat16;
+  check_operand(op, "xw", xw, st, {rows, 4 * H}, bf16);
+  const bool x16 = xw.scalar_type() == at::kBFloat16;
+  check_operand(op, "c0", c0, st, {N, H});
+  const bool masked = check_optional(op, "mask", mask, st, {N, P});
+  const bool proj = check_optional(op, "w_hr", w_hr, st, {P, H});
+  const bool biased = check_optional(op, "bias", bias, st, {4 * H});
   TORCH_CHECK(proj || P == H, op, ": without w_hr, h0 and c0 must have the same width, got ", P, " and ", H);
-  const bool zoned = check_zone(op, zone_h, &zone_c, zone_p, xw, rows, P, H);
+  const bool zoned = check_zone(op, zone_h, &zone_c, zone_p, st, rows, P, H);
   const bool zone_on = zoned || zone_p != 0.0;
   check_batch_sizes(op, bs, rows, N);
-  auto acts = at::empty_like(xw);  // the GEMM's output, then the gate activations (no copy of xw)
-  auto out = at::empty({rows, P}, xw.options());
-  auto tanh_c = at::empty({rows, H}, xw.options());
-  auto c_prev = at::empty({rows, H}, xw.options());
-  auto h_prev = at::empty({rows, P}, xw.options());
-  auto r = at::empty({proj ? rows : 0, H}, xw.options());
+  // the GEMM's output, then the gate activations (no copy of xw)
+  auto acts = x16 || biased ? at::empty({rows, 4 * H}, st.options()) : at::empty_like(xw);
+  auto out = at::empty({rows, P}, st.options());
+  auto tanh_c = at::empty({rows, H}, st.options());
+  auto c_prev = at::empty({rows, H}, st.options());
+  auto h_prev = at::empty({rows, P}, st.options().dtype(bf16 ? at::kBFloat16 : st.scalar_type()));
+  auto r = at::empty({proj ? rows : 0, H}, st.options());
   auto h = h0.clone();
   auto c = c0.clone();
   auto hm = masked ? h0 * mask : h0.clone();
   auto w_hr_t = proj ? w_hr.t().contiguous() : at::Tensor();
   const auto off = offsets_of(bs);
   const int64_t L = bs.size();
-  AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "lstm_forward", [&] {
+  AT_DISPATCH_FLOATING_TYPES(st.scalar_type(), "lstm_forward", [&] {
     const scalar_t zp = static_cast<scalar_t>(zone_p);
     with_zone(zone_on, [&](auto zone_tag) {  // the body below, compiled once with and once without zoneout
     constexpr bool zone = decltype(zone_tag)::value;
     const StepWeight<scalar_t> w(w_hh.t());  // B = W_hh^T, (P, 4H)
     for (int64_t s = 0; s < L; ++s) {
       const int64_t t = reverse ? L - 1 - s : s, b = bs[t], o = off[t];
-      const scalar_t* X = xw.data_ptr<scalar_t>() + o * 4 * H;
+      const scalar_t* X = x16 ? nullptr : xw.data_ptr<scalar_t>() + o * 4 * H;
+      const at::BFloat16* X16 = x16 ? xw.data_ptr<at::BFloat16>() + o * 4 * H : nullptr;
+      const scalar_t* Bias = biased ? bias.data_ptr<scalar_t>() : nullptr;
       scalar_t* A = acts.data_ptr<scalar_t>() + o * 4 * H;
       scalar_t* OUT = out.data_ptr<scalar_t>() + o * P;
       scalar_t* TC = tanh_c.data_ptr<scalar_t>() + o * H;
       scalar_t* CP = c_prev.data_ptr<scalar_t>() + o * H;
-      scalar_t* HP = h_prev.data_ptr<scalar_t>() + o * P;
+      scalar_t* HP = bf16 ? nullptr : h_prev.data_ptr<scalar_t>() + o * P;
+      at::BFloat16* HP16 = bf16 ? h_prev.data_ptr<at::BFloat16>() + o * P : nullptr;
       scalar_t* R = proj ? r.data_ptr<scalar_t>() + o * H : nullptr;
       scalar_t* Hc = h.data_ptr<scalar_t>();
       scalar_t* Cc = c.data_ptr<scalar_t>();
@@ -410,7 +499,8 @@ std::vector<at::Tensor> lstm_forward(const at::Tensor& xw, const at::Tensor& h0,
       const bool* ZC = zoned ? zone_c.data_ptr<bool>() + o * H : nullptr;
       // The gates and the cell; r = o tanh(c~) goes to R (projection) or straight to out.
       auto cell = [&](int64_t n) {
-        const scalar_t* __restrict__ xn = X + n * 4 * H;
+        const scalar_t* __restrict__ xn = x_row<scalar_t>(X ? X + n * 4 * H : nullptr, X16 ? X16 + n * 4 * H : nullptr,
+                                                          Bias, 4 * H);
         scalar_t* __restrict__ an = A + n * 4 * H;
         scalar_t* __restrict__ cc = Cc + n * H;
         scalar_t* __restrict__ cp = CP + n * H;
@@ -435,27 +525,33 @@ std::vector<at::Tensor> lstm_forward(const at::Tensor& xw, const at::Tensor& h0,
       // h~ (in out's rows) and h(t-1) give h(t): zoneout, then the state and the next GEMM's operand.
       auto new_h = [&](int64_t n) {
         scalar_t* __restrict__ hc = Hc + n * P;
-        scalar_t* __restrict__ hp = HP + n * P;
+        scalar_t* __restrict__ hp = HP ? HP + n * P : nullptr;
         scalar_t* __restrict__ hm_n = HM + n * P;
         scalar_t* __restrict__ out_n = OUT + n * P;
         const scalar_t* __restrict__ zh = zone ? zone_row(ZH ? ZH + n * P : nullptr, zp, P, 0) : nullptr;
+        if (hp) std::memcpy(hp, hm_n, static_cast<size_t>(P) * sizeof(scalar_t));
         _Pragma("omp simd")
         for (int64_t j = 0; j < P; ++j) {
-          hp[j] = hm_n[j];
           const scalar_t hn = zone ? lerp_of(out_n[j], hc[j], zh[j]) : out_n[j];
           hc[j] = hn;
           out_n[j] = hn;
         }
         store_masked(hm_n, out_n, M ? M + n * P : nullptr, P);
       };
-      // gates of these rows = xw + (m * h(t-1)) W_hh^T (the sum in the element-wise pass)
+      // gates of these rows = xw + (m * h(t-1)) W_hh^T (the sum in the element-wise pass); with a
+      // bfloat16 weight the rows of m * h(t-1) are rounded once, into h_prev, and read from there
+      auto product = [&](int64_t n0, int64_t n1) {
+        if (HP16) {
+          to_bf16(HM + n0 * P, bits_of(HP16 + n0 * P), (n1 - n0) * P);
+          return w.run(n1 - n0, HP16 + n0 * P, P, A + n0 * 4 * H, 4 * H, false);
+        }
+        w.run(n1 - n0, HM + n0 * P, P, A + n0 * 4 * H, 4 * H, false);
+      };
       if (!proj) {
-        step_blocks(b, P, 4 * H, 4 * H, true,
-                    [&](int64_t n0, int64_t n1) { w.run(n1 - n0, HM + n0 * P, P, A + n0 * 4 * H, 4 * H, false); },
+        step_blocks(b, P, 4 * H, 4 * H, true, product,
                     [&](int64_t n0, int64_t n1) { for (int64_t n = n0; n < n1; ++n) { cell(n); new_h(n); } });
       } else {
-        step_blocks(b, P, 4 * H, 4 * H, true,
-                    [&](int64_t n0, int64_t n1) { w.run(n1 - n0, HM + n0 * P, P, A + n0 * 4 * H, 4 * H, false); },
+        step_blocks(b, P, 4 * H, 4 * H, true, product,
                     [&](int64_t n0, int64_t n1) { for (int64_t n = n0; n < n1; ++n) cell(n); });
         auto out_b = out.narrow(0, o, b);
         at::mm_out(out_b, r.narrow(0, o, b), w_hr_t);
@@ -469,8 +565,9 @@ std::vector<at::Tensor> lstm_forward(const at::Tensor& xw, const at::Tensor& h0,
   return {out, h, c, acts, tanh_c, c_prev, h_prev, r};
 }
 
-// Returns d(xw) (the gate pre-activation gradients, which are also the bias gradients), dh0,
-// dc0 and, with a projection, d(h~) (rows, P); the caller forms dW_hh = d(xw)^T h_prev and
+// Returns d(xw) (the gate pre-activation gradients, which are also the bias gradients; in
+// bfloat16 with a bfloat16 w_hh: they are the operands of the step products and of the weight
+// gradients, rounded once), dh0, dc0 and, with a projection, d(h~) (rows, P); the caller forms dW_hh = d(xw)^T h_prev and
 // dW_hr = d(h~)^T r in single GEMMs. dh holds what reaches h(t) besides the output: zoneout's
 // carry from the step after, plus (added at the start of a step) the GEMM's d(xw) W_hh, masked.
 std::vector<at::Tensor> lstm_backward(const at::Tensor& dout, const at::Tensor& dhn, const at::Tensor& dcn,
@@ -479,7 +576,8 @@ std::vector<at::Tensor> lstm_backward(const at::Tensor& dout, const at::Tensor& 
                                       std::vector<int64_t> bs, bool reverse,
                                       const std::optional<at::Tensor>& w_hr_arg,
                                       const std::optional<at::Tensor>& zone_h_arg,
-                                      const std::optional<at::Tensor>& zone_c_arg, double zone_p) {
+                                      const std::optional<at::Tensor>& zone_c_arg, double zone_p,
+                                      bool bias_grad) {
   const char* op = "regdrop_scan::lstm_backward";
   check_2d(op, "dhn", dhn);
   check_2d(op, "dcn", dcn);
@@ -500,7 +598,11 @@ std::vector<at::Tensor> lstm_backward(const at::Tensor& dout, const at::Tensor& 
   const bool zoned = check_zone(op, zone_h, &zone_c, zone_p, acts, rows, P, H);
   const bool zone_on = zoned || zone_p != 0.0;
   check_batch_sizes(op, bs, rows, N);
-  auto dgates = at::empty({rows, 4 * H}, acts.options());
+  const bool bf16 = w_hh.scalar_type() == at::kBFloat16;
+  auto dgates = at::empty({rows, 4 * H}, acts.options().dtype(bf16 ? at::kBFloat16 : acts.scalar_type()));
+  // bias_grad: the column sums of dgates (the gradient of the bias lstm_forward added), summed
+  // in the state's dtype before any rounding to bfloat16, one partial sum per thread
+  auto db_parts = at::zeros({bias_grad ? at::get_num_threads() : 0, 4 * H}, acts.options());
   auto dht = at::empty({proj ? rows : 0, P}, acts.options());
   auto dh = dhn.clone();
   auto dc = dcn.clone();
@@ -530,7 +632,9 @@ std::vector<at::Tensor> lstm_backward(const at::Tensor& dout, const at::Tensor& 
       const scalar_t* CP = c_prev.data_ptr<scalar_t>() + o * H;
       const scalar_t* DO = dout.data_ptr<scalar_t>() + o * P;
       const scalar_t* TW = through_w.data_ptr<scalar_t>();
-      scalar_t* DG = dgates.data_ptr<scalar_t>() + o * 4 * H;
+      scalar_t* DG = bf16 ? nullptr : dgates.data_ptr<scalar_t>() + o * 4 * H;
+      at::BFloat16* DG16 = bf16 ? dgates.data_ptr<at::BFloat16>() + o * 4 * H : nullptr;
+      scalar_t* DB = bias_grad ? db_parts.data_ptr<scalar_t>() : nullptr;
       scalar_t* DHT = proj ? dht.data_ptr<scalar_t>() + o * P : nullptr;
       scalar_t* DR = dr.data_ptr<scalar_t>();
       scalar_t* DH = dh.data_ptr<scalar_t>();
@@ -572,7 +676,9 @@ std::vector<at::Tensor> lstm_backward(const at::Tensor& dout, const at::Tensor& 
       };
       auto gates = [&](int64_t n) {
         const scalar_t* __restrict__ an = A + n * 4 * H;
-        scalar_t* __restrict__ dg = DG + n * 4 * H;
+        thread_local std::vector<scalar_t> dg_row;  // bfloat16 output: the float32 row, rounded below
+        if (DG16 && static_cast<int64_t>(dg_row.size()) < 4 * H) dg_row.resize(static_cast<size_t>(4 * H));
+        scalar_t* __restrict__ dg = DG16 ? dg_row.data() : DG + n * 4 * H;
         scalar_t* __restrict__ dc_n = DC + n * H;
         const scalar_t* __restrict__ dr_n = DR + n * H;
         const scalar_t* __restrict__ tc = TC + n * H;
@@ -589,6 +695,12 @@ std::vector<at::Tensor> lstm_backward(const at::Tensor& dout, const at::Tensor& 
           dg[3 * H + j] = dr_n[j] * tc[j] * og * (scalar_t(1) - og);
           dc_n[j] = zone ? dck * f + w * dC : dck * f;
         }
+        if (DB) {
+          scalar_t* __restrict__ db = DB + at::get_thread_num() * 4 * H;
+          _Pragma("omp simd")
+          for (int64_t j = 0; j < 4 * H; ++j) db[j] += dg[j];
+        }
+        if (DG16) to_bf16(dg, bits_of(DG16 + n * 4 * H), 4 * H);
       };
       if (!proj) {
         at::parallel_for(0, b, grain(4 * H), [&](int64_t n0, int64_t n1) {
@@ -607,14 +719,17 @@ std::vector<at::Tensor> lstm_backward(const at::Tensor& dout, const at::Tensor& 
       // what reaches h(t-1) through W_hh, added (masked) at the previous step
       scalar_t* TWo = through_w.data_ptr<scalar_t>();
       step_blocks(b, 4 * H, P, 0, true,
-                  [&](int64_t n0, int64_t n1) { w.run(n1 - n0, DG + n0 * 4 * H, 4 * H, TWo + n0 * P, P, false); },
+                  [&](int64_t n0, int64_t n1) {
+                    if (DG16) return w.run(n1 - n0, DG16 + n0 * 4 * H, 4 * H, TWo + n0 * P, P, false);
+                    w.run(n1 - n0, DG + n0 * 4 * H, 4 * H, TWo + n0 * P, P, false);
+                  },
                   [](int64_t, int64_t) {});
       from_gemm = b;
     }
     });
   });
   finish(0, from_gemm);
-  return {dgates, dh, dc, dht};
+  return {dgates, dh, dc, dht, db_parts.sum(0)};
 }
 
 // ----------------------------------------------------------------------------------- GRU
@@ -866,10 +981,10 @@ TORCH_LIBRARY(regdrop_scan, m) {
   m.def("step_gemm_engine() -> str", &step_gemm_engine);
   m.def("zoneout_mask(Tensor seed, int rows, int width, float p) -> Tensor");
   m.def("lstm_forward(Tensor xw, Tensor h0, Tensor c0, Tensor w_hh, Tensor mask, int[] bs, bool reverse, "
-        "Tensor? w_hr=None, Tensor? zone_h=None, Tensor? zone_c=None, float zone_p=0.0) -> Tensor[]");
+        "Tensor? w_hr=None, Tensor? zone_h=None, Tensor? zone_c=None, float zone_p=0.0, Tensor? bias=None) -> Tensor[]");
   m.def("lstm_backward(Tensor dout, Tensor dhn, Tensor dcn, Tensor acts, Tensor tanh_c, Tensor c_prev, "
         "Tensor w_hh, Tensor mask, int[] bs, bool reverse, Tensor? w_hr=None, Tensor? zone_h=None, "
-        "Tensor? zone_c=None, float zone_p=0.0) -> Tensor[]");
+        "Tensor? zone_c=None, float zone_p=0.0, bool bias_grad=False) -> Tensor[]");
   m.def("gru_forward(Tensor xw, Tensor h0, Tensor w_hh, Tensor b_hh, Tensor mask, int[] bs, bool reverse, "
         "Tensor? zone_h=None, float zone_p=0.0) -> Tensor[]");
   m.def("gru_backward(Tensor dout, Tensor dhn, Tensor acts, Tensor hwn, Tensor h_prev, Tensor w_hh, Tensor mask, "
