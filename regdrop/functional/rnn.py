@@ -814,10 +814,21 @@ def _lstm_forward_fake(
 ) -> list[Tensor]:
     rows, (n, width), hidden = xw.shape[0], h0.shape, c0.shape[1]
     proj = w_hr is not None and w_hr.numel() > 0
-    shapes = [(rows, width), (n, width), (n, hidden), (rows, 4 * hidden), (rows, hidden), (rows, hidden)]
-    outs = [h0.new_empty(shape) for shape in shapes]
-    outs.append(h0.new_empty((rows, width), dtype=w_hh.dtype if w_hh.dtype == torch.bfloat16 else h0.dtype))
-    return [*outs, h0.new_empty((rows if proj else 0, hidden))]
+    # with a bfloat16 w_hh the gate activations and the masked h(t-1) are saved in bfloat16
+    saved = w_hh.dtype if w_hh.dtype == torch.bfloat16 else h0.dtype
+    out, hn, cn = h0.new_empty((rows, width)), h0.new_empty((n, width)), h0.new_empty((n, hidden))
+    acts = h0.new_empty((rows, 4 * hidden), dtype=saved)
+    tanh_c, c_prev = h0.new_empty((rows, hidden)), h0.new_empty((rows, hidden))
+    return [
+        out,
+        hn,
+        cn,
+        acts,
+        tanh_c,
+        c_prev,
+        h0.new_empty((rows, width), dtype=saved),
+        h0.new_empty((rows if proj else 0, hidden)),
+    ]
 
 
 @_fake_kernel("lstm_backward")
@@ -839,9 +850,9 @@ def _lstm_backward_fake(
     bias_grad: bool = False,
 ) -> list[Tensor]:
     rows, proj = acts.shape[0], w_hr is not None and w_hr.numel() > 0
-    dht = acts.new_empty(rows if proj else 0, dhn.shape[1])
-    dgates = acts.new_empty(acts.shape, dtype=w_hh.dtype if w_hh.dtype == torch.bfloat16 else acts.dtype)
-    return [dgates, dhn.new_empty(dhn.shape), dcn.new_empty(dcn.shape), dht, acts.new_empty(acts.shape[1])]
+    dht = dcn.new_empty(rows if proj else 0, dhn.shape[1])
+    dgates = dcn.new_empty(acts.shape, dtype=w_hh.dtype if w_hh.dtype == torch.bfloat16 else dcn.dtype)
+    return [dgates, dhn.new_empty(dhn.shape), dcn.new_empty(dcn.shape), dht, dcn.new_empty(acts.shape[1])]
 
 
 @_fake_kernel("gru_forward")
@@ -911,8 +922,9 @@ def lstm_scan(
         h0, c0: initial states, one row per sample.
         w_hh: the hidden-to-hidden weight (after any DropConnect). A bfloat16 ``w_hh`` with
             float32 ``h0`` runs the per-step products on bfloat16 operands with float32
-            accumulation (CPU autocast); state and gates stay float32, and ``xw`` may then be
-            bfloat16 (autocast's input projection; its gradient is bfloat16 too).
+            accumulation (CPU autocast); state and gates are computed in float32 (the gate
+            activations are saved for backward in bfloat16), and ``xw`` may then be bfloat16
+            (autocast's input projection; its gradient is bfloat16 too).
         mask: recurrent mask on :math:`h_{t-1}` (one row per sample, already scaled by
             :math:`1/(1-p)`), or None.
         batch_sizes: active samples at each step (non-increasing).

@@ -461,8 +461,12 @@ std::vector<at::Tensor> lstm_forward(const at::Tensor& xw, const at::Tensor& h0,
   const bool zoned = check_zone(op, zone_h, &zone_c, zone_p, st, rows, P, H);
   const bool zone_on = zoned || zone_p != 0.0;
   check_batch_sizes(op, bs, rows, N);
-  // the GEMM's output, then the gate activations (no copy of xw)
-  auto acts = x16 || biased ? at::empty({rows, 4 * H}, st.options()) : at::empty_like(xw);
+  // The GEMM's output, then the gate activations (no copy of xw). With a bfloat16 weight the
+  // GEMM writes a per-step buffer and the activations are saved for backward in bfloat16.
+  auto acts = bf16               ? at::empty({rows, 4 * H}, st.options().dtype(at::kBFloat16))
+              : x16 || biased ? at::empty({rows, 4 * H}, st.options())
+                              : at::empty_like(xw);
+  auto pre = at::empty({bf16 ? N : 0, 4 * H}, st.options());
   auto out = at::empty({rows, P}, st.options());
   auto tanh_c = at::empty({rows, H}, st.options());
   auto c_prev = at::empty({rows, H}, st.options());
@@ -484,7 +488,8 @@ std::vector<at::Tensor> lstm_forward(const at::Tensor& xw, const at::Tensor& h0,
       const scalar_t* X = x16 ? nullptr : xw.data_ptr<scalar_t>() + o * 4 * H;
       const at::BFloat16* X16 = x16 ? xw.data_ptr<at::BFloat16>() + o * 4 * H : nullptr;
       const scalar_t* Bias = biased ? bias.data_ptr<scalar_t>() : nullptr;
-      scalar_t* A = acts.data_ptr<scalar_t>() + o * 4 * H;
+      scalar_t* A = bf16 ? pre.data_ptr<scalar_t>() : acts.data_ptr<scalar_t>() + o * 4 * H;
+      at::BFloat16* A16 = bf16 ? acts.data_ptr<at::BFloat16>() + o * 4 * H : nullptr;
       scalar_t* OUT = out.data_ptr<scalar_t>() + o * P;
       scalar_t* TC = tanh_c.data_ptr<scalar_t>() + o * H;
       scalar_t* CP = c_prev.data_ptr<scalar_t>() + o * H;
@@ -521,6 +526,7 @@ std::vector<at::Tensor> lstm_forward(const at::Tensor& xw, const at::Tensor& h0,
           cc[j] = zone ? lerp_of(cn, cc[j], zc[j]) : cn;
           rn[j] = an[3 * H + j] * tc[j];
         }
+        if (A16) to_bf16(an, bits_of(A16 + n * 4 * H), 4 * H);
       };
       // h~ (in out's rows) and h(t-1) give h(t): zoneout, then the state and the next GEMM's operand.
       auto new_h = [&](int64_t n) {
@@ -581,33 +587,37 @@ std::vector<at::Tensor> lstm_backward(const at::Tensor& dout, const at::Tensor& 
   const char* op = "regdrop_scan::lstm_backward";
   check_2d(op, "dhn", dhn);
   check_2d(op, "dcn", dcn);
-  check_2d(op, "acts", acts);
+  check_2d(op, "acts", acts, w_hh.defined() && w_hh.scalar_type() == at::kBFloat16);
   const int64_t N = dcn.size(0), H = dcn.size(1), P = dhn.size(1), rows = acts.size(0);
   const at::Tensor w_hr = given_or_empty(w_hr_arg), zone_h = given_or_empty(zone_h_arg),
                    zone_c = given_or_empty(zone_c_arg);
-  check_operand(op, "acts", acts, acts, {rows, 4 * H});
-  check_operand(op, "dout", dout, acts, {rows, P});
-  check_operand(op, "dhn", dhn, acts, {N, P});
-  check_operand(op, "dcn", dcn, acts, {N, H});
-  check_operand(op, "tanh_c", tanh_c, acts, {rows, H});
-  check_operand(op, "c_prev", c_prev, acts, {rows, H});
-  check_operand(op, "w_hh", w_hh, acts, {4 * H, P}, true);
-  const bool masked = check_optional(op, "mask", mask, acts, {N, P});
-  const bool proj = check_optional(op, "w_hr", w_hr, acts, {P, H});
+  // dcn sets the dtype of the state and of everything float; with a bfloat16 w_hh the gate
+  // activations may be bfloat16 (as lstm_forward saves them then)
+  const at::Tensor& st = dcn;
+  check_operand(op, "w_hh", w_hh, st, {4 * H, P}, true);
+  const bool bf16 = w_hh.scalar_type() == at::kBFloat16;
+  check_operand(op, "acts", acts, st, {rows, 4 * H}, bf16);
+  const bool acts16 = acts.scalar_type() == at::kBFloat16;
+  check_operand(op, "dout", dout, st, {rows, P});
+  check_operand(op, "dhn", dhn, st, {N, P});
+  check_operand(op, "dcn", dcn, st, {N, H});
+  check_operand(op, "tanh_c", tanh_c, st, {rows, H});
+  check_operand(op, "c_prev", c_prev, st, {rows, H});
+  const bool masked = check_optional(op, "mask", mask, st, {N, P});
+  const bool proj = check_optional(op, "w_hr", w_hr, st, {P, H});
   TORCH_CHECK(proj || P == H, op, ": without w_hr, dhn and dcn must have the same width, got ", P, " and ", H);
-  const bool zoned = check_zone(op, zone_h, &zone_c, zone_p, acts, rows, P, H);
+  const bool zoned = check_zone(op, zone_h, &zone_c, zone_p, st, rows, P, H);
   const bool zone_on = zoned || zone_p != 0.0;
   check_batch_sizes(op, bs, rows, N);
-  const bool bf16 = w_hh.scalar_type() == at::kBFloat16;
-  auto dgates = at::empty({rows, 4 * H}, acts.options().dtype(bf16 ? at::kBFloat16 : acts.scalar_type()));
+  auto dgates = at::empty({rows, 4 * H}, st.options().dtype(bf16 ? at::kBFloat16 : st.scalar_type()));
   // bias_grad: the column sums of dgates (the gradient of the bias lstm_forward added), summed
   // in the state's dtype before any rounding to bfloat16, one partial sum per thread
-  auto db_parts = at::zeros({bias_grad ? at::get_num_threads() : 0, 4 * H}, acts.options());
-  auto dht = at::empty({proj ? rows : 0, P}, acts.options());
+  auto db_parts = at::zeros({bias_grad ? at::get_num_threads() : 0, 4 * H}, st.options());
+  auto dht = at::empty({proj ? rows : 0, P}, st.options());
   auto dh = dhn.clone();
   auto dc = dcn.clone();
-  auto through_w = at::empty({N, P}, acts.options());
-  auto dr = at::empty({N, H}, acts.options());
+  auto through_w = at::empty({N, P}, st.options());
+  auto dr = at::empty({N, H}, st.options());
   const auto off = offsets_of(bs);
   const int64_t L = bs.size();
   int64_t from_gemm = 0;  // rows of through_w that hold (dgates @ W_hh), not yet added to dh
@@ -618,7 +628,7 @@ std::vector<at::Tensor> lstm_backward(const at::Tensor& dout, const at::Tensor& 
     if (masked) tw = tw * mask.narrow(0, lo, hi - lo);
     dh.narrow(0, lo, hi - lo).add_(tw);
   };
-  AT_DISPATCH_FLOATING_TYPES(acts.scalar_type(), "lstm_backward", [&] {
+  AT_DISPATCH_FLOATING_TYPES(st.scalar_type(), "lstm_backward", [&] {
     const scalar_t zp = static_cast<scalar_t>(zone_p);
     with_zone(zone_on, [&](auto zone_tag) {  // the body below, compiled once with and once without zoneout
     constexpr bool zone = decltype(zone_tag)::value;
@@ -627,7 +637,8 @@ std::vector<at::Tensor> lstm_backward(const at::Tensor& dout, const at::Tensor& 
       const int64_t t = reverse ? L - 1 - s : s, b = bs[t], o = off[t];
       if (b < from_gemm) finish(b, from_gemm);
       from_gemm = std::min(from_gemm, b);
-      const scalar_t* A = acts.data_ptr<scalar_t>() + o * 4 * H;
+      const scalar_t* A = acts16 ? nullptr : acts.data_ptr<scalar_t>() + o * 4 * H;
+      const at::BFloat16* A16 = acts16 ? acts.data_ptr<at::BFloat16>() + o * 4 * H : nullptr;
       const scalar_t* TC = tanh_c.data_ptr<scalar_t>() + o * H;
       const scalar_t* CP = c_prev.data_ptr<scalar_t>() + o * H;
       const scalar_t* DO = dout.data_ptr<scalar_t>() + o * P;
@@ -675,7 +686,8 @@ std::vector<at::Tensor> lstm_backward(const at::Tensor& dout, const at::Tensor& 
         }
       };
       auto gates = [&](int64_t n) {
-        const scalar_t* __restrict__ an = A + n * 4 * H;
+        const scalar_t* __restrict__ an = x_row<scalar_t>(A ? A + n * 4 * H : nullptr, A16 ? A16 + n * 4 * H : nullptr,
+                                                          nullptr, 4 * H);
         thread_local std::vector<scalar_t> dg_row;  // bfloat16 output: the float32 row, rounded below
         if (DG16 && static_cast<int64_t>(dg_row.size()) < 4 * H) dg_row.resize(static_cast<size_t>(4 * H));
         scalar_t* __restrict__ dg = DG16 ? dg_row.data() : DG + n * 4 * H;
