@@ -868,8 +868,9 @@ def _gru_forward_fake(
     zone_p: float = 0.0,
 ) -> list[Tensor]:
     rows, (n, hidden) = xw.shape[0], h0.shape
-    shapes = [(rows, hidden), (n, hidden), (rows, 3 * hidden), (rows, hidden), (rows, hidden)]
-    return [xw.new_empty(shape) for shape in shapes]
+    acts = xw.new_empty((rows, 3 * hidden), dtype=torch.bfloat16 if w_hh.dtype == torch.bfloat16 else xw.dtype)
+    others = [xw.new_empty(shape) for shape in [(rows, hidden), (n, hidden), (rows, hidden), (rows, hidden)]]
+    return [others[0], others[1], acts, others[2], others[3]]
 
 
 @_fake_kernel("gru_backward")
@@ -886,7 +887,7 @@ def _gru_backward_fake(
     zone_h: Tensor | None = None,
     zone_p: float = 0.0,
 ) -> list[Tensor]:
-    return [acts.new_empty(acts.shape), acts.new_empty(acts.shape), dhn.new_empty(dhn.shape)]
+    return [dhn.new_empty(acts.shape), dhn.new_empty(acts.shape), dhn.new_empty(dhn.shape)]
 
 
 def lstm_scan(

@@ -78,6 +78,9 @@ def test_bf16_weights_run_bf16_products_with_float32_state(kind, hidden):
     args = [t.requires_grad_() for t in ((xw, h0, c0) if kind == "lstm" else (xw, h0))]
     got = _run(kind, xw, h0, c0, w16, b, mask, bs, False)
     assert all(o.dtype == torch.float32 for o in got)
+    # the gate activations are kept for backward in bfloat16 (computed in float32)
+    saved = {(t.dtype, tuple(t.shape)) for t in got[0].grad_fn.saved_tensors if t is not None}
+    assert (torch.bfloat16, tuple(xw.shape)) in saved and (torch.float32, tuple(xw.shape)) not in saved
     # The same loop in float32 with the weight rounded to bf16: only h's rounding to bf16 at
     # each step's product differs.
     rounded = _run(kind, xw, h0, c0, w16.detach().float().requires_grad_(), b, mask, bs, False)

@@ -127,15 +127,16 @@ def test_fake_kernels_give_the_ops_output_shapes():
         with FakeTensorMode(allow_non_fake_inputs=True) as mode:
             fake_b = ops.lstm_backward(*(mode.from_tensor(a) if isinstance(a, torch.Tensor) else a for a in back_args))
         assert described(fake_b) == described(real_b)
-    gru_args = (torch.randn(rows, 3 * h), torch.randn(n, h), torch.randn(3 * h, h), torch.randn(3 * h), e, bs, False,
-                torch.ones(rows, h, dtype=torch.bool), 0.0)  # fmt: skip
-    real = ops.gru_forward(*gru_args)
-    with FakeTensorMode(allow_non_fake_inputs=True) as mode:
-        fake = ops.gru_forward(*(mode.from_tensor(a) if isinstance(a, torch.Tensor) else a for a in gru_args))
-    assert [t.shape for t in fake] == [t.shape for t in real]
-    back_args = (torch.randn_like(real[0]), torch.randn_like(real[1]), real[2], real[3], real[4], gru_args[2], e, bs,
-                 False, gru_args[7], 0.0)  # fmt: skip
-    real_b = ops.gru_backward(*back_args)
-    with FakeTensorMode(allow_non_fake_inputs=True) as mode:
-        fake_b = ops.gru_backward(*(mode.from_tensor(a) if isinstance(a, torch.Tensor) else a for a in back_args))
-    assert [t.shape for t in fake_b] == [t.shape for t in real_b]
+    for w_hh in (torch.randn(3 * h, h), torch.randn(3 * h, h).bfloat16()):  # bfloat16: CPU autocast
+        gru_args = (torch.randn(rows, 3 * h), torch.randn(n, h), w_hh, torch.randn(3 * h), e, bs, False,
+                    torch.ones(rows, h, dtype=torch.bool), 0.0)  # fmt: skip
+        real = ops.gru_forward(*gru_args)
+        with FakeTensorMode(allow_non_fake_inputs=True) as mode:
+            fake = ops.gru_forward(*(mode.from_tensor(a) if isinstance(a, torch.Tensor) else a for a in gru_args))
+        assert described(fake) == described(real)
+        back_args = (torch.randn_like(real[0]), torch.randn_like(real[1]), real[2], real[3], real[4], w_hh, e, bs,
+                     False, gru_args[7], 0.0)  # fmt: skip
+        real_b = ops.gru_backward(*back_args)
+        with FakeTensorMode(allow_non_fake_inputs=True) as mode:
+            fake_b = ops.gru_backward(*(mode.from_tensor(a) if isinstance(a, torch.Tensor) else a for a in back_args))
+        assert described(fake_b) == described(real_b)

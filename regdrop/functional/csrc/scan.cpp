@@ -765,7 +765,9 @@ std::vector<at::Tensor> gru_forward(const at::Tensor& xw, const at::Tensor& h0, 
   const bool zoned = check_zone(op, zone_h, nullptr, zone_p, xw, rows, H, H);
   const bool zone_on = zoned || zone_p != 0.0;
   check_batch_sizes(op, bs, rows, N);
-  auto acts = at::empty({rows, 3 * H}, xw.options());   // r, z, n
+  // r, z, n; with a bfloat16 weight saved for backward in bfloat16 (computed in float32)
+  const bool bf16 = w_hh.scalar_type() == at::kBFloat16;
+  auto acts = at::empty({rows, 3 * H}, xw.options().dtype(bf16 ? at::kBFloat16 : xw.scalar_type()));
   auto hwn = at::empty({rows, H}, xw.options());         // W_hn h + b_hn, needed for dr
   auto out = at::empty({rows, H}, xw.options());
   auto h_prev = at::empty({rows, H}, xw.options());      // unmasked h(t-1)
@@ -785,7 +787,8 @@ std::vector<at::Tensor> gru_forward(const at::Tensor& xw, const at::Tensor& h0, 
       const int64_t t = reverse ? L - 1 - s : s, b = bs[t], o = off[t];
       const scalar_t* X = xw.data_ptr<scalar_t>() + o * 3 * H;
       scalar_t* HW = hw.data_ptr<scalar_t>();
-      scalar_t* A = acts.data_ptr<scalar_t>() + o * 3 * H;
+      scalar_t* A = bf16 ? nullptr : acts.data_ptr<scalar_t>() + o * 3 * H;
+      at::BFloat16* A16 = bf16 ? acts.data_ptr<at::BFloat16>() + o * 3 * H : nullptr;
       scalar_t* HWN = hwn.data_ptr<scalar_t>() + o * H;
       scalar_t* OUT = out.data_ptr<scalar_t>() + o * H;
       scalar_t* HP = h_prev.data_ptr<scalar_t>() + o * H;
@@ -800,7 +803,9 @@ std::vector<at::Tensor> gru_forward(const at::Tensor& xw, const at::Tensor& h0, 
         for (int64_t n = n0; n < n1; ++n) {
           const scalar_t* __restrict__ x = X + n * 3 * H;
           const scalar_t* __restrict__ hw_n = HW + n * 3 * H;
-          scalar_t* __restrict__ an = A + n * 3 * H;
+          thread_local std::vector<scalar_t> a_row;  // bfloat16 acts: the float32 row, rounded below
+          if (A16 && static_cast<int64_t>(a_row.size()) < 3 * H) a_row.resize(static_cast<size_t>(3 * H));
+          scalar_t* __restrict__ an = A16 ? a_row.data() : A + n * 3 * H;
           scalar_t* __restrict__ hwn_n = HWN + n * H;
           scalar_t* __restrict__ hc = Hc + n * H;
           scalar_t* __restrict__ hp = HP + n * H;
@@ -823,6 +828,7 @@ std::vector<at::Tensor> gru_forward(const at::Tensor& xw, const at::Tensor& h0, 
             out_n[j] = hc[j];
           }
           store_masked(hm_n, out_n, M ? M + n * H : nullptr, H);
+          if (A16) to_bf16(an, bits_of(A16 + n * 3 * H), 3 * H);
         }
       });
     }
@@ -839,21 +845,25 @@ std::vector<at::Tensor> gru_backward(const at::Tensor& dout, const at::Tensor& d
                                      const std::optional<at::Tensor>& zone_h_arg, double zone_p) {
   const char* op = "regdrop_scan::gru_backward";
   check_2d(op, "dhn", dhn);
-  check_2d(op, "acts", acts);
+  check_2d(op, "acts", acts, w_hh.defined() && w_hh.scalar_type() == at::kBFloat16);
   const int64_t N = dhn.size(0), H = dhn.size(1), rows = acts.size(0);
   const at::Tensor zone_h = given_or_empty(zone_h_arg);
-  check_operand(op, "acts", acts, acts, {rows, 3 * H});
-  check_operand(op, "dout", dout, acts, {rows, H});
-  check_operand(op, "dhn", dhn, acts, {N, H});
-  check_operand(op, "hwn", hwn, acts, {rows, H});
-  check_operand(op, "h_prev", h_prev, acts, {rows, H});
-  check_operand(op, "w_hh", w_hh, acts, {3 * H, H}, true);
-  const bool masked = check_optional(op, "mask", mask, acts, {N, H});
-  const bool zoned = check_zone(op, zone_h, nullptr, zone_p, acts, rows, H, H);
+  // dhn sets the dtype of the state and of everything float; with a bfloat16 w_hh the gate
+  // activations may be bfloat16 (as gru_forward saves them then)
+  const at::Tensor& st = dhn;
+  check_operand(op, "w_hh", w_hh, st, {3 * H, H}, true);
+  check_operand(op, "acts", acts, st, {rows, 3 * H}, w_hh.scalar_type() == at::kBFloat16);
+  const bool acts16 = acts.scalar_type() == at::kBFloat16;
+  check_operand(op, "dout", dout, st, {rows, H});
+  check_operand(op, "dhn", dhn, st, {N, H});
+  check_operand(op, "hwn", hwn, st, {rows, H});
+  check_operand(op, "h_prev", h_prev, st, {rows, H});
+  const bool masked = check_optional(op, "mask", mask, st, {N, H});
+  const bool zoned = check_zone(op, zone_h, nullptr, zone_p, st, rows, H, H);
   const bool zone_on = zoned || zone_p != 0.0;
   check_batch_sizes(op, bs, rows, N);
-  auto dxw = at::empty({rows, 3 * H}, acts.options());
-  auto dhw = at::empty({rows, 3 * H}, acts.options());
+  auto dxw = at::empty({rows, 3 * H}, st.options());
+  auto dhw = at::empty({rows, 3 * H}, st.options());
   auto dh = dhn.clone();
   auto through_w = at::empty_like(dhn);
   const auto off = offsets_of(bs);
@@ -866,7 +876,7 @@ std::vector<at::Tensor> gru_backward(const at::Tensor& dout, const at::Tensor& d
     if (masked) tw = tw * mask.narrow(0, lo, hi - lo);
     dh.narrow(0, lo, hi - lo).add_(tw);
   };
-  AT_DISPATCH_FLOATING_TYPES(acts.scalar_type(), "gru_backward", [&] {
+  AT_DISPATCH_FLOATING_TYPES(st.scalar_type(), "gru_backward", [&] {
     const scalar_t zp = static_cast<scalar_t>(zone_p);
     with_zone(zone_on, [&](auto zone_tag) {  // the body below, compiled once with and once without zoneout
     constexpr bool zone = decltype(zone_tag)::value;
@@ -875,7 +885,8 @@ std::vector<at::Tensor> gru_backward(const at::Tensor& dout, const at::Tensor& d
       const int64_t t = reverse ? L - 1 - s : s, b = bs[t], o = off[t];
       if (b < from_gemm) finish(b, from_gemm);
       from_gemm = std::min(from_gemm, b);
-      const scalar_t* A = acts.data_ptr<scalar_t>() + o * 3 * H;
+      const scalar_t* A = acts16 ? nullptr : acts.data_ptr<scalar_t>() + o * 3 * H;
+      const at::BFloat16* A16 = acts16 ? acts.data_ptr<at::BFloat16>() + o * 3 * H : nullptr;
       const scalar_t* HWN = hwn.data_ptr<scalar_t>() + o * H;
       const scalar_t* HP = h_prev.data_ptr<scalar_t>() + o * H;
       const scalar_t* DO = dout.data_ptr<scalar_t>() + o * H;
@@ -893,7 +904,8 @@ std::vector<at::Tensor> gru_backward(const at::Tensor& dout, const at::Tensor& d
                   [&](int64_t n0, int64_t n1) { w.run(n1 - n0, DW + n0 * 3 * H, 3 * H, TWo + n0 * H, H, false); },
                   [&](int64_t n0, int64_t n1) {
         for (int64_t n = n0; n < n1; ++n) {
-          const scalar_t* __restrict__ a = A + n * 3 * H;
+          const scalar_t* __restrict__ a =
+              x_row<scalar_t>(A ? A + n * 3 * H : nullptr, A16 ? A16 + n * 3 * H : nullptr, nullptr, 3 * H);
           scalar_t* __restrict__ dx = DX + n * 3 * H;
           scalar_t* __restrict__ dw = DW + n * 3 * H;
           scalar_t* __restrict__ dh_n = DH + n * H;
