@@ -298,3 +298,22 @@ def test_input_projection_in_bf16_keeps_bf16_and_its_gradients_match_autograds()
     for g, r in zip(got, want, strict=True):
         assert g.dtype == torch.float32
         torch.testing.assert_close(g, r, rtol=1e-2, atol=1e-2)
+
+
+@needs_extension
+@pytest.mark.parametrize("num_threads", [1, 2])
+def test_the_bias_gradient_summed_in_the_loop_is_right_and_the_same_every_run(num_threads, threads):
+    # Partial sums per fixed block of rows (not per thread): two threads split the rows, and two
+    # runs give the same bits.
+    threads(num_threads)
+    bs = [300] * 4
+    xw, h0, c0, w, b, mask = _operands("lstm", bs, hidden=16)
+    grads = []
+    for _ in range(2):
+        bias = b.clone().requires_grad_()
+        out = lstm_scan(xw, h0, c0, w, mask, bs, bias=bias)
+        grads.append(torch.autograd.grad(out[0].square().sum(), bias)[0])
+    assert torch.equal(grads[0], grads[1])
+    ref_xw = (xw + b).requires_grad_()  # the bias added before: its gradient is the column sums
+    ref = lstm_scan(ref_xw, h0, c0, w, mask, bs)
+    torch.testing.assert_close(grads[0], torch.autograd.grad(ref[0].square().sum(), ref_xw)[0].sum(0))

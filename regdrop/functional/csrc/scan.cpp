@@ -332,6 +332,19 @@ void step_blocks(int64_t b, int64_t K, int64_t N, int64_t width, bool product_fi
   });
 }
 
+// Rows [0, b) as at most `blocks` fixed blocks of at least `grain` rows, run as parallel tasks:
+// f(block, n0, n1). The blocks depend on b, grain and blocks only, not on which thread runs
+// them, so a partial sum per block is the same in every run.
+template <typename F>
+void for_row_blocks(int64_t b, int64_t grain_rows, int64_t blocks, const F& f) {
+  if (b <= 0) return;
+  const int64_t count = std::max<int64_t>(1, std::min(blocks, (b + grain_rows - 1) / grain_rows));
+  const int64_t chunk = (b + count - 1) / count;
+  at::parallel_for(0, count, 1, [&](int64_t k0, int64_t k1) {
+    for (int64_t k = k0; k < k1; ++k) f(k, k * chunk, std::min(b, (k + 1) * chunk));
+  });
+}
+
 // ------------------------------------------------------------------------ argument checks
 // The Python wrappers (lstm_scan / gru_scan) check all of this with clearer messages; these
 // checks make a direct call of the op safe: nothing below indexes past what it was given.
@@ -611,8 +624,10 @@ std::vector<at::Tensor> lstm_backward(const at::Tensor& dout, const at::Tensor& 
   check_batch_sizes(op, bs, rows, N);
   auto dgates = at::empty({rows, 4 * H}, st.options().dtype(bf16 ? at::kBFloat16 : st.scalar_type()));
   // bias_grad: the column sums of dgates (the gradient of the bias lstm_forward added), summed
-  // in the state's dtype before any rounding to bfloat16, one partial sum per thread
-  auto db_parts = at::zeros({bias_grad ? at::get_num_threads() : 0, 4 * H}, st.options());
+  // in the state's dtype before any rounding to bfloat16, one partial sum per block of rows
+  // (for_row_blocks: the same blocks whichever thread runs them, so the sum is deterministic)
+  const int64_t db_blocks = std::max<int64_t>(1, at::get_num_threads());
+  auto db_parts = at::zeros({bias_grad ? db_blocks : 0, 4 * H}, st.options());
   auto dht = at::empty({proj ? rows : 0, P}, st.options());
   auto dh = dhn.clone();
   auto dc = dcn.clone();
@@ -685,7 +700,7 @@ std::vector<at::Tensor> lstm_backward(const at::Tensor& dout, const at::Tensor& 
           }
         }
       };
-      auto gates = [&](int64_t n) {
+      auto gates = [&](int64_t n, scalar_t* __restrict__ db) {
         const scalar_t* __restrict__ an = x_row<scalar_t>(A ? A + n * 4 * H : nullptr, A16 ? A16 + n * 4 * H : nullptr,
                                                           nullptr, 4 * H);
         thread_local std::vector<scalar_t> dg_row;  // bfloat16 output: the float32 row, rounded below
@@ -707,16 +722,17 @@ std::vector<at::Tensor> lstm_backward(const at::Tensor& dout, const at::Tensor& 
           dg[3 * H + j] = dr_n[j] * tc[j] * og * (scalar_t(1) - og);
           dc_n[j] = zone ? dck * f + w * dC : dck * f;
         }
-        if (DB) {
-          scalar_t* __restrict__ db = DB + at::get_thread_num() * 4 * H;
+        if (db) {
           _Pragma("omp simd")
           for (int64_t j = 0; j < 4 * H; ++j) db[j] += dg[j];
         }
         if (DG16) to_bf16(dg, bits_of(DG16 + n * 4 * H), 4 * H);
       };
+      // the bias gradient's partial sums go to one row of DB per block of rows
+      auto db_of = [&](int64_t block) { return DB ? DB + block * 4 * H : nullptr; };
       if (!proj) {
-        at::parallel_for(0, b, grain(4 * H), [&](int64_t n0, int64_t n1) {
-          for (int64_t n = n0; n < n1; ++n) { split_h(n); gates(n); }
+        for_row_blocks(b, grain(4 * H), db_blocks, [&](int64_t block, int64_t n0, int64_t n1) {
+          for (int64_t n = n0; n < n1; ++n) { split_h(n); gates(n, db_of(block)); }
         });
       } else {
         at::parallel_for(0, b, grain(2 * P), [&](int64_t n0, int64_t n1) {
@@ -724,8 +740,8 @@ std::vector<at::Tensor> lstm_backward(const at::Tensor& dout, const at::Tensor& 
         });
         auto dr_b = dr.narrow(0, 0, b);
         at::mm_out(dr_b, dht.narrow(0, o, b), w_hr);
-        at::parallel_for(0, b, grain(4 * H), [&](int64_t n0, int64_t n1) {
-          for (int64_t n = n0; n < n1; ++n) gates(n);
+        for_row_blocks(b, grain(4 * H), db_blocks, [&](int64_t block, int64_t n0, int64_t n1) {
+          for (int64_t n = n0; n < n1; ++n) gates(n, db_of(block));
         });
       }
       // what reaches h(t-1) through W_hh, added (masked) at the previous step
