@@ -586,7 +586,8 @@ std::vector<at::Tensor> lstm_forward(const at::Tensor& xw, const at::Tensor& h0,
 
 // Returns d(xw) (the gate pre-activation gradients, which are also the bias gradients; in
 // bfloat16 with a bfloat16 w_hh: they are the operands of the step products and of the weight
-// gradients, rounded once), dh0, dc0 and, with a projection, d(h~) (rows, P); the caller forms dW_hh = d(xw)^T h_prev and
+// gradients, rounded once), dh0, dc0, with a projection d(h~) (rows, P), and with bias_grad the
+// bias gradient (4H, summed before any rounding); the caller forms dW_hh = d(xw)^T h_prev and
 // dW_hr = d(h~)^T r in single GEMMs. dh holds what reaches h(t) besides the output: zoneout's
 // carry from the step after, plus (added at the start of a step) the GEMM's d(xw) W_hh, masked.
 std::vector<at::Tensor> lstm_backward(const at::Tensor& dout, const at::Tensor& dhn, const at::Tensor& dcn,
