@@ -414,13 +414,9 @@ void check_2d(const char* op, const char* name, const at::Tensor& t, bool bf16_o
               ", got ", t.scalar_type());
 }
 
-// ---------------------------------------------------------------------------------- LSTM
-// Per step: gates = xw_t + (m * h(t-1)) W_hh^T; c~ = f c(t-1) + i g; r = o tanh(c~);
-// h~ = r W_hr^T with a projection (a second GEMM per step), else h~ = r; then zoneout:
-// c(t) = lerp(c~, c(t-1), zc), h(t) = lerp(h~, h(t-1), zh). Widths: H of the cell, P of h
-// (P = H without projection).
-// A row of xw as the element-wise pass reads it: in place where it is already in the state's dtype
-// and has no bias to add, else widened (bfloat16) and/or with the bias added, in a per-thread buffer.
+// A row of xw (or of bfloat16 activations saved for backward) as the element-wise pass reads
+// it: in place where it is in the state's dtype and has no bias to add, else widened (bfloat16)
+// and/or with the bias added, in a per-thread buffer.
 template <typename T>
 inline const T* x_row(const T* x, const at::BFloat16* x16, const T* bias, int64_t width) {
   if (x && !bias) return x;
@@ -433,12 +429,17 @@ inline const T* x_row(const T* x, const at::BFloat16* x16, const T* bias, int64_
       return dst;
     }
   }
-  TORCH_CHECK(x, "regdrop_scan: a bfloat16 xw needs float32 state");
+  TORCH_CHECK(x, "regdrop_scan: bfloat16 rows need float32 state");  // the ops refuse that first
   _Pragma("omp simd")
   for (int64_t j = 0; j < width; ++j) dst[j] = x[j] + bias[j];
   return dst;
 }
 
+// ---------------------------------------------------------------------------------- LSTM
+// Per step: gates = xw_t + (m * h(t-1)) W_hh^T; c~ = f c(t-1) + i g; r = o tanh(c~);
+// h~ = r W_hr^T with a projection (a second GEMM per step), else h~ = r; then zoneout:
+// c(t) = lerp(c~, c(t-1), zc), h(t) = lerp(h~, h(t-1), zh). Widths: H of the cell, P of h
+// (P = H without projection).
 // A bfloat16 w_hh (CPU autocast) runs the step products on bfloat16 operands: xw may then be
 // bfloat16 too (autocast's input projection), widened to float32 row by row, and h_prev, the
 // masked h(t-1), is kept in bfloat16: the rows the step's product read, and those of dW_hh.
