@@ -96,6 +96,12 @@ class SplitDataModule(pl.LightningDataModule, abc.ABC):
         """The baselines a summary prints beside the model's score, by name; the first is the trivial one."""
         return dict([self.yardstick()])
 
+    @property
+    def can_fold(self) -> bool:
+        """Whether ``fold(k, i)`` gives this module's cross-validation folds (``--tune`` on a small
+        validation split uses them, :func:`common.tuning.tuning_folds`). Default: no."""
+        return False
+
     def loader(self, split: str) -> DataLoader:
         """The DataLoader of one split."""
         return DataLoader(
@@ -217,6 +223,11 @@ class ForecastDataModule(SplitDataModule):
                 )
             series.append(s)
         return series
+
+    @property
+    def can_fold(self) -> bool:
+        """Rolling origins need a series cut in time (``split="time"``)."""
+        return self.split == "time"
 
     def fold(self, folds: int, index: int) -> ForecastDataModule:
         """A copy of this data module (``split="time"``) whose validation part is origin ``index`` of

@@ -29,8 +29,8 @@ and a trial repeats exactly a trial of another study with the same values. A tri
 an earlier trial of the study reuses its score instead of training again.
 
 When the validation split is small (fewer than :data:`CV_BELOW` cases) and the data module can
-fold its training data (``datamodule.fold(k, i)``: the UCR/UEA module, and a series cut in time),
-each trial is scored by :data:`CV_FOLDS`-fold cross-validation: it trains once per fold, and its
+fold its training data (``datamodule.can_fold``, then ``fold(k, i)``: the UCR/UEA module, and a
+series cut in time), each trial is scored by :data:`CV_FOLDS`-fold cross-validation: it trains once per fold, and its
 value is the mean of the folds' values, so that a dozen validation cases do not decide the study
 alone. Pruning watches the first fold. A classifier then refits on the whole training file
 (``datamodule.refit()``) for :func:`refit_epochs` epochs, the mean over the best trial's folds of the
@@ -150,10 +150,10 @@ def _arm(hparams: dict[str, Any]) -> str:
 
 
 def tuning_folds(datamodule: pl.LightningDataModule) -> int:
-    """How many folds score a trial: :data:`CV_FOLDS` when the data module can fold (a UCR/UEA set, or a
+    """How many folds score a trial: :data:`CV_FOLDS` when the data module ``can_fold`` (a UCR/UEA set, or a
     series cut in time) and its validation split has fewer than :data:`CV_BELOW` cases, else 1 (the
     validation split itself)."""
-    if not callable(getattr(datamodule, "fold", None)) or getattr(datamodule, "split", "time") != "time":
+    if not getattr(datamodule, "can_fold", False):
         return 1
     datamodule.setup("fit")
     return CV_FOLDS if len(datamodule.split_dataset("val")) < CV_BELOW else 1  # type: ignore[attr-defined]

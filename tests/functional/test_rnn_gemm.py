@@ -273,6 +273,19 @@ def test_lstm_scan_bias_in_float32_and_float64_matches_the_reference_loop():
     assert torch.autograd.gradcheck(lambda bias: lstm_scan(xw, h0, c0, w, mask, bs, bias=bias)[0], (b,))
 
 
+@needs_extension
+def test_gru_scan_takes_a_bf16_xw_as_its_float32_values():
+    # A bfloat16 xw with a bfloat16 w_hh passes lstm_scan's and gru_scan's shared checks; the GRU's
+    # loop reads float32 rows, so it widens xw first: the same numbers as given float32.
+    bs = [4, 4, 3]
+    xw, h0, _, w, b, mask = _operands("gru", bs, hidden=6)
+    xw16, w16 = xw.bfloat16(), w.bfloat16()
+    got = gru_scan(xw16, h0, w16, b, mask, bs)
+    ref = gru_scan(xw16.float(), h0, w16, b, mask, bs)
+    for g, r in zip(got, ref, strict=True):
+        assert g.dtype == torch.float32 and torch.equal(g, r)
+
+
 def test_bf16_operands_are_refused_in_the_wrong_combinations():
     xw, h0, c0, w, b, _ = _operands("lstm", [2, 2], hidden=3)
     with pytest.raises(TypeError, match=r"lstm_scan: h0 must have the dtype of the input, torch.bfloat16"):

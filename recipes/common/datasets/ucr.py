@@ -256,6 +256,11 @@ class UCRDataModule(ClassificationDataModule):
         self._fold: tuple[int, int] | None = None
         self._refit = False
 
+    @property
+    def can_fold(self) -> bool:
+        """Folds of the training file (stratified k-fold)."""
+        return True
+
     def fold(self, folds: int, index: int) -> UCRDataModule:
         """A copy of this data module whose validation split is fold ``index`` of ``folds`` of the training file.
 

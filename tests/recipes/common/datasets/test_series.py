@@ -152,6 +152,16 @@ def test_rolling_origin_folds_move_the_validation_part_back() -> None:
     assert dm.series_splits is own and len(dm.windows("val")) == 10
 
 
+def test_only_a_series_cut_in_time_can_fold() -> None:
+    # --tune cross-validates only where can_fold (common.tuning.tuning_folds): rolling origins need
+    # split="time"; a split by series has no origins to roll, and fold() refuses it
+    assert RealSeriesDataModule("nile").can_fold
+    by_series = RealSeriesDataModule("nile", split="series", val_fraction=0.4, test_fraction=0.4)
+    assert not by_series.can_fold
+    with pytest.raises(ValueError, match="rolling origins need split='time'"):
+        by_series.fold(3, 0)
+
+
 def test_bad_folds() -> None:
     dm = RealSeriesDataModule("nile")
     bad = [
