@@ -3,8 +3,10 @@
 The split is the one of the well-known Keras LSTM example on Airline: the first 67% of the
 months train (here the last 10% of the series out of them validate, for early stopping), the
 last 33% test, so the test RMSE (thousands of passengers) compares with that example's 47.53.
-Each month is forecast one step ahead from the 12 observed months before it (the Keras
-example used 1); the model standardizes each input window and maps its forecast back. The
+Each month is forecast one step ahead from the 24 observed months before it (the Keras
+example used 1); the model standardizes each input window and maps its forecast back.
+``--model.difference 12`` makes the network forecast the change from the same month a year
+before (the seasonal difference), and ``--tune N`` tries both on validation data. The
 network is a 2-layer ``regdrop.nn.LSTM`` with variational dropout between layers and
 recurrent dropout, ``LockedDropout`` before the head, ``MaxNorm`` and early stopping.
 
@@ -12,6 +14,8 @@ Run it (CPU, well under a minute)::
 
     python recipes/airline_lstm.py
     python recipes/airline_lstm.py --model.regularize false        # the same network, unregularized
+    python recipes/airline_lstm.py --model.difference 12            # forecast the change from a year before
+    python recipes/airline_lstm.py --tune 8                          # a study on validation data, then a test
     python recipes/airline_lstm.py --data.dataset co2 --data.input_length 52 --data.horizon 4
     python recipes/airline_lstm.py --data.dataset my_series.csv --data.column sales
     python recipes/airline_lstm.py --help                          # every option
@@ -43,7 +47,8 @@ MODEL_DEFAULTS = {
     "output_dropout": 0.2,
     "lr": 0.003,
 }
-DATA_DEFAULTS = {"dataset": "airline", "input_length": 12, "horizon": 1, "batch_size": 16}
+# two years of months: a window that holds two periods lets --tune try the seasonal difference (--model.difference)
+DATA_DEFAULTS = {"dataset": "airline", "input_length": 24, "horizon": 1, "batch_size": 16}
 TRAINER_DEFAULTS = {"max_epochs": 150, "gradient_clip_val": 1.0, "log_every_n_steps": 5}
 # early stopping stops the run but keeps the last weights (Keras's and Lightning's default): the learning rate
 # halves on every plateau, so the last weights are the annealed ones, and the validation window (10% of a short

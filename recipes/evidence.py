@@ -279,7 +279,8 @@ def _published_cell(name: str) -> str:
 
 # series: (input_length, extra data options)
 SERIES = {
-    "airline": ("12", ()),
+    # Airline's window holds two years, so that its study may try the seasonal difference
+    "airline": ("24", ()),
     "co2": ("52", ("--data.batch_size", "64")),
     "sunspots": ("22", ()),
     "lynx": ("20", ()),
@@ -330,7 +331,8 @@ def _tuned_configs(trials: int) -> tuple[Config, ...]:
 def _tuned_note(trials: int) -> str:
     return (
         f"Each arm is tuned once: a study of {trials} trials (the learning rate; where the arm regularizes, the "
-        "dropout rates from 0 and whether to regularize at all) on the validation data of the first seed (a "
+        "dropout rates from 0 and whether to regularize at all; for a series with a seasonal period whose input "
+        "window holds two periods, whether to forecast its seasonal differences, --model.difference) on the validation data of the first seed (a "
         "classifier scored by its error rate; 3-fold cross-validation where the validation split has fewer than "
         "30 cases: over the training file for a classifier, on rolling origins for a series, whose validation "
         "part moves back by its own length), pruned by the median rule; every seed then trains with the best "
@@ -338,7 +340,7 @@ def _tuned_note(trials: int) -> str:
         "trial's folds ran on average, without validation or early stopping; a series on its own split) and is "
         "tested once. Both arms get the same "
         "budget. The regularized arm's study runs after the unregularized arm's, and its unregularized trial "
-        "takes the learning rate that study chose (--tune_none_lr); every trial starts from the same seed, so "
+        "takes the learning rate (and difference) that study chose (--tune_none_lr, --tune_none_difference); every trial starts from the same seed, so "
         "that trial repeats the unregularized arm's best exactly, and the regularized arm keeps regularization "
         "only where it beats the tuned bare network on validation (a classifier: where it classifies more "
         "validation cases right)."
@@ -512,7 +514,8 @@ def _without_study(args: Sequence[str], best: dict[str, float]) -> list[str]:
         if name == "refit_epochs":
             kept += ["--refit_epochs", str(int(value))]
         else:
-            kept += [f"--model.{name}", value if isinstance(value, str) else repr(float(value))]
+            text = value if isinstance(value, str) else str(value) if isinstance(value, int) else repr(float(value))
+            kept += [f"--model.{name}", text]
     return kept
 
 
@@ -523,16 +526,19 @@ def _run_cli_recipe(
     scale: str,
     log_root: Path,
     best: dict[str, float] | None = None,
-    none_lr: float | None = None,
+    none: dict[str, Any] | None = None,
 ) -> Run:
     """One recipe run; with ``best`` (a tuned configuration's values, from its first seed's study) no study runs;
-    ``none_lr`` is the study's ``--tune_none_lr`` (the tuned unregularized arm's learning rate)."""
+    ``none`` is the tuned unregularized arm's choice that the study's unregularized trial takes: its ``lr``
+    (``--tune_none_lr``) and, where its study chose one, its ``difference`` (``--tune_none_difference``)."""
     module, test_key, train_key, percent = _CLI_RECIPES[experiment.recipe]
     recipe_args = _recipe_args(experiment, config, scale)
     if best is not None:
         recipe_args = _without_study(recipe_args, best)
-    elif none_lr is not None:
-        recipe_args = [*recipe_args, "--tune_none_lr", repr(float(none_lr))]
+    elif none is not None:
+        recipe_args = [*recipe_args, "--tune_none_lr", repr(float(none["lr"]))]
+        if "difference" in none:
+            recipe_args += ["--tune_none_difference", str(int(none["difference"]))]
     args = [
         *recipe_args, "--seed_everything", str(seed),
         # the recipe sets torch's threads itself (its default is 1): give it this process's (--num-threads)
@@ -563,7 +569,7 @@ def _run_cli_recipe(
 
 
 def _run_sonar(experiment: Experiment, config: Config, seed: int, scale: str, log_root: Path, *study: object) -> Run:
-    """A sonar run (ten-fold cross-validation); it has no study, so ``study`` (best values, none_lr) goes unused."""
+    """A sonar run (ten-fold cross-validation); it has no study, so ``study`` (best values, none) goes unused."""
     options = dict(item.split("=") for item in (experiment.tiny if scale == "tiny" else experiment.full))
     start = time.perf_counter()
     result = sonar_mlp.cross_validate(
@@ -756,6 +762,8 @@ def _study_lines(experiment: Experiment, runs: Sequence[Run]) -> list[str]:
         scored = f", each trial scored by {folds}-fold cross-validation" if folds > 1 else ""
         if tuned.get("none_lr") is not None:
             scored += f", its unregularized trial at the tuned none arm's lr {tuned['none_lr']:.3g}"
+            if tuned.get("none_difference") is not None:
+                scored += f" and difference {tuned['none_difference']}"
         refit = study.extra.get("refit")
         refit_text = (
             f"; every seed then refit on all {refit['cases']} training cases for {refit['epochs']} epochs"
@@ -959,13 +967,13 @@ def _run_in_worker(
     log_root: Path,
     threads: int,
     best: dict[str, float] | None = None,
-    none_lr: float | None = None,
+    none: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One run in a worker process (``--jobs`` > 1), with the parent's thread count; the run as a dict."""
     torch.set_num_threads(threads)
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     with threadpool_limits(limits=threads, user_api="blas"):
-        run = runner(experiment, config, seed, scale, log_root, best, none_lr)
+        run = runner(experiment, config, seed, scale, log_root, best, none)
     # a dict, not a Run: the class of a script run as __main__ need not unpickle in the parent
     return asdict(run)
 
@@ -1051,9 +1059,9 @@ def run_experiments(
         run = next((r for r in done if (r.experiment, r.config, r.seed) == key), None)
         return run is not None or not any((e.name, c.label, s) == key for s, e, c in plan), run
 
-    def shared_study(index: int) -> tuple[bool, dict[str, float] | None, float | None]:
+    def shared_study(index: int) -> tuple[bool, dict[str, float] | None, dict[str, Any] | None]:
         """Whether run ``index`` can start, the best values it reuses (None: it studies itself) and the
-        learning rate of its study's unregularized trial (None: the run's)."""
+        values of its study's unregularized trial (``lr`` and any ``difference``; None: the run's)."""
         seed, experiment, config = plan[index]
         if "--tune" not in config.args:
             return True, None, None
@@ -1062,8 +1070,9 @@ def run_experiments(
             if not config.regularized or bare is None:
                 return True, None, None
             ready, run = study_of((experiment.name, bare.label, first_seed))
-            lr = ((run.extra.get("tuned") or {}).get("best") or {}).get("lr") if run is not None else None
-            return ready, None, lr
+            chosen = ((run.extra.get("tuned") or {}).get("best") or {}) if run is not None else {}
+            none = {name: chosen[name] for name in ("lr", "difference") if name in chosen}
+            return ready, None, none if "lr" in none else None
         ready, study = study_of((experiment.name, config.label, first_seed))
         if study is not None and (study.extra.get("tuned") or {}).get("best") is not None:
             # after a cross-validated study, every seed is refit for the study's epochs
@@ -1096,8 +1105,8 @@ def run_experiments(
             for index, (seed, experiment, config) in enumerate(plan):
                 print(f"[evidence] {experiment.name} | {config.label} | seed {seed}", flush=True)
                 # the study's seed runs first (seeds are outermost), the unregularized arm before the regularized
-                _, best, none_lr = shared_study(index)
-                record(index, _RUNNERS[experiment.recipe](experiment, config, seed, scale, log_root, best, none_lr))
+                _, best, none = shared_study(index)
+                record(index, _RUNNERS[experiment.recipe](experiment, config, seed, scale, log_root, best, none))
     elif plan:
         _run_parallel(plan, jobs, threads, scale, log_root, record, shared_study)
     runs = previous + [finished[i] for i in sorted(finished)]
@@ -1128,16 +1137,16 @@ def _run_parallel(
     try:
         while True:
             while len(under_way) < jobs and not failures:
-                start = next(((i, best, lr) for i in waiting for ready, best, lr in [shared_study(i)] if ready), None)
+                start = next(((i, best, bare) for i in waiting for ready, best, bare in [shared_study(i)] if ready), None)
                 if start is None:
                     break
-                index, best, none_lr = start
+                index, best, none = start
                 waiting.remove(index)
                 seed, experiment, config = plan[index]
                 print(f"[evidence] {experiment.name} | {config.label} | seed {seed}", flush=True)
                 runner = _RUNNERS[experiment.recipe]
                 future = pool.submit(
-                    _run_in_worker, runner, experiment, config, seed, scale, log_root, threads, best, none_lr
+                    _run_in_worker, runner, experiment, config, seed, scale, log_root, threads, best, none
                 )
                 under_way[future] = index
             if not under_way:

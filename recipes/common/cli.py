@@ -281,6 +281,15 @@ class RecipeCLI(LightningCLI):
             ),
         )
         parser.add_argument(
+            "--tune_none_difference",
+            type=int | None,
+            default=None,
+            help=(
+                "With --tune_none_lr, on a series whose study chooses --model.difference: the unregularized "
+                "network's difference (0 or the seasonal period), the choice of the same --model.regularize none study."
+            ),
+        )
+        parser.add_argument(
             "--refit_epochs",
             type=int,
             default=0,
@@ -340,6 +349,18 @@ class RecipeCLI(LightningCLI):
                     f"--tune_none_lr needs a study that may switch dropout off (--model.regularize all or dropout), "
                     f"got --model.regularize {arm}"
                 )
+        none_difference = self.config["tune_none_difference"]
+        if none_difference is not None and none_lr is None:
+            self.parser.error(
+                f"--tune_none_difference {none_difference} needs --tune_none_lr: both set the unregularized trial"
+            )
+        data = self.config["data"]
+        lag = self.config["model"].get("difference", 0)
+        if lag and isinstance(data.get("input_length"), int) and data["input_length"] <= lag:
+            self.parser.error(
+                f"--model.difference {lag} needs input windows longer than the lag: --data.input_length must be > "
+                f"{lag}, got {data['input_length']}"
+            )
         refit = self.config["refit_epochs"]
         if refit < 0:
             self.parser.error(f"--refit_epochs must be an int >= 0, got {refit}")
@@ -496,7 +517,7 @@ class RecipeCLI(LightningCLI):
         best, study = tune(
             type(self.model), hparams, self.datamodule, self.config["trainer"].as_dict(), stopper,
             getattr(constraint, "max_value", None), trials, seed=seed, verbose=self.trainer.is_global_zero,
-            none_lr=self.config["tune_none_lr"],
+            none_lr=self.config["tune_none_lr"], none_difference=self.config["tune_none_difference"],
         )  # fmt: skip
         pl.seed_everything(seed, verbose=False)
         self.model = type(self.model)(**{**hparams, **best})
@@ -509,6 +530,8 @@ class RecipeCLI(LightningCLI):
         }  # fmt: skip
         if self.config["tune_none_lr"] is not None:
             report["none_lr"] = self.config["tune_none_lr"]
+        if self.config["tune_none_difference"] is not None:
+            report["none_difference"] = self.config["tune_none_difference"]
         if "refit_epochs" in study.user_attrs:  # cross-validated on a data module that refits (UCR/UEA)
             self._refit(study.user_attrs["refit_epochs"])  # the summary's `refit` reports it
         return self.model, report
@@ -577,7 +600,8 @@ class RecipeCLI(LightningCLI):
         summary.tuned = tuned
         summary.refit = refit
         # the verdict's advice leaves out what this run already used
-        summary.in_use = [name for name, used in (("fcn", bool(model.hparams.get("fcn"))), ("tune", tuned is not None))
+        summary.in_use = [name for name, used in (("fcn", bool(model.hparams.get("fcn"))), ("tune", tuned is not None),
+                                                  ("difference", bool(model.hparams.get("difference"))))
                           if used]  # fmt: skip
         if isinstance(plot, ConfusionMatrixPlot) and plot.matrix is not None:
             summary.confusion_matrix = plot.matrix.tolist()

@@ -30,7 +30,11 @@ _TRY_TRIVIAL = (
 # (``RunSummary.in_use``: "fcn", "tune") is left out of the advice or, for a study, asked bigger
 _HINTS = {
     "test accuracy": [("fcn", "the convolutional branch (--model.fcn true)"), ("", "more epochs")],
-    "test RMSE": [("", "a longer input window (--data.input_length)"), ("", "more epochs")],
+    "test RMSE": [
+        ("", "a longer input window (--data.input_length)"),
+        ("difference", "forecasting the seasonal differences (--model.difference PERIOD, a window of two periods)"),
+        ("", "more epochs"),
+    ],
     "test perplexity": [("", "a bigger model or more text (--data.text_fraction)"), ("", "more epochs")],
 }
 
@@ -253,6 +257,8 @@ class RunSummary:
             scored = f"; each scored by {folds}-fold cross-validation" if folds > 1 else ""
             if self.tuned.get("none_lr") is not None:
                 scored += f"; the unregularized trial at lr {self.tuned['none_lr']:.4g} (--tune_none_lr)"
+                if self.tuned.get("none_difference") is not None:
+                    scored += f" and difference {self.tuned['none_difference']} (--tune_none_difference)"
             rows.append(
                 (
                     "tuned",

@@ -66,7 +66,8 @@ from .arms import uses_dropout, uses_early_stopping
 from .summary import format_values
 
 __all__ = [
-    "CV_BELOW", "CV_FOLDS", "RATE_NAMES", "TIE_BREAK", "check_score", "choose", "first_trials", "refit_epochs",
+    "CV_BELOW", "CV_FOLDS", "RATE_NAMES", "TIE_BREAK", "check_score", "choose", "difference_choices", "first_trials",
+    "refit_epochs",
     "search_space", "trial_line", "tune", "tuning_folds", "warmup_checks",
 ]  # fmt: skip
 
@@ -110,13 +111,17 @@ def search_space(hparams: dict[str, Any], arm: str) -> dict[str, tuple[float, fl
 
 
 def first_trials(
-    hparams: dict[str, Any], space: dict[str, tuple[float, float, bool]], none_lr: float | None = None
+    hparams: dict[str, Any],
+    space: dict[str, tuple[float, float, bool]],
+    none_lr: float | None = None,
+    differences: tuple[int, ...] = (),
 ) -> list[dict[str, Any]]:
     """The trials a study starts with: the run's own values, then (when rates are tuned) every rate at 0,
     then the unregularized network (``regularize="none"``) at the run's learning rate. With ``none_lr``
     (the best learning rate of a study of the unregularized network: ``--tune_none_lr``) the unregularized
     network comes first (the study gives it that learning rate): the study starts from the tuned bare
-    network, however few its trials.
+    network, however few its trials. With ``differences`` (the lags a forecaster may difference at:
+    :func:`difference_choices`) the run's own values come once with each lag, so every lag is tried.
 
     Example:
         >>> space = search_space({"lr": 0.01, "dropout": 0.2}, "all")
@@ -129,19 +134,45 @@ def first_trials(
         {'regularize': 'none'}
         >>> first_trials({"lr": 0.01, "dropout": 0.2}, search_space({"lr": 0.01, "dropout": 0.2}, "none"))
         [{'lr': 0.01}]
+        >>> first_trials({"lr": 0.01, "difference": 0}, {"lr": (0.001, 0.03, True)}, differences=(0, 12))
+        [{'lr': 0.01, 'difference': 0}, {'lr': 0.01, 'difference': 12}]
     """
-    own = {name: float(hparams[name]) for name in space}
+    own: dict[str, Any] = {name: float(hparams[name]) for name in space}
     # a value outside its range (a rate above 0.6 given on the command line) is left to the sampler
     own = {name: value for name, value in own.items() if space[name][0] <= value <= space[name][1]}
-    trials: list[dict[str, Any]] = [own]
+    lag = int(hparams.get("difference", 0))
+    if differences:
+        own["difference"] = lag if lag in differences else differences[0]
+    others = [{**own, "difference": other} for other in differences if other != own.get("difference")]
+    trials: list[dict[str, Any]] = [own, *others]
     rates = [name for name in space if name != "lr"]
     if rates:
         arm = _arm(hparams)
-        trials = [{**own, "regularize": arm}, {**own, **dict.fromkeys(rates, 0.0), "regularize": arm}]
+        trials = [{**own, "regularize": arm}, *({**other, "regularize": arm} for other in others)]
+        trials.append({**own, **dict.fromkeys(rates, 0.0), "regularize": arm})
         if none_lr is not None:  # (the objective gives an unregularized trial none_lr)
             return [{"regularize": "none"}, *trials]
-        trials.append({name: value for name, value in own.items() if name == "lr"} | {"regularize": "none"})
+        trials.append({name: value for name, value in own.items() if name in ("lr", "difference")} | {"regularize": "none"})
     return trials
+
+
+def difference_choices(datamodule: pl.LightningDataModule, hparams: dict[str, Any]) -> tuple[int, ...]:
+    """The lags a forecaster's study may difference at (``difference``): none (0) or the data's seasonal
+    period, where the data module has one (``seasonal_period``) and its input windows hold two periods
+    (the network then reads a period of differences); ``()``: nothing to choose.
+
+    Example:
+        >>> from types import SimpleNamespace as D
+        >>> difference_choices(D(seasonal_period=12, input_length=24), {"task": "forecast"})
+        (0, 12)
+        >>> difference_choices(D(seasonal_period=12, input_length=12), {"task": "forecast"})
+        ()
+    """
+    period = getattr(datamodule, "seasonal_period", None)
+    length = getattr(datamodule, "input_length", 0)
+    if hparams.get("task") != "forecast" or not period or length < 2 * period:
+        return ()
+    return (0, int(period))
 
 
 def _arm(hparams: dict[str, Any]) -> str:
@@ -292,11 +323,13 @@ def tune(
     seed: int = 0,
     verbose: bool = False,
     none_lr: float | None = None,
+    none_difference: int | None = None,
 ) -> tuple[dict[str, Any], Any]:
     """Run the study and return the chosen trial's values (:func:`choose`) and the study.
 
     The values are the learning rate, the rates (unless the best trial switched regularization
-    off) and, where the arm regularizes, ``regularize``: the arm or ``"none"``. The study's user
+    off), a forecaster's ``difference`` where the data offers a choice (:func:`difference_choices`)
+    and, where the arm regularizes, ``regularize``: the arm or ``"none"``. The study's user
     attribute ``folds`` is the number of folds that scored each trial (:func:`tuning_folds`); with
     more than one, ``refit_epochs`` is the epochs the refit on the whole training file trains
     (:func:`refit_epochs` of the chosen trial's ``fold_epochs``); ``chosen`` is the chosen trial's
@@ -315,6 +348,8 @@ def tune(
         none_lr: the learning rate of every unregularized trial (the first, :func:`first_trials`, and
             any that draws ``regularize="none"``); None: the run's for the starting trial, sampled
             for the others.
+        none_difference: with ``none_lr``, the ``difference`` of every unregularized trial (the
+            unregularized study's choice, so that trial repeats that study's best); None: sampled.
 
     Raises:
         ValueError: if ``trials`` is below 1.
@@ -342,6 +377,12 @@ def tune(
             )
         if not low <= none_lr <= high:
             raise ValueError(f"none_lr must lie in the study's learning-rate range [{low:g}, {high:g}], got {none_lr}")
+    differences = difference_choices(datamodule, hparams)
+    if none_difference is not None:
+        if none_lr is None:
+            raise ValueError(f"none_difference ({none_difference}) goes with none_lr: both set the unregularized trial")
+        if none_difference not in differences:
+            raise ValueError(f"none_difference must be one of this data's lags {list(differences)}, got {none_difference}")
     budget = {key: trainer_config[key] for key in _TRAINER_KEYS if trainer_config.get(key) is not None}
     folds = tuning_folds(datamodule)
     fold_data = [datamodule.fold(folds, i) for i in range(folds)] if folds > 1 else [datamodule]  # type: ignore[attr-defined]
@@ -389,11 +430,17 @@ def tune(
         values: dict[str, Any] = {}
         if rates:  # the study may switch regularization off (then no rate is sampled)
             values["regularize"] = trial.suggest_categorical("regularize", [arm, "none"])
-        if values.get("regularize") == "none" and none_lr is not None:
+        bare = values.get("regularize") == "none" and none_lr is not None
+        if bare:
             values["lr"] = float(none_lr)  # the tuned bare network: its learning rate is not this study's to sample
         else:
             low, high, log = space["lr"]
             values["lr"] = trial.suggest_float("lr", low, high, log=log)
+        if differences:
+            if bare and none_difference is not None:
+                values["difference"] = int(none_difference)
+            else:
+                values["difference"] = trial.suggest_categorical("difference", list(differences))
         if values.get("regularize", arm) != "none":
             values.update({name: trial.suggest_float(name, lo, hi, log=lg) for name, (lo, hi, lg) in rates.items()})
         trial.set_user_attr("values", values)
@@ -421,7 +468,7 @@ def tune(
     level = lightning_logger.level
     lightning_logger.setLevel(logging.WARNING)
     try:
-        starts = first_trials(hparams, space, none_lr)[:trials]
+        starts = first_trials(hparams, space, none_lr, differences)[:trials]
         study = optuna.create_study(
             direction="minimize",
             sampler=optuna.samplers.TPESampler(seed=seed),

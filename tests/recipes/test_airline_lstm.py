@@ -35,7 +35,7 @@ def test_defaults_are_the_documented_ones(capsys: pytest.CaptureFixture[str]) ->
     config = yaml.safe_load(capsys.readouterr().out)
     data, model = config["data"], config["model"]
     assert data["dataset"] == "airline" and data["split"] == "time"
-    assert data["test_fraction"] == 0.33 and data["input_length"] == 12 and data["horizon"] == 1
+    assert data["test_fraction"] == 0.33 and data["input_length"] == 24 and data["horizon"] == 1
     assert model["cell"] == "lstm" and model["regularize"] is True and model["normalize"] is True
     assert model["dropout"] > 0 and model["recurrent_dropout"] > 0 and model["output_dropout"] > 0
     # stops early, keeps the last (annealed) weights
