@@ -332,7 +332,8 @@ def _tuned_note(trials: int) -> str:
     return (
         f"Each arm is tuned once: a study of {trials} trials (the learning rate; where the arm regularizes, the "
         "dropout rates from 0 and whether to regularize at all; for a series with a seasonal period whose input "
-        "window holds two periods, whether to forecast its seasonal differences, --model.difference) on the validation data of the first seed (a "
+        "window holds two periods, whether to forecast its seasonal differences, --model.difference) on the "
+        "validation data of the first seed (a "
         "classifier scored by its error rate; 3-fold cross-validation where the validation split has fewer than "
         "30 cases: over the training file for a classifier, on rolling origins for a series, whose validation "
         "part moves back by its own length), pruned by the median rule; every seed then trains with the best "
@@ -340,7 +341,8 @@ def _tuned_note(trials: int) -> str:
         "trial's folds ran on average, without validation or early stopping; a series on its own split) and is "
         "tested once. Both arms get the same "
         "budget. The regularized arm's study runs after the unregularized arm's, and its unregularized trial "
-        "takes the learning rate (and difference) that study chose (--tune_none_lr, --tune_none_difference); every trial starts from the same seed, so "
+        "takes the learning rate (and difference) that study chose (--tune_none_lr, --tune_none_difference); "
+        "every trial starts from the same seed, so "
         "that trial repeats the unregularized arm's best exactly, and the regularized arm keeps regularization "
         "only where it beats the tuned bare network on validation (a classifier: where it classifies more "
         "validation cases right)."
@@ -490,6 +492,11 @@ def _without_study(args: Sequence[str], best: dict[str, float]) -> list[str]:
     Example:
         >>> _without_study(["--model.regularize", "all", "--tune", "8"], {"lr": 0.002, "dropout": 0.25})
         ['--model.regularize', 'all', '--model.lr', '0.002', '--model.dropout', '0.25']
+
+    An int (a forecaster's ``difference``) stays an int::
+
+        >>> _without_study(["--tune", "8"], {"lr": 0.002, "difference": 12})
+        ['--model.lr', '0.002', '--model.difference', '12']
 
     A study that switched regularization off gives ``regularize`` (the later option wins)::
 
@@ -1137,7 +1144,8 @@ def _run_parallel(
     try:
         while True:
             while len(under_way) < jobs and not failures:
-                start = next(((i, best, bare) for i in waiting for ready, best, bare in [shared_study(i)] if ready), None)
+                start = next(((i, best, bare) for i in waiting for ready, best, bare in [shared_study(i)] if ready),
+                             None)  # fmt: skip
                 if start is None:
                     break
                 index, best, none = start

@@ -152,7 +152,8 @@ def first_trials(
         trials.append({**own, **dict.fromkeys(rates, 0.0), "regularize": arm})
         if none_lr is not None:  # (the objective gives an unregularized trial none_lr)
             return [{"regularize": "none"}, *trials]
-        trials.append({name: value for name, value in own.items() if name in ("lr", "difference")} | {"regularize": "none"})
+        bare = {name: value for name, value in own.items() if name in ("lr", "difference")}
+        trials.append(bare | {"regularize": "none"})
     return trials
 
 
@@ -382,7 +383,9 @@ def tune(
         if none_lr is None:
             raise ValueError(f"none_difference ({none_difference}) goes with none_lr: both set the unregularized trial")
         if none_difference not in differences:
-            raise ValueError(f"none_difference must be one of this data's lags {list(differences)}, got {none_difference}")
+            raise ValueError(
+                f"none_difference must be one of this data's lags {list(differences)}, got {none_difference}"
+            )
     budget = {key: trainer_config[key] for key in _TRAINER_KEYS if trainer_config.get(key) is not None}
     folds = tuning_folds(datamodule)
     fold_data = [datamodule.fold(folds, i) for i in range(folds)] if folds > 1 else [datamodule]  # type: ignore[attr-defined]

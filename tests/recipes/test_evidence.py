@@ -503,6 +503,21 @@ def test_a_tuned_arm_studies_once_and_every_seed_trains_with_its_best_values(tmp
 
 
 @pytest.mark.slow
+def test_a_seasonal_series_regularized_study_takes_the_bare_studys_difference_too(tmp_path: Path) -> None:
+    # Airline's window holds two periods: each study chooses the difference, and the regularized study's
+    # unregularized trial repeats the bare study's best, lag included
+    runs = run_experiments(["airline_tuned"], [0, 1], "tiny", tmp_path / "E.md", tmp_path / "E.json", tmp_path)
+    none_study, all_study = (next(r.extra["tuned"] for r in runs if r.seed == 0 and r.config == c.label)
+                             for c in evidence._EXPERIMENTS_BY_NAME["airline_tuned"].configs)  # fmt: skip
+    assert none_study["best"]["difference"] in (0, 12)
+    assert all_study["none_difference"] == none_study["best"]["difference"]
+    assert all_study["best_score"] <= none_study["best_score"]
+    seed1 = next(r for r in runs if r.seed == 1 and r.config == "tuned none")
+    assert seed1.extra["tuned"]["best"]["difference"] == none_study["best"]["difference"]
+    assert f"and difference {none_study['best']['difference']}" in (tmp_path / "E.md").read_text()
+
+
+@pytest.mark.slow
 def test_after_a_cross_validated_study_every_seed_is_refit_for_the_studys_epochs(tmp_path: Path) -> None:
     runs = run_experiments(["arrowhead_tuned"], [0, 1], "tiny", tmp_path / "E.md", tmp_path / "E.json", tmp_path)
     for config in evidence._EXPERIMENTS_BY_NAME["arrowhead_tuned"].configs:

@@ -184,11 +184,40 @@ def test_extra_repr_names_the_settings() -> None:
         ({"lr": 0.0}, ValueError, r"lr must be a finite number > 0, got 0.0"),
         ({"weight_decay": -1.0}, ValueError, r"weight_decay must be a finite number >= 0, got -1.0"),
         ({"dropout": "0.2"}, TypeError, r"dropout must be a float in \[0, 1\], got str '0.2'"),
+        ({"difference": -1}, ValueError, r"difference must be an int >= 0 \(0: off\), got -1"),
+        ({"difference": True}, ValueError, r"difference must be an int >= 0 \(0: off\), got True"),
+        ({"difference": 2, "task": "classify"}, ValueError, r"difference needs task='forecast'.*got task='classify'"),
     ],
 )
 def test_argument_errors(kwargs: dict, error: type[Exception], message: str) -> None:
     with pytest.raises(error, match=message):
         SequenceModel(**kwargs)
+
+
+def test_with_difference_the_network_forecasts_the_change_from_lag_steps_before() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(5, 10, 2).cumsum(dim=1) + 50.0
+    plain = SequenceModel(input_size=2, horizon=1, hidden_size=8).eval()
+    lagged = SequenceModel(input_size=2, horizon=1, hidden_size=8, difference=3).eval()
+    lagged.load_state_dict(plain.state_dict())  # the same parameters: differencing adds none
+    changes = x[:, 3:] - x[:, :-3]
+    # the network reads the lag-3 differences (standardized as usual) and its forecast adds to x[t+1-3]
+    expected = plain(changes) + x[:, -3:-2]
+    torch.testing.assert_close(lagged(x), expected)
+
+
+def test_differenced_forecasts_past_the_lag_build_on_earlier_forecasts() -> None:
+    x = torch.arange(8.0).view(1, 8, 1) ** 2
+    model = SequenceModel(horizon=5, hidden_size=4, difference=2, normalize=False).eval()
+    torch.nn.init.zeros_(model.head.weight)
+    torch.nn.init.constant_(model.head.bias, 1.0)  # every forecast change is 1
+    # steps 8, 9 add 1 to the last observed x[6], x[7]; steps 10..12 add 1 to the forecasts two steps before
+    assert model(x).flatten().tolist() == [37.0, 50.0, 38.0, 51.0, 39.0]
+
+
+def test_difference_needs_a_window_longer_than_the_lag() -> None:
+    with pytest.raises(ValueError, match=r"difference=6 needs input windows longer than 6 steps, got 6"):
+        SequenceModel(hidden_size=4, difference=6)(torch.randn(2, 6, 1))
 
 
 def test_input_shape_error() -> None:

@@ -132,6 +132,44 @@ def test_a_trial_that_repeats_earlier_values_reuses_their_score(monkeypatch: pyt
     assert best == {"regularize": "none", "lr": 0.02}
 
 
+def test_a_forecasters_study_tries_each_difference_and_the_regularized_study_repeats_the_bare_choice() -> None:
+    hparams = dict(SequenceModel(hidden_size=8, dropout=0.2, lr=0.01).hparams)
+    data = SineDataModule(num_series=12, length=40, input_length=12, horizon=1)
+    data.seasonal_period = 4  # type: ignore[attr-defined]  # (as RealSeriesDataModule has one)
+    budget = {"max_epochs": 2, "enable_progress_bar": False}
+    _, bare = tune(SequenceModel, {**hparams, "regularize": "none"}, data, budget, None, None, 2)
+    # the study starts with each lag at the run's learning rate; the lag changes the model
+    assert [t.params for t in bare.trials] == [{"lr": 0.01, "difference": 0}, {"lr": 0.01, "difference": 4}]
+    assert bare.trials[0].value != bare.trials[1].value
+    best, study = tune(SequenceModel, hparams, data, budget, None, None, 2, none_lr=0.01, none_difference=4)
+    # the regularized study's unregularized trial takes the bare study's lag too, so it repeats that trial
+    assert study.trials[0].user_attrs["values"] == {"regularize": "none", "lr": 0.01, "difference": 4}
+    assert study.trials[0].value == bare.trials[1].value
+    assert study.trials[1].params == {
+        "regularize": "all",
+        "lr": 0.01,
+        "difference": 0,
+        "dropout": 0.2,
+        "recurrent_dropout": 0.2,
+        "output_dropout": 0.2,
+    }
+    assert "difference" in best
+    # a window shorter than two periods: nothing to choose
+    data.seasonal_period = 7  # type: ignore[attr-defined]
+    _, plain = tune(SequenceModel, {**hparams, "regularize": "none"}, data, {**budget, "max_epochs": 1}, None, None, 1)
+    assert plain.trials[0].params == {"lr": 0.01}
+
+
+def test_none_difference_errors() -> None:
+    hparams = dict(SequenceModel(hidden_size=8, dropout=0.2, lr=0.01).hparams)
+    data = SineDataModule(num_series=12, length=40, input_length=12, horizon=1)
+    with pytest.raises(ValueError, match=r"none_difference \(4\) goes with none_lr"):
+        tune(SequenceModel, hparams, data, {"max_epochs": 1}, None, None, 1, none_difference=4)
+    data.seasonal_period = 4  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match=r"none_difference must be one of this data's lags \[0, 4\], got 3"):
+        tune(SequenceModel, hparams, data, {"max_epochs": 1}, None, None, 1, none_lr=0.01, none_difference=3)
+
+
 def test_none_lr_must_lie_in_the_learning_rate_range_of_a_study_of_rates() -> None:
     hparams = dict(SequenceModel(hidden_size=8, dropout=0.2, lr=0.01).hparams)
     data = SineDataModule(num_series=12, length=40, input_length=12, horizon=1)
@@ -175,7 +213,10 @@ def test_the_study_returns_the_trial_choose_picks(monkeypatch: pytest.MonkeyPatc
      (["--tune", "2", "--tune_none_lr", "0"], "--tune_none_lr must be a learning rate > 0, got 0.0"),
      (["--tune", "2", "--tune_none_lr", "0.01", "--model.regularize", "early_stopping"],
       "--tune_none_lr needs a study that may switch dropout off (--model.regularize all or dropout), "
-      "got --model.regularize early_stopping")],
+      "got --model.regularize early_stopping"),
+     (["--tune", "2", "--tune_none_difference", "4"], "--tune_none_difference 4 needs --tune_none_lr"),
+     (["--model.difference", "12"], "--model.difference 12 needs input windows longer than the lag: "
+      "--data.input_length must be > 12, got 12")],
 )  # fmt: skip
 def test_bad_refit_epochs_or_tune_none_lr_are_usage_errors(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
