@@ -136,7 +136,8 @@ class RunSummary:
           baselines           ARIMA RMSE: 0.2000
           weights             restored from epoch 8 (best val_loss 0.05), after 12 epochs
           verdict             beats naive RMSE; does not beat ARIMA RMSE. Try a longer input window
-                              (--data.input_length), more epochs, or --tune N
+                              (--data.input_length), forecasting the seasonal differences (--model.difference
+                              PERIOD, a window of two periods), more epochs, or --tune N
     """
 
     recipe: str
