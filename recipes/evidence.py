@@ -289,7 +289,7 @@ SERIES = {
 TUNE_TRIALS = 8  # trials of the tuned arms' studies (forecasting)
 TUNE_TRIALS_LONG = 4  # trials where one training takes up to a minute (classification, language model)
 # the time cap of one classification run: the long sets (ACSF1, OSULeaf, PLAID) meet it, so that the whole
-# table fits in about 90 minutes on 2 cores with --jobs 2
+# table fits in about 90-100 minutes on 2 cores with --jobs 2
 _UCR_TIME = "00:00:01:00"
 # the sets whose runs met that cap (OSULeaf trained 56-68 epochs in it, PLAID 36-48, following the machine's load):
 # an epoch budget that fits about a minute instead, so a run trains as long whatever the load and two runs with the
@@ -334,9 +334,10 @@ def _tuned_note(trials: int) -> str:
         "dropout rates from 0 and whether to regularize at all; for a series with a seasonal period whose input "
         "window holds two periods, whether to forecast its seasonal differences, --model.difference) on the "
         "validation data of the first seed (a "
-        "classifier scored by its error rate; 3-fold cross-validation where the validation split has fewer than "
-        "30 cases: over the training file for a classifier, on rolling origins for a series, whose validation "
-        "part moves back by its own length), pruned by the median rule; every seed then trains with the best "
+        "classifier scored by its error rate; 3-fold cross-validation: for a series cut in time always, on "
+        "rolling origins, whose validation part moves back by its own length; for a classifier where the "
+        "validation split has fewer than 30 cases, over the training file), pruned by the median rule; every "
+        "seed then trains with the best "
         "trial's values (after a classifier's cross-validation: on every training case, for the epochs the best "
         "trial's folds ran on average, without validation or early stopping; a series on its own split) and is "
         "tested once. Both arms get the same "

@@ -28,11 +28,13 @@ Every trial starts from the run's seed (common random numbers): trials differ by
 and a trial repeats exactly a trial of another study with the same values. A trial with the values of
 an earlier trial of the study reuses its score instead of training again.
 
-When the validation split is small (fewer than :data:`CV_BELOW` cases) and the data module can
-fold its training data (``datamodule.can_fold``, then ``fold(k, i)``: the UCR/UEA module, and a
-series cut in time), each trial is scored by :data:`CV_FOLDS`-fold cross-validation: it trains once per fold, and its
-value is the mean of the folds' values, so that a dozen validation cases do not decide the study
-alone. Pruning watches the first fold. A classifier then refits on the whole training file
+When the data module can fold its training data (``datamodule.can_fold``, then ``fold(k, i)``) and
+either it is a series cut in time (whose validation windows overlap and follow each other, so that
+however many there are they are few independent cases) or a UCR/UEA set whose validation split is
+small (fewer than :data:`CV_BELOW` cases), each trial is scored by :data:`CV_FOLDS`-fold
+cross-validation: it trains once per fold, and its value is the mean of the folds' values, so that a
+dozen validation cases, or one block of a series, do not decide the study alone. Pruning watches
+the first fold. A classifier then refits on the whole training file
 (``datamodule.refit()``) for :func:`refit_epochs` epochs, the mean over the best trial's folds of the
 epoch its score was taken at, without validation and so without early stopping: a dozen cases decide
 neither the study nor when the final model stops, and it learns from every training case. A series
