@@ -102,6 +102,12 @@ class SplitDataModule(pl.LightningDataModule, abc.ABC):
         validation split uses them, :func:`common.tuning.tuning_folds`). Default: no."""
         return False
 
+    @property
+    def fold_always(self) -> bool:
+        """Whether ``--tune`` scores on folds however many validation cases there are (cases that are
+        not independent, such as a series' overlapping windows). Default: no (only a small split)."""
+        return False
+
     def loader(self, split: str) -> DataLoader:
         """The DataLoader of one split."""
         return DataLoader(
@@ -155,6 +161,8 @@ class ForecastDataModule(SplitDataModule):
     """
 
     task: ClassVar[str] = "forecast"
+    # the period of the seasonal baselines and of the seasonal difference --tune may try; None: no season
+    seasonal_period: int | None = None
 
     def __init__(
         self,
@@ -228,6 +236,12 @@ class ForecastDataModule(SplitDataModule):
     def can_fold(self) -> bool:
         """Rolling origins need a series cut in time (``split="time"``)."""
         return self.split == "time"
+
+    @property
+    def fold_always(self) -> bool:
+        """A series cut in time: its validation windows overlap and follow each other (31 of them are
+        three solar cycles on sunspots), so however many there are, one block does not decide a study."""
+        return self.can_fold
 
     def fold(self, folds: int, index: int) -> ForecastDataModule:
         """A copy of this data module (``split="time"``) whose validation part is origin ``index`` of

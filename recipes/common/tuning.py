@@ -184,9 +184,10 @@ def _arm(hparams: dict[str, Any]) -> str:
 
 
 def tuning_folds(datamodule: pl.LightningDataModule) -> int:
-    """How many folds score a trial: :data:`CV_FOLDS` for a series cut in time (rolling origins, whatever
-    the length of its validation part) and for a UCR/UEA set whose validation split has fewer than
-    :data:`CV_BELOW` cases; else 1 (the validation split itself).
+    """How many folds score a trial: :data:`CV_FOLDS` where the data module ``can_fold`` and either says
+    ``fold_always`` (a series cut in time: rolling origins, whatever the length of its validation part)
+    or its validation split has fewer than :data:`CV_BELOW` cases (a small UCR/UEA set); else 1 (the
+    validation split itself).
 
     A series' validation windows overlap and follow each other: 31 of them (sunspots) are three
     solar cycles, not 31 independent cases, and a single block of them picked dropout rates that
@@ -194,7 +195,7 @@ def tuning_folds(datamodule: pl.LightningDataModule) -> int:
     """
     if not getattr(datamodule, "can_fold", False):
         return 1
-    if getattr(datamodule, "task", None) == "forecast":
+    if getattr(datamodule, "fold_always", False):
         return CV_FOLDS
     datamodule.setup("fit")
     return CV_FOLDS if len(datamodule.split_dataset("val")) < CV_BELOW else 1  # type: ignore[attr-defined]

@@ -156,8 +156,10 @@ def test_only_a_series_cut_in_time_can_fold() -> None:
     # --tune cross-validates only where can_fold (common.tuning.tuning_folds): rolling origins need
     # split="time"; a split by series has no origins to roll, and fold() refuses it
     assert RealSeriesDataModule("nile").can_fold
+    # and a series cut in time always folds, however long its validation part (overlapping windows)
+    assert RealSeriesDataModule("co2").fold_always
     by_series = RealSeriesDataModule("nile", split="series", val_fraction=0.4, test_fraction=0.4)
-    assert not by_series.can_fold
+    assert not by_series.can_fold and not by_series.fold_always
     with pytest.raises(ValueError, match="rolling origins need split='time'"):
         by_series.fold(3, 0)
 

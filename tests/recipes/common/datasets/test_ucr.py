@@ -167,6 +167,7 @@ def test_resample_to_gives_every_case_one_length_as_the_dtw_baseline_does() -> N
 def test_folds_partition_the_training_file_and_keep_the_test_file() -> None:
     dm = UCRDataModule("GunPoint")
     assert dm.can_fold  # what --tune asks before it cross-validates
+    assert not dm.fold_always  # only where its validation split is small
     train_file = {tuple(s.flatten().tolist()[:5]) for s in dm.splits["train"].sequences + dm.splits["val"].sequences}
     seen: list[tuple[float, ...]] = []
     for index in range(3):
