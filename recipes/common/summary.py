@@ -27,12 +27,12 @@ _TRY_TRIVIAL = (
     "less regularization (--model.regularize early_stopping, or none), or tune the rates (--tune N)"
 )
 # what to try when a baseline beyond the trivial one wins, by score; an option the run already used
-# (``RunSummary.in_use``: "fcn", "tune") is left out of the advice or, for a study, asked bigger
+# (``RunSummary.in_use``: "fcn", "tune", "difference") is left out of the advice or, for a study, asked bigger
 _HINTS = {
     "test accuracy": [("fcn", "the convolutional branch (--model.fcn true)"), ("", "more epochs")],
     "test RMSE": [
         ("", "a longer input window (--data.input_length)"),
-        ("difference", "forecasting the seasonal differences (--model.difference PERIOD, a window of two periods)"),
+        ("difference", "forecasting the seasonal differences ({difference})"),
         ("", "more epochs"),
     ],
     "test perplexity": [("", "a bigger model or more text (--data.text_fraction)"), ("", "more epochs")],
@@ -49,16 +49,29 @@ def format_values(values: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())
 
 
-def _hint(score_name: str, in_use: set[str] | list[str]) -> str:
-    """What to try when the model loses to a baseline, without what the run already used.
+def _hint(score_name: str, in_use: set[str] | list[str], period: int | None = None) -> str:
+    """What to try when the model loses to a baseline, without what the run already used; a forecast's
+    advice names the data's seasonal ``period`` where it has one.
 
     Example:
         >>> _hint("test accuracy", [])
         'the convolutional branch (--model.fcn true), more epochs, or --tune N'
         >>> _hint("test accuracy", ["fcn", "tune"])
         'more epochs, or more trials (a larger --tune N)'
+        >>> _hint("test RMSE", ["tune"], period=12).split(", ")[1:3]
+        ['forecasting the seasonal differences (--model.difference 12', 'with --data.input_length 24 or more)']
     """
-    parts = [text for option, text in _HINTS.get(score_name, [("", "more epochs")]) if option not in in_use]
+    lag = (
+        f"--model.difference {period}, with --data.input_length {2 * period} or more"
+        if period
+        else "if the series has a season of P steps: --data.seasonal_period P --model.difference P, with "
+        "--data.input_length 2P or more"
+    )
+    parts = [
+        text.format(difference=lag)
+        for option, text in _HINTS.get(score_name, [("", "more epochs")])
+        if option not in in_use
+    ]
     return ", ".join(parts) + (", or more trials (a larger --tune N)" if "tune" in in_use else ", or --tune N")
 
 
@@ -114,13 +127,15 @@ class RunSummary:
             study switched regularization off), the trials run and pruned, the folds that scored
             each trial (``"folds"``) and the best trial's validation score (``"best_score"``: the
             error rate of a classifier, else the loss; ``common.tuning.check_score``) and, with
-            ``--tune_none_lr``, the learning rate of its unregularized trial (``"none_lr"``).
+            ``--tune_none_lr``, the learning rate of its unregularized trial (``"none_lr"``) and, with
+            ``--tune_none_difference``, its difference (``"none_difference"``).
         refit: after a refit on every training case (``--tune`` after cross-validation, or
             ``--refit_epochs``), its ``"epochs"`` and training ``"cases"``; else None.
         in_use: options the run already used that the verdict's advice would name (``"fcn"``,
-            ``"tune"``): the advice leaves them out, or asks for a bigger study.
+            ``"tune"``, ``"difference"``): the advice leaves them out, or asks for a bigger study.
         best_epoch: the epoch (counted from 0) of early stopping's best check, if it counted one.
         stopped_early: whether early stopping ended the run before the epoch budget.
+        seasonal_period: a series' seasonal period (the data module's), which a forecast's advice names.
 
     The summary ends with a verdict: whether the model beats each baseline, and a warning, with what
     to try, when it does not beat the trivial one, or when no check after early stopping's first
@@ -136,8 +151,9 @@ class RunSummary:
           baselines           ARIMA RMSE: 0.2000
           weights             restored from epoch 8 (best val_loss 0.05), after 12 epochs
           verdict             beats naive RMSE; does not beat ARIMA RMSE. Try a longer input window
-                              (--data.input_length), forecasting the seasonal differences (--model.difference
-                              PERIOD, a window of two periods), more epochs, or --tune N
+                              (--data.input_length), forecasting the seasonal differences (if the series has a
+                              season of P steps: --data.seasonal_period P --model.difference P, with
+                              --data.input_length 2P or more), more epochs, or --tune N
     """
 
     recipe: str
@@ -164,6 +180,7 @@ class RunSummary:
     stopped_early: bool = False
     refit: dict[str, int] | None = None
     in_use: list[str] = field(default_factory=list)
+    seasonal_period: int | None = None
 
     def _beats(self, value: float) -> bool:
         return self.score > value if self.score_name in _HIGHER_IS_BETTER else self.score < value
@@ -187,7 +204,7 @@ class RunSummary:
             lost = [name for name, value in baselines.items() if not self._beats(value)]
             won = [name for name, value in baselines.items() if self._beats(value)]
             if lost:
-                hint = _hint(self.score_name, self.in_use)
+                hint = _hint(self.score_name, self.in_use, self.seasonal_period)
                 out.append(f"beats {', '.join(won)}; does not beat {', '.join(lost)}. Try {hint}")
             else:
                 out.append(f"beats every baseline ({', '.join(won)})")
@@ -360,4 +377,5 @@ def collect_summary(
         first_check_epoch=getattr(stopper, "start_from_epoch", None) if stopper is not None else None,
         best_epoch=getattr(stopper, "best_epoch", None) if stopper is not None else None,
         stopped_early=bool(stopper is not None and getattr(stopper, "stopped_epoch", 0) > 0),
+        seasonal_period=getattr(datamodule, "seasonal_period", None),
     )

@@ -51,6 +51,7 @@ def test_airline_run_tests_the_keras_examples_months(tmp_path: Path) -> None:
     assert summary.yardstick == pytest.approx(naive, rel=1e-5)
     assert summary.score_name == "test RMSE" and math.isfinite(summary.score) and summary.score > 0
     assert summary.epochs_trained == 2 and summary.regularized
+    assert summary.seasonal_period == 12  # the data's, for the verdict's advice
     assert (tmp_path / "airline_lstm" / "airline-lstm-regularized-seed0_0" / "forecasts.png").is_file()
 
 

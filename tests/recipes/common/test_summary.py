@@ -119,6 +119,20 @@ def test_verdict_warns_when_the_trivial_baseline_is_not_beaten() -> None:
     assert tie.verdict()[0].startswith("WARNING: the model does not beat the trivial baseline (majority 0.5000)")
 
 
+def test_a_forecast_that_loses_to_arima_is_told_the_seasonal_difference_of_its_data() -> None:
+    lost = {"naive RMSE": 0.9, "ARIMA RMSE": 0.5}
+    seasonal = " ".join(_summary(score=0.7, baselines=lost, seasonal_period=12).format().split())
+    assert "forecasting the seasonal differences (--model.difference 12, with --data.input_length 24 or more)" in (
+        seasonal
+    )
+    # no period known: the advice says how to give one
+    unknown = " ".join(_summary(score=0.7, baselines=lost).format().split())
+    assert "if the series has a season of P steps: --data.seasonal_period P --model.difference P" in unknown
+    # a run that already differences is not told to
+    done = _summary(score=0.7, baselines=lost, seasonal_period=12, in_use=["difference"]).format()
+    assert "--model.difference" not in done
+
+
 def test_verdict_warns_when_the_first_check_was_restored() -> None:
     first = _summary(restored_epoch=0, epochs_trained=30, first_check_epoch=0).format()
     assert "WARNING: early stopping restored its first check (epoch 0)" in first
