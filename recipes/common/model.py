@@ -76,8 +76,7 @@ class SequenceModel(pl.LightningModule):
       forecasts the next differences, which are added back: :math:`\hat y_{t+h} = \hat z_{t+h} +
       y_{t+h-d}` (a forecast step when ``h > d``). So the network forecasts the correction to the
       seasonal naive forecast, and a trend or a season the window's standardization cannot carry
-      no longer needs extrapolating (Airline, tuned arms of ``recipes/EVIDENCE.md``: test RMSE 22.3
-      with a 12-month window and no difference, 14.3 with a 24-month window and ``difference=12``).
+      no longer needs extrapolating (Airline: see the tuned arms of ``recipes/EVIDENCE.md``).
     - ``task="classify"``: the head gives ``num_classes`` logits, loss cross-entropy. Batches may
       carry ``lengths`` for padded sequences; the encoder then runs on a packed sequence. With
       ``normalize=True`` each sequence is standardized per channel (its shape only); with
