@@ -563,6 +563,7 @@ class RecipeCLI(LightningCLI):
 
         The model the test sees is saved first (:meth:`save_tested_model`); the summary, printed
         on rank 0, names that file, and also goes to ``summary.json`` in the run's log directory.
+        A distributed run's process group is destroyed at the end: the trainer cannot fit again after.
         """
         trainer, model = self.trainer, self.model
         task = getattr(self.datamodule, "task", "forecast")
@@ -611,4 +612,8 @@ class RecipeCLI(LightningCLI):
             directory = run_dir(trainer)
             if directory.is_dir():
                 summary.save(directory / "summary.json")
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            # the run ends here; Lightning destroys only NCCL groups at exit, and a gloo group's worker
+            # threads left to the interpreter's shutdown can abort the process (pytorch#190489)
+            torch.distributed.destroy_process_group()
         return summary

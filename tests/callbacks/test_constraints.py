@@ -480,6 +480,7 @@ if __name__ == "__main__":
         {{"state": model.state_dict(), "count": constraint.projection_count}},
         {out!r} + f"/rank{{trainer.global_rank}}.pt",
     )
+    torch.distributed.destroy_process_group()  # gloo's threads abort the process at exit without it (pytorch#190489)
 """
 
 

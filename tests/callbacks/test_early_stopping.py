@@ -383,6 +383,7 @@ if __name__ == "__main__":
         {{"state": model.state_dict(), "restored": es.restored_epoch, "stopped": es.stopped_epoch}},
         {out!r} + f"/rank{{trainer.global_rank}}.pt",
     )
+    torch.distributed.destroy_process_group()  # gloo's threads abort the process at exit without it (pytorch#190489)
 """
 
 

@@ -115,6 +115,7 @@ if __name__ == "__main__":
     trainer.fit(model, torch.utils.data.DataLoader(data, batch_size=8))
     with open({out!r} + f"/rank{{trainer.global_rank}}.json", "w") as f:
         json.dump(model.seen, f)
+    torch.distributed.destroy_process_group()  # gloo's threads abort the process at exit without it (pytorch#190489)
 """
 
 

@@ -84,6 +84,20 @@ def test_in_process_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
 
 
 @pytest.mark.slow
+def test_a_run_destroys_its_process_group_at_the_end(tmp_path: Path) -> None:
+    # a gloo group left to the interpreter's shutdown can abort the process (it did, once, in CI)
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'group'}", rank=0, world_size=1)
+    try:
+        sine_lstm.main(tiny(tmp_path))
+        assert not dist.is_initialized()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+@pytest.mark.slow
 def test_script_runs_under_two_process_ddp(tmp_path: Path) -> None:
     result = run_script(
         *tiny(tmp_path), "--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp"
