@@ -25,8 +25,11 @@ regularizes but classifies no more validation cases right than the best unregula
 unregularized one is chosen (:func:`choose`).
 
 Every trial starts from the run's seed (common random numbers): trials differ by their values alone,
-and a trial repeats exactly a trial of another study with the same values. A trial with the values of
-an earlier trial of the study reuses its score instead of training again.
+and a trial repeats exactly a trial of another study with the same values. Under cross-validation fold
+``k`` of every trial starts from seed + ``k``, so that a trial's score averages over as many
+initializations and batch orders as folds, and the study does not pick the values that suit one
+initialization best. A trial with the values of an earlier trial of the study reuses its score
+instead of training again.
 
 When the data module can fold its training data (``datamodule.can_fold``, then ``fold(k, i)``) and
 either it is a series cut in time (whose validation windows overlap and follow each other, so that
@@ -354,7 +357,8 @@ def tune(
         stopper: the run's early stopping, copied into each trial when the arm uses it.
         max_norm: the run's ``MaxNorm`` bound, used in each trial when the arm has dropout.
         trials: the number of trials.
-        seed: the sampler's seed, and every trial's (common random numbers).
+        seed: the sampler's seed, and every trial's (common random numbers; under cross-validation, fold
+            ``k`` of every trial starts from ``seed + k``).
         verbose: print a line as each trial ends (:func:`trial_line`).
         none_lr: the learning rate of every unregularized trial (the first, :func:`first_trials`, and
             any that draws ``regularize="none"``); None: the run's for the starting trial, sampled
@@ -401,18 +405,19 @@ def tune(
     fold_data = [datamodule.fold(folds, i) for i in range(folds)] if folds > 1 else [datamodule]  # type: ignore[attr-defined]
 
     def fit_once(
-        trial: Any, values: dict[str, Any], data: pl.LightningDataModule, prune: bool
+        trial: Any, values: dict[str, Any], data: pl.LightningDataModule, fold: int
     ) -> tuple[float, int, float | None]:
-        """Train one model with ``values`` on ``data``; the validation score of the model the trial's arm
-        would test, the epochs trained when it was taken, and its error rate (None: not a classifier)."""
+        """Train one model with ``values`` on ``data`` (fold ``fold``); the validation score of the model the
+        trial's arm would test, the epochs trained when it was taken, and its error rate (None: not a classifier)."""
         chosen = values.get("regularize", arm)
-        # every trial starts from the same seed (common random numbers): two trials differ by their values,
-        # not by their initial weights and batch order, and a trial repeats another study's with the same values
-        pl.seed_everything(seed, verbose=False)
+        # every trial starts fold k from the same seed (common random numbers): two trials differ by their
+        # values, not by their initial weights and batch order, and a trial repeats another study's with the
+        # same values; the folds' seeds differ, so the mean over folds is not one initialization's
+        pl.seed_everything(seed + fold, verbose=False)
         model = model_class(**{**hparams, **values})
         checks = _Checks()
         callbacks: list[pl.Callback] = [checks]
-        if prune:
+        if fold == 0:  # the pruner compares the first fold's checks
             callbacks.append(PyTorchLightningPruningCallback(trial, monitor="tune_score"))
         if uses_early_stopping(chosen) and stopper is not None:
             callbacks.append(
@@ -463,7 +468,7 @@ def tune(
             for name, attr in attrs.items():
                 trial.set_user_attr(name, attr)
             return value
-        fits = [fit_once(trial, values, data, prune=i == 0) for i, data in enumerate(fold_data)]
+        fits = [fit_once(trial, values, data, fold) for fold, data in enumerate(fold_data)]
         scores, epochs = [score for score, _, _ in fits], [epoch for _, epoch, _ in fits]
         errors = [error for _, _, error in fits]
         attrs: dict[str, Any] = {}

@@ -377,6 +377,30 @@ def test_small_validation_splits_score_trials_by_cross_validation() -> None:
     assert all(0.0 <= trial.user_attrs["error"] <= 1.0 for trial in study.trials)
 
 
+class _SeedRecorder(SequenceModel):
+    """Records the seed each model of a study is built under."""
+
+    seeds: list[int] = []
+
+    def __init__(self, **kwargs: Any) -> None:
+        import torch
+
+        _SeedRecorder.seeds.append(torch.initial_seed())
+        super().__init__(**kwargs)
+
+
+def test_each_fold_starts_from_its_own_seed_and_every_trial_shares_them() -> None:
+    from common.datasets import UCRDataModule
+
+    hparams = dict(SequenceModel(task="classify", input_size=1, num_classes=3, hidden_size=4, lr=0.01).hparams)
+    _SeedRecorder.seeds = []
+    _, study = tune(_SeedRecorder, hparams, UCRDataModule("ArrowHead", resample_to=32),
+                    {"max_epochs": 1, "enable_progress_bar": False}, None, None, 2, seed=5)  # fmt: skip
+    assert study.user_attrs["folds"] == CV_FOLDS == 3
+    # two trials (a study of the learning rate alone: no rate to switch off), each over folds 0, 1, 2
+    assert _SeedRecorder.seeds == [5, 6, 7, 5, 6, 7]
+
+
 @pytest.mark.slow
 def test_short_series_are_scored_on_rolling_origins_and_not_refit() -> None:
     from common.datasets import RealSeriesDataModule
