@@ -251,9 +251,12 @@ def trial_line(trial: Any, trials: int, folds: int) -> str:
     Example:
         >>> from types import SimpleNamespace
         >>> done = SimpleNamespace(number=0, state=SimpleNamespace(name="COMPLETE"), value=0.25,
-        ...                        user_attrs={"values": {"regularize": "all", "lr": 0.003, "dropout": 0.1}})
-        >>> trial_line(done, 4, 3)
-        '[tune] trial 1/4 complete: regularize=all, lr=0.003, dropout=0.1; validation score 0.25 (mean of 3 folds)'
+        ...                        user_attrs={"values": {"regularize": "all", "lr": 0.003, "dropout": 0.1},
+        ...                                    "fold_values": [0.2, 0.35, 0.2]})
+        >>> for part in trial_line(done, 4, 3).split("; "):
+        ...     print(part)
+        [tune] trial 1/4 complete: regularize=all, lr=0.003, dropout=0.1
+        validation score 0.25 (mean of 3 folds: 0.2, 0.35, 0.2)
         >>> trial_line(SimpleNamespace(number=3, state=SimpleNamespace(name="PRUNED"), value=None,
         ...                            user_attrs={"values": {"lr": 0.01}}), 4, 1)
         '[tune] trial 4/4 pruned: lr=0.01'
@@ -261,7 +264,9 @@ def trial_line(trial: Any, trials: int, folds: int) -> str:
     values = trial.user_attrs["values"]
     line = f"[tune] trial {trial.number + 1}/{trials} {trial.state.name.lower()}: {format_values(values)}"
     if trial.state.name == "COMPLETE":
-        line += f"; validation score {trial.value:.4g}" + (f" (mean of {folds} folds)" if folds > 1 else "")
+        line += f"; validation score {trial.value:.4g}"
+        if folds > 1:  # the folds' spread says how much two trials' means can differ by chance
+            line += f" (mean of {folds} folds: " + ", ".join(f"{v:.4g}" for v in trial.user_attrs["fold_values"]) + ")"
     return line
 
 

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, ClassVar
 
 import lightning.pytorch as pl
 import pytest
@@ -380,7 +380,7 @@ def test_small_validation_splits_score_trials_by_cross_validation() -> None:
 class _SeedRecorder(SequenceModel):
     """Records the seed each model of a study is built under."""
 
-    seeds: list[int] = []
+    seeds: ClassVar[list[int]] = []
 
     def __init__(self, **kwargs: Any) -> None:
         import torch
