@@ -498,10 +498,11 @@ class RecipeCLI(LightningCLI):
         The new model replaces ``self.model``; the run's seed is set again before it is built, so
         the final fit starts as an untuned run with those values would.
 
-        When cross-validation scored the trials (a small validation split), the final fit is a
-        refit: on every case of the training file (``datamodule.refit()``, which replaces
-        ``self.datamodule``), for the study's ``refit_epochs``, without validation (those cases
-        are trained on), so without early stopping; the plateau schedule watches ``train_loss``.
+        When cross-validation scored the trials (a small validation split) and the chosen trial does
+        not stop early, the final fit is a refit: on every case of the training file
+        (``datamodule.refit()``, which replaces ``self.datamodule``), for the study's ``refit_epochs``,
+        without validation (those cases are trained on); the plateau schedule watches ``train_loss``.
+        A chosen trial with early stopping trains on the recipe's split with early stopping instead.
 
         Returns:
             The model, and what the summary reports: the best values, trials run, pruned, the

@@ -401,6 +401,24 @@ def test_each_fold_starts_from_its_own_seed_and_every_trial_shares_them() -> Non
     assert _SeedRecorder.seeds == [5, 6, 7, 5, 6, 7]
 
 
+@pytest.mark.parametrize(("pick", "refit"), [(0, False), (2, True)])
+def test_a_chosen_trial_that_stops_early_is_not_refit(monkeypatch: pytest.MonkeyPatch, pick: int, refit: bool) -> None:
+    # a fixed count of epochs would replace early stopping's per-seed stop (ACSF1: 76, 62, 43% at the folds' mean)
+    from common.datasets import UCRDataModule
+    from regdrop.callbacks import EarlyStopping
+
+    hparams = dict(SequenceModel(task="classify", input_size=1, num_classes=3, hidden_size=4, dropout=0.1,
+                                 lr=0.01).hparams)  # fmt: skip
+    monkeypatch.setattr(common.tuning, "choose", lambda trials: trials[pick])
+    stopper = EarlyStopping("val_loss", patience=5)
+    best, study = tune(SequenceModel, hparams, UCRDataModule("ArrowHead", resample_to=32),
+                       {"max_epochs": 1, "enable_progress_bar": False}, stopper, 3.0, 3)  # fmt: skip
+    assert study.user_attrs["folds"] == CV_FOLDS
+    # trial 0: the run's values (arm "all": early stopping); trial 2: the bare network
+    assert best["regularize"] == ("none" if refit else "all")
+    assert ("refit_epochs" in study.user_attrs) is refit
+
+
 @pytest.mark.slow
 def test_short_series_are_scored_on_rolling_origins_and_not_refit() -> None:
     from common.datasets import RealSeriesDataModule
