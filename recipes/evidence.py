@@ -339,8 +339,9 @@ def _tuned_note(trials: int) -> str:
         "validation split has fewer than 30 cases, over the training file; fold k of every trial trains from "
         "the first seed + k), pruned by the median rule; every "
         "seed then trains with the best "
-        "trial's values (after a classifier's cross-validation: on every training case, for the epochs the best "
-        "trial's folds ran on average, without validation or early stopping; a series on its own split) and is "
+        "trial's values (after a classifier's cross-validation, unless that trial stops early: on every training "
+        "case, for the epochs its folds ran on average, without validation or early stopping; otherwise on the "
+        "recipe's own split) and is "
         "tested once. Both arms get the same "
         "budget. The regularized arm's study runs after the unregularized arm's, and its unregularized trial "
         "takes the learning rate (and difference) that study chose (--tune_none_lr, --tune_none_difference); "
@@ -778,6 +779,8 @@ def _study_lines(experiment: Experiment, runs: Sequence[Run]) -> list[str]:
             f"; every seed then refit on all {refit['cases']} training cases for {refit['epochs']} epochs"
             if refit else ""
         )  # fmt: skip
+        if not refit and folds > 1 and experiment.recipe == "vowels_gru":
+            refit_text = "; it stops early, so every seed then trained on the recipe's split with early stopping"
         lines.append(
             f"- *{config.label}*: the study (seed {study.seed}, {tuned['trials']} trials, {tuned['pruned']} pruned"
             f"{scored}) chose{off} {values}{refit_text}."
