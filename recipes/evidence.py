@@ -348,7 +348,7 @@ def _tuned_note(trials: int) -> str:
         "every trial starts from the same seeds, so "
         "that trial repeats the unregularized arm's best exactly, and the regularized arm keeps regularization "
         "only where it beats the tuned bare network on validation (a classifier: where it classifies more "
-        "validation cases right)."
+        "validation cases right; under cross-validation, also on more folds than it loses)."
     )
 
 

@@ -195,6 +195,41 @@ def test_a_regularized_trial_that_only_ties_the_bare_networks_error_rate_gives_w
     assert choose([trial(0, 0.5, "all", None), trial(1, 0.6, "none", None)]).number == 0
 
 
+def test_under_cross_validation_regularization_must_win_most_folds() -> None:
+    def trial(number: int, arm: str, folds: list[float], errors: list[float] | None = None) -> SimpleNamespace:
+        attrs: dict[str, Any] = {"fold_values": folds}
+        if errors is not None:
+            attrs.update(fold_errors=errors, error=sum(errors) / len(errors))
+        return SimpleNamespace(number=number, value=sum(folds) / len(folds), params={"regularize": arm},
+                               user_attrs=attrs)  # fmt: skip
+
+    bare = trial(1, "none", [3.0, 4.0, 3.5])
+    # a lower mean, won on one fold and lost on two: the bare network
+    assert choose([trial(0, "all", [1.0, 5.0, 3.6]), bare]).number == 1
+    # won on two folds of three: regularization stays
+    assert choose([trial(0, "all", [1.0, 5.5, 3.0]), bare]).number == 0
+    # a classifier compares error rates: ACSF1's early-stopping trial (one fold better, one equal, one worse)
+    acsf1_bare = trial(1, "none", [0.3531, 0.5759, 0.4547], errors=[0.353, 0.576, 0.455])
+    acsf1_stop = trial(0, "all", [0.2648, 0.5758, 0.4850], errors=[0.265, 0.576, 0.485])
+    assert choose([acsf1_stop, acsf1_bare]).number == 1
+    # the bare trial the regularized one must beat is the best of them, not any of them
+    worse_bare = trial(2, "none", [9.0, 9.0, 9.0])
+    assert choose([trial(0, "all", [1.0, 5.0, 3.6]), worse_bare, bare]).number == 1
+
+
+def test_a_classifiers_folds_keep_their_error_rates() -> None:
+    from common.datasets import UCRDataModule
+
+    hparams = dict(SequenceModel(task="classify", input_size=1, num_classes=3, hidden_size=4, lr=0.01).hparams)
+    _, study = tune(SequenceModel, hparams, UCRDataModule("ArrowHead", resample_to=32),
+                    {"max_epochs": 1, "enable_progress_bar": False}, None, None, 1)  # fmt: skip
+    errors = study.trials[0].user_attrs["fold_errors"]
+    assert len(errors) == CV_FOLDS and study.trials[0].user_attrs["error"] == pytest.approx(sum(errors) / CV_FOLDS)
+    # each fold's score is its error rate plus the tie-breaking loss term
+    for error, value in zip(errors, study.trials[0].user_attrs["fold_values"], strict=True):
+        assert 0 <= value - error <= 10 * TIE_BREAK
+
+
 def test_the_study_returns_the_trial_choose_picks(monkeypatch: pytest.MonkeyPatch) -> None:
     hparams = dict(SequenceModel(hidden_size=8, dropout=0.2, lr=0.01).hparams)
     data = SineDataModule(num_series=12, length=40, input_length=12, horizon=1)
