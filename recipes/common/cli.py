@@ -529,6 +529,8 @@ class RecipeCLI(LightningCLI):
             "best": best, "trials": len(study.trials), "pruned": pruned,
             "best_score": study.trials[study.user_attrs["chosen"]].value, "folds": study.user_attrs.get("folds", 1),
         }  # fmt: skip
+        if "passed_over" in study.user_attrs:
+            report["passed_over"] = study.user_attrs["passed_over"]
         if self.config["tune_none_lr"] is not None:
             report["none_lr"] = self.config["tune_none_lr"]
         if self.config["tune_none_difference"] is not None:

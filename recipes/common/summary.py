@@ -128,7 +128,9 @@ class RunSummary:
             each trial (``"folds"``) and the best trial's validation score (``"best_score"``: the
             error rate of a classifier, else the loss; ``common.tuning.check_score``) and, with
             ``--tune_none_lr``, the learning rate of its unregularized trial (``"none_lr"``) and, with
-            ``--tune_none_difference``, its difference (``"none_difference"``).
+            ``--tune_none_difference``, its difference (``"none_difference"``); where a regularized
+            trial scored lower but the bare network was kept (``common.tuning.passed_over``), why
+            (``"passed_over"``).
         refit: after a refit on every training case (``--tune`` after cross-validation, or
             ``--refit_epochs``), its ``"epochs"`` and training ``"cases"``; else None.
         in_use: options the run already used that the verdict's advice would name (``"fcn"``,
@@ -288,6 +290,8 @@ class RunSummary:
                 rows.append(
                     ("", "no regularization helped on validation: the tested model is the unregularized network")
                 )
+                if self.tuned.get("passed_over"):
+                    rows.append(("", f"({self.tuned['passed_over']}: the simpler model is kept)"))
         if self.refit is not None:
             chosen = "the best trial's mean over its folds" if self.tuned is not None else "--refit_epochs"
             cut = (

@@ -318,9 +318,30 @@ def choose(trials: list[Any]) -> Any:
         ...                     user_attrs={"fold_values": [3, 4, 3.5]})]).number
         1
     """
+    return _choice(trials)[0]
+
+
+def passed_over(trials: list[Any]) -> str | None:
+    """Why :func:`choose` kept the bare network over a regularized trial of lower value (None: it did not).
+
+    The summary prints it, so that a study whose best-scoring trial regularized but that tests the
+    unregularized network says why.
+
+    Example:
+        >>> from types import SimpleNamespace as T
+        >>> reg = T(number=1, value=3.2, params={"regularize": "all"}, user_attrs={"fold_values": [1, 5, 3.6]})
+        >>> bare = T(number=0, value=3.5, params={"regularize": "none"}, user_attrs={"fold_values": [3, 4, 3.5]})
+        >>> passed_over([reg, bare])
+        'trial 2 regularized with a lower mean (3.2 against 3.5) but was better on 1 of 3 folds and worse on 2'
+    """
+    return _choice(trials)[1]
+
+
+def _choice(trials: list[Any]) -> tuple[Any, str | None]:
+    """:func:`choose`'s trial, and :func:`passed_over`'s reason."""
     best = min(trials, key=lambda t: t.value)
     if best.params.get("regularize", "none") == "none":
-        return best
+        return best, None
     bare = [t for t in trials if t.params.get("regularize") == "none"]
     if bare:
         rival = min(bare, key=lambda t: t.value)
@@ -330,12 +351,20 @@ def choose(trials: list[Any]) -> Any:
             wins = sum(a < b - 1e-9 for a, b in zip(ours, theirs, strict=True))
             losses = sum(a > b + 1e-9 for a, b in zip(ours, theirs, strict=True))
             if wins <= losses:
-                return rival
+                return rival, (
+                    f"trial {best.number + 1} regularized with a lower mean ({best.value:.4g} against "
+                    f"{rival.value:.4g}) but was better on {wins} of {len(ours)} folds and worse on {losses}"
+                )
     error = best.user_attrs.get("error")
     if error is None:
-        return best
+        return best, None
     tied = [t for t in bare if t.user_attrs.get("error") is not None and abs(t.user_attrs["error"] - error) < 1e-9]
-    return min(tied, key=lambda t: t.value) if tied else best
+    if not tied:
+        return best, None
+    return min(tied, key=lambda t: t.value), (
+        f"trial {best.number + 1} regularized with a lower score ({best.value:.4g}, the loss breaking the tie) but "
+        f"classified no more validation cases right ({100 * (1 - error):.4g}%)"
+    )
 
 
 class _Checks(pl.Callback):
@@ -543,6 +572,9 @@ def tune(
     best = choose(completed)
     study.set_user_attr("folds", folds)
     study.set_user_attr("chosen", best.number)
+    overruled = passed_over(completed)
+    if overruled is not None and best.params.get("regularize") == "none":  # the summary says why
+        study.set_user_attr("passed_over", overruled)
     stops = uses_early_stopping(best.user_attrs["values"].get("regularize", arm)) and stopper is not None
     if folds > 1 and callable(getattr(datamodule, "refit", None)) and not stops:
         study.set_user_attr("refit_epochs", refit_epochs(best.user_attrs["fold_epochs"]))

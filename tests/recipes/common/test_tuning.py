@@ -217,6 +217,22 @@ def test_under_cross_validation_regularization_must_win_most_folds() -> None:
     assert choose([trial(0, "all", [1.0, 5.0, 3.6]), worse_bare, bare]).number == 1
 
 
+def test_passed_over_says_why_the_bare_network_was_kept() -> None:
+    from common.tuning import passed_over
+
+    def trial(number: int, value: float, arm: str, error: float) -> SimpleNamespace:
+        return SimpleNamespace(number=number, value=value, params={"regularize": arm}, user_attrs={"error": error})
+
+    # one validation split: the regularized trial's lower score is only the loss breaking a tie of error rates
+    assert passed_over([trial(0, 0.20002, "all", 0.2), trial(1, 0.20005, "none", 0.2)]) == (
+        "trial 1 regularized with a lower score (0.2, the loss breaking the tie) but classified no more "
+        "validation cases right (80%)"
+    )
+    # regularization kept, or the bare network best anyway: nothing to explain
+    assert passed_over([trial(0, 0.10002, "all", 0.1), trial(1, 0.20005, "none", 0.2)]) is None
+    assert passed_over([trial(0, 0.3, "all", 0.3), trial(1, 0.20005, "none", 0.2)]) is None
+
+
 def test_a_classifiers_folds_keep_their_error_rates() -> None:
     from common.datasets import UCRDataModule
 
@@ -326,7 +342,8 @@ def test_a_study_that_switches_regularization_off_tests_the_bare_network(
 ) -> None:
     from regdrop.callbacks import EarlyStopping, MaxNorm
 
-    study = SimpleNamespace(trials=[_trial(0.5)], user_attrs={"folds": 1, "chosen": 0})
+    why = "trial 2 regularized with a lower mean (0.4 against 0.5) but was better on 1 of 3 folds and worse on 2"
+    study = SimpleNamespace(trials=[_trial(0.5)], user_attrs={"folds": 1, "chosen": 0, "passed_over": why})
 
     monkeypatch.setattr(common.tuning, "tune", lambda *args, **kwargs: ({"regularize": "none", "lr": 0.004}, study))
     cli = RecipeCLI("demo", SequenceModel, SineDataModule,
@@ -338,6 +355,7 @@ def test_a_study_that_switches_regularization_off_tests_the_bare_network(
     text = " ".join(summary.format().split())
     assert "regularize=none" in text and "cross-validation" not in text and "refit" not in text
     assert "the tested model is the unregularized network" in text
+    assert f"({why}: the simpler model is kept)" in text  # why a lower-scoring regularized trial lost
 
 
 @pytest.mark.slow
