@@ -779,7 +779,7 @@ def _study_lines(experiment: Experiment, runs: Sequence[Run]) -> list[str]:
             f"; every seed then refit on all {refit['cases']} training cases for {refit['epochs']} epochs"
             if refit else ""
         )  # fmt: skip
-        if not refit and folds > 1 and experiment.recipe == "vowels_gru":
+        if tuned.get("kept_early_stopping"):
             refit_text = "; it stops early, so every seed then trained on the recipe's split with early stopping"
         lines.append(
             f"- *{config.label}*: the study (seed {study.seed}, {tuned['trials']} trials, {tuned['pruned']} pruned"

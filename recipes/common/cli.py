@@ -535,6 +535,8 @@ class RecipeCLI(LightningCLI):
             report["none_lr"] = self.config["tune_none_lr"]
         if self.config["tune_none_difference"] is not None:
             report["none_difference"] = self.config["tune_none_difference"]
+        if study.user_attrs.get("kept_early_stopping"):
+            report["kept_early_stopping"] = True
         if "refit_epochs" in study.user_attrs:  # cross-validated on a data module that refits (UCR/UEA)
             self._refit(study.user_attrs["refit_epochs"])  # the summary's `refit` reports it
         return self.model, report

@@ -130,7 +130,8 @@ class RunSummary:
             ``--tune_none_lr``, the learning rate of its unregularized trial (``"none_lr"``) and, with
             ``--tune_none_difference``, its difference (``"none_difference"``); where a regularized
             trial scored lower but the bare network was kept (``common.tuning.passed_over``), why
-            (``"passed_over"``).
+            (``"passed_over"``); after cross-validation, ``"kept_early_stopping"`` where the chosen trial
+            stops early and so was not refit.
         refit: after a refit on every training case (``--tune`` after cross-validation, or
             ``--refit_epochs``), its ``"epochs"`` and training ``"cases"``; else None.
         in_use: options the run already used that the verdict's advice would name (``"fcn"``,
@@ -292,6 +293,8 @@ class RunSummary:
                 )
                 if self.tuned.get("passed_over"):
                     rows.append(("", f"({self.tuned['passed_over']}: the simpler model is kept)"))
+            if self.tuned.get("kept_early_stopping"):
+                rows.append(("", "the chosen trial stops early: no refit, it trained on the split with early stopping"))
         if self.refit is not None:
             chosen = "the best trial's mean over its folds" if self.tuned is not None else "--refit_epochs"
             cut = (

@@ -45,10 +45,8 @@ neither the study nor when the final model stops, and it learns from every train
 chosen trial stops early (its arm has early stopping), there is no refit: the final fit keeps early
 stopping, on the recipe's own split, as an untuned run with those values does (as scikit-learn's
 ``GridSearchCV`` refits an estimator with its own early stopping). A fixed count of epochs would drop
-what early stopping does, stop each seed when that seed has learned: refit for the mean of its folds'
-stopping epochs (46), ACSF1's chosen early-stopping trial tested 76, 62 and 43% on seeds 0-2 (the
-bare network refit for 46 epochs: the same 62 and 43% on seeds 1 and 2), against 71.0 ± 1.0% for
-early stopping on the split (recipes/EVIDENCE.md, *early stopping only*). A series
+what early stopping does, stop each seed when that seed has learned (on ACSF1 a refit for its folds'
+mean stopping epoch undertrained two seeds of three: README, "What the fifth session's changes did"). A series
 has no refit: its folds are rolling origins (each validation part moved back by its own length, the
 last fold being the series' own split), and the final fit trains on the series' own split, with its
 validation part for early stopping and the learning-rate schedule, as an untuned run does. (A refit
@@ -298,8 +296,8 @@ def choose(trials: list[Any]) -> Any:
     Under cross-validation a regularized trial is kept only where it beats the best unregularized
     trial on more folds than it loses (a classifier compares the folds' error rates): a mean that
     one fold decides while the others go the other way is no reason to prefer the more complex
-    model. (On ACSF1 the study chose early stopping by a mean fold error of 0.442 against 0.461: better
-    on one fold, equal on one, worse on one; it then tested 71.0% against the bare network's 77.3%.)
+    model (ACSF1's study had chosen early stopping by a lower mean, better on one fold, equal on one and
+    worse on one, and lost on test: README, "What the fifth session's changes did").
     A classifier's score breaks ties of error rate by the loss (:data:`TIE_BREAK`), and dropout lowers
     the loss of a network that classifies the same cases right; regularization is kept only where
     it classifies more validation cases right (the simpler model wins a tie). Trials without an
@@ -407,9 +405,10 @@ def tune(
     off), a forecaster's ``difference`` where the data offers a choice (:func:`difference_choices`)
     and, where the arm regularizes, ``regularize``: the arm or ``"none"``. The study's user
     attribute ``folds`` is the number of folds that scored each trial (:func:`tuning_folds`); with
-    more than one and a chosen trial without early stopping, ``refit_epochs`` is the epochs the refit on
-    the whole training file trains (:func:`refit_epochs` of the chosen trial's ``fold_epochs``);
-    ``chosen`` is the chosen trial's number.
+    more than one, on a data module that refits, ``refit_epochs`` is the epochs the refit on the whole
+    training file trains (:func:`refit_epochs` of the chosen trial's ``fold_epochs``), or, where the chosen
+    trial stops early, ``kept_early_stopping`` is True (no refit); ``chosen`` is the chosen trial's
+    number; ``passed_over`` says why a regularized trial of lower value gave way (:func:`passed_over`).
 
     Args:
         model_class: the recipe's LightningModule.
@@ -575,7 +574,9 @@ def tune(
     overruled = passed_over(completed)
     if overruled is not None and best.params.get("regularize") == "none":  # the summary says why
         study.set_user_attr("passed_over", overruled)
-    stops = uses_early_stopping(best.user_attrs["values"].get("regularize", arm)) and stopper is not None
-    if folds > 1 and callable(getattr(datamodule, "refit", None)) and not stops:
-        study.set_user_attr("refit_epochs", refit_epochs(best.user_attrs["fold_epochs"]))
+    if folds > 1 and callable(getattr(datamodule, "refit", None)):
+        if uses_early_stopping(best.user_attrs["values"].get("regularize", arm)) and stopper is not None:
+            study.set_user_attr("kept_early_stopping", True)  # no refit: the final fit stops early on the split
+        else:
+            study.set_user_attr("refit_epochs", refit_epochs(best.user_attrs["fold_epochs"]))
     return dict(best.user_attrs["values"]), study

@@ -575,3 +575,16 @@ def test_doctests() -> None:
 
     result = doctest.testmod(evidence)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_a_study_that_kept_early_stopping_says_the_final_fit_was_not_refit() -> None:
+    experiment = next(e for e in evidence.EXPERIMENTS if e.name == "acsf1_tuned")
+    label = experiment.configs[1].label
+    tuned = {"best": {"regularize": "all", "lr": 0.003, "dropout": 0.0}, "trials": 4, "pruned": 0, "folds": 3}
+    kept = Run(experiment.name, label, 0, test=71.0, train=80.0, seconds=1.0,
+               extra={"tuned": {**tuned, "kept_early_stopping": True}, "refit": None})  # fmt: skip
+    lines = " ".join(evidence._study_lines(experiment, [kept]))
+    assert "it stops early, so every seed then trained on the recipe's split with early stopping" in lines
+    # a series' study (no refit either way) or one without the record: nothing said
+    plain = Run(experiment.name, label, 0, test=71.0, train=80.0, seconds=1.0, extra={"tuned": tuned, "refit": None})
+    assert "stops early" not in " ".join(evidence._study_lines(experiment, [plain]))

@@ -172,3 +172,10 @@ def test_collect_reads_a_stop_without_restoring(tmp_path) -> None:
     summary = collect_summary("r", trainer, dm, task="forecast", regularized=True, epochs_trained=3)
     assert summary.restored_epoch is None and summary.stopped_early and summary.best_epoch == 1
     assert "WARNING: early stopping stopped after 3 epochs" in summary.format()
+
+
+def test_a_tuned_run_says_when_its_chosen_trial_kept_early_stopping_instead_of_a_refit() -> None:
+    tuned = {"best": {"regularize": "all", "lr": 0.003}, "trials": 4, "pruned": 0, "best_score": 0.44, "folds": 3}
+    kept = " ".join(_summary(tuned={**tuned, "kept_early_stopping": True}).format().split())
+    assert "the chosen trial stops early: no refit, it trained on the split with early stopping" in kept
+    assert "no refit" not in " ".join(_summary(tuned=tuned).format().split())

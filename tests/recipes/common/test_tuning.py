@@ -470,6 +470,7 @@ def test_a_chosen_trial_that_stops_early_is_not_refit(monkeypatch: pytest.Monkey
     # trial 0: the run's values (arm "all": early stopping); trial 2: the bare network
     assert best["regularize"] == ("none" if refit else "all")
     assert ("refit_epochs" in study.user_attrs) is refit
+    assert study.user_attrs.get("kept_early_stopping", False) is not refit  # the summary says so
 
 
 @pytest.mark.slow
