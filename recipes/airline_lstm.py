@@ -24,19 +24,343 @@ Run it (CPU, well under a minute)::
 
 from __future__ import annotations
 
+import functools
+import math
 import sys
+import warnings
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, Literal
 
 if __package__ in (None, ""):
     # imported from elsewhere (tests, a notebook): make `import common` work as it does for the script
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import numpy as np
+import pandas as pd
+import torch
 from lightning.pytorch.cli import ArgsType
+from torch import Tensor
 
 from common import RecipeCLI, RunSummary, SequenceModel
-from common.datasets import RealSeriesDataModule
+from common.data import ForecastDataModule
+from common.files import package_file, user_file
 
-__all__ = ["cli", "main"]
+__all__ = [
+    "SHIPPED",
+    "RealSeriesDataModule",
+    "arima_forecasts",
+    "cli",
+    "load_shipped",
+    "main",
+    "read_series_csv",
+    "rmse",
+    "seasonal_naive_forecasts",
+]
+
+# The data: Airline and Lynx (sktime), CO2, sunspots and Nile (statsmodels), or a user's CSV column.
+
+
+def read_series_csv(path: str | Path, column: str | None = None) -> Tensor:
+    """Read one numeric column of a CSV file with a header line (pandas); empty cells are gaps, filled linearly.
+
+    Args:
+        path: the CSV file.
+        column: the column's name in the header. Default: the last column.
+
+    Returns:
+        The series, float64 ``(T,)``, in file order (blank lines skipped).
+
+    Raises:
+        FileNotFoundError: if the file does not exist.
+        ValueError: naming the file, if pandas cannot read it, it has no row, the column is not in
+            the header, a cell is not a number (the message gives the row and the cell), or the
+            column starts or ends with a gap.
+
+    Example:
+        >>> import tempfile, os
+        >>> with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False) as f:
+        ...     _ = f.write("month,sales\\n2020-01,3\\n2020-02,\\n2020-03,5\\n")
+        >>> read_series_csv(f.name, "sales").tolist()
+        [3.0, 4.0, 5.0]
+        >>> os.remove(f.name)
+    """
+    path = user_file(path, "the series CSV file")
+    try:
+        frame = pd.read_csv(path, skipinitialspace=True)
+    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        raise ValueError(f"{path}: pandas cannot read it as a CSV file with a header line: {error}") from None
+    frame.columns = [str(name).strip() for name in frame.columns]
+    if frame.empty:
+        raise ValueError(f"{path}: a series CSV needs a header line and at least one row, got no row")
+    name = frame.columns[-1] if column is None else column
+    if name not in frame.columns:
+        raise ValueError(f"{path}: column must be one of the header's names {list(frame.columns)}, got {column!r}")
+    cells = frame[name]
+    values = pd.to_numeric(cells, errors="coerce")
+    bad = values.isna() & cells.notna()
+    if bad.any():
+        row = int(bad.to_numpy().argmax())
+        raise ValueError(
+            f"{path}, row {row + 1}: column {name!r} must hold numbers (or nothing, for a gap), got {cells.iloc[row]!r}"
+        )
+    if values.isna().iloc[[0, -1]].any():
+        raise ValueError(f"{path}: column {name!r} must start and end with a value to fill its gaps by interpolation")
+    return torch.tensor(values.interpolate(method="linear").to_numpy(), dtype=torch.float64)
+
+
+SHIPPED: dict[str, tuple[str, str, str | None, int | None]] = {
+    # name: (package, file inside it, column, period of the seasonal baselines)
+    # monthly international airline passengers (thousands), 1949-1960, 144 months
+    "airline": ("sktime", "datasets/data/Airline/Airline.csv", "Passengers", 12),
+    # weekly atmospheric CO2 at Mauna Loa (ppm), March 1958 - December 2001, 2284 weeks (59 gaps, filled)
+    "co2": ("statsmodels", "datasets/co2/co2.csv", "co2", 52),
+    # yearly sunspot numbers, 1700-2008 (309 years; a roughly 11-year cycle)
+    "sunspots": ("statsmodels", "datasets/sunspots/sunspots.csv", "SUNACTIVITY", 11),
+    # yearly flow of the Nile at Aswan (10^8 m^3), 1871-1970 (100 years; no season)
+    "nile": ("statsmodels", "datasets/nile/nile.csv", "volume", None),
+    # yearly Canadian lynx trappings, 1821-1934 (114 years; a roughly 10-year cycle)
+    "lynx": ("sktime", "datasets/data/Lynx/Lynx.csv", None, 10),
+}
+
+"""The series that installed packages ship, by name; the comments say what each is."""
+
+
+def load_shipped(name: str) -> Tensor:
+    """A series of :data:`SHIPPED`, read from the file its package ships, as float64 ``(T,)``.
+
+    Raises:
+        ValueError: if ``name`` is not in :data:`SHIPPED`.
+        MissingDataError: if the package is not installed.
+
+    Example:
+        >>> load_shipped("airline")[:3].tolist()
+        [112.0, 118.0, 132.0]
+    """
+    if name not in SHIPPED:
+        raise ValueError(f"name must be one of {sorted(SHIPPED)}, got {name!r}")
+    package, relative, column, _ = SHIPPED[name]
+    label = "CO2" if name == "co2" else name.capitalize()
+    path = package_file(package, relative, dataset=label, distribution=package, own_file="--data.dataset")
+    return read_series_csv(path, column)
+
+
+# The baselines: naive, seasonal naive, and ARIMA (statsmodels), from the same origins as the network.
+
+
+def rmse(forecasts: np.ndarray, targets: np.ndarray) -> float:
+    """Root mean squared error over every element.
+
+    Example:
+        >>> rmse(np.array([1.0, 2.0]), np.array([1.0, 4.0]))
+        1.4142135623730951
+    """
+    return float(np.sqrt(np.mean((np.asarray(forecasts) - np.asarray(targets)) ** 2)))
+
+
+def _check_origins(series: np.ndarray, origins: Sequence[int], horizon: int) -> None:
+    if len(origins) == 0 or min(origins) < 1 or max(origins) + horizon > len(series):
+        raise ValueError(
+            f"origins must lie in [1, {len(series) - horizon}] for a series of length {len(series)} "
+            f"and horizon {horizon}, got {min(origins, default=None)} .. {max(origins, default=None)}"
+        )
+
+
+def seasonal_naive_forecasts(series: np.ndarray, origins: Sequence[int], horizon: int, period: int) -> np.ndarray:
+    """The value one period before: step ``j`` from origin ``o`` is ``series[o + j - period * ceil((j+1)/period)]``.
+
+    Raises:
+        ValueError: if ``period`` is below 1 or an origin has less than one period of history.
+
+    Example:
+        >>> seasonal_naive_forecasts(np.array([1.0, 2, 3, 1, 2, 3]), [3, 4], 2, period=3).tolist()
+        [[1.0, 2.0], [2.0, 3.0]]
+    """
+    _check_origins(series, origins, horizon)
+    if period < 1 or min(origins) < period:
+        raise ValueError(f"period must be in [1, {min(origins)}] (the history before the first origin), got {period}")
+    steps = np.arange(horizon)
+    back = period * np.ceil((steps + 1) / period).astype(int)
+    return series[np.asarray(origins)[:, None] + steps[None, :] - back[None, :]]
+
+
+# small orders cover the usual non-seasonal dynamics; a wide grid costs minutes on a CPU for little AIC
+_ORDERS = ((1, 0, 0), (2, 0, 0), (1, 0, 1), (2, 0, 1), (0, 1, 1), (1, 1, 0), (1, 1, 1), (2, 1, 0), (2, 1, 1))
+
+
+def arima_forecasts(
+    series: np.ndarray,
+    train_end: int,
+    origins: Sequence[int],
+    horizon: int,
+    period: int | None = None,
+) -> tuple[np.ndarray, str]:
+    r"""Forecasts of an ARIMA model fitted on ``series[:train_end]``, from each origin with the history before it.
+
+    The order is chosen by AIC among nine small non-seasonal orders (AR(1), AR(2), ARMA(1,1),
+    ARMA(2,1) with a constant; ARIMA(0,1,1), (1,1,0), (1,1,1), (2,1,0), (2,1,1)) and, when
+    ``period`` is at most 24 and the training part holds three periods, four orders with a
+    seasonal :math:`(0, 1, 1)_{period}` part (longer periods make the state-space fit too slow
+    for a CPU baseline), all fitted by statsmodels' ``SARIMAX`` on the training part only. The
+    chosen parameters are then applied to the whole series (no refit), and each forecast uses the
+    observations before its origin: one-step-ahead predictions for ``horizon=1``, dynamic
+    ``horizon``-step forecasts otherwise.
+
+    Args:
+        series: the series ``(T,)``.
+        train_end: the length of the training part.
+        origins: the first forecast step of each forecast.
+        horizon: steps per forecast.
+        period: the seasonal period, if any. Default: None.
+
+    Returns:
+        The forecasts ``(len(origins), horizon)`` and the chosen model's name, e.g. ``"ARIMA(2,1,0)"``.
+
+    Raises:
+        ValueError: if the origins leave the series or ``train_end`` is too short to fit.
+        ModuleNotFoundError: if statsmodels is not installed.
+    """
+    from statsmodels.tsa.statespace.sarimax import SARIMAX
+
+    _check_origins(series, origins, horizon)
+    if train_end < 8:
+        raise ValueError(f"train_end must be >= 8 to fit an ARIMA model, got {train_end}")
+    series = np.asarray(series, dtype=np.float64)
+    train = series[:train_end]
+    candidates = [((p, d, q), (0, 0, 0, 0)) for p, d, q in _ORDERS]
+    if period is not None and 1 < period <= 24 and train_end >= 3 * period:
+        candidates += [(order, (0, 1, 1, period)) for order in ((0, 1, 1), (1, 1, 0), (0, 0, 1), (1, 0, 0))]
+    best: tuple[float, object, str] | None = None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # convergence and start-parameter notes of the candidate fits
+        for (p, d, q), season in candidates:
+            trend = "c" if d == 0 and not season[1] else None
+            try:
+                fitted = SARIMAX(train, order=(p, d, q), seasonal_order=season, trend=trend).fit(disp=False)
+            except (ValueError, np.linalg.LinAlgError):
+                continue
+            if not math.isfinite(fitted.aic):
+                continue
+            name = f"ARIMA({p},{d},{q})" + (f"({season[0]},{season[1]},{season[2]})[{season[3]}]" if season[3] else "")
+            if best is None or fitted.aic < best[0]:
+                best = (fitted.aic, fitted, name)
+        if best is None:
+            raise ValueError("no ARIMA candidate could be fitted on the training part")
+        whole = best[1].apply(series)  # type: ignore[attr-defined]
+        if horizon == 1:
+            predicted = np.asarray(whole.predict(start=min(origins), end=max(origins)))
+            return predicted[np.asarray(origins) - min(origins)][:, None], best[2]
+        rows = [np.asarray(whole.predict(start=o, end=o + horizon - 1, dynamic=0)) for o in origins]
+    return np.stack(rows), best[2]
+
+
+@functools.lru_cache(maxsize=32)
+def _arima_rmse(
+    values: tuple[float, ...], train_end: int, origins: tuple[int, ...], horizon: int, period: int | None
+) -> tuple[float, str]:
+    # several seconds of model selection, the same for every seed of a run: computed once per process
+    series = np.asarray(values)
+    forecasts, name = arima_forecasts(series, train_end, list(origins), horizon, period)
+    targets = np.stack([series[o : o + horizon] for o in origins])
+    return rmse(forecasts, targets), name
+
+
+class RealSeriesDataModule(ForecastDataModule):
+    """Forecast one real series, cut in time: the first part trains, the next validates, the last tests.
+
+    The defaults reproduce the split of the well-known Keras LSTM example on Airline: the test
+    is the last 33% of the months (from month 96 of 144), as there; of the first 67%, the last
+    ``val_fraction`` of the whole series validates (for early stopping) and the rest trains.
+    Test windows start ``input_length`` steps early, so every test month is forecast from the
+    observed months before it (one-step-ahead with ``horizon=1``).
+
+    Args:
+        dataset: ``"airline"``, ``"lynx"`` (sktime), ``"co2"``, ``"sunspots"``, ``"nile"``
+            (statsmodels), or the path of a CSV file.
+        column: the CSV column to forecast. Default: the last column.
+        seasonal_period: the period of the seasonal baselines (seasonal naive, seasonal ARIMA);
+            None takes the data set's (12, 52, 11, 10 and none for the five above; none for a CSV).
+            Default: None.
+        input_length: months (steps) of history per forecast. Default: 12.
+        horizon: steps forecast. Default: 1.
+        val_fraction: fraction of the series for validation. Default: 0.1.
+        test_fraction: fraction of the series for the test. Default: 0.33.
+        split: ``"time"`` (see above) or ``"series"`` (whole series, for a CSV of several). Default: ``"time"``.
+        **kwargs: the other options of :class:`ForecastDataModule` (``stride``, ``batch_size``, ...).
+
+    Raises:
+        ValueError: if ``dataset`` is neither a known name nor a path ending in ``.csv``.
+        MissingDataError: when loading, if the package holding the data is not installed.
+
+    Example:
+        >>> dm = RealSeriesDataModule("airline", input_length=12)
+        >>> [len(dm.series_splits[k][0]) for k in ("train", "val", "test")]
+        [82, 26, 60]
+    """
+
+    def __init__(
+        self,
+        dataset: str = "airline",
+        column: str | None = None,
+        seasonal_period: int | None = None,
+        input_length: int = 12,
+        horizon: int = 1,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.33,
+        split: Literal["series", "time"] = "time",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            input_length=input_length, horizon=horizon, split=split, val_fraction=val_fraction,
+            test_fraction=test_fraction, **kwargs,
+        )  # fmt: skip
+        if dataset not in SHIPPED and not str(dataset).lower().endswith(".csv"):
+            raise ValueError(f"dataset must be one of {sorted(SHIPPED)} or the path of a .csv file, got {dataset!r}")
+        if seasonal_period is not None and (isinstance(seasonal_period, bool) or seasonal_period < 2):
+            raise ValueError(f"seasonal_period must be an int >= 2 or None, got {seasonal_period!r}")
+        self.dataset = dataset
+        self.column = column
+        if seasonal_period is None and dataset in SHIPPED:
+            seasonal_period = SHIPPED[dataset][3]
+        self.seasonal_period = seasonal_period
+
+    def load_series(self) -> list[Tensor]:
+        """The one series, as a list of one ``(T,)`` tensor."""
+        if self.dataset in SHIPPED:
+            return [load_shipped(self.dataset)]
+        return [read_series_csv(self.dataset, self.column)]
+
+    def baselines(self) -> dict[str, float]:
+        """Test RMSE of the naive, seasonal naive and ARIMA forecasts of the test windows' targets.
+
+        Each forecast starts where a test window's target starts and uses the series before it
+        (:func:`seasonal_naive_forecasts`, :func:`arima_forecasts`); ARIMA's order and parameters come from
+        the training part only. With ``split="series"`` (several series) only the naive forecast is given.
+        """
+        out = {"naive last-value forecast RMSE": self.yardstick()[1]}
+        if self.split != "time" or len(self.series_splits["test"]) != 1:
+            return out
+        series = self._load()[0]
+        if series.shape[1] != 1:
+            return out
+        values = series[:, 0].double().numpy()
+        length = len(values)
+        test_start = math.floor(length * (1.0 - self.test_fraction))
+        train_end = math.floor(length * (1.0 - self.val_fraction - self.test_fraction))
+        part_start = max(test_start - self.input_length, 0)
+        windows = (length - part_start - self.input_length - self.horizon) // self.stride + 1
+        origins = [part_start + self.input_length + k * self.stride for k in range(windows)]
+        targets = np.stack([values[o : o + self.horizon] for o in origins])
+        period = self.seasonal_period
+        if period is not None and period <= min(origins):
+            seasonal = seasonal_naive_forecasts(values, origins, self.horizon, period)
+            out[f"seasonal naive (period {period}) RMSE"] = rmse(seasonal, targets)
+        score, name = _arima_rmse(tuple(values.tolist()), train_end, tuple(origins), self.horizon, period)
+        out[f"ARIMA RMSE ({name}, order by AIC on the training part)"] = score
+        return out
+
+
+# The recipe: the model's defaults and the command line.
 
 MODEL_DEFAULTS = {
     "cell": "lstm",

@@ -28,6 +28,7 @@ import math
 import re
 import sys
 from collections import Counter
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -52,9 +53,8 @@ from lightning.pytorch.cli import ArgsType
 import regdrop
 from common import RecipeCLI, RunSummary
 from common.arms import Arm, resolve_arm, uses_dropout
-from common.baselines import kneser_ney_bigram_perplexity, unigram_perplexity
 from common.data import SplitDataModule
-from common.datasets import INSTALL_HINT, MissingDataError, user_file
+from common.files import INSTALL_HINT, MissingDataError, user_file
 from common.model import optimizer_with_schedule
 from regdrop.functional import activation_regularization, temporal_activation_regularization
 from regdrop.functional._validation import check_nonnegative, check_positive_int, check_rate
@@ -67,10 +67,12 @@ __all__ = [
     "Vocabulary",
     "WordLanguageModel",
     "cli",
+    "kneser_ney_bigram_perplexity",
     "load_asv_text",
     "main",
     "split_verses",
     "tokenize",
+    "unigram_perplexity",
 ]
 
 # The data: the Bible text (or a user's), words, vocabulary, and token streams cut for truncated BPTT.
@@ -190,6 +192,56 @@ class TokenChunks(Dataset[tuple[Tensor, Tensor]]):
         start = index * self.bptt
         end = min(start + self.bptt, self.rows.shape[1] - 1)
         return self.rows[:, start:end], self.rows[:, start + 1 : end + 1]
+
+
+# The baselines: the unigram and an interpolated Kneser-Ney bigram model of the training words.
+
+
+def unigram_perplexity(train: Tensor, test: Tensor, vocab_size: int) -> float:
+    """Test perplexity of the add-one smoothed unigram model of the training tokens.
+
+    Example:
+        >>> round(unigram_perplexity(torch.tensor([0, 0, 1]), torch.tensor([0, 1]), 2), 4)
+        2.0412
+    """
+    counts = torch.bincount(train, minlength=vocab_size).double() + 1.0
+    log_p = (counts / counts.sum()).log()
+    return float((-log_p[test].mean()).exp())
+
+
+def kneser_ney_bigram_perplexity(train: Tensor, test: Tensor, vocab_size: int, discount: float = 0.75) -> float:
+    r"""Test perplexity of an interpolated Kneser-Ney bigram model (Chen & Goodman 1998) of the training tokens.
+
+    .. math::
+        p(w \mid v) = \frac{\max(c(v w) - D, 0)}{c(v)} + \frac{D\, N_{1+}(v \bullet)}{c(v)}\, p_{cont}(w),
+        \qquad p_{cont}(w) = \frac{N_{1+}(\bullet w) + 1}{N_{1+}(\bullet \bullet) + V},
+
+    with :math:`c` the counts of the training stream, :math:`N_{1+}` the number of distinct
+    neighbours, and :math:`p(w \mid v) = p_{cont}(w)` for a :math:`v` never seen before another
+    token. (The continuation counts get add-one smoothing, so no word has probability 0.)
+
+    Example:
+        >>> stream = torch.tensor([0, 1, 0, 1, 0, 1, 2])
+        >>> bigram = kneser_ney_bigram_perplexity(stream, stream, 3)
+        >>> bigram < unigram_perplexity(stream, stream, 3)
+        True
+    """
+    if not 0.0 < discount < 1.0:
+        raise ValueError(f"discount must be in (0, 1), got {discount}")
+    tokens = train.tolist()
+    pairs = Counter(pairwise(tokens))
+    history = Counter(tokens[:-1])
+    followers = Counter(v for v, _ in pairs)
+    continuation = Counter(w for _, w in pairs)
+    total = len(pairs) + vocab_size
+    log_likelihood = 0.0
+    sequence = test.tolist()
+    for v, w in pairwise(sequence):
+        p_cont = (continuation[w] + 1) / total
+        seen = history[v]
+        p = (max(pairs[v, w] - discount, 0.0) + discount * followers[v] * p_cont) / seen if seen else p_cont
+        log_likelihood += math.log(p)
+    return math.exp(-log_likelihood / max(len(sequence) - 1, 1))
 
 
 class LanguageModelDataModule(SplitDataModule):

@@ -58,10 +58,11 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import regdrop
-from common import SineDataModule
-from common.datasets import RealSeriesDataModule, UCRDataModule
+from airline_lstm import RealSeriesDataModule
 from regdrop.callbacks import ConcreteRegularization, EarlyStopping
 from regdrop.nn import GRU, LSTM, ConcreteDropout
+from sine_lstm import SineDataModule
+from vowels_gru import UCRDataModule
 
 __all__ = ["GRID", "TASKS", "EvidenceNet", "main", "render", "run_one"]
 

@@ -51,9 +51,8 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import RecipeCLI, RunSummary
-from common.baselines import majority_accuracy
-from common.data import SplitDataModule
-from common.datasets import package_file, user_file
+from common.data import SplitDataModule, majority_accuracy
+from common.files import package_file, user_file
 from regdrop.callbacks import MaxNorm
 from regdrop.functional._validation import check_nonnegative_int, check_positive_int, check_rate
 

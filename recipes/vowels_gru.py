@@ -20,19 +20,472 @@ Run it (CPU, about a minute)::
 
 from __future__ import annotations
 
+import copy
+import functools
 import sys
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 if __package__ in (None, ""):
     # imported from elsewhere (tests, a notebook): make `import common` work as it does for the script
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import numpy as np
+import torch
 from lightning.pytorch.cli import ArgsType
+from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
+from sklearn.preprocessing import StandardScaler
+from torch import Tensor
 
 from common import RecipeCLI, RunSummary, SequenceModel
-from common.datasets import UCRDataModule
+from common.data import ClassificationDataModule, SequenceDataset, majority_accuracy
+from common.files import package_file, user_file
 
-__all__ = ["cli", "main"]
+__all__ = ["TsData", "UCRDataModule", "cli", "load_ucr", "main", "one_nn_dtw_accuracy", "read_ts", "sktime_ts_names"]
+
+
+# The data: UCR/UEA classification sets in the .ts format (the ones sktime ships, or a user's), read by sktime.
+
+
+@dataclass
+class TsData:
+    """The cases of a ``.ts`` file.
+
+    Attributes:
+        sequences: one float32 tensor ``(L_i, C)`` per case (time first, then channels).
+        labels: the class label of each case, as written in the file.
+        class_names: the labels declared by ``@classLabel true ...``, in that order.
+    """
+
+    sequences: list[Tensor]
+    labels: list[str]
+    class_names: list[str]
+
+    def targets(self, class_names: list[str]) -> Tensor:
+        """The index of each case's label in ``class_names`` (the training file's, for a test file)."""
+        return torch.tensor([class_names.index(label) for label in self.labels])
+
+
+def _header(path: Path) -> dict[str, str]:
+    """The header of a ``.ts`` file: ``{"classlabel": "true a b", ...}``, keys lower-cased, up to ``@data``."""
+    header: dict[str, str] = {}
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        for raw in handle:
+            line = raw.strip()
+            if line.startswith("@"):
+                key, _, value = line[1:].partition(" ")
+                if key.lower() == "data":
+                    break
+                header[key.lower()] = value.strip()
+    return header
+
+
+def read_ts(path: str | Path) -> TsData:
+    """Read a classification ``.ts`` file (the UCR/UEA archive's format) with sktime's ``load_from_tsfile``.
+
+    The file needs the header sktime reads (``@problemName``, ``@timestamps false``,
+    ``@univariate``, ``@classLabel true <labels>``, ``@data``); after ``@data`` each line is one
+    case: the channels separated by ``:``, the values of a channel by ``,``, the class label last.
+    Cases may differ in length (sktime's nested frame keeps each as it is); the channels of one
+    case may not.
+
+    Args:
+        path: the ``.ts`` file.
+
+    Raises:
+        FileNotFoundError: if the file does not exist.
+        ValueError: naming the file, if it declares no class labels (``@classLabel false``, or a
+            regression problem), uses timestamps, or sktime cannot read it (its reason is
+            given); or naming the case, if a case holds a missing value (``?``), channels of
+            different lengths, or a label the header does not declare.
+
+    Example:
+        >>> import tempfile, os
+        >>> header = "@problemName toy\\n@timestamps false\\n@univariate false\\n@classLabel true a b\\n@data\\n"
+        >>> with tempfile.NamedTemporaryFile("w", suffix=".ts", delete=False) as f:
+        ...     _ = f.write(header + "1,2,3:4,5,6:b\\n7,8:9,10:a\\n")
+        >>> data = read_ts(f.name)
+        >>> [tuple(s.shape) for s in data.sequences], data.labels, data.class_names
+        ([(3, 2), (2, 2)], ['b', 'a'], ['a', 'b'])
+        >>> os.remove(f.name)
+    """
+    from sktime.datasets import load_from_tsfile
+
+    path = user_file(path, "the .ts file")
+    header = _header(path)
+    if header.get("timestamps", "").lower() == "true":
+        raise ValueError(f"{path}: .ts files with timestamps are not supported (@timestamps true)")
+    flag, *class_names = header.get("classlabel", "").split() or [""]
+    if flag.lower() != "true":
+        raise ValueError(
+            f"{path}: a classification .ts file declares its classes with @classLabel true <labels>, "
+            f"got {'@classLabel ' + header['classlabel'] if 'classlabel' in header else 'no @classLabel line'}"
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pandas' notes on sktime's nested frames
+            frame, labels = load_from_tsfile(str(path), return_data_type="nested_univ")
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path}: sktime cannot read it as a classification .ts file: {error}") from None
+    sequences = []
+    for case, row in enumerate(frame.itertuples(index=False), start=1):
+        channels = [np.asarray(cell, dtype=np.float32) for cell in row]
+        lengths = sorted({len(channel) for channel in channels})
+        if len(lengths) != 1:
+            raise ValueError(f"{path}, case {case}: the channels of a case must have one length, got {lengths}")
+        values = np.stack(channels, axis=1)
+        if np.isnan(values).any():
+            raise ValueError(f"{path}, case {case}: missing values (? or NaN) are not supported")
+        sequences.append(torch.from_numpy(values))
+    # sktime lower-cases the labels it reads; give them the header's spelling back
+    spelling = {name.lower(): name for name in class_names}
+    labels = [spelling.get(str(label).lower(), str(label)) for label in labels]
+    unknown = [label for label in labels if label not in class_names]
+    if unknown:
+        case = labels.index(unknown[0]) + 1
+        raise ValueError(f"{path}, case {case}: class label must be one of {class_names}, got {unknown[0]!r}")
+    return TsData(sequences, labels, class_names)
+
+
+def sktime_ts_names() -> list[str]:
+    """The classification sets (``@classLabel true``) whose ``_TRAIN.ts`` and ``_TEST.ts`` files sktime ships.
+
+    Raises:
+        MissingDataError: if sktime is not installed.
+    """
+    anchor = package_file(
+        "sktime", "datasets/data/JapaneseVowels/JapaneseVowels_TRAIN.ts", dataset="UCR/UEA",
+        distribution="sktime", own_file="--data.name path/to/NAME_TRAIN.ts",
+    )  # fmt: skip
+    data_dir = anchor.parents[1]
+    names = []
+    for folder in sorted(data_dir.iterdir()):
+        train, test = folder / f"{folder.name}_TRAIN.ts", folder / f"{folder.name}_TEST.ts"
+        if train.is_file() and test.is_file() and _header(train).get("classlabel", "").lower().startswith("true"):
+            names.append(folder.name)
+    return names
+
+
+def _split_files(name: str) -> tuple[Path, Path]:
+    if name.endswith(".ts"):
+        train = user_file(name, "the training .ts file")
+        if "_TRAIN" not in train.name:
+            raise ValueError(f"name must be a data set's name or the path of a NAME_TRAIN.ts file, got {name!r}")
+        test = user_file(train.with_name(train.name.replace("_TRAIN", "_TEST")), "the test .ts file beside it")
+        return train, test
+    own = "--data.name path/to/NAME_TRAIN.ts"
+    train = package_file(
+        "sktime", f"datasets/data/{name}/{name}_TRAIN.ts", dataset=name, distribution="sktime", own_file=own
+    )
+    test = package_file(
+        "sktime", f"datasets/data/{name}/{name}_TEST.ts", dataset=name, distribution="sktime", own_file=own
+    )
+    return train, test
+
+
+def load_ucr(name: str) -> tuple[TsData, TsData]:
+    """The official train and test sets of a UCR/UEA classification problem.
+
+    Args:
+        name: a set that sktime ships (``"JapaneseVowels"``, ``"BasicMotions"``, ...; see
+            :func:`sktime_ts_names`), or the path of a ``NAME_TRAIN.ts`` file with its
+            ``NAME_TEST.ts`` beside it.
+
+    Raises:
+        MissingDataError: if sktime is not installed or does not ship ``name``.
+        FileNotFoundError, ValueError: for a user's files that are missing or malformed.
+    """
+    train_path, test_path = _split_files(name)
+    return read_ts(train_path), read_ts(test_path)
+
+
+def one_nn_dtw_accuracy(
+    train: Sequence[Tensor],
+    train_labels: Tensor,
+    test: Sequence[Tensor],
+    test_labels: Tensor,
+    *,
+    max_length: int = 256,
+    window: float = 0.1,
+    full_window_up_to: int = 512,
+) -> float:
+    r"""Test accuracy of 1-nearest-neighbour classification under dynamic time warping (sktime).
+
+    Sequences of one length are compared as they are; sets whose sequences differ in length
+    are resampled (sktime's ``TSInterpolator``) to one length, the longest training length but at
+    most ``max_length``. Up to ``full_window_up_to`` steps the warping is unconstrained; longer
+    sequences use a Sakoe-Chiba band of ``window`` times the length, which keeps the cost
+    :math:`O(N_{train} N_{test} L^2 \cdot window)` within minutes on a CPU.
+
+    Args:
+        train: training sequences, each ``(L_i, C)``.
+        train_labels: their class indices ``(N_train,)``.
+        test: test sequences, each ``(L_j, C)``.
+        test_labels: their class indices ``(N_test,)``.
+        max_length: the length unequal sequences are resampled to, at most. Default: 256.
+        window: the band's width, as a fraction of the length, for long sequences. Default: 0.1.
+        full_window_up_to: the longest length warped without a band. Default: 512.
+
+    Raises:
+        ModuleNotFoundError: if sktime (or numba, which its DTW needs) is not installed.
+
+    Example:
+        >>> up, down = torch.linspace(0, 1, 8).unsqueeze(1), torch.linspace(1, 0, 8).unsqueeze(1)
+        >>> one_nn_dtw_accuracy([up, down], torch.tensor([0, 1]), [up * 0.9, down], torch.tensor([0, 1]))
+        1.0
+    """
+    import pandas as pd
+    from sktime.classification.distance_based import KNeighborsTimeSeriesClassifier
+    from sktime.transformations.panel.interpolate import TSInterpolator
+
+    lengths = {s.shape[0] for s in [*train, *test]}
+    length = max(s.shape[0] for s in train) if len(lengths) > 1 else lengths.pop()
+    length = min(length, max_length) if len(lengths) > 1 else length
+    params = None if length <= full_window_up_to else {"window": window}
+    classifier = KNeighborsTimeSeriesClassifier(n_neighbors=1, distance="dtw", distance_params=params)
+
+    def panel(sequences: Sequence[Tensor]) -> np.ndarray:
+        frames = [pd.DataFrame(s.double().numpy()) for s in sequences]  # sktime's "df-list": cases of any length
+        if any(len(frame) != length for frame in frames):
+            frames = TSInterpolator(length).fit_transform(frames)
+        return np.stack([frame.to_numpy().T for frame in frames])  # (N, C, L)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # sktime's notes on numba and on the pandas version
+        classifier.fit(panel(train), train_labels.numpy())
+        predicted = classifier.predict(panel(test))
+    return float((torch.as_tensor(np.asarray(predicted, dtype=np.int64)) == test_labels).float().mean())
+
+
+@functools.lru_cache(maxsize=16)
+def _dtw_accuracy(train_path: str, test_path: str) -> float:
+    # a minute on the largest shipped set, and the same for every run on it: computed once per process
+    train, test = read_ts(train_path), read_ts(test_path)
+    names = train.class_names
+    return one_nn_dtw_accuracy(train.sequences, train.targets(names), test.sequences, test.targets(names))
+
+
+def resample(sequence: Tensor, steps: int) -> Tensor:
+    """``sequence`` (``(L, C)``) at ``steps`` evenly spaced points of its span, by linear interpolation.
+
+    Example:
+        >>> resample(torch.tensor([[0.0], [1.0], [2.0]]), 5).squeeze(1).tolist()
+        [0.0, 0.5, 1.0, 1.5, 2.0]
+    """
+    if sequence.shape[0] == steps:
+        return sequence
+    if sequence.shape[0] == 1:
+        return sequence.expand(steps, -1).clone()
+    values = torch.nn.functional.interpolate(
+        sequence.t().unsqueeze(0).double(), size=steps, mode="linear", align_corners=True
+    )
+    return values.squeeze(0).t().to(sequence.dtype).contiguous()
+
+
+class UCRDataModule(ClassificationDataModule):
+    """A UCR/UEA classification problem with its official test set; validation comes out of the training set.
+
+    The official ``_TEST`` file is the test set, so accuracies compare with published ones. A
+    stratified ``val_fraction`` of the ``_TRAIN`` file validates (for early stopping; scikit-learn's
+    ``train_test_split``), but at least two cases per class and 12 in all where a third of the
+    training file allows it, so that small sets still rank epochs; the rest trains. Class indices
+    follow the order the header declares. With ``standardize=True`` every channel is standardized
+    by scikit-learn's ``StandardScaler`` fitted on the time steps of the training split's cases (unpadded;
+    the same numbers for validation and test), which keeps the differences in level
+    between classes that per-sequence standardization would remove. With ``resample_to=N`` every
+    case is resampled to ``N`` steps by linear interpolation over its span (as sktime's
+    ``TSInterpolator`` does for the 1-NN DTW baseline of sets with unequal lengths): long series
+    train several times faster, and cases of unequal length come to one.
+
+    Args:
+        name: a set that sktime ships, or the path of a ``NAME_TRAIN.ts`` file. Default: ``"JapaneseVowels"``.
+        val_fraction: fraction of each class of the training file for validation. Default: 0.15.
+        standardize: standardize channels with the training statistics. Default: True.
+        batch_size: sequences per batch. Default: 32.
+        num_workers: DataLoader worker processes. Default: 0.
+        seed: seed of the validation split. Default: 0.
+        resample_to: steps every case is resampled to, or None to keep the files' lengths. Default: None.
+
+    Raises:
+        ValueError: if an argument is out of range; when loading, for malformed files.
+        MissingDataError: when loading, if sktime is not installed or does not ship ``name``.
+
+    Example:
+        >>> dm = UCRDataModule("JapaneseVowels")
+        >>> [len(dm.splits[k]) for k in ("train", "val", "test")], dm.num_classes, dm.num_features
+        ([230, 40, 370], 9, 12)
+    """
+
+    def __init__(
+        self,
+        name: str = "JapaneseVowels",
+        val_fraction: float = 0.15,
+        standardize: bool = True,
+        batch_size: int = 32,
+        num_workers: int = 0,
+        seed: int = 0,
+        resample_to: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(val_fraction=val_fraction, test_fraction=0.0, batch_size=batch_size,
+                         num_workers=num_workers, seed=seed, **kwargs)  # fmt: skip
+        if resample_to is not None and (isinstance(resample_to, bool) or not isinstance(resample_to, int)
+                                        or resample_to < 2):  # fmt: skip
+            raise ValueError(f"UCRDataModule: resample_to must be None or an int >= 2, got {resample_to!r}")
+        self.resample_to = resample_to
+        self.dataset = name
+        self.standardize = bool(standardize)
+        self._official: tuple[TsData, TsData] | None = None
+        self._fold: tuple[int, int] | None = None
+        self._refit = False
+
+    @property
+    def can_fold(self) -> bool:
+        """Folds of the training file (stratified k-fold)."""
+        return True
+
+    def fold(self, folds: int, index: int) -> UCRDataModule:
+        """A copy of this data module whose validation split is fold ``index`` of ``folds`` of the training file.
+
+        scikit-learn's ``StratifiedKFold`` (shuffled with ``seed``; plain ``KFold`` where a class has
+        fewer than ``folds`` cases) splits the official training cases; fold ``index`` validates, the
+        others train, and the channels are standardized with that training part. The test split is
+        the test file, as always. The files are read once and shared with the copy. ``--tune`` scores
+        its trials this way when the validation split is small (:func:`common.tuning.tune`).
+
+        Raises:
+            ValueError: if ``folds`` is not an int >= 2 or above the number of training cases, or
+                ``index`` is not in ``0 .. folds - 1``.
+
+        Example:
+            >>> dm = UCRDataModule("ArrowHead")
+            >>> [len(dm.fold(3, i).splits["val"]) for i in range(3)], len(dm.fold(3, 0).splits["train"])
+            ([12, 12, 12], 24)
+        """
+        n_train = len(self._files()[0].sequences)
+        if isinstance(folds, bool) or not isinstance(folds, int) or not 2 <= folds <= n_train:
+            raise ValueError(f"UCRDataModule.fold: folds must be an int from 2 to {n_train} (the training cases), "
+                             f"got {folds!r}")  # fmt: skip
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < folds:
+            raise ValueError(f"UCRDataModule.fold: index must be an int from 0 to {folds - 1}, got {index!r}")
+        self._loaded()  # read the files once, for every copy
+        other = copy.copy(self)
+        other._fold, other._splits = (folds, index), None
+        return other
+
+    def refit(self) -> UCRDataModule:
+        """A copy of this data module that trains on every case of the training file.
+
+        The channels are standardized with all of them. The validation split is the one this module
+        holds out, so its cases are trained on too: a fit on the copy runs without validation
+        (``--tune``'s refit after cross-validation, :meth:`common.cli.RecipeCLI.tune_model`). The
+        test split is the test file, as always; the files are shared with the copy.
+
+        Example:
+            >>> dm = UCRDataModule("ArrowHead")
+            >>> len(dm.refit().splits["train"]), len(dm.splits["train"])
+            (36, 24)
+        """
+        self._loaded()  # read the files once, for every copy
+        other = copy.copy(self)
+        other._fold, other._refit, other._splits = None, True, None
+        return other
+
+    def _files(self) -> tuple[TsData, TsData]:
+        if self._official is None:
+            train, test = load_ucr(self.dataset)
+            if train.sequences[0].shape[1] != test.sequences[0].shape[1]:
+                raise ValueError(
+                    f"UCRDataModule: {self.dataset}: the training file has {train.sequences[0].shape[1]} channel(s), "
+                    f"the test file {test.sequences[0].shape[1]}"
+                )
+            unknown = sorted(set(test.labels) - set(train.class_names))
+            if unknown:
+                raise ValueError(
+                    f"UCRDataModule: {self.dataset}: test labels {unknown} are not among the training classes"
+                )
+            self._official = train, test
+        return self._official
+
+    @property
+    def class_names(self) -> list[str]:
+        """The class labels of the files; class index ``k`` is ``class_names[k]``."""
+        return self._files()[0].class_names
+
+    def load_sequences(self) -> tuple[list[Tensor], Tensor]:
+        """The official training cases followed by the test cases, and their class indices."""
+        train, test = self._files()
+        labels = torch.cat([train.targets(train.class_names), test.targets(train.class_names)])
+        sequences = train.sequences + test.sequences
+        if self.resample_to is not None:
+            sequences = [resample(s, self.resample_to) for s in sequences]
+        return sequences, labels
+
+    @property
+    def splits(self) -> dict[str, SequenceDataset]:
+        """``"train"`` and ``"val"`` from the training file (stratified, seeded), ``"test"`` the test file."""
+        if self._splits is None:
+            sequences, labels = self._loaded()
+            n_train = len(self._files()[0].sequences)
+            train_labels = labels[:n_train]
+            num_classes = int(train_labels.max()) + 1
+            # big enough to rank epochs: at least two cases per class (and 12 in all) where the training set allows
+            n_val = max(round(n_train * self.val_fraction), min(max(2 * num_classes, 12), n_train // 3))
+            if n_val < 1 or self.val_fraction == 0.0:
+                raise ValueError(
+                    f"UCRDataModule: val_fraction={self.val_fraction} of {n_train} training cases "
+                    "leaves no validation case"
+                )
+            counts = torch.bincount(train_labels)
+            smallest = int(counts[counts > 0].min())
+            if self._fold is not None:  # cross-validation: fold `index` of `folds` validates
+                folds, index = self._fold
+                splitter = StratifiedKFold if smallest >= folds else KFold
+                cases = np.arange(n_train)
+                train_index, val_index = list(
+                    splitter(n_splits=folds, shuffle=True, random_state=self.seed).split(cases, train_labels.numpy())
+                )[index]
+                train_index, val_index = train_index.tolist(), val_index.tolist()
+            else:
+                stratify = train_labels.numpy() if smallest >= 2 and n_val >= num_classes else None
+                train_index, val_index = train_test_split(
+                    list(range(n_train)), test_size=n_val, stratify=stratify, random_state=self.seed
+                )
+            if self._refit:  # every training case trains (the validation cases too)
+                train_index = list(range(n_train))
+            parts: dict[str, list[int]] = {"train": sorted(train_index), "val": sorted(val_index)}
+            parts["test"] = list(range(n_train, len(sequences)))
+            if self.standardize:
+                # the cases are unpadded here, so the scaler sees only real steps of the training split
+                steps = torch.cat([sequences[i] for i in parts["train"]]).double().numpy()
+                scaler = StandardScaler().fit(steps)
+                sequences = [torch.from_numpy(scaler.transform(s.double().numpy())).float() for s in sequences]
+            self._splits = {
+                key: SequenceDataset([sequences[i] for i in members], labels[members]) for key, members in parts.items()
+            }
+        return self._splits
+
+    def yardstick(self) -> tuple[str, float]:
+        """Test accuracy of always answering the most frequent class of the training file (validation included)."""
+        labels, n_train = self._loaded()[1], len(self._files()[0].labels)
+        return "majority-class accuracy", majority_accuracy(labels[:n_train], labels[n_train:])
+
+    def baselines(self) -> dict[str, float]:
+        """Test accuracy of the majority class of the training file, and of 1-NN DTW on the official split.
+
+        1-NN DTW (see :func:`one_nn_dtw_accuracy`) uses every case of the
+        training file and the files' own values (no standardization), as the UCR archive reports it.
+        """
+        return {
+            "majority-class accuracy": self.yardstick()[1],
+            "1-NN DTW accuracy": _dtw_accuracy(*(str(p) for p in _split_files(self.dataset))),
+        }
+
+
+# The recipe: the model's defaults and the command line.
 
 MODEL_DEFAULTS = {
     "cell": "gru",

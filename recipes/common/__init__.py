@@ -9,7 +9,6 @@ from .cli import RecipeCLI
 from .data import ClassificationDataModule, ForecastDataModule
 from .model import SequenceModel
 from .summary import RunSummary
-from .synthetic import SineDataModule
 
 __all__ = [
     "ClassificationDataModule",
@@ -17,5 +16,4 @@ __all__ = [
     "RecipeCLI",
     "RunSummary",
     "SequenceModel",
-    "SineDataModule",
 ]

@@ -22,16 +22,26 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from regdrop.functional._validation import check_nonnegative_int, check_positive_int, check_rate
 
-from .baselines import majority_accuracy
-
 __all__ = [
     "SplitDataModule",
     "ClassificationDataModule",
     "ForecastDataModule",
     "SequenceDataset",
+    "majority_accuracy",
     "make_windows",
     "pad_collate",
 ]
+
+
+def majority_accuracy(train_labels: Tensor, test_labels: Tensor) -> float:
+    """Test accuracy of always answering the most frequent training class.
+
+    Example:
+        >>> majority_accuracy(torch.tensor([0, 1, 1]), torch.tensor([1, 0, 1, 1]))
+        0.75
+    """
+    majority = torch.bincount(train_labels).argmax()
+    return float((test_labels == majority).float().mean())
 
 
 def _check_fractions(val_fraction: float, test_fraction: float) -> tuple[float, float]:
@@ -260,7 +270,7 @@ class ForecastDataModule(SplitDataModule):
                 than ``input_length + horizon``.
 
         Example:
-            >>> from common.datasets.series import RealSeriesDataModule
+            >>> from airline_lstm import RealSeriesDataModule
             >>> dm = RealSeriesDataModule("nile")
             >>> [(len(f.series_splits["train"][0]), len(f.windows("val"))) for f in (dm.fold(3, i) for i in range(3))]
             [(37, 10), (47, 10), (57, 10)]

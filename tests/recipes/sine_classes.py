@@ -13,8 +13,8 @@ import torch
 from torch import Tensor
 
 from common.data import ClassificationDataModule
-from common.synthetic import _check_range, sine_waves
 from regdrop.functional._validation import check_positive_int
+from sine_lstm import _check_range, sine_waves
 
 __all__ = ["SineClassificationDataModule"]
 

@@ -12,7 +12,8 @@ import torch
 import yaml
 
 import airline_lstm
-from common.datasets import MissingDataError, load_shipped
+from airline_lstm import load_shipped
+from common.files import MissingDataError
 from tests.recipes._uninstall import check_advice, uninstall  # noqa: F401
 
 

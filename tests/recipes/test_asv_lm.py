@@ -18,7 +18,7 @@ import asv_lm
 import regdrop
 from asv_lm import WordLanguageModel
 from common.callbacks import TRAIN_COLOR, VAL_COLOR
-from common.datasets import MissingDataError
+from common.files import MissingDataError
 from tests.recipes._uninstall import check_advice, uninstall  # noqa: F401
 
 

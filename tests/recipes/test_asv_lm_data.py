@@ -9,8 +9,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from asv_lm import LanguageModelDataModule, TokenChunks, load_asv_text, split_verses, tokenize
-from common.datasets import MissingDataError
+from asv_lm import (
+    LanguageModelDataModule,
+    TokenChunks,
+    kneser_ney_bigram_perplexity,
+    load_asv_text,
+    split_verses,
+    tokenize,
+    unigram_perplexity,
+)
+from common.files import MissingDataError
 from tests.recipes._uninstall import uninstall  # noqa: F401
 
 
@@ -106,3 +114,15 @@ def test_doctests() -> None:
 
     result = doctest.testmod(asv_lm)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_kneser_ney_probabilities_sum_to_one_and_beat_the_unigram_on_structured_text() -> None:
+    train = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1, 3, 4, 0, 1, 2])
+    vocab = 6  # word 5 never occurs
+    for history in (0, 1, 5):
+        # a two-token test stream scores exactly one bigram: its perplexity is 1 / p(w | history)
+        total = sum(1.0 / kneser_ney_bigram_perplexity(train, torch.tensor([history, w]), vocab) for w in range(vocab))
+        assert total == pytest.approx(1.0)
+    assert kneser_ney_bigram_perplexity(train, train, vocab) < unigram_perplexity(train, train, vocab)
+    with pytest.raises(ValueError, match=r"discount must be in \(0, 1\), got 1.0"):
+        kneser_ney_bigram_perplexity(train, train, vocab, discount=1.0)

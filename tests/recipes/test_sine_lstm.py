@@ -130,7 +130,8 @@ def test_script_refuses_a_bad_option(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_the_restored_model_is_saved_and_tests_the_same(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from common import RecipeCLI, SequenceModel, SineDataModule
+    from common import RecipeCLI, SequenceModel
+    from sine_lstm import SineDataModule
 
     summary = sine_lstm.main(tiny(tmp_path / "a"))
     out = capsys.readouterr().out

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import sonar_mlp
-from common.datasets import MissingDataError
+from common.files import MissingDataError
 from sonar_mlp import SonarDataModule, fold_splits, load_sonar, read_sonar, stratified_folds
 from tests.recipes._uninstall import check_own_file_flag, uninstall  # noqa: F401
 

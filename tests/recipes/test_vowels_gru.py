@@ -16,7 +16,7 @@ import yaml
 
 import vowels_gru
 from common.callbacks import CONFUSION_CMAP
-from common.datasets import MissingDataError
+from common.files import MissingDataError
 from tests.recipes._uninstall import check_advice, uninstall  # noqa: F401
 
 

@@ -11,8 +11,8 @@ import common.arms
 from common.arms import ARMS, resolve_arm, uses_dropout, uses_early_stopping
 from common.cli import RecipeCLI
 from common.model import SequenceModel
-from common.synthetic import SineDataModule
 from regdrop.callbacks import EarlyStopping, MaxNorm, RegularizationMonitor
+from sine_lstm import SineDataModule
 
 TINY_DATA = ["--data.num_series", "10", "--data.length", "40", "--data.input_length", "12", "--data.horizon", "4"]
 

@@ -13,7 +13,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 import common.callbacks
 from common.callbacks import ConfusionMatrixPlot, ForecastPlot, PerplexityPlot, confusion_matrix, rolling_forecast
 from common.model import SequenceModel
-from common.synthetic import SineDataModule
+from sine_lstm import SineDataModule
 from tests.recipes.sine_classes import SineClassificationDataModule
 
 

@@ -14,8 +14,8 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from common.callbacks import ConfusionMatrixPlot, ForecastPlot
 from common.cli import RecipeCLI
 from common.model import SequenceModel
-from common.synthetic import SineDataModule
 from regdrop.callbacks import EarlyStopping, MaxNorm, RegularizationMonitor
+from sine_lstm import SineDataModule
 from tests.recipes.sine_classes import SineClassificationDataModule
 
 TINY_DATA = ["--data.num_series", "10", "--data.length", "40", "--data.input_length", "12", "--data.horizon", "4"]

@@ -17,7 +17,7 @@ import pytest
 
 from common.cli import RecipeCLI, run_name
 from common.model import SequenceModel
-from common.synthetic import SineDataModule
+from sine_lstm import SineDataModule
 from tests.recipes.sine_classes import SineClassificationDataModule
 
 TINY_DATA = ["--data.num_series", "10", "--data.length", "40", "--data.input_length", "12", "--data.horizon", "4"]

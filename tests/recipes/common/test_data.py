@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 import common.data
-from common.data import ClassificationDataModule, ForecastDataModule, make_windows, pad_collate
+from common.data import ClassificationDataModule, ForecastDataModule, majority_accuracy, make_windows, pad_collate
 
 
 class Ramps(ForecastDataModule):
@@ -171,3 +171,7 @@ def test_classification_yardstick_is_majority_accuracy() -> None:
 def test_classification_empty_split_error() -> None:
     with pytest.raises(ValueError, match=r"Labelled: the val split is empty with val_fraction=0.1"):
         _ = Labelled([0, 0, 1, 1], val_fraction=0.1, test_fraction=0.5).splits
+
+
+def test_majority() -> None:
+    assert majority_accuracy(torch.tensor([2, 2, 0]), torch.tensor([2, 0, 1, 2])) == 0.5

@@ -11,7 +11,7 @@ import torch
 
 import common.model
 from common.model import SequenceModel
-from common.synthetic import SineDataModule
+from sine_lstm import SineDataModule
 
 RATES = dict(
     input_dropout=0.1, dropout=0.3, recurrent_dropout=0.25, weight_dropout=0.2, zoneout=0.1, output_dropout=0.3

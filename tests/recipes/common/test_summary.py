@@ -13,8 +13,8 @@ from lightning.pytorch.loggers import TensorBoardLogger
 import common.summary
 from common.model import SequenceModel
 from common.summary import RunSummary, collect_summary
-from common.synthetic import SineDataModule
 from regdrop.callbacks import EarlyStopping
+from sine_lstm import SineDataModule
 
 
 def test_doctests() -> None:

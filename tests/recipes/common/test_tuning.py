@@ -15,8 +15,8 @@ import pytest
 import common.tuning
 from common.cli import RecipeCLI
 from common.model import SequenceModel
-from common.synthetic import SineDataModule
 from common.tuning import CV_FOLDS, TIE_BREAK, choose, refit_epochs, search_space, tune, tuning_folds, warmup_checks
+from sine_lstm import SineDataModule
 
 TINY = ["--data.num_series", "12", "--data.length", "40", "--data.input_length", "12", "--data.horizon", "4",
         "--model.hidden_size", "8", "--trainer.max_epochs", "4", "--trainer.enable_progress_bar", "false",
@@ -234,7 +234,7 @@ def test_passed_over_says_why_the_bare_network_was_kept() -> None:
 
 
 def test_a_classifiers_folds_keep_their_error_rates() -> None:
-    from common.datasets import UCRDataModule
+    from vowels_gru import UCRDataModule
 
     hparams = dict(SequenceModel(task="classify", input_size=1, num_classes=3, hidden_size=4, lr=0.01).hparams)
     _, study = tune(SequenceModel, hparams, UCRDataModule("ArrowHead", resample_to=32),
@@ -407,7 +407,7 @@ def test_after_cross_validation_the_final_model_is_refit_on_every_training_case(
 
 @pytest.mark.slow
 def test_small_validation_splits_score_trials_by_cross_validation() -> None:
-    from common.datasets import UCRDataModule
+    from vowels_gru import UCRDataModule
 
     data = UCRDataModule("ArrowHead", resample_to=32)
     assert tuning_folds(data) == CV_FOLDS and tuning_folds(UCRDataModule("JapaneseVowels")) == 1
@@ -443,7 +443,7 @@ class _SeedRecorder(SequenceModel):
 
 
 def test_each_fold_starts_from_its_own_seed_and_every_trial_shares_them() -> None:
-    from common.datasets import UCRDataModule
+    from vowels_gru import UCRDataModule
 
     hparams = dict(SequenceModel(task="classify", input_size=1, num_classes=3, hidden_size=4, lr=0.01).hparams)
     _SeedRecorder.seeds = []
@@ -457,8 +457,8 @@ def test_each_fold_starts_from_its_own_seed_and_every_trial_shares_them() -> Non
 @pytest.mark.parametrize(("pick", "refit"), [(0, False), (2, True)])
 def test_a_chosen_trial_that_stops_early_is_not_refit(monkeypatch: pytest.MonkeyPatch, pick: int, refit: bool) -> None:
     # a fixed count of epochs would replace early stopping's per-seed stop (ACSF1: 76, 62, 43% at the folds' mean)
-    from common.datasets import UCRDataModule
     from regdrop.callbacks import EarlyStopping
+    from vowels_gru import UCRDataModule
 
     hparams = dict(SequenceModel(task="classify", input_size=1, num_classes=3, hidden_size=4, dropout=0.1,
                                  lr=0.01).hparams)  # fmt: skip
@@ -475,7 +475,7 @@ def test_a_chosen_trial_that_stops_early_is_not_refit(monkeypatch: pytest.Monkey
 
 @pytest.mark.slow
 def test_short_series_are_scored_on_rolling_origins_and_not_refit() -> None:
-    from common.datasets import RealSeriesDataModule
+    from airline_lstm import RealSeriesDataModule
 
     nile = RealSeriesDataModule("nile")  # 10 validation windows
     assert tuning_folds(nile) == CV_FOLDS

@@ -1,4 +1,4 @@
-"""recipes/common/datasets/ucr.py: the .ts reader, the sets sktime ships, and the official train/test split."""
+"""recipes/vowels_gru.py, its data: the .ts reader, the sets sktime ships, the official split, 1-NN DTW."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from common.datasets import MissingDataError, UCRDataModule, load_ucr, read_ts, sktime_ts_names
+from common.files import MissingDataError
+from tests.recipes._uninstall import uninstall  # noqa: F401
+from vowels_gru import UCRDataModule, load_ucr, one_nn_dtw_accuracy, read_ts, sktime_ts_names
 
 
 def test_japanese_vowels_is_the_published_set() -> None:
@@ -136,9 +138,9 @@ def test_small_training_sets_get_a_validation_split_that_can_rank_epochs() -> No
 def test_doctests() -> None:
     import doctest
 
-    import common.datasets.ucr
+    import vowels_gru
 
-    result = doctest.testmod(common.datasets.ucr)
+    result = doctest.testmod(vowels_gru)
     assert result.attempted > 0 and result.failed == 0
 
 
@@ -146,7 +148,7 @@ def test_resample_to_gives_every_case_one_length_as_the_dtw_baseline_does() -> N
     import pandas as pd
     from sktime.transformations.panel.interpolate import TSInterpolator
 
-    from common.datasets.ucr import resample
+    from vowels_gru import resample
 
     # the same values as sktime's interpolator (which the 1-NN DTW baseline uses), up and down
     gen = torch.Generator().manual_seed(0)
@@ -209,3 +211,30 @@ def test_refit_trains_on_every_training_case_standardized_with_all_of_them() -> 
     steps = torch.cat(UCRDataModule("GunPoint").refit().splits["train"].sequences).double()
     assert abs(float(steps.mean())) < 1e-6 and float(steps.std(unbiased=False)) == pytest.approx(1.0, abs=1e-6)
     assert len(raw.splits["train"]) == 38 and len(raw.splits["val"]) == 12  # the original split is untouched
+
+
+def _bump(length: int, at: int) -> torch.Tensor:
+    x = torch.zeros(length, 1)
+    x[at : at + 3, 0] = torch.tensor([1.0, 3.0, 1.0])
+    return x
+
+
+def test_dtw_matches_shifted_shapes_that_euclidean_distance_confuses() -> None:
+    # class 0: one bump; class 1: two bumps. The test bumps are shifted, so by Euclidean distance
+    # the single bump at 12 lies closer to the double bump whose second bump is at 12.
+    one, two = _bump(20, 2), _bump(20, 2) + _bump(20, 12)
+    shifted_one = _bump(20, 12)
+    shifted_two = _bump(20, 4) + _bump(20, 15)
+    train, labels = [one, two], torch.tensor([0, 1])
+    euclidean = [int(torch.stack([(t - s).norm() for s in train]).argmin()) for t in (shifted_one, shifted_two)]
+    assert euclidean[0] == 1  # the premise: Euclidean 1-NN gets the first case wrong
+    assert one_nn_dtw_accuracy(train, labels, [shifted_one, shifted_two], torch.tensor([0, 1])) == 1.0
+
+
+def test_dtw_takes_sequences_of_different_lengths() -> None:
+    up = [torch.linspace(0, 1, n).unsqueeze(1).repeat(1, 2) for n in (9, 12)]
+    down = [torch.linspace(1, 0, n).unsqueeze(1).repeat(1, 2) for n in (10, 14)]
+    accuracy = one_nn_dtw_accuracy(
+        [up[0], down[0]], torch.tensor([0, 1]), [up[1], down[1]], torch.tensor([0, 1]), max_length=8
+    )
+    assert accuracy == 1.0

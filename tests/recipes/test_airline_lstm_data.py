@@ -1,4 +1,4 @@
-"""recipes/common/datasets/series.py: Airline, CO2, user CSVs and the time split of the Keras example."""
+"""recipes/airline_lstm.py, its data: Airline, CO2, user CSVs, the time split of the Keras example, the baselines."""
 
 from __future__ import annotations
 
@@ -6,10 +6,21 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
-from common.datasets import MissingDataError, RealSeriesDataModule, load_shipped, read_series_csv
+import airline_lstm
+from airline_lstm import (
+    RealSeriesDataModule,
+    arima_forecasts,
+    load_shipped,
+    read_series_csv,
+    rmse,
+    seasonal_naive_forecasts,
+)
+from common.files import MissingDataError
+from tests.recipes._uninstall import uninstall  # noqa: F401
 
 
 def test_airline_is_the_144_monthly_passenger_counts() -> None:
@@ -180,3 +191,38 @@ def test_bad_folds() -> None:
     # six origins back the Nile's first fold has no training part left: the error names the fold
     with pytest.raises(ValueError, match=r"the train part \(fold 0 of 7\) of a series of length 100 has 0 steps"):
         dm.fold(7, 0).series_splits
+
+
+def test_seasonal_naive() -> None:
+    series = np.arange(10.0)
+    # period 2, horizon 3: steps 0 and 1 look one period back, step 2 two periods back
+    assert seasonal_naive_forecasts(series, [4], 3, period=2).tolist() == [[2.0, 3.0, 2.0]]
+    with pytest.raises(ValueError, match=r"origins must lie in \[1, 8\] for a series of length 10 and horizon 2"):
+        seasonal_naive_forecasts(series, [9], 2, period=1)
+    with pytest.raises(ValueError, match=r"period must be in \[1, 3\].*got 5"):
+        seasonal_naive_forecasts(series, [3, 4], 1, period=5)
+
+
+def test_arima_recovers_an_ar1_process_and_forecasts_from_the_history_before_each_origin() -> None:
+    rng = np.random.default_rng(0)
+    series = np.zeros(400)
+    for t in range(1, 400):
+        series[t] = 0.8 * series[t - 1] + rng.normal()
+    origins = list(range(300, 399))
+    one_step, name = arima_forecasts(series, 250, origins, 1)
+    assert name.startswith("ARIMA(") and one_step.shape == (99, 1)
+    # the one-step forecast of an AR(1) is close to 0.8 times the previous value
+    assert np.allclose(one_step[:, 0], 0.8 * series[np.array(origins) - 1], atol=0.25)
+    assert rmse(one_step, series[origins][:, None]) < 1.2  # the noise has standard deviation 1
+    two_step, same = arima_forecasts(series, 250, origins[:-1], 2)
+    assert same == name and two_step.shape == (98, 2)
+    assert np.allclose(two_step[:, 0], one_step[:-1, 0])  # the first step of a forecast is the one-step one
+    with pytest.raises(ValueError, match="train_end must be >= 8"):
+        arima_forecasts(series, 5, origins, 1)
+
+
+def test_doctests() -> None:
+    import doctest
+
+    result = doctest.testmod(airline_lstm)
+    assert result.attempted > 0 and result.failed == 0

@@ -1,4 +1,4 @@
-"""recipes/common/datasets/files.py: locating packaged data files and the messages when they are missing."""
+"""recipes/common/files.py: locating packaged data files and the messages when they are missing."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from common.datasets import MissingDataError, package_file, user_file
+from common.files import MissingDataError, package_file, user_file
+from tests.recipes._uninstall import uninstall  # noqa: F401
 
 
 def test_package_file_finds_a_shipped_file() -> None:

@@ -1,4 +1,4 @@
-"""Generated sine waves: their statistics, determinism, and the two data modules built on them."""
+"""recipes/sine_lstm.py, its data: sine waves, their statistics, determinism, and the data modules built on them."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ import math
 import pytest
 import torch
 
-import common.synthetic
-from common.synthetic import SineDataModule, sine_waves
+import sine_lstm
+from sine_lstm import SineDataModule, sine_waves
 from tests.recipes.sine_classes import SineClassificationDataModule
 
 
 def test_doctests() -> None:
-    result = doctest.testmod(common.synthetic)
+    result = doctest.testmod(sine_lstm)
     assert result.attempted > 0, "no doctest ran: the examples are gone"
     assert result.failed == 0
 
