@@ -1,14 +1,8 @@
-"""The ablation arms of a recipe: which regularizers one run uses (``--model.regularize``).
+"""The ablation arms (``--model.regularize``): which regularizers a run keeps, all else equal.
 
-- ``"all"`` (or ``true``, the default): the model's dropout (and, in the language model, weight
-  dropout and AR/TAR), its weight decay, ``MaxNorm`` and early stopping that restores the best weights;
-- ``"dropout"``: the model's dropout, weight decay and ``MaxNorm``, no early stopping (the last
-  epoch's weights are tested);
-- ``"early_stopping"``: early stopping alone; every rate, weight decay and ``MaxNorm`` off;
-- ``"none"`` (or ``false``): nothing; the last epoch's weights of the bare network are tested.
-
-Every arm trains the same network with the same optimizer, learning-rate schedule and epoch budget,
-so the difference between two arms is what the regularizers they differ by add.
+``"all"`` (or ``true``, the default): dropout (with weight dropout and AR/TAR in the language model), weight
+decay, ``MaxNorm`` and early stopping; ``"dropout"``: all but early stopping; ``"early_stopping"``: early
+stopping alone; ``"none"`` (or ``false``): nothing.
 """
 
 from __future__ import annotations
@@ -48,5 +42,5 @@ def uses_dropout(arm: str) -> bool:
 
 
 def uses_early_stopping(arm: str) -> bool:
-    """Whether the arm keeps early stopping (with the best weights restored)."""
+    """Whether the arm keeps early stopping."""
     return resolve_arm(arm) in ("all", "early_stopping")

@@ -1,7 +1,7 @@
-"""The figures of a run (forecasts, confusion matrix, perplexity curves): drawn with matplotlib, saved by callbacks.
+"""The figures of a run (forecasts, confusion matrix, perplexity curves), drawn with matplotlib.
 
-Each callback draws after the test (or the fit), saves a PNG in the run's log directory and logs the
-same figure to TensorBoard. Only rank 0 draws.
+Each callback draws on rank 0 after the test (or the fit), saves a PNG ``filename`` in the run's log
+directory (:func:`common.summary.run_dir`) and logs the figure to TensorBoard; ``enabled=False`` draws nothing.
 """
 
 from __future__ import annotations
@@ -22,11 +22,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from torch import Tensor
 from torchmetrics.functional.classification import multiclass_confusion_matrix
-
-try:
-    from typing import override  # type: ignore[attr-defined]
-except ImportError:  # Python < 3.12
-    from typing_extensions import override
+from typing_extensions import override
 
 from regdrop.functional._validation import check_positive_int
 
@@ -34,17 +30,9 @@ from .data import ForecastDataModule
 from .summary import run_dir
 
 __all__ = [
-    "CONFUSION_CMAP",
-    "ConfusionMatrixPlot",
-    "ForecastPlot",
-    "PerplexityPlot",
-    "confusion_matrix",
-    "forecast_title",
-    "plot_confusion_matrix",
-    "plot_forecasts",
-    "plot_perplexity_curves",
-    "rolling_forecast",
-]
+    "CONFUSION_CMAP", "ConfusionMatrixPlot", "ForecastPlot", "PerplexityPlot", "confusion_matrix", "forecast_title",
+    "plot_confusion_matrix", "plot_forecasts", "plot_perplexity_curves", "rolling_forecast",
+]  # fmt: skip
 
 FORECAST_COLOR = "#d62728"  # the forecasts (matplotlib's tab:red)
 TRAIN_COLOR = "#1f77b4"  # the training curve (tab:blue)
@@ -53,7 +41,7 @@ CONFUSION_CMAP = "Blues"  # the confusion matrix: white for 0, dark blue for the
 
 
 def forecast_title(horizon: int, input_length: int) -> str:
-    """The forecast figure's title, with the counts' plurals right.
+    """The forecast figure's title.
 
     Example:
         >>> forecast_title(1, 12)
@@ -75,21 +63,15 @@ def plot_forecasts(
     *,
     title: str = "Forecasts on test series",
 ) -> Figure:
-    """Draw each series with the model's forecasts over it, one panel per series.
+    """Draw each series (channel 0) with the model's forecasts over it, one panel per series; close the figure after.
 
     Args:
-        series: the observed series, each ``(T, C)``; channel 0 is drawn.
+        series: the observed series, each ``(T, C)``.
         starts: for each series, the first step of each forecast block.
-        forecasts: for each series, the blocks ``(B, H, C)``; block ``b`` covers steps
-            ``starts[b] .. starts[b] + H - 1``.
-        truth: the noise-free series, when known, drawn as a line. Default: None.
-        title: the figure's title.
-
-    Returns:
-        The figure (close it with ``matplotlib.pyplot.close`` when done).
+        forecasts: for each series, the blocks ``(B, H, C)``.
+        truth: the noise-free series, drawn as a line. Default: None.
 
     Example:
-        >>> import torch
         >>> fig = plot_forecasts([torch.zeros(10, 1)], [[4]], [torch.ones(1, 3, 1)])
         >>> len(fig.axes)
         1
@@ -102,8 +84,7 @@ def plot_forecasts(
     rows = len(series)
     fig, axes = plt.subplots(rows, 1, figsize=(10, 2.2 * rows + 0.6), squeeze=False, sharex=False)
     for i, ax in enumerate(axes[:, 0]):
-        observed = series[i][:, 0].detach().cpu()
-        ax.plot(observed.numpy(), ".", color="0.6", markersize=3, label="observed")
+        ax.plot(series[i][:, 0].detach().cpu().numpy(), ".", color="0.6", markersize=3, label="observed")
         if truth is not None:
             ax.plot(truth[i][:, 0].detach().cpu().numpy(), "-", color="0.2", linewidth=1.0, label="truth (no noise)")
         blocks = forecasts[i][:, :, 0].detach().cpu()
@@ -131,18 +112,16 @@ def plot_forecasts(
 def plot_confusion_matrix(
     matrix: Tensor, class_names: Sequence[str], *, title: str = "Test confusion matrix"
 ) -> Figure:
-    """Draw a confusion matrix, rows the true class and columns the predicted one, each cell's count written in it.
+    """Draw a confusion matrix (rows the true class, columns the predicted one), each cell's count written in it.
 
     Args:
         matrix: the counts ``(K, K)``; ``matrix[i, j]`` cases of class ``i`` were predicted ``j``.
-        class_names: the ``K`` classes' names, for the axes.
-        title: the figure's title.
+        class_names: the ``K`` classes' names.
 
     Raises:
         ValueError: if ``matrix`` is not square or ``class_names`` does not have one name per row.
 
     Example:
-        >>> import torch
         >>> fig = plot_confusion_matrix(torch.tensor([[3, 1], [0, 4]]), ["a", "b"])
         >>> [t.get_text() for t in fig.axes[0].texts]
         ['3', '1', '0', '4']
@@ -177,14 +156,11 @@ def plot_confusion_matrix(
 def plot_perplexity_curves(
     train: Sequence[float], val: Sequence[float], *, title: str = "Perplexity per epoch"
 ) -> Figure:
-    """Draw training and validation perplexity against the epoch, one line and a marker per epoch.
-
-    The y axis is logarithmic when the values span more than a factor of 10.
+    """Draw the training and validation perplexity of each epoch (log scale when they span over a factor of 10).
 
     Args:
         train: the training perplexity of each epoch (measured with dropout on).
         val: the validation perplexity of each epoch.
-        title: the figure's title.
 
     Example:
         >>> fig = plot_perplexity_curves([300.0, 200.0], [250.0, 190.0])
@@ -220,18 +196,13 @@ def _check_bool(name: str, value: object) -> bool:
 def rolling_forecast(
     model: torch.nn.Module, series: Tensor, input_length: int, horizon: int
 ) -> tuple[list[int], Tensor]:
-    """Forecast a whole series block by block, each block from the ``input_length`` observed steps before it.
-
-    The model runs in eval mode (no dropout) and is put back in the mode it was in.
+    """Forecast a series block by block, each from the steps before it: the blocks' first steps and ``(B, horizon, C)``.
 
     Args:
-        model: maps ``(N, input_length, C)`` to ``(N, horizon, C)``.
+        model: maps ``(N, input_length, C)`` to ``(N, horizon, C)``; run in eval mode, then put back in its mode.
         series: the series ``(T, C)``.
         input_length: steps of history per forecast.
         horizon: steps per forecast.
-
-    Returns:
-        The first step of each block and the blocks ``(B, horizon, C)``.
 
     Example:
         >>> class Last(torch.nn.Module):  # repeats the last observed value
@@ -254,17 +225,12 @@ def rolling_forecast(
 
 
 class ForecastPlot(pl.Callback):
-    """After the test, draw forecasts against the truth for a few test series; save a PNG and log it to TensorBoard.
-
-    Each series is forecast block by block (see :func:`rolling_forecast`) over its whole length,
-    so the figure shows whether forecasts keep the phase and the amplitude of the series. The
-    PNG goes to the run's log directory (:func:`common.summary.run_dir`) and the same figure to every
-    TensorBoard logger under the tag ``test/forecasts``. Only rank 0 draws.
+    """After the test, draw forecasts against the truth for a few test series, block by block over their length.
 
     Args:
         num_series: how many test series to draw. Default: 4.
         filename: name of the PNG in the log directory. Default: ``"forecasts.png"``.
-        enabled: False draws nothing (the recipes' ``--forecast_plot.enabled false``). Default: True.
+        enabled: False draws nothing. Default: True.
 
     Raises:
         ValueError: if ``num_series`` is below 1.
@@ -286,18 +252,13 @@ class ForecastPlot(pl.Callback):
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not (self.enabled and trainer.is_global_zero):
             return
-        datamodule = trainer.datamodule
-        assert isinstance(datamodule, ForecastDataModule)  # checked in setup
-        series = datamodule.test_series[: self.num_series]
-        truth = datamodule.test_truth()
-        forecasts = [rolling_forecast(pl_module, s, datamodule.input_length, datamodule.horizon) for s in series]
-        fig = plot_forecasts(
-            series,
-            [starts for starts, _ in forecasts],
-            [blocks for _, blocks in forecasts],
-            truth[: self.num_series] if truth is not None else None,
-            title=forecast_title(datamodule.horizon, datamodule.input_length),
-        )
+        dm = trainer.datamodule
+        assert isinstance(dm, ForecastDataModule)  # checked in setup
+        series, truth = dm.test_series[: self.num_series], dm.test_truth()
+        forecasts = [rolling_forecast(pl_module, s, dm.input_length, dm.horizon) for s in series]
+        starts, blocks = [f[0] for f in forecasts], [f[1] for f in forecasts]
+        truth = truth[: self.num_series] if truth is not None else None
+        fig = plot_forecasts(series, starts, blocks, truth, title=forecast_title(dm.horizon, dm.input_length))
         self.path = _save_figure(trainer, fig, self.filename, "test/forecasts")
 
 
@@ -319,14 +280,10 @@ def _save_figure(trainer: pl.Trainer, fig: plt.Figure, filename: str, tag: str) 
 
 @torch.no_grad()
 def confusion_matrix(model: torch.nn.Module, loader: torch.utils.data.DataLoader, num_classes: int) -> Tensor:
-    """Count ``(true, predicted)`` pairs of ``model`` (in eval mode) over ``loader``'s batches (torchmetrics).
+    """Count the ``(true, predicted)`` pairs of ``model`` (in eval mode) over batches ``(input, [lengths,] target)``.
 
-    Batches are ``(input, lengths, target)`` (packed sequences) or ``(input, target)``. The model
-    gives logits ``(N, num_classes)`` (the prediction is the largest) or, for two classes, one
-    logit per case ``(N,)`` (class 1 where it is above 0).
-
-    Returns:
-        ``(num_classes, num_classes)`` int64 counts; row ``i`` is the true class, column ``j`` the prediction.
+    Returns ``(num_classes, num_classes)`` int64 counts, rows the true class. The model gives logits
+    ``(N, num_classes)``, or for two classes one logit ``(N,)`` (class 1 above 0).
 
     Example:
         >>> class Sign(torch.nn.Module):
@@ -343,12 +300,8 @@ def confusion_matrix(model: torch.nn.Module, loader: torch.utils.data.DataLoader
     counts = torch.zeros(num_classes, num_classes, dtype=torch.long)
     try:
         for batch in loader:
-            if len(batch) == 3:
-                input, lengths, target = batch
-                logits = model(input.to(device), lengths)
-            else:
-                input, target = batch
-                logits = model(input.to(device))
+            input, *lengths, target = batch  # lengths: [] or [lengths]
+            logits = model(input.to(device), *lengths)
             predicted = (logits > 0).long().cpu() if logits.dim() == 1 else logits.argmax(dim=-1).cpu()
             counts += multiclass_confusion_matrix(predicted, target.cpu(), num_classes)
     finally:
@@ -359,19 +312,16 @@ def confusion_matrix(model: torch.nn.Module, loader: torch.utils.data.DataLoader
 class ConfusionMatrixPlot(pl.Callback):
     """After the test, draw the test set's confusion matrix (counts in the cells, class names on the axes).
 
-    The PNG goes to the run's log directory and the figure to TensorBoard under
-    ``test/confusion_matrix``; :attr:`matrix` keeps the counts. Only rank 0 draws.
-
     Args:
         filename: name of the PNG in the log directory. Default: ``"confusion_matrix.png"``.
-        enabled: False draws nothing (the recipes' ``--confusion_matrix_plot.enabled false``). Default: True.
+        enabled: False draws nothing. Default: True.
     """
 
     def __init__(self, filename: str = "confusion_matrix.png", enabled: bool = True) -> None:
         self.filename = filename
         self.enabled = _check_bool("enabled", enabled)
         self.path: Path | None = None
-        self.matrix: Tensor | None = None
+        self.matrix: Tensor | None = None  # the counts, after the test
 
     @override
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -386,15 +336,11 @@ class ConfusionMatrixPlot(pl.Callback):
 
 
 class PerplexityPlot(pl.Callback):
-    """Keep each epoch's training and validation perplexity; when fitting ends, draw them as curves.
-
-    The training perplexity is ``exp`` of the epoch's ``train_loss`` (measured with dropout on),
-    the validation one the logged ``val_ppl`` (sanity-check batches are left out). The PNG goes
-    to the run's log directory and the figure to TensorBoard under ``fit/perplexity``. Only rank 0 draws.
+    """After the fit, draw each epoch's training (``exp(train_loss)``) and validation (``val_ppl``) perplexity.
 
     Args:
         filename: name of the PNG in the log directory. Default: ``"perplexity.png"``.
-        enabled: False draws nothing (the recipes' ``--perplexity_plot.enabled false``). Default: True.
+        enabled: False draws nothing. Default: True.
     """
 
     def __init__(self, filename: str = "perplexity.png", enabled: bool = True) -> None:

@@ -75,19 +75,13 @@ class _PlainHelpFormatter(DefaultHelpFormatter):
         super().add_text(plain_help(text) if text and text is not argparse.SUPPRESS else text)
 
 
-def _is_forecast_data(datamodule_class: object) -> bool:
-    return isinstance(datamodule_class, type) and issubclass(datamodule_class, ForecastDataModule)
-
-
 def _plot_group(datamodule_class: object) -> tuple[str, type[pl.Callback]] | None:
     return _PLOT_GROUPS.get(getattr(datamodule_class, "task", ""))
 
 
 def _plain(value: Any) -> Any:
-    """A value TensorBoard's HParams view can show: numbers and strings as they are, the rest as text.
-
-    A bool becomes ``"true"`` or ``"false"`` (TensorBoard's writer would log it as the number 1 or 0).
-    """
+    """A value the HParams view can show: numbers and strings as they are, a bool as ``"true"``/``"false"``
+    (the writer would log 1 or 0), the rest as text."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float, str)):
@@ -104,14 +98,12 @@ _NOT_IN_NAME = ("task", "regularize", "lr_schedule", "normalize")
 
 
 def run_name(data: Mapping[str, Any], data_class: type, model: Mapping[str, Any], seed: object) -> str:
-    """The start of a run's folder name: the data set, the model's choices, regularized or not, the seed.
+    """The start of a run's folder name: ``<data>-<choices>-<arm>-seed<S>``.
 
-    The data set is the data module's ``dataset``, ``name`` or ``path`` option (a path by its
-    file's stem), else its class attribute ``data_name``, else its class name without
-    ``DataModule``; the model's choices
-    are its string options but ``task``, ``regularize``, ``lr_schedule`` and ``normalize`` (``cell="gru"``,
-    ``masks="per_step"``); then the ablation arm: ``regularized`` (``all``), ``unregularized``
-    (``none``), ``dropout`` or ``early_stopping``.
+    The data set is the data module's ``dataset``, ``name`` or ``path`` option (a path by its stem), else
+    its class's ``data_name``, else its class name less ``DataModule``; the choices are the model's string
+    options but ``_NOT_IN_NAME``; the arm is ``regularized`` (``all``), ``unregularized`` (``none``),
+    ``dropout`` or ``early_stopping``.
 
     Example:
         >>> class SineDataModule: ...
@@ -146,45 +138,19 @@ def _next_free(root: Path, prefix: str) -> int:
 
 
 class RecipeCLI(LightningCLI):
-    """LightningCLI for a recipe: every model, data, trainer and regularizer option as a flag or in YAML.
+    """LightningCLI for a recipe, with regdrop's callbacks, ``--num_threads``, ``--tune`` and ``--refit_epochs``.
 
-    On top of LightningCLI's ``--trainer.*``, ``--model.*``, ``--data.*``, ``--config`` and
-    ``--print_config``, it adds ``--num_threads`` (torch's CPU threads per process, default 1:
-    for these small recurrent models more threads cost more in synchronization than they
-    gain, and a lot more on shared cores; 0 keeps torch's default) and the recipe's callbacks
-    with their options:
-
-    - ``--max_norm.*``: :class:`regdrop.callbacks.MaxNorm` (default ``max_value=3``);
-    - ``--early_stopping.*``: :class:`regdrop.callbacks.EarlyStopping` on ``val_loss`` with
-      ``restore_best_weights=True``;
-    - ``--regularization_monitor.*``: :class:`regdrop.callbacks.RegularizationMonitor`;
-    - the run's figure, by the data's task: ``--forecast_plot.*`` (:class:`common.callbacks.ForecastPlot`),
-      ``--confusion_matrix_plot.*`` (:class:`common.callbacks.ConfusionMatrixPlot`) or
-      ``--perplexity_plot.*`` (:class:`common.callbacks.PerplexityPlot`); ``--<group>.enabled false``
-      draws nothing.
-
-    The data module's sizes flow into the model (``input_size``, ``horizon``, ``num_classes``,
-    ``task``). The trainer defaults to the CPU, one device, and a TensorBoard logger writing to
-    ``lightning_logs/<recipe>/<data>-<choices>-<regularized|unregularized>-seed<S>_<N>`` (see
-    :func:`run_name`; ``N`` counts runs of the same name; ``--trainer.logger.save_dir`` moves the
-    root, ``--trainer.logger.version`` names the folder). After the test, the run's effective
-    hyperparameters and its test metrics go to TensorBoard's HParams view (:meth:`log_hparams`).
-    ``--model.regularize`` picks the ablation arm (:mod:`common.arms`): ``all`` (or ``true``, the
-    default), ``dropout`` (dropout and ``MaxNorm``, no early stopping), ``early_stopping`` (early
-    stopping alone) or ``none`` (or ``false``: the same network with every rate at 0, no
-    ``MaxNorm``, no early stopping; the last epoch's weights are tested).
-
-    A wrong option ends the program with the parser's usage line, the reason and exit status 2,
-    whether the parser or a constructor (``ValueError``, ``TypeError``, ``FileNotFoundError`` for a
-    data file that is not there, Lightning's ``MisconfigurationException``) found it.
+    Options, run folders and the HParams row are described in recipes/README.md. The data module's sizes
+    are linked into the model; the trainer defaults to one CPU device and a TensorBoard logger in
+    ``lightning_logs/<recipe>/<run_name>_<N>``. A wrong option, found by the parser or by a constructor,
+    exits with status 2 and the reason under the usage line.
 
     Args:
         recipe: the recipe's name (the log folder's name).
         model_class: the LightningModule, e.g. :class:`common.model.SequenceModel`.
         datamodule_class: a :class:`ForecastDataModule` or :class:`ClassificationDataModule` subclass.
-        model_defaults: defaults of ``--model.*`` for this recipe.
-        data_defaults: defaults of ``--data.*`` for this recipe.
-        trainer_defaults: defaults of ``--trainer.*`` on top of the ones above.
+        model_defaults, data_defaults: defaults of ``--model.*`` and ``--data.*``.
+        trainer_defaults: defaults of ``--trainer.*`` on top of the CPU and TensorBoard ones.
         callback_defaults: defaults of the callbacks' options, as ``{"early_stopping.patience": 8}``.
         description: the text ``--help`` shows first. Default: ``"regdrop recipe <recipe>"``.
         args: the arguments (default: ``sys.argv[1:]``).
@@ -211,15 +177,11 @@ class RecipeCLI(LightningCLI):
         self.callback_defaults = dict(callback_defaults or {})
         self._named_logger: Any = None  # the logger options whose folder name this CLI chose
         self._val_limit: Any = None  # a refit's trainer.limit_val_batches before it turned validation off
-        defaults: dict[str, Any] = {
-            "accelerator": "cpu",
-            "devices": 1,
-            "logger": {
-                "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
-                "init_args": {"save_dir": "lightning_logs", "name": recipe},
-            },
+        logger = {
+            "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+            "init_args": {"save_dir": "lightning_logs", "name": recipe},
         }
-        defaults.update(trainer_defaults or {})
+        defaults: dict[str, Any] = {"accelerator": "cpu", "devices": 1, "logger": logger, **(trainer_defaults or {})}
         kwargs.setdefault("seed_everything_default", 0)
         # the generated usage lists ~100 options, which buries the one line an error adds below it
         groups = ["trainer", "model", "data", *_CALLBACK_GROUPS]
@@ -229,25 +191,15 @@ class RecipeCLI(LightningCLI):
         usage = "%(prog)s [-h] [-c CONFIG] [--print_config] [--seed_everything N] [--num_threads N] " + " ".join(
             f"[--{group}.* ...]" for group in groups
         )
-        kwargs.setdefault(
-            "parser_kwargs",
-            {
-                "description": description or f"regdrop recipe {recipe}",
-                "usage": usage,
-                "formatter_class": _PlainHelpFormatter,
-                # a misspelt flag that is a prefix of a real one (--trainer.max_epoch) is an error
-                "allow_abbrev": False,
-            },
-        )
+        # allow_abbrev: a misspelt flag that is a prefix of a real one (--trainer.max_epoch) is an error
+        kwargs.setdefault("parser_kwargs", {
+            "description": description or f"regdrop recipe {recipe}", "usage": usage,
+            "formatter_class": _PlainHelpFormatter, "allow_abbrev": False,
+        })  # fmt: skip
         super().__init__(
-            model_class,
-            datamodule_class,
-            trainer_defaults=defaults,
-            args=args,
-            run=False,
-            auto_configure_optimizers=False,
-            **kwargs,
-        )
+            model_class, datamodule_class, trainer_defaults=defaults, args=args, run=False,
+            auto_configure_optimizers=False, **kwargs,
+        )  # fmt: skip
 
     @override
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
@@ -255,73 +207,56 @@ class RecipeCLI(LightningCLI):
             "--num_threads",
             type=int,
             default=1,
-            help=(
-                "CPU threads torch uses in each process (torch.set_num_threads); 0 keeps torch's default. "
-                "One is the fastest for these small recurrent models on a few shared cores."
-            ),
+            help="CPU threads torch uses in each process (torch.set_num_threads); 0 keeps torch's default. One is the "
+            "fastest for these small recurrent models on a few shared cores.",
         )
         parser.add_argument(
             "--tune",
             type=int,
             default=0,
-            help=(
-                "Run an Optuna study of N trials over the learning rate and the model's dropout rates on the "
-                "validation data (pruning with optuna-integration's Lightning callback), then train with the best "
-                "trial and test once. 0: no study. Needs pip install 'regdrop[tune]'."
-            ),
+            help="Run an Optuna study of N trials over the learning rate and the model's dropout rates on the "
+            "validation data (pruning with optuna-integration's Lightning callback), then train with the best trial "
+            "and test once. 0: no study. Needs pip install 'regdrop[tune]'.",
         )
         parser.add_argument(
             "--tune_none_lr",
             type=float | None,
             default=None,
-            help=(
-                "With --tune and a regularized arm: the learning rate of the unregularized network in the "
-                "study, such as the best of a --model.regularize none study; that network is the first trial, "
-                "and the others tune regularization against it."
-            ),
+            help="With --tune and a regularized arm: the learning rate of the unregularized network in the study, such "
+            "as the best of a --model.regularize none study; that network is the first trial, and the others tune "
+            "regularization against it.",
         )
         parser.add_argument(
             "--tune_none_difference",
             type=int | None,
             default=None,
-            help=(
-                "With --tune_none_lr, on a series whose study chooses --model.difference: the unregularized "
-                "network's difference (0 or the seasonal period), the choice of the same --model.regularize none study."
-            ),
+            help="With --tune_none_lr, on a series whose study chooses --model.difference: the unregularized network's "
+            "difference (0 or the seasonal period), the choice of the same --model.regularize none study.",
         )
         parser.add_argument(
             "--refit_epochs",
             type=int,
             default=0,
-            help=(
-                "Train on every case of the training file (the validation cases too) for N epochs, without "
-                "validation or early stopping, then test: what --tune does after a cross-validated study, with "
-                "the epochs it printed. It sets the trainer's max_epochs (min_epochs none) and drops early stopping; "
-                "--trainer.max_time still applies. Needs a data module that can refit (the UCR/UEA one). "
-                "0: the usual split."
-            ),
+            help="Train on every case of the training file (the validation cases too) for N epochs, without validation "
+            "or early stopping, then test: what --tune does after a cross-validated study, with the epochs it printed. "
+            "It sets the trainer's max_epochs (min_epochs none) and drops early stopping; --trainer.max_time still "
+            "applies. Needs a data module that can refit (the UCR/UEA one). 0: the usual split.",
         )
         for group, callback_class in _CALLBACK_GROUPS.items():
             parser.add_lightning_class_args(callback_class, group)
         data_class = self.datamodule_class
-        forecasting = _is_forecast_data(data_class)
         plot = _plot_group(data_class)
         if plot is not None:
             parser.add_lightning_class_args(plot[1], plot[0])
-        parser.set_defaults(
-            {
-                "max_norm.max_value": 3.0,
-                "early_stopping.monitor": "val_loss",
-                "early_stopping.patience": 5,
-                "early_stopping.restore_best_weights": True,
-                **self.callback_defaults,
-                **{f"model.{key}": value for key, value in self.model_defaults.items()},
-                **{f"data.{key}": value for key, value in self.data_defaults.items()},
-            }
-        )
+        parser.set_defaults({
+            "max_norm.max_value": 3.0, "early_stopping.monitor": "val_loss", "early_stopping.patience": 5,
+            "early_stopping.restore_best_weights": True, **self.callback_defaults,
+            **{f"model.{key}": value for key, value in self.model_defaults.items()},
+            **{f"data.{key}": value for key, value in self.data_defaults.items()},
+        })  # fmt: skip
         parser.link_arguments("data.task", "model.task", apply_on="instantiate")
         parser.link_arguments("data.num_features", "model.input_size", apply_on="instantiate")
-        if forecasting:
+        if isinstance(data_class, type) and issubclass(data_class, ForecastDataModule):
             parser.link_arguments("data.horizon", "model.horizon")
             # a forecasting model has no classes: keep the option out of --help
             for action in parser._actions:
@@ -399,16 +334,12 @@ class RecipeCLI(LightningCLI):
     @override
     def after_instantiate_classes(self) -> None:
         if self._named_logger is not None:
-            # the logger has its folder; the run's config.yaml keeps version null, so that
-            # rerunning it with --config names a new folder instead of writing into this one
+            # config.yaml keeps version null, so that rerunning it with --config names a new folder
             self._named_logger.version = None
-        # the ablation arms (common.arms): keep the monitor (it logs the generalization gap), drop the
-        # constraint where the arm has no dropout and early stopping where it has none, so that the
-        # last epoch's weights are tested
         self._drop_callbacks_of_arm()
 
     def _drop_callbacks_of_arm(self) -> None:
-        """Take ``MaxNorm`` off the trainer where the model's arm has no dropout, early stopping where it has none."""
+        """Take ``MaxNorm`` off where the model's arm has no dropout, early stopping where it has none."""
         arm = getattr(self.model, "arm", "all" if getattr(self.model, "regularize", True) else "none")
         dropped = []
         if not uses_dropout(arm):
@@ -418,16 +349,10 @@ class RecipeCLI(LightningCLI):
         self.trainer.callbacks = [cb for cb in self.trainer.callbacks if not any(cb is d for d in dropped)]
 
     def effective_hparams(self) -> dict[str, Any]:
-        """The hyperparameters the run actually used, flat, as TensorBoard's HParams view shows them.
+        """The hyperparameters the run actually used, flat, as the HParams view shows them (keys: recipes/README.md).
 
-        - ``model/*``: the model's ``effective_hparams`` where it defines them (the rates in use:
-          0 under ``regularize=False``), else its init arguments;
-        - ``rates/*``: every dropout rate as the model's modules hold it (:func:`regdrop.nn.rates.dropout_rates`);
-        - ``data/*``: the data module's options; ``trainer/*``: the settings that change what is
-          computed (epochs, precision, gradient clipping, accumulation, devices);
-        - ``<group>``: whether each callback of the recipe was in the run, and ``<group>/*`` its
-          options when it was (``max_norm``, ``early_stopping``, ``regularization_monitor``, the plot);
-        - ``recipe``, ``seed``, ``num_threads``.
+        ``model/*`` is the model's ``effective_hparams`` (the rates in use) where it defines them, else its
+        init arguments; a callback's ``<group>/*`` options appear only where it was in the run.
         """
         model = self.model
         given = getattr(model, "effective_hparams", None)
@@ -452,27 +377,17 @@ class RecipeCLI(LightningCLI):
         return hparams
 
     def log_hparams(self, summary: RunSummary) -> dict[str, float]:
-        """Log :meth:`effective_hparams` with the test metrics to TensorBoard (rank 0); return the metrics.
-
-        The metrics are the run's test metrics (``test_rmse``, ``test_acc``, ``test_ppl``, ...),
-        the yardstick's score on the same test data (``<score>_baseline``, e.g. ``test_rmse_baseline``)
-        and ``epochs_trained``, so that TensorBoard's HParams view compares runs by what they reached.
-        """
-        score = _SCORES[getattr(self.datamodule, "task", "forecast")][0]
-        metrics = {
-            **summary.metrics,
-            f"{score}_baseline": summary.yardstick,
-            "epochs_trained": float(summary.epochs_trained),
-        }
+        """Log :meth:`effective_hparams` to TensorBoard (rank 0) against the metrics, which it returns: the test
+        metrics, the yardstick's score as ``<score>_baseline`` and ``epochs_trained``."""
+        baseline = _SCORES[getattr(self.datamodule, "task", "forecast")][0] + "_baseline"
+        metrics = {**summary.metrics, baseline: summary.yardstick, "epochs_trained": float(summary.epochs_trained)}
         hparams = self.effective_hparams()
         step = self.trainer.global_step
         for logger in self.trainer.loggers:
             if isinstance(logger, TensorBoardLogger) and self.trainer.is_global_zero:
                 logger.log_metrics(metrics, step)
-                # The session's start and end only, not Lightning's experiment summary: TensorBoard
-                # takes the HParams columns from the first experiment summary it finds, which would hide
-                # the options other runs (other recipes, or runs without max-norm) have; without one it
-                # builds the columns from every session.
+                # the session's start and end only: TensorBoard takes the HParams columns from the first
+                # experiment summary it finds, hiding other runs' options; without one it uses every session's
                 _, start, end = hparams_summaries(hparams, metrics)
                 logger.experiment.file_writer.add_summary(start, step)
                 logger.experiment.file_writer.add_summary(end, step)
@@ -480,11 +395,8 @@ class RecipeCLI(LightningCLI):
         return metrics
 
     def save_tested_model(self) -> Path:
-        """Save the model as it is after ``fit`` (the weights the test will see) as a Lightning checkpoint.
-
-        The file is ``restored.ckpt`` in the run's log directory when early stopping restored the
-        best weights, else ``final.ckpt`` (the last epoch's weights). Load it with
-        ``SequenceModel.load_from_checkpoint(path)``. Called on every rank (the save is collective).
+        """Save the model after ``fit`` (the weights the test sees) to the run's folder: ``restored.ckpt`` where
+        early stopping restored the best weights, else ``final.ckpt``. Call it on every rank (the save is collective).
         """
         stopper = next((cb for cb in self.trainer.callbacks if isinstance(cb, EarlyStopping)), None)
         restored = stopper is not None and stopper.restored_epoch is not None
@@ -495,18 +407,11 @@ class RecipeCLI(LightningCLI):
     def tune_model(self, trials: int) -> tuple[pl.LightningModule, dict[str, Any]]:
         """Run ``--tune``'s study (:func:`common.tuning.tune`) and build the model with the best trial's values.
 
-        The new model replaces ``self.model``; the run's seed is set again before it is built, so
-        the final fit starts as an untuned run with those values would.
-
-        When cross-validation scored the trials (a small validation split) and the chosen trial does
-        not stop early, the final fit is a refit: on every case of the training file
-        (``datamodule.refit()``, which replaces ``self.datamodule``), for the study's ``refit_epochs``,
-        without validation (those cases are trained on); the plateau schedule watches ``train_loss``.
-        A chosen trial with early stopping trains on the recipe's split with early stopping instead.
+        The new model replaces ``self.model``, built from the run's seed as an untuned run's would be. Where the
+        study gives ``refit_epochs``, the final fit is a refit (:meth:`_refit`).
 
         Returns:
-            The model, and what the summary reports: the best values, trials run, pruned, the
-            best validation score, the folds and, for a refit, its epochs and training cases.
+            The model, and the study's report for :attr:`RunSummary.tuned`.
         """
         from .tuning import tune
 
@@ -524,30 +429,26 @@ class RecipeCLI(LightningCLI):
         self.model = type(self.model)(**{**hparams, **best})
         # a study that switched regularization off tests the bare network: no max-norm, no early stopping
         self._drop_callbacks_of_arm()
-        pruned = sum(1 for t in study.trials if t.state.name == "PRUNED")
+        attrs = study.user_attrs
         report = {
-            "best": best, "trials": len(study.trials), "pruned": pruned,
-            "best_score": study.trials[study.user_attrs["chosen"]].value, "folds": study.user_attrs.get("folds", 1),
+            "best": best, "trials": len(study.trials), "pruned": sum(t.state.name == "PRUNED" for t in study.trials),
+            "best_score": study.trials[attrs["chosen"]].value, "folds": attrs.get("folds", 1),
         }  # fmt: skip
-        if "passed_over" in study.user_attrs:
-            report["passed_over"] = study.user_attrs["passed_over"]
-        if self.config["tune_none_lr"] is not None:
-            report["none_lr"] = self.config["tune_none_lr"]
-        if self.config["tune_none_difference"] is not None:
-            report["none_difference"] = self.config["tune_none_difference"]
-        if study.user_attrs.get("kept_early_stopping"):
-            report["kept_early_stopping"] = True
-        if "refit_epochs" in study.user_attrs:  # cross-validated on a data module that refits (UCR/UEA)
-            self._refit(study.user_attrs["refit_epochs"])  # the summary's `refit` reports it
+        optional = {
+            "passed_over": attrs.get("passed_over"), "none_lr": self.config["tune_none_lr"],
+            "none_difference": self.config["tune_none_difference"],
+            "kept_early_stopping": attrs.get("kept_early_stopping"),
+        }  # fmt: skip
+        report.update({key: value for key, value in optional.items() if value is not None})
+        if "refit_epochs" in attrs:  # cross-validated on a data module that refits (UCR/UEA)
+            self._refit(attrs["refit_epochs"])  # the summary's `refit` reports it
         return self.model, report
 
     def _refit(self, epochs: int) -> None:
         """Make the final fit a refit: all training cases, ``epochs`` epochs, no validation or early stopping.
 
-        It overrides the trainer's ``max_epochs``, ``min_epochs`` and ``limit_val_batches`` (put back
-        after the fit) and drops early stopping; the model's plateau schedule watches ``train_loss``
-        where the model has a ``schedule_monitor`` (a model whose schedule watches ``val_loss``
-        without one stops with Lightning's error naming the missing metric).
+        ``limit_val_batches`` is put back after the fit; a model's ``schedule_monitor`` becomes ``train_loss``
+        (a model without one whose schedule watches ``val_loss`` fails with Lightning's missing-metric error).
         """
         self._val_limit = self.trainer.limit_val_batches  # put back after the fit (trainer.validate uses it)
         self.datamodule = self.datamodule.refit()  # type: ignore[attr-defined]
@@ -564,11 +465,10 @@ class RecipeCLI(LightningCLI):
             self.model.schedule_monitor = "train_loss"
 
     def fit_and_test(self) -> RunSummary:
-        """Train (with early stopping restoring the best weights), save and test those weights, print the summary.
+        """Fit (after ``--tune``'s study or for ``--refit_epochs``), save and test the model, print the summary.
 
-        The model the test sees is saved first (:meth:`save_tested_model`); the summary, printed
-        on rank 0, names that file, and also goes to ``summary.json`` in the run's log directory.
-        A distributed run's process group is destroyed at the end: the trainer cannot fit again after.
+        Rank 0 prints the summary and writes ``summary.json`` to the run's folder. A distributed run's process
+        group is destroyed at the end, so the trainer cannot fit again.
         """
         trainer, model = self.trainer, self.model
         task = getattr(self.datamodule, "task", "forecast")
@@ -593,16 +493,10 @@ class RecipeCLI(LightningCLI):
         plots = (ForecastPlot, ConfusionMatrixPlot, PerplexityPlot)
         plot = next((cb for cb in trainer.callbacks if isinstance(cb, plots)), None)
         summary = collect_summary(
-            self.recipe,
-            trainer,
-            datamodule,
-            task=task,
-            regularized=bool(getattr(model, "regularize", True)),
-            arm=getattr(model, "arm", None),
-            epochs_trained=epochs_trained,
-            figure=plot.path if plot is not None else None,
-            model_file=model_file,
-        )
+            self.recipe, trainer, datamodule, task=task, regularized=bool(getattr(model, "regularize", True)),
+            arm=getattr(model, "arm", None), epochs_trained=epochs_trained,
+            figure=plot.path if plot is not None else None, model_file=model_file,
+        )  # fmt: skip
         summary.tuned = tuned
         summary.refit = refit
         # the verdict's advice leaves out what this run already used
@@ -618,7 +512,6 @@ class RecipeCLI(LightningCLI):
             if directory.is_dir():
                 summary.save(directory / "summary.json")
         if torch.distributed.is_available() and torch.distributed.is_initialized():
-            # the run ends here; Lightning destroys only NCCL groups at exit, and a gloo group's worker
-            # threads left to the interpreter's shutdown can abort the process (pytorch#190489)
+            # Lightning destroys only NCCL groups; a gloo group left to shutdown can abort (pytorch#190489)
             torch.distributed.destroy_process_group()
         return summary

@@ -1,9 +1,4 @@
-"""Generic data modules of the recipes: windowed forecasting over series, and sequence classification.
-
-A recipe subclasses one of them and implements a single loading method
-(:meth:`ForecastDataModule.load_series` or :meth:`ClassificationDataModule.load_sequences`);
-splitting, windowing, batching and the naive yardstick are written here once.
-"""
+"""The recipes' data modules, windows over series to forecast and sequences to classify: a recipe subclasses one."""
 
 from __future__ import annotations
 
@@ -23,14 +18,9 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 from regdrop.functional._validation import check_nonnegative_int, check_positive_int, check_rate
 
 __all__ = [
-    "SplitDataModule",
-    "ClassificationDataModule",
-    "ForecastDataModule",
-    "SequenceDataset",
-    "majority_accuracy",
-    "make_windows",
-    "pad_collate",
-]
+    "SplitDataModule", "ClassificationDataModule", "ForecastDataModule", "SequenceDataset", "majority_accuracy",
+    "make_windows", "pad_collate",
+]  # fmt: skip
 
 
 def majority_accuracy(train_labels: Tensor, test_labels: Tensor) -> float:
@@ -40,8 +30,7 @@ def majority_accuracy(train_labels: Tensor, test_labels: Tensor) -> float:
         >>> majority_accuracy(torch.tensor([0, 1, 1]), torch.tensor([1, 0, 1, 1]))
         0.75
     """
-    majority = torch.bincount(train_labels).argmax()
-    return float((test_labels == majority).float().mean())
+    return float((test_labels == torch.bincount(train_labels).argmax()).float().mean())
 
 
 def _check_fractions(val_fraction: float, test_fraction: float) -> tuple[float, float]:
@@ -55,20 +44,13 @@ def _check_fractions(val_fraction: float, test_fraction: float) -> tuple[float, 
 
 
 def make_windows(series: Tensor, input_length: int, horizon: int, stride: int = 1) -> tuple[Tensor, Tensor]:
-    """Cut one series into (input window, following values) pairs.
-
-    Window ``k`` starts at ``k * stride``: its input is ``series[s : s + input_length]`` and its
-    target the next ``horizon`` values ``series[s + input_length : s + input_length + horizon]``.
+    """Cut a series into input windows ``(K, input_length, C)`` and the ``(K, horizon, C)`` values after each.
 
     Args:
-        series: the series, ``(T, C)``.
+        series: the series, ``(T, C)``; shorter than ``input_length + horizon``, it has no window (``K = 0``).
         input_length: steps the model sees.
         horizon: steps it forecasts.
         stride: steps between the starts of consecutive windows. Default: 1.
-
-    Shape:
-        - Output: inputs ``(K, input_length, C)`` and targets ``(K, horizon, C)`` with
-          ``K = (T - input_length - horizon) // stride + 1`` (0 when the series is too short).
 
     Example:
         >>> x, y = make_windows(torch.arange(6.0).unsqueeze(1), input_length=3, horizon=2)
@@ -77,18 +59,13 @@ def make_windows(series: Tensor, input_length: int, horizon: int, stride: int = 
     """
     span = input_length + horizon
     if series.shape[0] < span:
-        channels = series.shape[1]
-        return series.new_empty(0, input_length, channels), series.new_empty(0, horizon, channels)
+        return series.new_empty(0, input_length, series.shape[1]), series.new_empty(0, horizon, series.shape[1])
     windows = series.unfold(0, span, stride).transpose(1, 2)  # (K, span, C)
     return windows[:, :input_length].contiguous(), windows[:, input_length:].contiguous()
 
 
 class SplitDataModule(pl.LightningDataModule, abc.ABC):
-    """A data module whose loaders differ only by split: subclasses say what a split's dataset is.
-
-    The training loader shuffles; ``predict`` uses the test split. Subclasses set
-    ``batch_size`` and ``num_workers`` and may set ``collate_fn``, or override :meth:`loader`.
-    """
+    """A data module whose loaders differ only by their split's dataset (the training one shuffles)."""
 
     batch_size: int
     num_workers: int
@@ -108,26 +85,18 @@ class SplitDataModule(pl.LightningDataModule, abc.ABC):
 
     @property
     def can_fold(self) -> bool:
-        """Whether ``fold(k, i)`` gives this module's cross-validation folds (``--tune`` on a small
-        validation split uses them, :func:`common.tuning.tuning_folds`). Default: no."""
+        """Whether ``fold(k, i)`` gives cross-validation folds (for ``--tune``, :func:`common.tuning.tuning_folds`)."""
         return False
 
     @property
     def fold_always(self) -> bool:
-        """Whether ``--tune`` scores on folds however many validation cases there are (cases that are
-        not independent, such as a series' overlapping windows). Default: no (only a small split)."""
+        """Whether ``--tune`` scores on folds however large the validation split (its cases are not independent)."""
         return False
 
     def loader(self, split: str) -> DataLoader:
-        """The DataLoader of one split."""
-        return DataLoader(
-            self.split_dataset(split),
-            batch_size=self.batch_size,
-            shuffle=split == "train",
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            collate_fn=type(self).collate_fn,
-        )
+        workers = self.num_workers
+        options = dict(num_workers=workers, persistent_workers=workers > 0, collate_fn=type(self).collate_fn)
+        return DataLoader(self.split_dataset(split), batch_size=self.batch_size, shuffle=split == "train", **options)
 
     def train_dataloader(self) -> DataLoader:
         return self.loader("train")
@@ -143,27 +112,17 @@ class SplitDataModule(pl.LightningDataModule, abc.ABC):
 
 
 class ForecastDataModule(SplitDataModule):
-    r"""Windows of a list of series: the model sees ``input_length`` steps and forecasts ``horizon``.
-
-    With ``split="series"`` whole series go to train, validation or test (a seeded shuffle), so
-    the test measures forecasts on series never seen in training. With ``split="time"`` every
-    series is cut in time: the first part trains, the next validates, the last tests; the
-    validation and test windows start ``input_length`` steps early so that all of their targets
-    lie in their own part.
-
-    Batches are ``(x, y)`` with ``x`` of shape ``(N, input_length, C)`` and ``y`` of shape
-    ``(N, horizon, C)``, in the series' own units.
+    """Windows over a list of series: ``input_length`` steps in, the next ``horizon`` out; batches ``(x, y)``.
 
     Args:
         input_length: steps of history the model sees. Default: 48.
         horizon: steps it forecasts. Default: 12.
-        stride: steps between consecutive training windows; validation and test windows use
-            the same stride. Default: 1.
-        split: ``"series"`` or ``"time"``, see above. Default: ``"series"``.
+        stride: steps between consecutive windows (of every split). Default: 1.
+        split: ``"series"``: whole series to each split; ``"time"``: each series cut in time. Default: ``"series"``.
         val_fraction: fraction of the series (or of each series' length) for validation. Default: 0.15.
         test_fraction: fraction for the test. Default: 0.15.
         batch_size: windows per batch. Default: 64.
-        num_workers: DataLoader worker processes. Default: 0 (the windows are in memory).
+        num_workers: DataLoader worker processes. Default: 0.
         seed: seed of the split (and of generated data in subclasses). Default: 0.
 
     Raises:
@@ -227,47 +186,36 @@ class ForecastDataModule(SplitDataModule):
         return None
 
     def _load(self) -> list[Tensor]:
-        loaded = self.load_series()
+        loaded, name = self.load_series(), type(self).__name__
         if len(loaded) == 0:
-            raise ValueError(f"{type(self).__name__}.load_series() returned no series")
+            raise ValueError(f"{name}.load_series() returned no series")
         series = []
         for i, s in enumerate(loaded):
             s = torch.as_tensor(s, dtype=torch.float32)
-            if s.dim() == 1:
-                s = s.unsqueeze(1)
+            s = s.unsqueeze(1) if s.dim() == 1 else s
             if s.dim() != 2:
-                raise ValueError(
-                    f"{type(self).__name__}: series {i} must be (T,) or (T, C), got shape {tuple(s.shape)}"
-                )
+                raise ValueError(f"{name}: series {i} must be (T,) or (T, C), got shape {tuple(s.shape)}")
             series.append(s)
         return series
 
     @property
-    def can_fold(self) -> bool:
-        """Rolling origins need a series cut in time (``split="time"``)."""
+    def can_fold(self) -> bool:  # rolling origins need a series cut in time
         return self.split == "time"
 
     @property
     def fold_always(self) -> bool:
-        """A series cut in time: its validation windows overlap and follow each other (31 of them are
-        three solar cycles on sunspots), so however many there are, one block does not decide a study."""
+        """Yes for a series cut in time: its validation windows overlap and follow each other (not independent)."""
         return self.can_fold
 
     def fold(self, folds: int, index: int) -> ForecastDataModule:
-        """A copy of this data module (``split="time"``) whose validation part is origin ``index`` of
-        ``folds`` rolling origins before the test part.
+        """A copy (``split="time"``) whose validation part is rolling origin ``index`` of ``folds``.
 
-        Rolling-origin (time-series) cross-validation: the validation part keeps its length and
-        moves back by whole lengths, ``folds - 1 - index`` of them, and the training part is
-        everything before it, so fold ``folds - 1`` is this module's own split and no fold trains
-        on what it validates on or after. The test part stays. ``--tune`` scores its trials this way
-        when the validation part has few windows (:func:`common.tuning.tune`); the final fit then
-        trains on this module's own split.
+        The validation part keeps its length and moves back ``folds - 1 - index`` lengths, the training part is
+        all before it (so the last fold is this module's own split), the test part stays.
 
         Raises:
-            ValueError: if the split is not ``"time"``, ``folds`` is not an int >= 2, or ``index``
-                is not in ``0 .. folds - 1``; when splitting, if a fold's training part is shorter
-                than ``input_length + horizon``.
+            ValueError: if the split is not ``"time"``, ``folds`` is not an int >= 2 or ``index`` not in
+                ``0 .. folds - 1``; when splitting, if a fold's part is shorter than ``input_length + horizon``.
 
         Example:
             >>> from airline_lstm import RealSeriesDataModule
@@ -287,8 +235,7 @@ class ForecastDataModule(SplitDataModule):
         return other
 
     def _split(self, series: list[Tensor]) -> dict[str, list[Tensor]]:
-        span = self.input_length + self.horizon
-        name = type(self).__name__
+        span, name = self.input_length + self.horizon, type(self).__name__
         if self.split == "time":
             out: dict[str, list[Tensor]] = {"train": [], "val": [], "test": []}
             for s in series:
@@ -300,6 +247,7 @@ class ForecastDataModule(SplitDataModule):
                     folds, index = self._fold
                     shift = (folds - 1 - index) * (test_start - val_start)
                     val_start, val_end = val_start - shift, val_end - shift
+                # validation and test start input_length steps early, so that every target lies in its own part
                 parts = {
                     "train": s[: max(val_start, 0)],
                     "val": s[max(val_start - self.input_length, 0) : val_end],
@@ -316,8 +264,7 @@ class ForecastDataModule(SplitDataModule):
             return out
 
         n = len(series)
-        n_test = round(n * self.test_fraction)
-        n_val = round(n * self.val_fraction)
+        n_test, n_val = round(n * self.test_fraction), round(n * self.val_fraction)
         if n_val < 1 or n_test < 1 or n - n_val - n_test < 1:
             raise ValueError(
                 f"{name}: splitting {n} series with val_fraction={self.val_fraction} and "
@@ -330,32 +277,24 @@ class ForecastDataModule(SplitDataModule):
                     f"{name}: series {i} has {s.shape[0]} steps, fewer than input_length + horizon = {span}"
                 )
         order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed)).tolist()
-        test, val, train = order[:n_test], order[n_test : n_test + n_val], order[n_test + n_val :]
-        return {
-            "train": [series[i] for i in train],
-            "val": [series[i] for i in val],
-            "test": [series[i] for i in test],
-        }
+        parts = {"train": order[n_test + n_val :], "val": order[n_test : n_test + n_val], "test": order[:n_test]}
+        return {key: [series[i] for i in members] for key, members in parts.items()}
 
     def windows(self, split: str) -> TensorDataset:
         """All windows of one split as a dataset of ``(x, y)`` pairs."""
         if split not in self._windows:
             pairs = [make_windows(s, self.input_length, self.horizon, self.stride) for s in self.series_splits[split]]
-            x = torch.cat([p[0] for p in pairs])
-            y = torch.cat([p[1] for p in pairs])
-            self._windows[split] = TensorDataset(x, y)
+            self._windows[split] = TensorDataset(torch.cat([p[0] for p in pairs]), torch.cat([p[1] for p in pairs]))
         return self._windows[split]
 
-    def yardstick(self) -> tuple[str, float]:
-        """The naive last-value forecast's RMSE on the test windows (every future step = the last input)."""
+    def yardstick(self) -> tuple[str, float]:  # every future step = the last input
         x, y = self.windows("test").tensors
         rmse = (y - x[:, -1:, :]).pow(2).mean().sqrt()
         return "naive last-value forecast RMSE", float(rmse)
 
     def setup(self, stage: str) -> None:
         """Load and split the series (once), and cut the windows the stage needs."""
-        needed = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}[stage]
-        for split in needed:
+        for split in {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}[stage]:
             self.windows(split)
 
     def split_dataset(self, split: str) -> TensorDataset:
@@ -368,8 +307,7 @@ class SequenceDataset(Dataset[tuple[Tensor, Tensor]]):
     def __init__(self, sequences: list[Tensor], labels: Tensor) -> None:
         if len(sequences) != len(labels):
             raise ValueError(f"SequenceDataset: {len(sequences)} sequences but {len(labels)} labels")
-        self.sequences = sequences
-        self.labels = labels
+        self.sequences, self.labels = sequences, labels
 
     def __len__(self) -> int:
         return len(self.sequences)
@@ -388,19 +326,15 @@ def pad_collate(items: list[tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor, Ten
     """
     sequences = [s for s, _ in items]
     lengths = torch.tensor([s.shape[0] for s in sequences])
-    padded = torch.nn.utils.rnn.pad_sequence(sequences, batch_first=True)
-    return padded, lengths, torch.stack([label for _, label in items])
+    return torch.nn.utils.rnn.pad_sequence(sequences, batch_first=True), lengths, torch.stack([y for _, y in items])
 
 
 class ClassificationDataModule(SplitDataModule):
-    """Labelled sequences split into train, validation and test by scikit-learn's stratified ``train_test_split``.
-
-    Batches are ``(x, lengths, y)``: ``x`` zero-padded to ``(N, L_max, C)``, ``lengths`` the true
-    length of each sequence, ``y`` class indices ``(N,)``.
+    """Labelled sequences, split by class (scikit-learn's ``train_test_split``) and batched by :func:`pad_collate`.
 
     Args:
-        val_fraction: fraction of the sequences for validation (stratified by class). Default: 0.15.
-        test_fraction: fraction of the sequences for the test (stratified by class). Default: 0.15.
+        val_fraction: fraction of the sequences for validation. Default: 0.15.
+        test_fraction: fraction of the sequences for the test. Default: 0.15.
         batch_size: sequences per batch. Default: 32.
         num_workers: DataLoader worker processes. Default: 0.
         seed: seed of the split (and of generated data in subclasses). Default: 0.
@@ -481,11 +415,9 @@ class ClassificationDataModule(SplitDataModule):
         return self._splits
 
     def yardstick(self) -> tuple[str, float]:
-        """Test accuracy of always answering the most frequent training class."""
         return "majority-class accuracy", majority_accuracy(self.splits["train"].labels, self.splits["test"].labels)
 
     def setup(self, stage: str) -> None:
-        """Load and split the sequences (once)."""
         self.splits  # noqa: B018 -- split here, so a bad split fails before training starts
 
     def split_dataset(self, split: str) -> SequenceDataset:

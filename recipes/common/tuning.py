@@ -1,58 +1,7 @@
 """``--tune N``: an Optuna study of the regularization rates and the learning rate on the validation data.
 
-Each trial trains a fresh copy of the recipe's model with sampled rates and learning rate, on the
-same data, trainer budget and arm (:mod:`common.arms`) as the run; optuna-integration's
-``PyTorchLightningPruningCallback`` stops trials whose score falls behind the others'
-(Optuna's median rule), from half the epoch budget on; the trials the study starts with (below) are
-never pruned. The trial's value is the validation score (:func:`check_score`: the error
-rate for a classifier, the loss otherwise) of the model the arm would test: the check of least
-``val_loss`` when early stopping restores the best weights, the last one otherwise.
-The recipe then trains once more with the best trial's values and tests that model, so the test
-data is seen once, after tuning.
-
-Where the arm regularizes, the study may also switch regularization off altogether
-(``regularize`` is one of the tuned values: the run's arm, or ``"none"``: no dropout, weight decay,
-max-norm or early stopping). The first trial is the run's own values (the recipe's defaults, or
-what the command line gave); the second turns every tuned rate off (the learning rate kept, early
-stopping and max-norm on); the third is the unregularized network at the run's learning rate. The
-others are sampled. So a study never ends worse on validation than the defaults or the bare
-network, and it can find that regularization does not help on a data set: the summary then says
-``regularize=none``. ``--tune_none_lr`` fixes the unregularized network's learning rate, such as the best
-of a study of the unregularized network (``--model.regularize none --tune N``), and makes it the first
-trial: the study then weighs regularization against that tuned network, and spends its other trials on
-regularization (a trial that draws ``regularize=none`` repeats the first). Where a classifier's best trial
-regularizes but classifies no more validation cases right than the best unregularized one, or where
-under cross-validation the best trial regularizes but does not beat the best unregularized one on
-most folds, the unregularized one is chosen (:func:`choose`).
-
-Every trial starts from the run's seed (common random numbers): trials differ by their values alone,
-and a trial repeats exactly a trial of another study with the same values. Under cross-validation fold
-``k`` of every trial starts from seed + ``k``, so that a trial's score averages over as many
-initializations and batch orders as folds, and the study does not pick the values that suit one
-initialization best. A trial with the values of an earlier trial of the study reuses its score
-instead of training again.
-
-When the data module can fold its training data (``datamodule.can_fold``, then ``fold(k, i)``) and
-either it is a series cut in time (whose validation windows overlap and follow each other, so that
-however many there are they are few independent cases) or a UCR/UEA set whose validation split is
-small (fewer than :data:`CV_BELOW` cases), each trial is scored by :data:`CV_FOLDS`-fold
-cross-validation: it trains once per fold, and its value is the mean of the folds' values, so that a
-dozen validation cases, or one block of a series, do not decide the study alone. Pruning watches
-the first fold. A classifier then refits on the whole training file
-(``datamodule.refit()``) for :func:`refit_epochs` epochs, the mean over the best trial's folds of the
-epoch its score was taken at, without validation and so without early stopping: a dozen cases decide
-neither the study nor when the final model stops, and it learns from every training case. Where the
-chosen trial stops early (its arm has early stopping), there is no refit: the final fit keeps early
-stopping, on the recipe's own split, as an untuned run with those values does (as scikit-learn's
-``GridSearchCV`` refits an estimator with its own early stopping). A fixed count of epochs would drop
-what early stopping does, stop each seed when that seed has learned (on ACSF1 a refit for its folds'
-mean stopping epoch undertrained two seeds of three: README, "What the fifth session's changes did"). A series
-has no refit: its folds are rolling origins (each validation part moved back by its own length, the
-last fold being the series' own split), and the final fit trains on the series' own split, with its
-validation part for early stopping and the learning-rate schedule, as an untuned run does. (A refit
-on every window before the test part, tried first, trained with the plateau schedule watching the
-training loss, which never annealed the learning rate: it made the bare network much worse on lynx
-and the Nile, and no fairer.)
+The recipe then trains once with the chosen values (:func:`tune`) and tests that model: the test data is
+seen once, after tuning. The protocol and its evidence: README.md, "Tuning as a command".
 """
 
 from __future__ import annotations
@@ -65,46 +14,30 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
-
-try:
-    from typing import override  # type: ignore[attr-defined]
-except ImportError:  # Python < 3.12
-    from typing_extensions import override
+from typing_extensions import override  # typing.override from Python 3.12 on
 
 from regdrop.callbacks import EarlyStopping, MaxNorm
 
 from .arms import uses_dropout, uses_early_stopping
 from .summary import format_values
 
-__all__ = [
-    "CV_BELOW", "CV_FOLDS", "RATE_NAMES", "TIE_BREAK", "check_score", "choose", "difference_choices", "first_trials",
-    "refit_epochs",
-    "search_space", "trial_line", "tune", "tuning_folds", "warmup_checks",
-]  # fmt: skip
+__all__ = ["CV_BELOW", "CV_FOLDS", "RATE_NAMES", "TIE_BREAK", "check_score", "choose", "difference_choices",
+    "first_trials", "refit_epochs", "search_space", "trial_line", "tune", "tuning_folds", "warmup_checks"]  # fmt: skip
 
-CV_FOLDS = 3
-"""Folds of the cross-validation that scores trials when the validation split is small."""
-CV_BELOW = 30
-"""Validation splits with fewer cases than this are replaced by :data:`CV_FOLDS`-fold cross-validation."""
+CV_FOLDS = 3  # folds of the cross-validation that replaces a small validation split (tuning_folds)
+CV_BELOW = 30  # a validation split of fewer cases is small
 
-RATE_NAMES = (
-    "embedding_dropout", "input_dropout", "dropout", "recurrent_dropout", "weight_dropout", "zoneout",
-    "output_dropout", "spatial_dropout",
-)  # fmt: skip
+RATE_NAMES = ("embedding_dropout", "input_dropout", "dropout", "recurrent_dropout", "weight_dropout", "zoneout",
+              "output_dropout", "spatial_dropout")  # fmt: skip
 """The hyperparameters a study may tune, besides ``lr``: each that is above 0 in the run's model."""
 
-_TRAINER_KEYS = (
-    "accelerator", "devices", "precision", "max_epochs", "min_epochs", "max_time", "gradient_clip_val",
-    "limit_train_batches", "limit_val_batches", "accumulate_grad_batches",
-)  # fmt: skip
+_TRAINER_KEYS = ("accelerator", "devices", "precision", "max_epochs", "min_epochs", "max_time", "gradient_clip_val",
+                 "limit_train_batches", "limit_val_batches", "accumulate_grad_batches")  # fmt: skip
 
 
 def search_space(hparams: dict[str, Any], arm: str) -> dict[str, tuple[float, float, bool]]:
-    """The ranges a study samples: ``{name: (low, high, log)}``.
-
-    ``lr`` from a tenth to three times the run's, on a log scale; each dropout rate of the model
-    that is above 0, from 0 to 0.6 (none when the arm has no dropout: there is nothing to tune;
-    ``spatial_dropout`` only with the convolutional branch, ``fcn=True``).
+    """The ranges a study samples, ``{name: (low, high, log)}``: ``lr`` from a tenth to three times the run's (log
+    scale); where the arm has dropout, each rate above 0 (``spatial_dropout`` only with ``fcn``), from 0 to 0.6.
 
     Example:
         >>> search_space({"lr": 0.01, "dropout": 0.2, "zoneout": 0.0}, "all")
@@ -115,7 +48,6 @@ def search_space(hparams: dict[str, Any], arm: str) -> dict[str, tuple[float, fl
     space = {"lr": (hparams["lr"] / 10.0, hparams["lr"] * 3.0, True)}
     if uses_dropout(arm):
         active = [name for name in RATE_NAMES if float(hparams.get(name, 0.0)) > 0.0]
-        # the convolutional branch's rate acts only when the branch is there
         active = [name for name in active if name != "spatial_dropout" or hparams.get("fcn", False)]
         space.update(dict.fromkeys(active, (0.0, 0.6, False)))
     return space
@@ -127,12 +59,9 @@ def first_trials(
     none_lr: float | None = None,
     differences: tuple[int, ...] = (),
 ) -> list[dict[str, Any]]:
-    """The trials a study starts with: the run's own values, then (when rates are tuned) every rate at 0,
-    then the unregularized network (``regularize="none"``) at the run's learning rate. With ``none_lr``
-    (the best learning rate of a study of the unregularized network: ``--tune_none_lr``) the unregularized
-    network comes first (the study gives it that learning rate): the study starts from the tuned bare
-    network, however few its trials. With ``differences`` (the lags a forecaster may difference at:
-    :func:`difference_choices`) the run's own values come once with each lag, so every lag is tried.
+    """The trials a study starts with (never pruned): the run's own values (once per lag in ``differences``); where
+    rates are tuned, also every rate at 0, and the unregularized network at the run's learning rate (with
+    ``none_lr``: first, and :func:`tune` gives it ``none_lr``).
 
     Example:
         >>> space = search_space({"lr": 0.01, "dropout": 0.2}, "all")
@@ -148,9 +77,8 @@ def first_trials(
         >>> first_trials({"lr": 0.01, "difference": 0}, {"lr": (0.001, 0.03, True)}, differences=(0, 12))
         [{'lr': 0.01, 'difference': 0}, {'lr': 0.01, 'difference': 12}]
     """
-    own: dict[str, Any] = {name: float(hparams[name]) for name in space}
     # a value outside its range (a rate above 0.6 given on the command line) is left to the sampler
-    own = {name: value for name, value in own.items() if space[name][0] <= value <= space[name][1]}
+    own: dict[str, Any] = {n: float(hparams[n]) for n in space if space[n][0] <= float(hparams[n]) <= space[n][1]}
     lag = int(hparams.get("difference", 0))
     if differences:
         own["difference"] = lag if lag in differences else differences[0]
@@ -169,9 +97,8 @@ def first_trials(
 
 
 def difference_choices(datamodule: pl.LightningDataModule, hparams: dict[str, Any]) -> tuple[int, ...]:
-    """The lags a forecaster's study may difference at (``difference``): none (0) or the data's seasonal
-    period, where the data module has one (``seasonal_period``) and its input windows hold two periods
-    (the network then reads a period of differences); ``()``: nothing to choose.
+    """The lags a forecaster's study chooses ``difference`` from: 0 or the data module's ``seasonal_period``,
+    where its input windows hold two periods; ``()``: no choice.
 
     Example:
         >>> from types import SimpleNamespace as D
@@ -180,11 +107,8 @@ def difference_choices(datamodule: pl.LightningDataModule, hparams: dict[str, An
         >>> difference_choices(D(seasonal_period=12, input_length=12), {"task": "forecast"})
         ()
     """
-    period = getattr(datamodule, "seasonal_period", None)
-    length = getattr(datamodule, "input_length", 0)
-    if hparams.get("task") != "forecast" or not period or length < 2 * period:
-        return ()
-    return (0, int(period))
+    period, length = getattr(datamodule, "seasonal_period", None), getattr(datamodule, "input_length", 0)
+    return (0, int(period)) if hparams.get("task") == "forecast" and period and length >= 2 * period else ()
 
 
 def _arm(hparams: dict[str, Any]) -> str:
@@ -193,15 +117,8 @@ def _arm(hparams: dict[str, Any]) -> str:
 
 
 def tuning_folds(datamodule: pl.LightningDataModule) -> int:
-    """How many folds score a trial: :data:`CV_FOLDS` where the data module ``can_fold`` and either says
-    ``fold_always`` (a series cut in time: rolling origins, whatever the length of its validation part)
-    or its validation split has fewer than :data:`CV_BELOW` cases (a small UCR/UEA set); else 1 (the
-    validation split itself).
-
-    A series' validation windows overlap and follow each other: 31 of them (sunspots) are three
-    solar cycles, not 31 independent cases, and a single block of them picked dropout rates that
-    lost on the test years; rolling origins test each trial on three blocks.
-    """
+    """Folds that score a trial: :data:`CV_FOLDS` where the data ``can_fold`` and is a series (``fold_always``: its
+    overlapping windows are few independent cases) or has under :data:`CV_BELOW` validation cases; else 1."""
     if not getattr(datamodule, "can_fold", False):
         return 1
     if getattr(datamodule, "fold_always", False):
@@ -211,17 +128,12 @@ def tuning_folds(datamodule: pl.LightningDataModule) -> int:
 
 
 TIE_BREAK = 1e-4
-"""Weight of the validation loss in a classification trial's score: a loss below 20 moves the score by
-less than one case in 500 would, so the loss only breaks ties between equal error rates."""
+"""The loss's weight in a classifier's score: below 20, it moves it less than one case in 500 would (breaks ties)."""
 
 
 def check_score(metrics: dict[str, Any]) -> float:
-    """A validation check's score for the study (lower is better): the error rate where the check
-    measured accuracy (``val_acc``; ties broken by :data:`TIE_BREAK` times the loss), else ``val_loss``.
-
-    A classifier is judged by its accuracy, and the loss (cross-entropy) also rewards confidence:
-    an unregularized network that classifies more cases right but is surer of its mistakes loses
-    on loss, so scoring trials on the loss alone would favour the regularized ones.
+    """A validation check's score (lower is better): the error rate where there is ``val_acc`` (the loss, which
+    also rewards confidence, only breaks ties: :data:`TIE_BREAK`), else ``val_loss``.
 
     Example:
         >>> check_score({"val_loss": 0.7, "val_acc": 0.9})
@@ -236,10 +148,7 @@ def check_score(metrics: dict[str, Any]) -> float:
 
 
 def warmup_checks(budget: dict[str, Any]) -> int:
-    """Checks a trial runs before the median rule may prune it: half the epoch budget, at least 3.
-
-    A check early in training is a poor guide to the end (12 validation cases move a classifier's
-    error rate by 8 points a case), and one check behind the median is enough to prune.
+    """Checks before the median rule may prune a trial (early ones are a poor guide): half the epochs, at least 3.
 
     Example:
         >>> warmup_checks({"max_epochs": 100}), warmup_checks({"max_epochs": 6}), warmup_checks({})
@@ -250,21 +159,17 @@ def warmup_checks(budget: dict[str, Any]) -> int:
 
 
 def trial_line(trial: Any, trials: int, folds: int) -> str:
-    """The line ``--tune`` prints as each trial ends, so a study of several minutes shows its progress.
-
-    The values are the ones the trial trained with (its ``values`` attribute, as the objective sets it).
+    """The line ``--tune`` prints as each trial ends: the values it trained with (``values`` attribute), its score.
 
     Example:
-        >>> from types import SimpleNamespace
-        >>> done = SimpleNamespace(number=0, state=SimpleNamespace(name="COMPLETE"), value=0.25,
-        ...                        user_attrs={"values": {"regularize": "all", "lr": 0.003, "dropout": 0.1},
-        ...                                    "fold_values": [0.2, 0.35, 0.2]})
+        >>> from types import SimpleNamespace as N
+        >>> done = N(number=0, state=N(name="COMPLETE"), value=0.25, user_attrs={"fold_values": [0.2, 0.35, 0.2],
+        ...          "values": {"regularize": "all", "lr": 0.003, "dropout": 0.1}})
         >>> for part in trial_line(done, 4, 3).split("; "):
         ...     print(part)
         [tune] trial 1/4 complete: regularize=all, lr=0.003, dropout=0.1
         validation score 0.25 (mean of 3 folds: 0.2, 0.35, 0.2)
-        >>> trial_line(SimpleNamespace(number=3, state=SimpleNamespace(name="PRUNED"), value=None,
-        ...                            user_attrs={"values": {"lr": 0.01}}), 4, 1)
+        >>> trial_line(N(number=3, state=N(name="PRUNED"), value=None, user_attrs={"values": {"lr": 0.01}}), 4, 1)
         '[tune] trial 4/4 pruned: lr=0.01'
     """
     values = trial.user_attrs["values"]
@@ -277,8 +182,7 @@ def trial_line(trial: Any, trials: int, folds: int) -> str:
 
 
 def refit_epochs(fold_epochs: list[int] | tuple[int, ...]) -> int:
-    """Epochs of the refit on the whole training file: the mean of the epochs at which the best trial's
-    folds were scored, rounded, at least 1.
+    """Epochs of the refit on the whole training file: the chosen trial's folds' mean scoring epoch, rounded, >= 1.
 
     Example:
         >>> refit_epochs([40, 100, 61])
@@ -290,48 +194,27 @@ def refit_epochs(fold_epochs: list[int] | tuple[int, ...]) -> int:
 
 
 def choose(trials: list[Any]) -> Any:
-    """The trial the run trains with: the one of least value, except that a regularized trial gives way to
-    the best unregularized trial where it does not beat it on most folds, or only ties its error rate.
-
-    Under cross-validation a regularized trial is kept only where it beats the best unregularized
-    trial on more folds than it loses (a classifier compares the folds' error rates): a mean that
-    one fold decides while the others go the other way is no reason to prefer the more complex
-    model (ACSF1's study had chosen early stopping by a lower mean, better on one fold, equal on one and
-    worse on one, and lost on test: README, "What the fifth session's changes did").
-    A classifier's score breaks ties of error rate by the loss (:data:`TIE_BREAK`), and dropout lowers
-    the loss of a network that classifies the same cases right; regularization is kept only where
-    it classifies more validation cases right (the simpler model wins a tie). Trials without an
-    error rate (forecasts, language models) are otherwise chosen by their value alone.
+    """The trial the run trains with: the one of least value, unless it regularizes and beats the best unregularized
+    trial on no more folds than it loses (by error rate for a classifier), or only ties an unregularized classifier's
+    error rate (the loss, which dropout lowers, broke the tie): then the unregularized trial, the simpler model.
 
     Example:
         >>> from types import SimpleNamespace as T
         >>> reg = T(number=0, value=0.10002, params={"regularize": "all"}, user_attrs={"error": 0.1})
         >>> bare = T(number=1, value=0.10005, params={"regularize": "none"}, user_attrs={"error": 0.1})
-        >>> choose([reg, bare]).number
-        1
-        >>> choose([T(number=0, value=0.05002, params={"regularize": "all"}, user_attrs={"error": 0.05}), bare]).number
-        0
-        >>> one_fold = T(number=0, value=3.2, params={"regularize": "all"}, user_attrs={"fold_values": [1, 5, 3.6]})
-        >>> choose([one_fold, T(number=1, value=3.5, params={"regularize": "none"},
-        ...                     user_attrs={"fold_values": [3, 4, 3.5]})]).number
-        1
+        >>> better = T(number=0, value=0.05002, params={"regularize": "all"}, user_attrs={"error": 0.05})
+        >>> choose([reg, bare]).number, choose([better, bare]).number
+        (1, 0)
+        >>> folds = [T(number=1, value=3.2, params={"regularize": "all"}, user_attrs={"fold_values": [1, 5, 3.6]}),
+        ...          T(number=0, value=3.5, params={"regularize": "none"}, user_attrs={"fold_values": [3, 4, 3.5]})]
+        >>> choose(folds).number, passed_over(folds)
+        (0, 'trial 2 regularized with a lower mean (3.2 against 3.5) but was better on 1 of 3 folds and worse on 2')
     """
     return _choice(trials)[0]
 
 
 def passed_over(trials: list[Any]) -> str | None:
-    """Why :func:`choose` kept the bare network over a regularized trial of lower value (None: it did not).
-
-    The summary prints it, so that a study whose best-scoring trial regularized but that tests the
-    unregularized network says why.
-
-    Example:
-        >>> from types import SimpleNamespace as T
-        >>> reg = T(number=1, value=3.2, params={"regularize": "all"}, user_attrs={"fold_values": [1, 5, 3.6]})
-        >>> bare = T(number=0, value=3.5, params={"regularize": "none"}, user_attrs={"fold_values": [3, 4, 3.5]})
-        >>> passed_over([reg, bare])
-        'trial 2 regularized with a lower mean (3.2 against 3.5) but was better on 1 of 3 folds and worse on 2'
-    """
+    """Why :func:`choose` kept the bare network over a regularized trial of lower value (None: it did not)."""
     return _choice(trials)[1]
 
 
@@ -366,24 +249,20 @@ def _choice(trials: list[Any]) -> tuple[Any, str | None]:
 
 
 class _Checks(pl.Callback):
-    """Keeps every check's ``val_loss``, score, error rate and epoch (the epochs trained by then; sanity checks
-    left out), and logs the score as ``tune_score`` for the pruning callback (which comes after it)."""
+    """Keeps each check's ``val_loss`` and (score, epochs, error rate), and logs ``tune_score`` for the pruner."""
 
     def __init__(self) -> None:
         self.losses: list[float] = []
-        self.scores: list[float] = []
-        self.errors: list[float | None] = []  # the error rate of a classifier's check, else None
-        self.epochs: list[int] = []
+        self.results: list[tuple[float, int, float | None]] = []
 
     @override
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not trainer.sanity_checking and "val_loss" in trainer.callback_metrics:
-            metrics = trainer.callback_metrics
+        metrics = trainer.callback_metrics
+        if not trainer.sanity_checking and "val_loss" in metrics:
+            error = 1.0 - float(metrics["val_acc"]) if "val_acc" in metrics else None
             self.losses.append(float(metrics["val_loss"]))
-            self.scores.append(check_score(metrics))
-            self.errors.append(1.0 - float(metrics["val_acc"]) if "val_acc" in metrics else None)
-            self.epochs.append(trainer.current_epoch + 1)
-            trainer.callback_metrics["tune_score"] = torch.tensor(self.scores[-1])
+            self.results.append((check_score(metrics), trainer.current_epoch + 1, error))
+            metrics["tune_score"] = torch.tensor(self.results[-1][0])
 
 
 def tune(
@@ -399,37 +278,29 @@ def tune(
     none_lr: float | None = None,
     none_difference: int | None = None,
 ) -> tuple[dict[str, Any], Any]:
-    """Run the study and return the chosen trial's values (:func:`choose`) and the study.
+    """Run the study; return the chosen trial's values (:func:`choose`) and the study.
 
-    The values are the learning rate, the rates (unless the best trial switched regularization
-    off), a forecaster's ``difference`` where the data offers a choice (:func:`difference_choices`)
-    and, where the arm regularizes, ``regularize``: the arm or ``"none"``. The study's user
-    attribute ``folds`` is the number of folds that scored each trial (:func:`tuning_folds`); with
-    more than one, on a data module that refits, ``refit_epochs`` is the epochs the refit on the whole
-    training file trains (:func:`refit_epochs` of the chosen trial's ``fold_epochs``), or, where the chosen
-    trial stops early, ``kept_early_stopping`` is True (no refit); ``chosen`` is the chosen trial's
-    number; ``passed_over`` says why a regularized trial of lower value gave way (:func:`passed_over`).
+    The values: ``lr``, the tuned rates (none if regularization is off), any ``difference``, and ``regularize`` where
+    rates are tuned. The study's user attributes: ``folds``, ``chosen``, ``passed_over`` and, after cross-validation
+    with ``datamodule.refit()``, ``refit_epochs`` or, if the chosen trial stops early, ``kept_early_stopping``.
 
     Args:
         model_class: the recipe's LightningModule.
-        hparams: the run's model arguments; the sampled ones replace theirs in each trial.
-        datamodule: the run's data (set up once, shared by the trials).
+        hparams: the run's model arguments; each trial's values replace theirs.
+        datamodule: the run's data, shared by the trials.
         trainer_config: the run's trainer options (only the budget and device ones are kept).
-        stopper: the run's early stopping, copied into each trial when the arm uses it.
-        max_norm: the run's ``MaxNorm`` bound, used in each trial when the arm has dropout.
+        stopper: the run's early stopping, copied into each trial whose arm uses it.
+        max_norm: the run's ``MaxNorm`` bound, used in each trial whose arm has dropout.
         trials: the number of trials.
-        seed: the sampler's seed, and every trial's (common random numbers; under cross-validation, fold
-            ``k`` of every trial starts from ``seed + k``).
-        verbose: print a line as each trial ends (:func:`trial_line`).
-        none_lr: the learning rate of every unregularized trial (the first, :func:`first_trials`, and
-            any that draws ``regularize="none"``); None: the run's for the starting trial, sampled
-            for the others.
-        none_difference: with ``none_lr``, the ``difference`` of every unregularized trial (the
-            unregularized study's choice, so that trial repeats that study's best); None: sampled.
+        seed: the sampler's seed and every trial's (fold ``k``: ``seed + k``).
+        verbose: print :func:`trial_line` as each trial ends.
+        none_lr: every unregularized trial's learning rate (``--tune_none_lr``); None: the run's, then sampled.
+        none_difference: with ``none_lr``, every unregularized trial's ``difference``; None: sampled.
 
     Raises:
-        ValueError: if ``trials`` is below 1.
+        ValueError: if ``trials`` is below 1, or ``none_lr`` or ``none_difference`` does not fit the study.
         ModuleNotFoundError: if optuna or optuna-integration is not installed.
+        RuntimeError: if no trial completed.
     """
     if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
         raise ValueError(f"trials must be an int >= 1, got {trials!r}")
@@ -465,83 +336,61 @@ def tune(
     folds = tuning_folds(datamodule)
     fold_data = [datamodule.fold(folds, i) for i in range(folds)] if folds > 1 else [datamodule]  # type: ignore[attr-defined]
 
-    def fit_once(
-        trial: Any, values: dict[str, Any], data: pl.LightningDataModule, fold: int
-    ) -> tuple[float, int, float | None]:
-        """Train one model with ``values`` on ``data`` (fold ``fold``); the validation score of the model the
-        trial's arm would test, the epochs trained when it was taken, and its error rate (None: not a classifier)."""
+    def fit_once(trial: Any, values: dict[str, Any], data: Any, fold: int) -> tuple[float, int, float | None]:
+        """Train on fold ``fold``: the score, epochs and error rate (or None) of the check the arm would test."""
         chosen = values.get("regularize", arm)
-        # every trial starts fold k from the same seed (common random numbers): two trials differ by their
-        # values, not by their initial weights and batch order, and a trial repeats another study's with the
-        # same values; the folds' seeds differ, so the mean over folds is not one initialization's
+        # common random numbers; the folds' seeds differ, so the mean over folds is not one initialization's
         pl.seed_everything(seed + fold, verbose=False)
         model = model_class(**{**hparams, **values})
-        checks = _Checks()
-        callbacks: list[pl.Callback] = [checks]
+        callbacks: list[pl.Callback] = [checks := _Checks()]
         if fold == 0:  # the pruner compares the first fold's checks
             callbacks.append(PyTorchLightningPruningCallback(trial, monitor="tune_score"))
         if uses_early_stopping(chosen) and stopper is not None:
-            callbacks.append(
-                EarlyStopping(stopper.monitor, patience=stopper.patience, mode=stopper.mode,
-                              start_from_epoch=stopper.start_from_epoch)
-            )  # fmt: skip
+            callbacks.append(EarlyStopping(stopper.monitor, patience=stopper.patience, mode=stopper.mode,
+                                           start_from_epoch=stopper.start_from_epoch))  # fmt: skip
         if uses_dropout(chosen) and max_norm is not None:
             callbacks.append(MaxNorm(max_norm))
-        trainer = pl.Trainer(
-            **budget, callbacks=callbacks, logger=False, enable_checkpointing=False,
-            enable_progress_bar=False, enable_model_summary=False,
-        )  # fmt: skip
+        trainer = pl.Trainer(**budget, callbacks=callbacks, logger=False, enable_checkpointing=False,
+                             enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             trainer.fit(model, datamodule=data)
-        if not checks.scores:
+        if not checks.results:
             return math.inf, trainer.current_epoch, None
-        tested = -1  # the last check, unless early stopping restores the best
+        tested = -1  # the last check, unless early stopping restores the one of least counted val_loss
         if uses_early_stopping(chosen) and stopper is not None and stopper.restore_best_weights:
-            # the restored check: the best counted val_loss (early stopping's monitor)
             first = stopper.start_from_epoch if len(checks.losses) > stopper.start_from_epoch else 0
             tested = min(range(first, len(checks.losses)), key=checks.losses.__getitem__)
-        return checks.scores[tested], checks.epochs[tested], checks.errors[tested]
+        return checks.results[tested]
 
     done: dict[str, tuple[float, dict[str, Any]]] = {}  # the value and attributes of each set of values tried
 
     def objective(trial: Any) -> float:
-        values: dict[str, Any] = {}
-        if rates:  # the study may switch regularization off (then no rate is sampled)
-            values["regularize"] = trial.suggest_categorical("regularize", [arm, "none"])
+        values: dict[str, Any] = {"regularize": trial.suggest_categorical("regularize", [arm, "none"])} if rates else {}
         bare = values.get("regularize") == "none" and none_lr is not None
-        if bare:
-            values["lr"] = float(none_lr)  # the tuned bare network: its learning rate is not this study's to sample
-        else:
-            low, high, log = space["lr"]
-            values["lr"] = trial.suggest_float("lr", low, high, log=log)
-        if differences:
-            if bare and none_difference is not None:
-                values["difference"] = int(none_difference)
-            else:
-                values["difference"] = trial.suggest_categorical("difference", list(differences))
+        low, high, log = space["lr"]  # (none_lr, the tuned bare network's, is not this study's to sample)
+        values["lr"] = float(none_lr) if bare else trial.suggest_float("lr", low, high, log=log)
+        if differences and bare and none_difference is not None:
+            values["difference"] = int(none_difference)
+        elif differences:
+            values["difference"] = trial.suggest_categorical("difference", list(differences))
         if values.get("regularize", arm) != "none":
             values.update({name: trial.suggest_float(name, lo, hi, log=lg) for name, (lo, hi, lg) in rates.items()})
         trial.set_user_attr("values", values)
         key = repr(sorted(values.items()))
-        if key in done:  # the same values from the same seed train the same model: reuse its score
-            value, attrs = done[key]
-            for name, attr in attrs.items():
-                trial.set_user_attr(name, attr)
-            return value
-        fits = [fit_once(trial, values, data, fold) for fold, data in enumerate(fold_data)]
-        scores, epochs = [score for score, _, _ in fits], [epoch for _, epoch, _ in fits]
-        errors = [error for _, _, error in fits]
-        attrs: dict[str, Any] = {}
-        if all(error is not None for error in errors):
-            attrs["error"] = statistics.fmean(errors)  # type: ignore[arg-type]
-        if folds > 1:
-            attrs.update(fold_values=scores, fold_epochs=epochs)
-            if "error" in attrs:
-                attrs["fold_errors"] = errors
-        for name, attr in attrs.items():
+        if key not in done:  # (values tried before reuse their score: the same seed would train the same model)
+            fits = [fit_once(trial, values, data, fold) for fold, data in enumerate(fold_data)]
+            scores, epochs, errors = (list(column) for column in zip(*fits, strict=True))
+            attrs: dict[str, Any] = {}
+            if all(error is not None for error in errors):
+                attrs["error"] = statistics.fmean(errors)
+            if folds > 1:
+                attrs.update(fold_values=scores, fold_epochs=epochs)
+                if "error" in attrs:
+                    attrs["fold_errors"] = errors
+            done[key] = statistics.fmean(scores), attrs
+        for name, attr in done[key][1].items():
             trial.set_user_attr(name, attr)
-        done[key] = statistics.fmean(scores), attrs
         return done[key][0]
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -550,19 +399,12 @@ def tune(
     lightning_logger.setLevel(logging.WARNING)
     try:
         starts = first_trials(hparams, space, none_lr, differences)[:trials]
-        study = optuna.create_study(
-            direction="minimize",
-            sampler=optuna.samplers.TPESampler(seed=seed),
-            pruner=optuna.pruners.MedianPruner(n_startup_trials=len(starts), n_warmup_steps=warmup_checks(budget)),
-        )
+        pruner = optuna.pruners.MedianPruner(n_startup_trials=len(starts), n_warmup_steps=warmup_checks(budget))
+        study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=seed), pruner=pruner)
         for values in starts:
             study.enqueue_trial(values)
-
-        def report(study: Any, trial: Any) -> None:
-            if verbose:
-                print(trial_line(trial, trials, folds), flush=True)
-
-        study.optimize(objective, n_trials=trials, callbacks=[report])
+        report = [lambda study, trial: print(trial_line(trial, trials, folds), flush=True)] if verbose else []
+        study.optimize(objective, n_trials=trials, callbacks=report)
     finally:
         lightning_logger.setLevel(level)
     completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
