@@ -28,13 +28,17 @@ import math
 import re
 import sys
 from collections import Counter
+from collections.abc import Sequence
 from itertools import pairwise
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import lightning.pytorch as pl
+import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from torchmetrics.text import Perplexity
@@ -53,6 +57,7 @@ from lightning.pytorch.cli import ArgsType
 import regdrop
 from common import RecipeCLI, RunSummary
 from common.arms import Arm, resolve_arm, uses_dropout
+from common.callbacks import TRAIN_COLOR, VAL_COLOR, check_bool, save_figure
 from common.data import SplitDataModule
 from common.files import INSTALL_HINT, MissingDataError, user_file
 from common.model import optimizer_with_schedule
@@ -65,11 +70,13 @@ __all__ = [
     "LanguageModelDataModule",
     "TokenChunks",
     "Vocabulary",
+    "PerplexityPlot",
     "WordLanguageModel",
     "cli",
     "kneser_ney_bigram_perplexity",
     "load_asv_text",
     "main",
+    "plot_perplexity_curves",
     "split_verses",
     "tokenize",
     "unigram_perplexity",
@@ -244,6 +251,74 @@ def kneser_ney_bigram_perplexity(train: Tensor, test: Tensor, vocab_size: int, d
     return math.exp(-log_likelihood / max(len(sequence) - 1, 1))
 
 
+# The figure: training and validation perplexity per epoch.
+
+
+def plot_perplexity_curves(
+    train: Sequence[float], val: Sequence[float], *, title: str = "Perplexity per epoch"
+) -> Figure:
+    """Draw the training and validation perplexity of each epoch (log scale when they span over a factor of 10).
+
+    Args:
+        train: the training perplexity of each epoch (measured with dropout on).
+        val: the validation perplexity of each epoch.
+
+    Example:
+        >>> fig = plot_perplexity_curves([300.0, 200.0], [250.0, 190.0])
+        >>> [line.get_label() for line in fig.axes[0].lines]
+        ['train (dropout on)', 'validation']
+        >>> plt.close(fig)
+    """
+    fig, ax = plt.subplots(figsize=(7, 4))
+    if train:
+        ax.plot(range(len(train)), list(train), "o-", color=TRAIN_COLOR, linewidth=2, label="train (dropout on)")
+    if val:
+        ax.plot(range(len(val)), list(val), "s-", color=VAL_COLOR, linewidth=2, label="validation")
+    values = [*train, *val]
+    if values and min(values) > 0 and max(values) / min(values) > 10:
+        ax.set_yscale("log")  # early epochs of a language model can be orders of magnitude above the rest
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("perplexity")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+class PerplexityPlot(pl.Callback):
+    """After the fit, draw each epoch's training (``exp(train_loss)``) and validation (``val_ppl``) perplexity.
+
+    Args:
+        filename: name of the PNG in the log directory. Default: ``"perplexity.png"``.
+        enabled: False draws nothing. Default: True.
+    """
+
+    def __init__(self, filename: str = "perplexity.png", enabled: bool = True) -> None:
+        self.filename = filename
+        self.enabled = check_bool("enabled", enabled)
+        self.path: Path | None = None
+        self.train: list[float] = []
+        self.val: list[float] = []
+
+    @override
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.sanity_checking and "val_ppl" in trainer.callback_metrics:
+            self.val.append(float(trainer.callback_metrics["val_ppl"]))
+
+    @override
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if "train_loss" in trainer.callback_metrics:
+            self.train.append(math.exp(float(trainer.callback_metrics["train_loss"])))
+
+    @override
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.enabled and trainer.is_global_zero:
+            fig = plot_perplexity_curves(self.train, self.val)
+            self.path = save_figure(trainer, fig, self.filename, "fit/perplexity")
+
+
 class LanguageModelDataModule(SplitDataModule):
     """Word-level language modelling on the ASV Bible (about 0.79 M words, 12 k word types) or a user's text.
 
@@ -278,6 +353,8 @@ class LanguageModelDataModule(SplitDataModule):
     """
 
     task: ClassVar[str] = "language_model"
+    # the recipe's figure: its flag group and callback (the CLI adds --perplexity_plot.*)
+    plot_group: ClassVar[tuple[str, type[pl.Callback]]] = ("perplexity_plot", PerplexityPlot)
     data_name: ClassVar[str] = "ASV"  # the data set when no path is given (run folders are named by it)
 
     def __init__(

@@ -1,12 +1,12 @@
-"""The figures of a run (forecasts, confusion matrix, perplexity curves), drawn with matplotlib.
+"""The figures of a run (forecasts, confusion matrix), drawn with matplotlib.
 
 Each callback draws on rank 0 after the test (or the fit), saves a PNG ``filename`` in the run's log
-directory (:func:`common.summary.run_dir`) and logs the figure to TensorBoard; ``enabled=False`` draws nothing.
+directory (:func:`common.summary.run_dir`) and logs the figure to TensorBoard (:func:`save_figure`);
+``enabled=False`` draws nothing (:func:`check_bool`). A recipe with a figure of its own (``asv_lm.py``) uses both.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,7 +19,6 @@ import matplotlib.pyplot as plt
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
 from torch import Tensor
 from torchmetrics.functional.classification import multiclass_confusion_matrix
 from typing_extensions import override
@@ -30,8 +29,8 @@ from .data import ForecastDataModule
 from .summary import run_dir
 
 __all__ = [
-    "CONFUSION_CMAP", "ConfusionMatrixPlot", "ForecastPlot", "PerplexityPlot", "confusion_matrix", "forecast_title",
-    "plot_confusion_matrix", "plot_forecasts", "plot_perplexity_curves", "rolling_forecast",
+    "CONFUSION_CMAP", "TRAIN_COLOR", "VAL_COLOR", "ConfusionMatrixPlot", "ForecastPlot", "check_bool",
+    "confusion_matrix", "forecast_title", "plot_confusion_matrix", "plot_forecasts", "rolling_forecast", "save_figure",
 ]  # fmt: skip
 
 FORECAST_COLOR = "#d62728"  # the forecasts (matplotlib's tab:red)
@@ -63,7 +62,7 @@ def plot_forecasts(
     *,
     title: str = "Forecasts on test series",
 ) -> Figure:
-    """Draw each series (channel 0) with the model's forecasts over it, one panel per series; close the figure after.
+    """Draw each series (channel 0) with the model's forecasts over it, one panel per series (the caller closes it).
 
     Args:
         series: the observed series, each ``(T, C)``.
@@ -153,40 +152,8 @@ def plot_confusion_matrix(
     return fig
 
 
-def plot_perplexity_curves(
-    train: Sequence[float], val: Sequence[float], *, title: str = "Perplexity per epoch"
-) -> Figure:
-    """Draw the training and validation perplexity of each epoch (log scale when they span over a factor of 10).
-
-    Args:
-        train: the training perplexity of each epoch (measured with dropout on).
-        val: the validation perplexity of each epoch.
-
-    Example:
-        >>> fig = plot_perplexity_curves([300.0, 200.0], [250.0, 190.0])
-        >>> [line.get_label() for line in fig.axes[0].lines]
-        ['train (dropout on)', 'validation']
-        >>> plt.close(fig)
-    """
-    fig, ax = plt.subplots(figsize=(7, 4))
-    if train:
-        ax.plot(range(len(train)), list(train), "o-", color=TRAIN_COLOR, linewidth=2, label="train (dropout on)")
-    if val:
-        ax.plot(range(len(val)), list(val), "s-", color=VAL_COLOR, linewidth=2, label="validation")
-    values = [*train, *val]
-    if values and min(values) > 0 and max(values) / min(values) > 10:
-        ax.set_yscale("log")  # early epochs of a language model can be orders of magnitude above the rest
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("perplexity")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend()
-    ax.set_title(title)
-    fig.tight_layout()
-    return fig
-
-
-def _check_bool(name: str, value: object) -> bool:
+def check_bool(name: str, value: object) -> bool:
+    """``value`` if it is a bool; else ``TypeError`` naming ``name`` (a figure callback's ``enabled``)."""
     if not isinstance(value, bool):
         raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}")
     return value
@@ -240,7 +207,7 @@ class ForecastPlot(pl.Callback):
     def __init__(self, num_series: int = 4, filename: str = "forecasts.png", enabled: bool = True) -> None:
         self.num_series = check_positive_int("num_series", num_series)
         self.filename = filename
-        self.enabled = _check_bool("enabled", enabled)
+        self.enabled = check_bool("enabled", enabled)
         self.path: Path | None = None
 
     @override
@@ -259,10 +226,10 @@ class ForecastPlot(pl.Callback):
         starts, blocks = [f[0] for f in forecasts], [f[1] for f in forecasts]
         truth = truth[: self.num_series] if truth is not None else None
         fig = plot_forecasts(series, starts, blocks, truth, title=forecast_title(dm.horizon, dm.input_length))
-        self.path = _save_figure(trainer, fig, self.filename, "test/forecasts")
+        self.path = save_figure(trainer, fig, self.filename, "test/forecasts")
 
 
-def _save_figure(trainer: pl.Trainer, fig: plt.Figure, filename: str, tag: str) -> Path:
+def save_figure(trainer: pl.Trainer, fig: plt.Figure, filename: str, tag: str) -> Path:
     """Save ``fig`` as ``filename`` in the run's log directory, log it to TensorBoard under ``tag``, close it."""
     try:
         log_dir = run_dir(trainer)
@@ -319,7 +286,7 @@ class ConfusionMatrixPlot(pl.Callback):
 
     def __init__(self, filename: str = "confusion_matrix.png", enabled: bool = True) -> None:
         self.filename = filename
-        self.enabled = _check_bool("enabled", enabled)
+        self.enabled = check_bool("enabled", enabled)
         self.path: Path | None = None
         self.matrix: Tensor | None = None  # the counts, after the test
 
@@ -332,36 +299,4 @@ class ConfusionMatrixPlot(pl.Callback):
         names = getattr(datamodule, "class_names", None) or [str(k) for k in range(num_classes)]
         self.matrix = confusion_matrix(pl_module, datamodule.test_dataloader(), num_classes)  # type: ignore[union-attr]
         fig = plot_confusion_matrix(self.matrix, names)
-        self.path = _save_figure(trainer, fig, self.filename, "test/confusion_matrix")
-
-
-class PerplexityPlot(pl.Callback):
-    """After the fit, draw each epoch's training (``exp(train_loss)``) and validation (``val_ppl``) perplexity.
-
-    Args:
-        filename: name of the PNG in the log directory. Default: ``"perplexity.png"``.
-        enabled: False draws nothing. Default: True.
-    """
-
-    def __init__(self, filename: str = "perplexity.png", enabled: bool = True) -> None:
-        self.filename = filename
-        self.enabled = _check_bool("enabled", enabled)
-        self.path: Path | None = None
-        self.train: list[float] = []
-        self.val: list[float] = []
-
-    @override
-    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not trainer.sanity_checking and "val_ppl" in trainer.callback_metrics:
-            self.val.append(float(trainer.callback_metrics["val_ppl"]))
-
-    @override
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if "train_loss" in trainer.callback_metrics:
-            self.train.append(math.exp(float(trainer.callback_metrics["train_loss"])))
-
-    @override
-    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self.enabled and trainer.is_global_zero:
-            fig = plot_perplexity_curves(self.train, self.val)
-            self.path = _save_figure(trainer, fig, self.filename, "fit/perplexity")
+        self.path = save_figure(trainer, fig, self.filename, "test/confusion_matrix")

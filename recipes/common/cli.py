@@ -26,13 +26,13 @@ from regdrop.callbacks import EarlyStopping, MaxNorm, RegularizationMonitor
 from regdrop.nn.rates import dropout_rates
 
 from .arms import resolve_arm, uses_dropout, uses_early_stopping
-from .callbacks import ConfusionMatrixPlot, ForecastPlot, PerplexityPlot
+from .callbacks import ConfusionMatrixPlot, ForecastPlot
 from .data import ClassificationDataModule, ForecastDataModule
 from .summary import _SCORES, RunSummary, collect_summary, run_dir
 
 __all__ = ["RecipeCLI", "run_name"]
 
-# the recipe's callbacks, by flag group; the plot is chosen by the data's task
+# the recipe's callbacks, by flag group; the figure is the data module's plot_group, else chosen by its task
 _CALLBACK_GROUPS: dict[str, type[pl.Callback]] = {
     "max_norm": MaxNorm,
     "early_stopping": EarlyStopping,
@@ -41,7 +41,6 @@ _CALLBACK_GROUPS: dict[str, type[pl.Callback]] = {
 _PLOT_GROUPS: dict[str, tuple[str, type[pl.Callback]]] = {
     "forecast": ("forecast_plot", ForecastPlot),
     "classify": ("confusion_matrix_plot", ConfusionMatrixPlot),
-    "language_model": ("perplexity_plot", PerplexityPlot),
 }
 # the Trainer's settings that change what a run computes, logged with the hyperparameters
 _TRAINER_HPARAMS = ("max_epochs", "precision", "gradient_clip_val", "accumulate_grad_batches", "num_devices")
@@ -76,7 +75,7 @@ class _PlainHelpFormatter(DefaultHelpFormatter):
 
 
 def _plot_group(datamodule_class: object) -> tuple[str, type[pl.Callback]] | None:
-    return _PLOT_GROUPS.get(getattr(datamodule_class, "task", ""))
+    return getattr(datamodule_class, "plot_group", None) or _PLOT_GROUPS.get(getattr(datamodule_class, "task", ""))
 
 
 def _plain(value: Any) -> Any:
@@ -490,8 +489,8 @@ class RecipeCLI(LightningCLI):
                 trainer.limit_val_batches, self._val_limit = self._val_limit, None
             model_file = self.save_tested_model()
             trainer.test(model, datamodule=datamodule)
-        plots = (ForecastPlot, ConfusionMatrixPlot, PerplexityPlot)
-        plot = next((cb for cb in trainer.callbacks if isinstance(cb, plots)), None)
+        group = _plot_group(self.datamodule_class)
+        plot = next((cb for cb in trainer.callbacks if group is not None and isinstance(cb, group[1])), None)
         summary = collect_summary(
             self.recipe, trainer, datamodule, task=task, regularized=bool(getattr(model, "regularize", True)),
             arm=getattr(model, "arm", None), epochs_trained=epochs_trained,

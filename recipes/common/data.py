@@ -125,6 +125,9 @@ class ForecastDataModule(SplitDataModule):
         num_workers: DataLoader worker processes. Default: 0.
         seed: seed of the split (and of generated data in subclasses). Default: 0.
 
+    With ``split="time"`` the validation and test parts start ``input_length`` steps early: their first inputs
+    are the last steps of the part before, so every target lies in its own part.
+
     Raises:
         ValueError: if an argument is out of range, or a split ends up without data.
     """
@@ -218,8 +221,10 @@ class ForecastDataModule(SplitDataModule):
                 ``0 .. folds - 1``; when splitting, if a fold's part is shorter than ``input_length + horizon``.
 
         Example:
-            >>> from airline_lstm import RealSeriesDataModule
-            >>> dm = RealSeriesDataModule("nile")
+            >>> class Years(ForecastDataModule):  # 100 steps, as the Nile's years
+            ...     def load_series(self):
+            ...         return [torch.arange(100.0)]
+            >>> dm = Years(input_length=10, horizon=1, split="time", val_fraction=0.1, test_fraction=0.33)
             >>> [(len(f.series_splits["train"][0]), len(f.windows("val"))) for f in (dm.fold(3, i) for i in range(3))]
             [(37, 10), (47, 10), (57, 10)]
         """

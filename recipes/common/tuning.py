@@ -21,8 +21,10 @@ from regdrop.callbacks import EarlyStopping, MaxNorm
 from .arms import uses_dropout, uses_early_stopping
 from .summary import format_values
 
-__all__ = ["CV_BELOW", "CV_FOLDS", "RATE_NAMES", "TIE_BREAK", "check_score", "choose", "difference_choices",
-    "first_trials", "refit_epochs", "search_space", "trial_line", "tune", "tuning_folds", "warmup_checks"]  # fmt: skip
+__all__ = [
+    "CV_BELOW", "CV_FOLDS", "RATE_NAMES", "TIE_BREAK", "check_score", "choose", "difference_choices", "first_trials",
+    "refit_epochs", "search_space", "trial_line", "tune", "tuning_folds", "warmup_checks",
+]  # fmt: skip
 
 CV_FOLDS = 3  # folds of the cross-validation that replaces a small validation split (tuning_folds)
 CV_BELOW = 30  # a validation split of fewer cases is small
@@ -366,7 +368,9 @@ def tune(
     done: dict[str, tuple[float, dict[str, Any]]] = {}  # the value and attributes of each set of values tried
 
     def objective(trial: Any) -> float:
-        values: dict[str, Any] = {"regularize": trial.suggest_categorical("regularize", [arm, "none"])} if rates else {}
+        values: dict[str, Any] = {}
+        if rates:  # the study may switch regularization off (then no rate is sampled)
+            values["regularize"] = trial.suggest_categorical("regularize", [arm, "none"])
         bare = values.get("regularize") == "none" and none_lr is not None
         low, high, log = space["lr"]  # (none_lr, the tuned bare network's, is not this study's to sample)
         values["lr"] = float(none_lr) if bare else trial.suggest_float("lr", low, high, log=log)

@@ -16,7 +16,7 @@ from torch import nn
 
 import asv_lm
 import regdrop
-from asv_lm import WordLanguageModel
+from asv_lm import PerplexityPlot, WordLanguageModel, plot_perplexity_curves
 from common.callbacks import TRAIN_COLOR, VAL_COLOR
 from common.files import MissingDataError
 from tests.recipes._uninstall import check_advice, uninstall  # noqa: F401
@@ -121,6 +121,33 @@ def test_tiny_run(tmp_path: Path) -> None:
     for color in (TRAIN_COLOR, VAL_COLOR):  # a 2-epoch line spans the panel: far more pixels than its legend sample
         target = np.array(matplotlib.colors.to_rgb(color))
         assert int((np.abs(image - target).max(axis=-1) < 0.1).sum()) > 600, color
+
+
+def test_perplexity_curves_draw_both_lines(tmp_path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig = plot_perplexity_curves([400.0, 250.0, 200.0], [300.0, 220.0, 210.0])
+    try:
+        fig.axes[0].get_legend().remove()
+        fig.savefig(tmp_path / "ppl.png", dpi=60)
+        assert fig.axes[0].get_yscale() == "linear"
+    finally:
+        plt.close(fig)
+    image = matplotlib.image.imread(tmp_path / "ppl.png")[..., :3]
+    for color in (TRAIN_COLOR, VAL_COLOR):
+        target = np.array(matplotlib.colors.to_rgb(color))
+        assert int((np.abs(image - target).max(axis=-1) < 0.1).sum()) > 300, color
+
+
+def test_disabled_perplexity_plot_draws_nothing(tmp_path: Path) -> None:
+    import lightning.pytorch as pl
+
+    curves = PerplexityPlot(enabled=False)
+    curves.train, curves.val = [50.0, 40.0], [60.0, 55.0]
+    curves.on_fit_end(pl.Trainer(default_root_dir=tmp_path, logger=False, enable_progress_bar=False), small())
+    assert curves.path is None and not list(tmp_path.rglob("*.png"))
+    with pytest.raises(TypeError, match=r"enabled must be True or False, got str 'no'"):
+        PerplexityPlot(enabled="no")
 
 
 def test_missing_data_package_gives_a_working_fix(

@@ -11,7 +11,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import common.callbacks
-from common.callbacks import ConfusionMatrixPlot, ForecastPlot, PerplexityPlot, confusion_matrix, rolling_forecast
+from common.callbacks import ConfusionMatrixPlot, ForecastPlot, confusion_matrix, rolling_forecast
 from common.model import SequenceModel
 from sine_lstm import SineDataModule
 from tests.recipes.sine_classes import SineClassificationDataModule
@@ -95,13 +95,8 @@ def test_disabled_plots_draw_nothing(tmp_path) -> None:
     )
     assert matrix.path is None and matrix.matrix is None and not list(tmp_path.rglob("*.png"))
 
-    curves = PerplexityPlot(enabled=False)
-    curves.train, curves.val = [50.0, 40.0], [60.0, 55.0]
-    curves.on_fit_end(_trainer(tmp_path, curves), SequenceModel(hidden_size=4))
-    assert curves.path is None and not list(tmp_path.rglob("*.png"))
 
-
-@pytest.mark.parametrize("plot_class", [ForecastPlot, ConfusionMatrixPlot, PerplexityPlot])
+@pytest.mark.parametrize("plot_class", [ForecastPlot, ConfusionMatrixPlot])
 def test_enabled_must_be_a_bool(plot_class: type) -> None:
     with pytest.raises(TypeError, match=r"enabled must be True or False, got str 'no'"):
         plot_class(enabled="no")

@@ -1,4 +1,4 @@
-"""recipes/common/callbacks.py, the figures: one panel per forecast series, confusion matrices, perplexity curves."""
+"""recipes/common/callbacks.py, the figures: one panel per forecast series, confusion matrices."""
 
 from __future__ import annotations
 
@@ -101,17 +101,3 @@ def test_confusion_matrix_cells_are_drawn_and_annotated(tmp_path) -> None:
         common.callbacks.plot_confusion_matrix(torch.eye(3), ["a", "b"])
     with pytest.raises(ValueError, match=r"matrix must be square \(K, K\), got shape \(2, 3\)"):
         common.callbacks.plot_confusion_matrix(torch.zeros(2, 3), ["a", "b"])
-
-
-def test_perplexity_curves_draw_both_lines(tmp_path) -> None:
-    import matplotlib.colors
-
-    fig = common.callbacks.plot_perplexity_curves([400.0, 250.0, 200.0], [300.0, 220.0, 210.0])
-    try:
-        fig.axes[0].get_legend().remove()
-        fig.savefig(tmp_path / "ppl.png", dpi=60)
-        assert fig.axes[0].get_yscale() == "linear"
-    finally:
-        plt.close(fig)
-    for color in (common.callbacks.TRAIN_COLOR, common.callbacks.VAL_COLOR):
-        assert _pixels_of(tmp_path / "ppl.png", matplotlib.colors.to_rgb(color), 0.1) > 300, color

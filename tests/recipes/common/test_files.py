@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import doctest
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+import common.files
 from common.files import MissingDataError, package_file, user_file
 from tests.recipes._uninstall import uninstall  # noqa: F401
 
@@ -39,3 +41,8 @@ def test_user_file(tmp_path: Path) -> None:
     assert user_file(tmp_path / "a.csv", "the CSV") == tmp_path / "a.csv"
     with pytest.raises(FileNotFoundError, match=r"the CSV: no such file '.*b.csv'"):
         user_file(tmp_path / "b.csv", "the CSV")
+
+
+def test_doctests() -> None:
+    result = doctest.testmod(common.files)
+    assert result.attempted > 0 and result.failed == 0
