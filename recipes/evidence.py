@@ -35,6 +35,7 @@ import math
 import multiprocessing
 import os
 import platform
+import re
 import signal
 import statistics
 import sys
@@ -481,6 +482,20 @@ _CLI_RECIPES: dict[str, tuple[Any, str, str, bool]] = {
 }
 
 
+def log_name(experiment: Experiment, config: Config) -> str:
+    """The run's TensorBoard folder under the log root: one per experiment and arm.
+
+    Two arms of one experiment can run at once and share a run name (a regularized study that keeps the
+    bare network names its run ``unregularized``, as the bare arm's is); in one folder they would pick the
+    same ``_N`` and the second would find the first's ``config.yaml``.
+
+    Example:
+        >>> log_name(_EXPERIMENTS_BY_NAME["nile_tuned"], _EXPERIMENTS_BY_NAME["nile_tuned"].configs[1])
+        'nile_tuned/tuned-all-dropout-max-norm-early-stopping'
+    """
+    return f"{experiment.name}/{re.sub(r'[^a-z0-9]+', '-', config.label.lower()).strip('-')}"
+
+
 def _recipe_args(experiment: Experiment, config: Config, scale: str) -> list[str]:
     """The recipe options of one configuration at ``scale`` (a later option overrides an earlier one)."""
     extra = {"tiny": experiment.tiny, "full": experiment.full}.get(scale, experiment.full)
@@ -553,7 +568,7 @@ def _run_cli_recipe(
         *recipe_args, "--seed_everything", str(seed),
         # the recipe sets torch's threads itself (its default is 1): give it this process's (--num-threads)
         "--num_threads", str(torch.get_num_threads()),
-        "--trainer.logger.save_dir", str(log_root), "--trainer.logger.name", f"{experiment.name}",
+        "--trainer.logger.save_dir", str(log_root), "--trainer.logger.name", log_name(experiment, config),
         "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
     ]  # fmt: skip
     start = time.perf_counter()

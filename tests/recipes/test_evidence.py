@@ -588,3 +588,12 @@ def test_a_study_that_kept_early_stopping_says_the_final_fit_was_not_refit() -> 
     # a series' study (no refit either way) or one without the record: nothing said
     plain = Run(experiment.name, label, 0, test=71.0, train=80.0, seconds=1.0, extra={"tuned": tuned, "refit": None})
     assert "stops early" not in " ".join(evidence._study_lines(experiment, [plain]))
+
+
+def test_arms_of_an_experiment_log_to_folders_of_their_own() -> None:
+    # two arms running at once with one run name (a regularized study that kept the bare network) must
+    # not share a folder: both would pick the same _N and the second would stop at the first's config.yaml
+    for experiment in evidence.EXPERIMENTS:
+        names = [evidence.log_name(experiment, config) for config in experiment.configs]
+        assert len(set(names)) == len(names), names
+        assert all(name.startswith(f"{experiment.name}/") for name in names)
