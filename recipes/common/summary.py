@@ -144,7 +144,8 @@ class RunSummary:
 
     def verdict(self) -> list[str]:
         """The verdict's sentences: what the model beats, and a warning with what to try where it does not beat
-        the trivial baseline, or where no check after early stopping's first improved although later ones ran.
+        the trivial baseline, where no check after early stopping's first improved although later ones ran, or
+        where the last epoch was still the best (the run did not converge in its budget).
 
         Example:
             >>> RunSummary("demo", "test accuracy", 0.5, "majority-class accuracy", 0.5, True, 3).verdict()[0][:60]
@@ -184,6 +185,14 @@ class RunSummary:
                 f"WARNING: early stopping stopped after {self.epochs_trained} epochs because no check after its "
                 f"first (epoch {self.best_epoch}) improved {self.monitor}: the model trained as few epochs as "
                 f"early stopping allows. {try_next}"
+            )
+        elif (
+            self.monitor is not None and not self.stopped_early and self.refit is None and self.epochs_trained > 1
+            and self.best_epoch == self.epochs_trained - 1
+        ):  # fmt: skip
+            out.append(
+                f"Still improving: the last epoch ({self.best_epoch}) gave the best {self.monitor} yet, so the run "
+                f"ended at its epoch budget before it converged. Try more epochs (--trainer.max_epochs)"
             )
         return out
 

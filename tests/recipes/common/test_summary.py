@@ -165,7 +165,13 @@ def test_collect_reads_a_stop_without_restoring(tmp_path) -> None:
     # no check can improve by min_delta after the first counted one (epoch 1): the run stops at epoch 2
     stopper = EarlyStopping("val_loss", patience=0, min_delta=1e9, start_from_epoch=1)
     trainer = pl.Trainer(
-        logger=False, callbacks=[stopper], max_epochs=6, enable_progress_bar=False, enable_model_summary=False
+        logger=False,
+        callbacks=[stopper],
+        max_epochs=6,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        default_root_dir=tmp_path,
     )
     trainer.fit(SequenceModel(horizon=4, hidden_size=8), datamodule=dm)
     trainer.test(trainer.lightning_module, datamodule=dm, verbose=False)
@@ -179,3 +185,18 @@ def test_a_tuned_run_says_when_its_chosen_trial_kept_early_stopping_instead_of_a
     kept = " ".join(_summary(tuned={**tuned, "kept_early_stopping": True}).format().split())
     assert "the chosen trial stops early: no refit, it trained on the split with early stopping" in kept
     assert "no refit" not in " ".join(_summary(tuned=tuned).format().split())
+
+
+def test_verdict_says_when_the_last_epoch_was_still_the_best() -> None:
+    # the budget ran out while the watched loss still fell: the run says so and names the option
+    still = " ".join(_summary(restored_epoch=59, best_epoch=59, epochs_trained=60, monitor="val_loss").format().split())
+    assert "Still improving: the last epoch (59) gave the best val_loss yet" in still
+    assert "--trainer.max_epochs" in still
+    # the best check earlier, a stop by early stopping, a refit (no validation) or no early stopping: nothing said
+    for quiet in (
+        _summary(restored_epoch=40, best_epoch=40, epochs_trained=60, monitor="val_loss"),
+        _summary(restored_epoch=None, stopped_early=True, best_epoch=59, epochs_trained=60, monitor="val_loss"),
+        _summary(best_epoch=59, epochs_trained=60, monitor="val_loss", refit={"epochs": 60, "cases": 10}),
+        _summary(epochs_trained=60, monitor=None),
+    ):
+        assert "Still improving" not in quiet.format()
