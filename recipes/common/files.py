@@ -65,9 +65,11 @@ def user_file(path: str | Path, what: str) -> Path:
     """``path`` as a :class:`Path`, after checking the file exists.
 
     Raises:
-        FileNotFoundError: naming ``what`` the file should hold.
+        FileNotFoundError: naming ``what`` the file should hold, if ``path`` is no file (nothing, or a folder).
     """
     path = Path(path).expanduser()
+    if path.is_dir():
+        raise FileNotFoundError(f"{what}: {str(path)!r} is a folder, not a file; name the file itself")
     if not path.is_file():
         raise FileNotFoundError(f"{what}: no such file {str(path)!r}")
     return path

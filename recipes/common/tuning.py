@@ -30,7 +30,7 @@ CV_FOLDS = 3  # folds of the cross-validation that replaces a small validation s
 CV_BELOW = 30  # a validation split of fewer cases is small
 
 RATE_NAMES = ("embedding_dropout", "input_dropout", "dropout", "recurrent_dropout", "weight_dropout", "zoneout",
-              "output_dropout", "spatial_dropout")  # fmt: skip
+              "output_dropout", "spatial_dropout", "hidden_dropout")  # fmt: skip
 """The hyperparameters a study may tune, besides ``lr``: each that is above 0 in the run's model."""
 
 _TRAINER_KEYS = ("accelerator", "devices", "precision", "max_epochs", "min_epochs", "max_time", "gradient_clip_val",

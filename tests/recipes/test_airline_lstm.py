@@ -91,3 +91,33 @@ def test_bad_dataset_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixt
     assert exit_info.value.code == 2
     names = "['airline', 'co2', 'lynx', 'nile', 'sunspots']"
     assert f"dataset must be one of {names} or the path of a .csv file, got 'sunspot'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("rows", "extra", "message"),
+    [
+        # before: each trained and reported a NaN test RMSE, or crashed in the test (ZeroDivisionError), or dropped
+        # the option without a word
+        (["1", "inf", "3"] * 40, [], "column 'v' must hold finite numbers from -1e+15 to 1e+15"),
+        (["1e30", "-1e30"] * 60, [], "column 'v' must hold finite numbers"),
+        (["7"] * 120, [], "the test part (the last 40 of 120 steps, with the 24 before them) must vary"),
+        (["1", "2", "4"] * 40, ["--data.seasonal_period", "500"], "seasonal_period must be at most 80"),
+    ],
+)
+def test_a_csv_the_recipe_cannot_forecast_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], rows: list[str], extra: list[str], message: str
+) -> None:
+    path = tmp_path / "mine.csv"
+    path.write_text("t,v\n" + "".join(f"{i},{v}\n" for i, v in enumerate(rows)))
+    with pytest.raises(SystemExit) as exit_info:
+        airline_lstm.main(tiny(tmp_path, "--data.dataset", str(path), *extra))
+    assert exit_info.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("error: ValueError: ") and message in last
+
+
+def test_column_with_a_shipped_series_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        airline_lstm.main(tiny(tmp_path, "--data.column", "sales"))  # ignored before: Airline has one column
+    assert exit_info.value.code == 2
+    assert "column must be None with dataset='airline'" in capsys.readouterr().err

@@ -80,6 +80,25 @@ def test_user_csv(tmp_path: Path) -> None:
         ("", None, r"pandas cannot read it"),
         ("a\n\n1\n", None, None),
         ("a,b\n,1\n2,3\n", "a", r"column 'a' must start and end with a value"),
+        # another separator, a repeated name, no header line: each read silently before, or with a puzzling message
+        ("a;b\n1;2\n3;4\n", "b", r"must be separated by commas, got ';' in its header line"),
+        ('a;b\n1;"2,5"\n', None, r"must be separated by commas, got ';'"),  # a decimal comma
+        ("a\tb\n1\t2\n", None, r"must be separated by commas, got '\\t'"),
+        ("b,b\n1,2\n3,4\n", "b", r"the header's names must differ from each other, got \['b'\] more than once"),
+        ("112\n118\n132\n", None, r"first line must be a header of column names, got '112', which looks like the rows"),
+        ("1949-01,112\n1949-02,118\n", None, r"got '1949-01,112', which looks like the rows below it"),
+        # values the network cannot compute with in float32 (a NaN or infinite RMSE before), or not numbers
+        (
+            "a,b\n1,2\n3,inf\n",
+            "b",
+            r"row 2: column 'b' must hold finite numbers from -1e\+15 to 1e\+15 \(the "
+            r"network computes in float32; rescale the column\), got inf",
+        ),
+        ("a,b\n1,-1e400\n3,4\n", "b", r"row 1: column 'b' must hold finite numbers.*got -inf"),
+        ("a,b\n1,2\n3,1e30\n", "b", r"row 2: column 'b' must hold finite numbers.*got 1e\+30"),
+        ("t,v,\n1,2,\n3,4,\n", None, r"column 'Unnamed: 2' must hold numbers, got only empty cells; a comma ends each"),
+        ("a,b\n1,\n2,\n", "b", r"column 'b' must hold numbers, got only empty cells$"),
+        ("a,b\n1,True\n2,False\n", "b", r"row 1: column 'b' must hold numbers \(or nothing, for a gap\), got True"),
     ],
 )
 def test_malformed_csv(tmp_path: Path, text: str, column: str | None, message: str | None) -> None:
@@ -91,6 +110,18 @@ def test_malformed_csv(tmp_path: Path, text: str, column: str | None, message: s
     with pytest.raises(ValueError, match=message) as error:
         read_series_csv(path, column)
     assert str(path) in str(error.value)  # the message names the file
+
+
+def test_headers_pandas_writes_and_gap_markers(tmp_path: Path) -> None:
+    path = tmp_path / "series.csv"
+    # pandas' Series.to_csv: an unnamed index and a column named 0, as sktime's Lynx.csv
+    path.write_text(",0\n1821,269\n1822,321\n1823,585\n")
+    assert read_series_csv(path).tolist() == [269.0, 321.0, 585.0]
+    # a header of numbers is one when the column is named; NA markers are gaps, as empty cells
+    path.write_text("1,2\n3,4\n5,NA\n7,nan\n9,10\n")
+    assert read_series_csv(path, "2").tolist() == [4.0, 6.0, 8.0, 10.0]
+    path.write_text("t,v\n0,-1e15\n1,1e15\n")
+    assert read_series_csv(path).tolist() == [-1e15, 1e15]  # the bounds themselves are allowed
 
 
 def test_bad_arguments_and_missing_files(tmp_path: Path) -> None:
@@ -106,6 +137,44 @@ def test_bad_arguments_and_missing_files(tmp_path: Path) -> None:
         RealSeriesDataModule("airline", seasonal_period=1)
     with pytest.raises(FileNotFoundError, match="the series CSV file: no such file"):
         RealSeriesDataModule(str(tmp_path / "none.csv")).series_splits
+    (tmp_path / "folder.csv").mkdir()  # "no such file" before, for a path that exists
+    with pytest.raises(ValueError, match=r"path must be a CSV file, got the directory '.*folder.csv'"):
+        RealSeriesDataModule(str(tmp_path / "folder.csv")).series_splits
+    # column picks a CSV file's column: ignored before with a shipped series
+    with pytest.raises(ValueError, match=r"column must be None with dataset='airline' .*, got 'sales'"):
+        RealSeriesDataModule("airline", column="sales")
+
+
+def write_series(path: Path, values: list[float]) -> str:
+    path.write_text("t,v\n" + "".join(f"{i},{v!r}\n" for i, v in enumerate(values)))
+    return str(path)
+
+
+def test_series_the_recipe_cannot_forecast(tmp_path: Path) -> None:
+    wave = [100.0 + 10.0 * math.sin(i / 2) for i in range(120)]
+    # the seasonal naive forecast needs a period of history before the first test forecast (month 80 of 120);
+    # a longer period was dropped from the baselines without a word before
+    csv = write_series(tmp_path / "wave.csv", wave)
+    assert RealSeriesDataModule(csv, seasonal_period=80).series_splits["test"][0].shape == (52, 1)
+    with pytest.raises(
+        ValueError,
+        match=r"seasonal_period must be at most 80, the steps before the first test forecast of a series of "
+        r"length 120 \(test_fraction=0.33\), got 81",
+    ):
+        RealSeriesDataModule(csv, seasonal_period=81).series_splits
+    # a constant test part: the test crashed on a division by zero (the amplitude ratio) before
+    csv = write_series(tmp_path / "flat.csv", wave[:60] + [7.0] * 60)
+    with pytest.raises(
+        ValueError,
+        match=r"the test part \(the last 40 of 120 steps, with the 12 before them\) must vary, got every value "
+        r"equal to 7.0",
+    ):
+        RealSeriesDataModule(csv).series_splits
+    # values far below the network's smallest scale (1e-5): every forecast was noise around them before
+    csv = write_series(tmp_path / "tiny.csv", [v * 1e-9 for v in wave])
+    with pytest.raises(ValueError, match=r"must vary by at least 1e-05 .*rescale the column .*got at most 7.\d+e-09"):
+        RealSeriesDataModule(csv).series_splits
+    assert len(RealSeriesDataModule(write_series(tmp_path / "small.csv", [v * 1e-5 for v in wave])).windows("test"))
 
 
 def test_missing_packages(uninstall: Callable[[str], None]) -> None:

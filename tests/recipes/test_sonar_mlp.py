@@ -106,6 +106,8 @@ def test_command_line_takes_the_recipes_flag_groups(tmp_path: Path) -> None:
         (["--data.fold", "10"], r"fold must be in 0 \.\. folds - 1 = 9, got 10"),
         (["--data.path", "missing.dat"], r"missing\.dat"),
         (["--variant", "hidden"], r"unrecognized arguments: --variant"),
+        (["--data.seed", "-1"], r"error: ValueError: seed must be an int in 0 \.\. 2\*\*32 - 1, got -1\n"),
+        (["--model.regularize", "some"], r"regularize"),
     ],
 )
 def test_bad_options_exit_with_status_2(
@@ -162,3 +164,33 @@ def test_doctests() -> None:
 
     result = doctest.testmod(sonar_mlp)
     assert result.attempted > 0 and result.failed == 0
+
+
+@pytest.mark.parametrize(("arm", "rates", "max_norm", "early_stopping"), [
+    ("none", 0.0, False, False), ("early_stopping", 0.0, False, True), ("dropout", 0.3, True, False),
+    ("all", 0.3, True, True),
+])  # fmt: skip
+def test_every_ablation_arm_is_taken(
+    tmp_path: Path, arm: str, rates: float, max_norm: bool, early_stopping: bool
+) -> None:
+    # --model.regularize took only true/false here, though the README's arms (none, ...) apply to every recipe
+    cli = sonar_mlp.cli(["--trainer.logger.save_dir", str(tmp_path), "--model.regularize", arm,
+                         "--model.hidden_dropout", "0.3"])  # fmt: skip
+    assert cli.model.arm == arm and dropout_rates(cli.model)["hidden.3.p"] == rates
+    assert any(isinstance(cb, MaxNorm) for cb in cli.trainer.callbacks) is max_norm
+    assert any(isinstance(cb, EarlyStopping) for cb in cli.trainer.callbacks) is early_stopping
+
+
+def test_the_studys_bare_trial_has_no_dropout() -> None:
+    # --tune's unregularized trial builds the model with regularize="none", which bool() used to read as True
+    model = SonarMLP(input_dropout=0.2, hidden_dropout=0.2, regularize="none")
+    assert not model.regularize and set(dropout_rates(model).values()) == {0.0}
+
+
+def test_a_bad_user_file_exits_with_status_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _user_file(tmp_path / "s.dat")
+    path.write_text(path.read_text().replace(", R\n", ", M\n"))  # mines only
+    with pytest.raises(SystemExit) as exit_info:
+        sonar_mlp.cli(["--trainer.logger.save_dir", str(tmp_path), "--data.path", str(path)])
+    assert exit_info.value.code == 2
+    assert "error: ValueError: " + str(path) + ": the rows must hold both classes" in capsys.readouterr().err

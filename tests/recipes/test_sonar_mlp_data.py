@@ -45,9 +45,16 @@ def test_fold_errors() -> None:
 @pytest.mark.parametrize(
     ("row", "message"),
     [
-        (", ".join(["0.1"] * 59) + ", M", r"line 2: a Sonar row has 60 values and a class, got 59 values"),
-        (", ".join(["0.1"] * 60) + ", X", r"line 2: the class must be 'R' or 'M', got 'X'"),
-        (", ".join(["0.1"] * 59 + ["abc"]) + ", R", r"line 2: the 60 values must be numbers"),
+        (", ".join(["0.1"] * 59) + ", M", r"line 2: a Sonar row has 60 comma-separated values and a class, got 59"),
+        (", ".join(["0.1"] * 60) + ", X", r"line 2: the class \(the row's last value\) must be 'R' or 'M', got 'X'"),
+        (", ".join(["0.1"] * 59 + ["abc"]) + ", R", r"line 2: value 60 of 60 must be a finite number, got 'abc'"),
+        # a missing value, NaN or inf used to be read (NaN) or fail deep in scikit-learn's scaler (inf)
+        (", ".join(["0.1", "?"] + ["0.1"] * 58) + ", R", r"line 2: value 2 of 60 must be a finite number, got '\?'"),
+        (", ".join(["nan"] + ["0.1"] * 59) + ", M", r"line 2: value 1 of 60 must be a finite number, got 'nan'"),
+        (
+            ", ".join(["0.1"] * 9 + ["-inf"] + ["0.1"] * 50) + ", M",
+            r"value 10 of 60 must be a finite number, got '-inf'",
+        ),
     ],
 )
 def test_malformed_rows(tmp_path: Path, row: str, message: str) -> None:
@@ -112,3 +119,51 @@ def test_data_module_batches_yardstick_and_classes() -> None:
     assert accuracy == pytest.approx(float((test_labels == 1).float().mean()))  # mines are the majority
     with pytest.raises(ValueError, match=r"batch_size must be an int >= 1, got 0"):
         SonarDataModule(batch_size=0)
+
+
+def _rows(labels: str) -> str:
+    return "".join(", ".join(f"0.{k}{i % 10}" for i in range(60)) + f", {label}\n" for k, label in enumerate(labels))
+
+
+def test_encodings(tmp_path: Path) -> None:
+    # a spreadsheet's UTF-8 byte-order mark used to make the first value "not a number"
+    (tmp_path / "bom.dat").write_text(_rows("RMRM"), encoding="utf-8-sig")
+    x, y = read_sonar(tmp_path / "bom.dat")
+    assert x.shape == (4, 60) and y.tolist() == [0, 1, 0, 1]
+    (tmp_path / "latin1.dat").write_bytes("# caf\xe9\n".encode("latin-1") + _rows("RM").encode())
+    with pytest.raises(ValueError, match=r"path must be a UTF-8 text file of Sonar rows, got '.*latin1.dat', which is "
+                       r"not UTF-8: byte 0xe9 at offset 5"):  # fmt: skip
+        read_sonar(tmp_path / "latin1.dat")
+
+
+@pytest.mark.parametrize(("labels", "counts"), [("RRRR", "4 R, 0 M"), ("MMM", "0 R, 3 M")])
+def test_one_class_only_is_refused(tmp_path: Path, labels: str, counts: str) -> None:
+    # rocks only used to train and test a "classifier" at 100% (mines only failed on folds <= 0)
+    (tmp_path / "one.dat").write_text(_rows(labels))
+    with pytest.raises(ValueError, match=rf"one.dat: the rows must hold both classes, R and M, .*; got {counts}$"):
+        read_sonar(tmp_path / "one.dat")
+    with pytest.raises(ValueError, match=r"folds must be at most the size of the smallest class, 0, got 2"):
+        stratified_folds(torch.tensor([1] * len(labels) if labels[0] == "M" else [0] * len(labels)), 2, seed=0)
+
+
+def test_too_few_rows_for_the_folds_names_the_class_sizes() -> None:
+    with pytest.raises(ValueError, match=r"smallest class, 8, got 10 \(rows per class: R 9, M 8\)"):
+        stratified_folds(torch.tensor([0] * 9 + [1] * 8), 10, seed=0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"folds": 2}, ValueError, r"folds must be an int >= 3 \(a test, a validation and a training fold\), got 2"),
+        ({"folds": 1}, ValueError, r"folds must be an int >= 3 \(a test, a validation and a training fold\), got 1"),
+        ({"fold": -1}, ValueError, r"fold must be in 0 \.\. folds - 1 = 9, got -1"),
+        ({"fold": 4, "folds": 4}, ValueError, r"fold must be in 0 \.\. folds - 1 = 3, got 4"),
+        ({"seed": -1}, ValueError, r"seed must be an int in 0 \.\. 2\*\*32 - 1, got -1"),
+        ({"seed": 2**32}, ValueError, r"seed must be an int in 0 \.\. 2\*\*32 - 1, got 4294967296"),
+    ],
+)
+def test_data_module_checks_its_options_when_built(kwargs: dict[str, int], error: type, message: str) -> None:
+    # folds and fold used to be checked with the rows (fold -1 as "an int >= 0", folds 1 as ">= 2", folds 2 as
+    # ">= 3"), and a seed out of range failed in scikit-learn without its name
+    with pytest.raises(error, match=message):
+        SonarDataModule(path="never-read.dat", **kwargs)

@@ -104,9 +104,40 @@ def test_other_sets_by_name_and_user_files(tmp_path: Path) -> None:
     assert mine.yardstick == pytest.approx(0.5) and math.isfinite(mine.score)
 
 
-def test_unknown_set_names_the_package_file(tmp_path: Path) -> None:
-    with pytest.raises(ModuleNotFoundError, match=r"the NoSuchSet data should be .*NoSuchSet_TRAIN.ts"):
-        vowels_gru.main(tiny(tmp_path, "--data.name", "NoSuchSet"))
+def _exit_error(tmp_path: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> str:
+    """The last line a run that must exit with status 2 writes under the usage line."""
+    with pytest.raises(SystemExit) as exit_info:
+        vowels_gru.main(tiny(tmp_path, *extra))
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[0].startswith("usage: ")
+    return lines[-1]
+
+
+def test_unknown_set_names_the_sets_sktime_ships(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    line = _exit_error(tmp_path, capsys, "--data.name", "gunpoint")
+    assert line.startswith("error: ValueError: name must be one of the classification sets sktime ships, ['ACSF1'")
+    assert line.endswith(", or the path of a NAME_TRAIN.ts file, got 'gunpoint' (did you mean 'GunPoint'?)")
+    assert _exit_error(tmp_path, capsys, "--data.name", "NoSuchSet").endswith("file, got 'NoSuchSet'")
+
+
+def test_bad_user_files_exit_with_status_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    header = "@problemName Toy\n@timestamps false\n@univariate true\n@classLabel true a b c\n@data\n"
+    (tmp_path / "Toy_TEST.ts").write_text(header + "1,2:a\n3,4:b\n5,6:c\n")
+    # a value float32 cannot hold (sklearn's scaler raised in the middle of fit)
+    (tmp_path / "Toy_TRAIN.ts").write_text(header + "1,2:a\n1,2:a\n3,1e39:b\n3,4:b\n5,6:c\n5,6:c\n")
+    line = _exit_error(tmp_path, capsys, "--data.name", str(tmp_path / "Toy_TRAIN.ts"))
+    assert line == f"error: ValueError: {tmp_path / 'Toy_TRAIN.ts'}, case 3: values must be finite float32 numbers " \
+        "(magnitude at most 3.4e38), got inf"  # fmt: skip
+    # one training case per class: it cannot both train and validate (a class silently lost its only case)
+    (tmp_path / "Toy_TRAIN.ts").write_text(header + "1,2:a\n3,4:b\n5,6:c\n")
+    for extra in ((), ("--tune", "2")):
+        line = _exit_error(tmp_path, capsys, "--data.name", str(tmp_path / "Toy_TRAIN.ts"), *extra)
+        assert line.startswith("error: ValueError: UCRDataModule: ") and "every class needs at least 2 training" in line
+        assert line.endswith("got 1 of ['a', 'b', 'c']; add cases, or train on every case without validation "
+                             "(--refit_epochs N)")  # fmt: skip
+    refit = vowels_gru.main(tiny(tmp_path, "--data.name", str(tmp_path / "Toy_TRAIN.ts"), "--refit_epochs", "1"))
+    assert refit.refit == {"epochs": 1, "cases": 3}
 
 
 def test_missing_data_package_gives_a_working_fix(

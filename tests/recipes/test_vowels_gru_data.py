@@ -94,8 +94,25 @@ def test_user_files(tmp_path: Path) -> None:
         ("1:2:a\n", "@timeStamps true\n@data\n", r"timestamps are not supported"),
         ("1:2:0.5\n", "@targetLabel true\n@data\n", r"@classLabel true <labels>, got no @classLabel line"),
         ("1:2:a\n", "@classLabel maybe a\n@data\n", r"@classLabel true <labels>, got @classLabel maybe a"),
+        # values float32 cannot hold, and a case without steps, would reach the scaler or the GRU
+        ("1,2:3,4:a\n1,inf:3,4:b\n", None, r"case 2: values must be finite float32 numbers .*, got inf"),
+        ("1,1e39:3,4:a\n", None, r"case 1: values must be finite float32 numbers .*, got inf"),
+        ("::a\n1,2:3,4:b\n", None, r"case 1: a case must have at least one time step, got none"),
+        # sktime lower-cases the file: labels that differ in case only would become one class
+        ("1,2:3,4:a\n", HEADER.replace("true a b", "true Walk walk"), r"ignoring case .*'Walk' and 'walk'"),
+        ("1,2:3,4:a\n", HEADER.replace("true a b", "true a b a"), r"each label once, ignoring case .*'a' and 'a' in"),
+        # a header that says one shape and a file that holds another
+        ("1,2:3,4:a\n", HEADER.replace("@univariate false\n@dimensions 2", "@univariate true"),
+         r"case 1: the header says @univariate true \(1 channel\), the case has 2 channel\(s\)"),
+        ("1,2:3,4:a\n", HEADER.replace("@dimensions 2", "@dimensions 3"),
+         r"case 1: the header says @dimensions 3, the case has 2 channel\(s\)"),
+        ("1,2:3,4:a\n1,2,3:4,5,6:b\n", HEADER.replace("@data", "@equalLength true\n@data"),
+         r"case 2: the header says @equalLength true \(the length of case 1\), the case has 3 steps"),
+        ("1,2:3,4:a\n", HEADER.replace("@data", "@equalLength true\n@seriesLength 5\n@data"),
+         r"case 1: the header says @seriesLength 5, the case has 2 steps"),
+        ("1,2:3,4:a\n", HEADER.replace("@data", "@seriesLength many\n@data"), r"@seriesLength must be a whole number"),
     ],
-)
+)  # fmt: skip
 def test_malformed_ts(tmp_path: Path, body: str, header: str | None, message: str) -> None:
     path = tmp_path / "Bad_TRAIN.ts"
     if header is None:
@@ -118,8 +135,60 @@ def test_user_file_errors(tmp_path: Path) -> None:
         load_ucr(str(tmp_path / "toy.ts"))
 
 
+def test_a_byte_order_mark_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "Bom_TRAIN.ts"
+    path.write_text(
+        HEADER + "1,2:3,4:a\n", encoding="utf-8-sig"
+    )  # sktime: "a full set of metadata has not been provided"
+    with pytest.raises(
+        ValueError, match=r"Bom_TRAIN.ts: a .ts file must be plain UTF-8, got one that starts with a byte"
+    ):
+        read_ts(path)
+
+
+def test_header_that_matches_the_data_is_read(tmp_path: Path) -> None:
+    header = HEADER.replace("@data", "@equalLength false\n@seriesLength 5\n@data")  # no equal length: no check
+    write_ts(tmp_path / "Ok_TRAIN.ts", "1,2:3,4:a\n1,2,3:4,5,6:b\n", header)
+    assert [tuple(s.shape) for s in read_ts(tmp_path / "Ok_TRAIN.ts").sequences] == [(2, 2), (3, 2)]
+    univariate = HEADER.replace("@univariate false\n@dimensions 2", "@univariate true")
+    write_ts(
+        tmp_path / "Uni_TRAIN.ts", "1,2:a\n", univariate.replace("@data", "@equalLength true\n@seriesLength 2\n@data")
+    )
+    assert read_ts(tmp_path / "Uni_TRAIN.ts").sequences[0].shape == (2, 1)
+
+
+def test_the_test_file_is_the_last_train_of_the_name_renamed(tmp_path: Path) -> None:
+    write_ts(tmp_path / "A_TRAIN_B_TRAIN.ts", "1,2:3,4:a\n")
+    write_ts(tmp_path / "A_TRAIN_B_TEST.ts", "5,6:7,8:b\n")
+    train, test = load_ucr(str(tmp_path / "A_TRAIN_B_TRAIN.ts"))
+    assert (train.labels, test.labels) == (["a"], ["b"])
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [("gunpoint", r"got 'gunpoint' \(did you mean 'GunPoint'\?\)"), ("NoSuchSet", r"got 'NoSuchSet'$"),
+     ("data/Toy_TRAIN", r"got 'data/Toy_TRAIN'$"), ("Covid3Month", r"got 'Covid3Month'$")],
+)  # fmt: skip
+def test_unknown_names_list_the_sets_sktime_ships(name: str, message: str) -> None:
+    allowed = r"name must be one of the classification sets sktime ships, \['ACSF1', 'ArrowHead', .*'JapaneseVowels'"
+    with pytest.raises(ValueError, match=allowed + r".*, or the path of a NAME_TRAIN.ts file, " + message):
+        UCRDataModule(name).num_classes
+
+
+def test_directories_are_not_ts_files(tmp_path: Path) -> None:
+    (tmp_path / "Dir_TRAIN.ts").mkdir()
+    with pytest.raises(ValueError, match=r"name must be .* NAME_TRAIN.ts file, got '.*Dir_TRAIN.ts', a directory"):
+        load_ucr(str(tmp_path / "Dir_TRAIN.ts"))
+    write_ts(tmp_path / "Toy_TRAIN.ts", "1:2:a\n")
+    (tmp_path / "Toy_TEST.ts").mkdir()
+    with pytest.raises(
+        ValueError, match=r"the test .ts file beside it must be a file, got '.*Toy_TEST.ts', a directory"
+    ):
+        load_ucr(str(tmp_path / "Toy_TRAIN.ts"))
+
+
 def test_unknown_name_and_missing_sktime(uninstall: Callable[[str], None]) -> None:
-    with pytest.raises(MissingDataError, match=r"the NoSuchSet data should be .*NoSuchSet_TRAIN.ts"):
+    with pytest.raises(ValueError, match=r"name must be one of .* got 'NoSuchSet'"):
         UCRDataModule("NoSuchSet").num_classes
     uninstall("sktime")
     with pytest.raises(MissingDataError, match=r"the JapaneseVowels data ships in the PyPI package 'sktime'"):
@@ -133,6 +202,72 @@ def test_small_training_sets_get_a_validation_split_that_can_rank_epochs() -> No
     assert len(val) == 12 and len(dm.splits["train"]) == 24
     assert torch.bincount(val).min() >= 2  # every class is there, stratified
     assert set(dm.baselines()) == {"majority-class accuracy", "1-NN DTW accuracy"}
+
+
+def toy_pair(tmp_path: Path, train_labels: str, test_labels: str, classes: str = "a b") -> str:
+    """A Toy_TRAIN.ts and Toy_TEST.ts with one case per letter of the labels (case i: steps i, i + 1, two channels)."""
+    header = HEADER.replace("true a b", f"true {classes}")
+    for split, labels in (("TRAIN", train_labels), ("TEST", test_labels)):
+        write_ts(
+            tmp_path / f"Toy_{split}.ts", "".join(f"{i},{i + 1}:{i},{i}:{y}\n" for i, y in enumerate(labels)), header
+        )
+    return str(tmp_path / "Toy_TRAIN.ts")
+
+
+def test_a_training_file_needs_two_classes(tmp_path: Path) -> None:
+    # the header declares two classes, the cases use one (the model's num_classes check only said "got 1")
+    with pytest.raises(
+        ValueError, match=r"needs cases of at least 2 classes in the training file, got cases of \['a'\] only"
+    ):
+        UCRDataModule(toy_pair(tmp_path, "aaaa", "ab")).num_classes
+
+
+def test_test_labels_need_training_cases(tmp_path: Path) -> None:
+    # b is declared by both headers but the training file has no case of it: the model could never learn it
+    name = toy_pair(tmp_path, "aacc", "abc", classes="a b c")
+    with pytest.raises(
+        ValueError, match=r"test labels must be classes the training file has cases of, \['a', 'c'\], got \['b'\]"
+    ):
+        UCRDataModule(name).num_classes
+
+
+def test_a_class_of_one_training_case_is_refused_unless_refitting(tmp_path: Path) -> None:
+    dm = UCRDataModule(toy_pair(tmp_path, "aaaab", "ab"), standardize=False)
+    with pytest.raises(
+        ValueError, match=r"every class needs at least 2 training cases .*, got 1 of \['b'\]; .*--refit_epochs N"
+    ):
+        dm.splits
+    with pytest.raises(ValueError, match=r"got 1 of \['b'\]"):
+        dm.fold(2, 0).splits
+    assert sorted(dm.refit().splits["train"].labels.tolist()) == [0, 0, 0, 0, 1]  # a refit trains on every case
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_a_validation_split_smaller_than_the_classes_keeps_a_training_case_of_each(tmp_path: Path, seed: int) -> None:
+    # 6 classes of 2 cases: the split holds 4 cases (a third of 12), too few to stratify
+    dm = UCRDataModule(toy_pair(tmp_path, "aabbccddeeff", "abcdef", classes="a b c d e f"), seed=seed)
+    val, train = dm.splits["val"].labels.tolist(), dm.splits["train"].labels.tolist()
+    assert len(val) == 4 and len(set(val)) == 4 and set(train) == set(range(6))
+
+
+def test_a_val_fraction_that_leaves_a_class_no_training_case_is_refused(tmp_path: Path) -> None:
+    dm = UCRDataModule(toy_pair(tmp_path, "aabbcc" + "d" * 40, "abcd", classes="a b c d"), val_fraction=0.9)
+    with pytest.raises(
+        ValueError, match=r"val_fraction=0.9 must leave every class a training case, got none of \['a', 'b', 'c'\]"
+    ):
+        dm.splits
+
+
+@pytest.mark.parametrize("labels", ["aabb", "aaaaaaaaaabbbbbbbbbbcc"])
+def test_folds_keep_a_training_case_of_every_class(tmp_path: Path, labels: str) -> None:
+    # classes with fewer cases than folds (2 < 3): each case validates once, and every fold trains on every class
+    dm = UCRDataModule(toy_pair(tmp_path, labels, "".join(sorted(set(labels))), classes="a b c"), standardize=False)
+    validated = []
+    for index in range(3):
+        fold = dm.fold(3, index)
+        assert set(fold.splits["train"].labels.tolist()) == set(range(len(set(labels))))
+        validated += [int(s[0, 0]) for s in fold.splits["val"].sequences]
+    assert sorted(validated) == list(range(len(labels)))
 
 
 def test_doctests() -> None:
@@ -237,4 +372,11 @@ def test_dtw_takes_sequences_of_different_lengths() -> None:
     accuracy = one_nn_dtw_accuracy(
         [up[0], down[0]], torch.tensor([0, 1]), [up[1], down[1]], torch.tensor([0, 1]), max_length=8
     )
+    assert accuracy == 1.0
+
+
+def test_dtw_takes_cases_of_one_step() -> None:
+    # sets of unequal length are resampled; sktime's interpolator cannot stretch a single step
+    low, high = torch.zeros(1, 1), torch.full((8, 1), 5.0)
+    accuracy = one_nn_dtw_accuracy([low, high], torch.tensor([0, 1]), [low + 0.1, high[:3] - 0.1], torch.tensor([0, 1]))
     assert accuracy == 1.0

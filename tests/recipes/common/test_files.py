@@ -41,6 +41,9 @@ def test_user_file(tmp_path: Path) -> None:
     assert user_file(tmp_path / "a.csv", "the CSV") == tmp_path / "a.csv"
     with pytest.raises(FileNotFoundError, match=r"the CSV: no such file '.*b.csv'"):
         user_file(tmp_path / "b.csv", "the CSV")
+    (tmp_path / "c.csv").mkdir()  # a folder is named as one, not as missing
+    with pytest.raises(FileNotFoundError, match=r"the CSV: '.*c.csv' is a folder, not a file"):
+        user_file(tmp_path / "c.csv", "the CSV")
 
 
 def test_doctests() -> None:

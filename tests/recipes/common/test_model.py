@@ -257,3 +257,16 @@ def test_plateau_schedule_and_its_errors() -> None:
     assert isinstance(SequenceModel(hidden_size=8, lr_schedule="none").configure_optimizers(), torch.optim.AdamW)
     with pytest.raises(ValueError, match="lr_schedule must be 'plateau' or 'none', got 'cosine'"):
         SequenceModel(lr_schedule="cosine")  # type: ignore[arg-type]
+
+
+def test_a_flat_test_part_is_tested_without_an_amplitude_ratio(tmp_path) -> None:
+    # every target equals its window's level: the ratio has no denominator, so it is left out instead of crashing
+    class Flat(SineDataModule):
+        def load_series(self) -> list[torch.Tensor]:
+            return [torch.full((40,), 7.0) for _ in range(10)]
+
+    dm = Flat(num_series=10, length=40, input_length=12, horizon=4, stride=4, batch_size=5)
+    trainer = pl.Trainer(default_root_dir=tmp_path, logger=False, enable_progress_bar=False,
+                         enable_model_summary=False, accelerator="cpu", devices=1)  # fmt: skip
+    trainer.test(SequenceModel(horizon=4, hidden_size=8), datamodule=dm, verbose=False)
+    assert "test_rmse" in trainer.callback_metrics and "test_amplitude_ratio" not in trainer.callback_metrics

@@ -45,6 +45,11 @@ def test_search_space_tunes_the_rates_the_model_uses() -> None:
     assert set(space) == {"lr", "dropout", "recurrent_dropout", "output_dropout"}
     assert set(search_space({**hparams, "fcn": True}, "dropout")) == set(space) | {"spatial_dropout"}
     assert set(search_space(hparams, "none")) == {"lr"}
+    # the Sonar MLP's rate after each hidden layer is tuned too
+    assert set(search_space({"lr": 0.1, "input_dropout": 0.0, "hidden_dropout": 0.2}, "all")) == {
+        "lr",
+        "hidden_dropout",
+    }
 
 
 def test_tune_rejects_zero_trials() -> None:
