@@ -97,8 +97,8 @@ def read_series_csv(path: str | Path, column: str | None = None) -> Tensor:
         The series, float64 ``(T,)``, in file order (blank lines skipped).
 
     Raises:
-        FileNotFoundError: if the file does not exist.
-        ValueError: naming the file, if it is a directory, pandas cannot read it, its header line
+        FileNotFoundError: if the file does not exist, or is a folder.
+        ValueError: naming the file, if pandas cannot read it, its header line
             is one name with a ``;`` or a tab in it (another separator) or repeats a name, (without
             ``column``) its first line looks like the next one and ends with a number (no header
             line: the first row would be lost), it has no row, the column is not in the header, a
@@ -114,8 +114,6 @@ def read_series_csv(path: str | Path, column: str | None = None) -> Tensor:
         [3.0, 4.0, 5.0]
         >>> os.remove(f.name)
     """
-    if Path(path).expanduser().is_dir():
-        raise ValueError(f"path must be a CSV file, got the directory {str(path)!r}")
     path = user_file(path, "the series CSV file")
     try:
         # the header as written (read_csv renames a repeated name, "value" -> "value.1"), read first: a file

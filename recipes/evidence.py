@@ -290,7 +290,7 @@ SERIES = {
 TUNE_TRIALS = 8  # trials of the tuned arms' studies (forecasting)
 TUNE_TRIALS_LONG = 4  # trials where one training takes up to a minute (classification, language model)
 # the time cap of one classification run: the long sets (ACSF1, OSULeaf, PLAID) meet it, so that the whole
-# table fits in about 90-100 minutes on 2 cores with --jobs 2
+# table fits in about 80 minutes on 2 cores with --jobs 2 (README)
 _UCR_TIME = "00:00:01:00"
 # the sets whose runs met that cap (OSULeaf trained 56-68 epochs in it, PLAID 36-48, following the machine's load):
 # an epoch budget that fits about a minute instead, so a run trains as long whatever the load and two runs with the

@@ -138,7 +138,7 @@ def test_bad_arguments_and_missing_files(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="the series CSV file: no such file"):
         RealSeriesDataModule(str(tmp_path / "none.csv")).series_splits
     (tmp_path / "folder.csv").mkdir()  # "no such file" before, for a path that exists
-    with pytest.raises(ValueError, match=r"path must be a CSV file, got the directory '.*folder.csv'"):
+    with pytest.raises(FileNotFoundError, match=r"the series CSV file: '.*folder.csv' is a folder, not a file"):
         RealSeriesDataModule(str(tmp_path / "folder.csv")).series_splits
     # column picks a CSV file's column: ignored before with a shipped series
     with pytest.raises(ValueError, match=r"column must be None with dataset='airline' .*, got 'sales'"):
