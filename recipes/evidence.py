@@ -861,6 +861,7 @@ def _targets(runs: Sequence[Run]) -> list[str]:
         return f"{len(won)} of {len(results)} {noun}" + (f" (not: {', '.join(lost)})" if lost else "")
 
     first = [r for r in runs if _kept_first_check(r)]
+    still = [r for r in runs if _still_improving(r)]
     return [
         "## Targets (issue 11), from the tuned arms",
         "",
@@ -880,8 +881,21 @@ def _targets(runs: Sequence[Run]) -> list[str]:
         f"- Runs in which no check after early stopping's first improved (the first check restored, or the run "
         f"stopped as soon as patience allowed): {len(first)}; each is named under its table, and the recipe's "
         "summary warns when it happens.",
+        f"- Runs that early stopping watched but did not stop, whose last epoch still gave the best check (their "
+        f"budget ended them before they converged by its measure): {len(still)}; each is named under its table.",
         "",
     ]
+
+
+def _still_improving(run: Run) -> bool:
+    """Whether early stopping watched the run, did not stop it, and its last epoch gave the best check: the budget
+    (epochs or time) ended a run that had not converged by early stopping's measure; the summary says so too.
+    Runs without early stopping have no watched check and are not counted."""
+    best = run.extra.get("best_epoch")
+    return bool(
+        best is not None and not run.extra.get("stopped_early") and not run.extra.get("refit")
+        and (run.epochs or 0) > 1 and best == (run.epochs or 0) - 1
+    )  # fmt: skip
 
 
 def _baselines_of(runs: Sequence[Run]) -> dict[str, float]:
@@ -914,6 +928,13 @@ def _baseline_lines(experiment: Experiment, runs: Sequence[Run], means: dict[str
         lines.append(
             f"- No check after early stopping's **first check** improved in {len(first)} run(s) ({which}): "
             "restored, or stopped as soon as patience allowed."
+        )
+    still = [r for r in runs if _still_improving(r)]
+    if still:
+        which = ", ".join(f"{r.config} seed {r.seed}" for r in still)
+        lines.append(
+            f"- The last epoch was still the best check in {len(still)} run(s) ({which}): the budget ended them, "
+            "not early stopping."
         )
     return lines
 

@@ -663,19 +663,8 @@ def cli(args: ArgsType = None) -> RecipeCLI:
 
 
 def main(args: ArgsType = None) -> RunSummary:
-    """Run the recipe with ``args`` (default: the command line) and return its summary.
-
-    The training file is split before anything trains (a refit splits its own copy), so that data the
-    split refuses (a class of one training case, say) exits with status 2 and the reason under the usage
-    line, as a wrong option does, instead of a traceback from the trainer's ``setup``.
-    """
-    recipe = cli(args)
-    if not recipe.config["refit_epochs"]:
-        try:
-            recipe.datamodule.setup("fit")
-        except ValueError as error:
-            recipe.parser.error(f"{type(error).__name__}: {error}")
-    return recipe.fit_and_test()
+    """Run the recipe with ``args`` (default: the command line) and return its summary."""
+    return cli(args).fit_and_test()
 
 
 if __name__ == "__main__":

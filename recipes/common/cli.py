@@ -467,8 +467,16 @@ class RecipeCLI(LightningCLI):
         """Fit (after ``--tune``'s study or for ``--refit_epochs``), save and test the model, print the summary.
 
         Rank 0 prints the summary and writes ``summary.json`` to the run's folder. A distributed run's process
-        group is destroyed at the end, so the trainer cannot fit again.
+        group is destroyed at the end, so the trainer cannot fit again. The data are split before anything
+        trains (a refit splits its own copy), so that data the split refuses (a class of one training case, a
+        series too short for its parts) end the run with exit status 2 and the reason under the usage line, as a
+        wrong option does, instead of a traceback from the trainer's ``setup``.
         """
+        if not self.config["refit_epochs"]:
+            try:
+                self.datamodule.setup("fit")
+            except ValueError as error:
+                self.parser.error(f"{type(error).__name__}: {error}")
         trainer, model = self.trainer, self.model
         task = getattr(self.datamodule, "task", "forecast")
         tuned = None

@@ -597,3 +597,23 @@ def test_arms_of_an_experiment_log_to_folders_of_their_own() -> None:
         names = [evidence.log_name(experiment, config) for config in experiment.configs]
         assert len(set(names)) == len(names), names
         assert all(name.startswith(f"{experiment.name}/") for name in names)
+
+
+def test_runs_whose_last_epoch_was_still_the_best_are_named_and_counted() -> None:
+    configs = [c.label for c in evidence._EXPERIMENTS_BY_NAME["nile"].configs]
+    meta = {"command": "x", "date": "d", "machine": "m", "total_seconds": 1.0, "json": "E.json", "seeds": [0, 1],
+            "scale": "full"}  # fmt: skip
+    runs = fake("nile", configs[-1], [120, 122])
+    for run in runs:
+        run.epochs = 50
+        run.extra.update(best_epoch=30, stopped_early=False, baselines={"naive last-value forecast RMSE": 146.8})
+    runs[1].extra.update(best_epoch=49)  # the budget ended it while its checks still improved
+    tuned = evidence._EXPERIMENTS_BY_NAME["nile_tuned"].configs[0].label
+    markdown = render([*runs, *fake("nile_tuned", tuned, [125, 126])], meta)  # a tuned arm: the targets' section
+    assert f"the best check in 1 run(s) ({configs[-1]} seed 1): the budget ended them" in markdown
+    assert "still gave the best check (their budget ended them before they converged by its measure): 1;" in markdown
+    # stopped by early stopping, refit without validation, or an earlier best check: nothing to name
+    for change in ({"stopped_early": True}, {"refit": {"epochs": 50, "cases": 9}}, {"best_epoch": 48}):
+        runs[1].extra.update(best_epoch=49, stopped_early=False, refit=None)
+        runs[1].extra.update(change)
+        assert "the budget ended them, not early stopping" not in render(runs, meta)

@@ -234,3 +234,19 @@ def test_a_run_without_its_plot_draws_none_and_says_nothing_of_it(tmp_path, caps
     assert summary.figure is None and summary.log_dir is not None and Path(summary.log_dir, "summary.json").is_file()
     assert not list(tmp_path.rglob("*.png"))
     assert "forecast plot" not in capsys.readouterr().out
+
+
+class _RefusesItsSplit(SineDataModule):
+    def setup(self, stage: str) -> None:
+        raise ValueError("every class needs at least 2 training cases, got 1 of ['b']")
+
+
+def test_data_the_split_refuses_exit_with_status_2_before_training(tmp_path, capsys) -> None:
+    # the split runs before the trainer does, so its refusal reads like a wrong option's, not a traceback
+    cli = _cli(tmp_path, *TINY_DATA, data=_RefusesItsSplit)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.fit_and_test()
+    assert exit_info.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.endswith("error: ValueError: every class needs at least 2 training cases, got 1 of ['b']")
+    assert cli.trainer.current_epoch == 0
