@@ -922,20 +922,15 @@ def _baseline_lines(experiment: Experiment, runs: Sequence[Run], means: dict[str
             f"- *{label}* ({mean:.2f}) "
             + (f"does **not** beat {', '.join(lost)}." if lost else "beats every baseline.")
         )
-    first = [r for r in runs if _kept_first_check(r)]
-    if first:
-        which = ", ".join(f"{r.config} seed {r.seed}" for r in first)
-        lines.append(
-            f"- No check after early stopping's **first check** improved in {len(first)} run(s) ({which}): "
-            "restored, or stopped as soon as patience allowed."
-        )
-    still = [r for r in runs if _still_improving(r)]
-    if still:
-        which = ", ".join(f"{r.config} seed {r.seed}" for r in still)
-        lines.append(
-            f"- The last epoch was still the best check in {len(still)} run(s) ({which}): the budget ended them, "
-            "not early stopping."
-        )
+    for flagged, sentence in (
+        (_kept_first_check, "- No check after early stopping's **first check** improved in {n} run(s) ({which}): "
+                            "restored, or stopped as soon as patience allowed."),
+        (_still_improving, "- The last epoch was still the best check in {n} run(s) ({which}): the budget ended "
+                           "them, not early stopping."),
+    ):  # fmt: skip
+        named = [r for r in runs if flagged(r)]
+        if named:
+            lines.append(sentence.format(n=len(named), which=", ".join(f"{r.config} seed {r.seed}" for r in named)))
     return lines
 
 
