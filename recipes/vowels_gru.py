@@ -218,22 +218,13 @@ def sktime_ts_names() -> list[str]:
 
 def _split_files(name: str) -> tuple[Path, Path]:
     """The training and test files ``name`` stands for (see :func:`load_ucr`, which documents the errors)."""
-    allowed = "a data set's name or the path of a NAME_TRAIN.ts file"
     if name.endswith(".ts"):
-        given = Path(name).expanduser()
-        if given.is_dir():
-            raise ValueError(f"name must be {allowed}, got {name!r}, a directory")
-        train = user_file(given, "the training .ts file")
+        train = user_file(name, "the training .ts file")
         if "_TRAIN" not in train.name:
-            raise ValueError(f"name must be {allowed}, got {name!r}")
+            raise ValueError(f"name must be a data set's name or the path of a NAME_TRAIN.ts file, got {name!r}")
         # the last _TRAIN names the split: A_TRAIN_B_TRAIN.ts goes with A_TRAIN_B_TEST.ts
         head, _, tail = train.name.rpartition("_TRAIN")
-        test = train.with_name(f"{head}_TEST{tail}")
-        if test.is_dir():
-            raise ValueError(
-                f"name {name!r}: the test .ts file beside it must be a file, got {str(test)!r}, a directory"
-            )
-        return train, user_file(test, "the test .ts file beside it")
+        return train, user_file(train.with_name(f"{head}_TEST{tail}"), "the test .ts file beside it")
     own = "--data.name path/to/NAME_TRAIN.ts"
     if importlib.util.find_spec("sktime") is not None:  # (else package_file says how to install it)
         names = sktime_ts_names()
@@ -265,9 +256,8 @@ def load_ucr(name: str) -> tuple[TsData, TsData]:
         MissingDataError: if sktime is not installed (or lacks a file of a set it lists).
         ValueError: naming ``name``, the sets sktime ships and the value received, if ``name`` is
             neither one of them (the spelling counts: ``GunPoint``, not ``gunpoint``) nor a path
-            ending in ``.ts`` with ``_TRAIN`` in the file's name, or is a directory; for malformed
-            files, as :func:`read_ts` says.
-        FileNotFoundError: for a user's training file, or the test file beside it, that is missing.
+            ending in ``.ts`` with ``_TRAIN`` in the file's name; for malformed files, as :func:`read_ts` says.
+        FileNotFoundError: for a user's training file, or the test file beside it, that is missing or a folder.
     """
     train_path, test_path = _split_files(name)
     return read_ts(train_path), read_ts(test_path)

@@ -177,13 +177,11 @@ def test_unknown_names_list_the_sets_sktime_ships(name: str, message: str) -> No
 
 def test_directories_are_not_ts_files(tmp_path: Path) -> None:
     (tmp_path / "Dir_TRAIN.ts").mkdir()
-    with pytest.raises(ValueError, match=r"name must be .* NAME_TRAIN.ts file, got '.*Dir_TRAIN.ts', a directory"):
+    with pytest.raises(FileNotFoundError, match=r"the training .ts file: '.*Dir_TRAIN.ts' is a folder, not a file"):
         load_ucr(str(tmp_path / "Dir_TRAIN.ts"))
     write_ts(tmp_path / "Toy_TRAIN.ts", "1:2:a\n")
     (tmp_path / "Toy_TEST.ts").mkdir()
-    with pytest.raises(
-        ValueError, match=r"the test .ts file beside it must be a file, got '.*Toy_TEST.ts', a directory"
-    ):
+    with pytest.raises(FileNotFoundError, match=r"the test .ts file beside it: '.*Toy_TEST.ts' is a folder, not a"):
         load_ucr(str(tmp_path / "Toy_TRAIN.ts"))
 
 
