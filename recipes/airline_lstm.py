@@ -352,7 +352,7 @@ class RealSeriesDataModule(ForecastDataModule):
     Raises:
         ValueError: if ``dataset`` is neither a known name nor a path ending in ``.csv``, or ``column`` is given
             with a known name; when splitting, if ``seasonal_period`` is longer than the history before the first
-            test forecast, the test part is constant (a forecast of it has no error to scale), or no training
+            test forecast, the test part is constant (the naive forecast is exact: nothing to compare), or no training
             input window has a standard deviation of 1e-5 or more (the network's smallest scale).
         MissingDataError: when loading, if the package holding the data is not installed.
 
@@ -412,7 +412,7 @@ class RealSeriesDataModule(ForecastDataModule):
                 f"of a series of length {length} (test_fraction={self.test_fraction}), got {period}"
             )
         test = out["test"][0]
-        if bool((test == test[0]).all()):  # the model's amplitude ratio and any relative error would divide by 0
+        if bool((test == test[0]).all()):  # the naive forecast is exact there: no score could say anything
             raise ValueError(
                 f"{name}: the test part (the last {length - test_start} of {length} steps, with the "
                 f"{self.input_length} before them) must vary, got every value equal to {test[0, 0].item()}; use "
