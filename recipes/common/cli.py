@@ -28,6 +28,7 @@ from regdrop.nn.rates import dropout_rates
 from .arms import resolve_arm, uses_dropout, uses_early_stopping
 from .callbacks import ConfusionMatrixPlot, ForecastPlot
 from .data import ClassificationDataModule, ForecastDataModule
+from .files import MissingDataError
 from .summary import _SCORES, RunSummary, collect_summary, run_dir
 
 __all__ = ["RecipeCLI", "run_name"]
@@ -327,7 +328,7 @@ class RecipeCLI(LightningCLI):
     def instantiate_classes(self) -> None:
         try:
             super().instantiate_classes()
-        except (ValueError, TypeError, FileNotFoundError, MisconfigurationException) as error:
+        except (ValueError, TypeError, FileNotFoundError, MissingDataError, MisconfigurationException) as error:
             self.parser.error(f"{type(error).__name__}: {error}")
 
     @override
@@ -469,13 +470,13 @@ class RecipeCLI(LightningCLI):
         Rank 0 prints the summary and writes ``summary.json`` to the run's folder. A distributed run's process
         group is destroyed at the end, so the trainer cannot fit again. The data are split before anything
         trains (a refit splits its own copy), so that data the split refuses (a class of one training case, a
-        series too short for its parts) end the run with exit status 2 and the reason under the usage line, as a
-        wrong option does, instead of a traceback from the trainer's ``setup``.
+        series too short for its parts) and a data package that is not installed end the run with exit status 2 and
+        the reason under the usage line, as a wrong option does, instead of a traceback from the trainer's ``setup``.
         """
         if not self.config["refit_epochs"]:
             try:
                 self.datamodule.setup("fit")
-            except ValueError as error:
+            except (ValueError, MissingDataError) as error:
                 self.parser.error(f"{type(error).__name__}: {error}")
         trainer, model = self.trainer, self.model
         task = getattr(self.datamodule, "task", "forecast")
