@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 import torch
 from lightning.pytorch.cli import ArgsType
+from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
 from common import RecipeCLI, RunSummary, SequenceModel
@@ -51,11 +52,14 @@ __all__ = [
     "RealSeriesDataModule",
     "arima_forecasts",
     "cli",
+    "fill_gaps",
     "load_shipped",
     "main",
+    "read_series_column",
     "read_series_csv",
     "rmse",
     "seasonal_naive_forecasts",
+    "shipped_file",
 ]
 
 # The data: Airline and Lynx (sktime), CO2, sunspots and Nile (statsmodels), or a user's CSV column.
@@ -87,6 +91,8 @@ def _kinds(cells: pd.Series) -> list[str]:
 def read_series_csv(path: str | Path, column: str | None = None) -> Tensor:
     """Read one numeric column of a comma-separated file with a header line (pandas); gaps are filled linearly.
 
+    :func:`read_series_column` reads and checks the column; :func:`fill_gaps` fills it.
+
     A gap is an empty cell or one of pandas' missing-value markers (``NA``, ``NaN``, ``null``, ...).
 
     Args:
@@ -114,6 +120,11 @@ def read_series_csv(path: str | Path, column: str | None = None) -> Tensor:
         [3.0, 4.0, 5.0]
         >>> os.remove(f.name)
     """
+    return fill_gaps(read_series_column(path, column))[0]
+
+
+def read_series_column(path: str | Path, column: str | None = None) -> pd.Series:
+    """The checked column of :func:`read_series_csv` (same arguments and errors), float64, its gaps left as NaN."""
     path = user_file(path, "the series CSV file")
     try:
         # the header as written (read_csv renames a repeated name, "value" -> "value.1"), read first: a file
@@ -166,7 +177,33 @@ def read_series_csv(path: str | Path, column: str | None = None) -> Tensor:
         raise ValueError(f"{path}: column {name!r} must hold numbers, got only empty cells{hint}")
     if values.isna().iloc[[0, -1]].any():
         raise ValueError(f"{path}: column {name!r} must start and end with a value to fill its gaps by interpolation")
-    return torch.tensor(values.interpolate(method="linear").to_numpy(), dtype=torch.float64)
+    return values.astype("float64").reset_index(drop=True)
+
+
+def fill_gaps(values: pd.Series) -> tuple[Tensor, str | None]:
+    """``values`` with their gaps (NaN) filled by linear interpolation, and a sentence on how many there were.
+
+    Example:
+        >>> series, note = fill_gaps(pd.Series([1.0, None, None, 4.0, None, 6.0]))
+        >>> series.tolist()
+        [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+        >>> note
+        '3 of 6 values (50.0%) were gaps, filled by linear interpolation (the longest: 2 steps)'
+        >>> fill_gaps(pd.Series([1.0, 2.0]))[1] is None
+        True
+    """
+    gaps = values.isna().to_numpy()
+    filled = torch.tensor(values.interpolate(method="linear").to_numpy(), dtype=torch.float64)
+    if not gaps.any():
+        return filled, None
+    # the length of each run of gaps: where a run ends, the count since the last value
+    runs = np.diff(np.flatnonzero(np.diff(np.concatenate([[0], gaps.astype(int), [0]]))))[::2]
+    count, total = int(gaps.sum()), len(gaps)
+    note = (
+        f"{count} of {total} values ({100 * count / total:.1f}%) were gaps, filled by linear interpolation "
+        f"(the longest: {int(runs.max())} steps)"
+    )
+    return filled, note
 
 
 SHIPPED: dict[str, tuple[str, str, str | None, int | None]] = {
@@ -197,12 +234,16 @@ def load_shipped(name: str) -> Tensor:
         >>> load_shipped("airline")[:3].tolist()
         [112.0, 118.0, 132.0]
     """
+    return read_series_csv(*shipped_file(name))
+
+
+def shipped_file(name: str) -> tuple[Path, str | None]:
+    """The file of a series of :data:`SHIPPED` inside its installed package, and its column (errors as above)."""
     if name not in SHIPPED:
         raise ValueError(f"name must be one of {sorted(SHIPPED)}, got {name!r}")
     package, relative, column, _ = SHIPPED[name]
     label = "CO2" if name == "co2" else name.capitalize()
-    path = package_file(package, relative, dataset=label, distribution=package, own_file="--data.dataset")
-    return read_series_csv(path, column)
+    return package_file(package, relative, dataset=label, distribution=package, own_file="--data.dataset"), column
 
 
 # The baselines: naive, seasonal naive, and ARIMA (statsmodels), from the same origins as the network.
@@ -320,6 +361,8 @@ def _arima_rmse(
 ) -> tuple[float, str]:
     # several seconds of model selection, the same for every seed of a run: computed once per process
     series = np.asarray(values)
+    # a minute or more on a series of tens of thousands of steps
+    rank_zero_info(f"ARIMA baseline (statsmodels): choosing the order by AIC on {train_end} training steps...")
     forecasts, name = arima_forecasts(series, train_end, list(origins), horizon, period)
     targets = np.stack([series[o : o + horizon] for o in origins])
     return rmse(forecasts, targets), name
@@ -394,10 +437,11 @@ class RealSeriesDataModule(ForecastDataModule):
         self.seasonal_period = seasonal_period
 
     def load_series(self) -> list[Tensor]:
-        """The one series, as a list of one ``(T,)`` tensor."""
-        if self.dataset in SHIPPED:
-            return [load_shipped(self.dataset)]
-        return [read_series_csv(self.dataset, self.column)]
+        """The one series, as a list of one ``(T,)`` tensor; ``data_notes`` says how many gaps were filled."""
+        path, column = shipped_file(self.dataset) if self.dataset in SHIPPED else (self.dataset, self.column)
+        series, note = fill_gaps(read_series_column(path, column))
+        self.data_notes = [] if note is None else [note]  # the summary prints them
+        return [series]
 
     def _split(self, series: list[Tensor]) -> dict[str, list[Tensor]]:
         out = super()._split(series)

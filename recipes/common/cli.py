@@ -509,7 +509,8 @@ class RecipeCLI(LightningCLI):
         summary.refit = refit
         # the verdict's advice leaves out what this run already used
         summary.in_use = [name for name, used in (("fcn", bool(model.hparams.get("fcn"))), ("tune", tuned is not None),
-                                                  ("difference", bool(model.hparams.get("difference"))))
+                                                  ("difference", bool(model.hparams.get("difference"))),
+                                                  ("own_text", getattr(datamodule, "path", None) is not None))
                           if used]  # fmt: skip
         if isinstance(plot, ConfusionMatrixPlot) and plot.matrix is not None:
             summary.confusion_matrix = plot.matrix.tolist()

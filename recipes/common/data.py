@@ -263,7 +263,8 @@ class ForecastDataModule(SplitDataModule):
                         where = "" if self._fold is None else f" (fold {self._fold[1]} of {self._fold[0]})"
                         raise ValueError(
                             f"{name}: the {key} part{where} of a series of length {t} has {part.shape[0]} steps, "
-                            f"fewer than input_length + horizon = {span}; use longer series or other fractions"
+                            f"fewer than input_length + horizon = {span}; use a shorter input_length, a longer "
+                            "series or other fractions"
                         )
                     out[key].append(part)
             return out

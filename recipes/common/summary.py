@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import json
+import math
 import textwrap
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,19 +24,34 @@ _SCORES = {
 }
 _HIGHER_IS_BETTER = {"test accuracy"}
 
-_TRY_TRIVIAL = (
-    "train longer (--trainer.max_epochs), try another learning rate (--model.lr), "
-    "less regularization (--model.regularize early_stopping, or none), or tune the rates (--tune N)"
+# what to try when the trivial baseline wins, as (option, text): the advice leaves out an option in
+# ``RunSummary.in_use``, and "epochs" where early stopping ended the run (more epochs would not have run)
+_TRY_TRIVIAL = [
+    ("epochs", "train longer (--trainer.max_epochs)"),
+    ("", "another learning rate (--model.lr)"),
+    ("", "less regularization (--model.regularize early_stopping, or none)"),
+]
+# a forecast that loses to the last value: the series may change unpredictably (a random walk), where the last
+# value is the best forecast there is; forecasting the changes is the model's nearest way to it
+_TRY_TRIVIAL_FORECAST = ("difference", "forecasting the changes (--model.difference 1)")
+_NAIVE_IS_BEST = (
+    "On a series whose changes are unpredictable (a random walk) the last value is the best forecast there is, "
+    "and no model beats it. "
 )
 # what to try when a stronger baseline wins, by score; the advice leaves out an option in ``RunSummary.in_use``
 _HINTS = {
-    "test accuracy": [("fcn", "the convolutional branch (--model.fcn true)"), ("", "more epochs")],
+    "test accuracy": [("fcn", "the convolutional branch (--model.fcn true)"), ("epochs", "more epochs")],
     "test RMSE": [
         ("", "a longer input window (--data.input_length)"),
         ("difference", "forecasting the seasonal differences ({difference})"),
-        ("", "more epochs"),
+        ("epochs", "more epochs"),
     ],
-    "test perplexity": [("", "a bigger model or more text (--data.text_fraction)"), ("", "more epochs")],
+    # a text of one's own is read whole: --data.text_fraction gives more of the shipped Bibles only
+    "test perplexity": [
+        ("", "a bigger model (--model.hidden_size, --model.embedding_size)"),
+        ("own_text", "more text (--data.text_fraction)"),
+        ("epochs", "more epochs"),
+    ],
 }
 
 
@@ -57,6 +74,8 @@ def _hint(score_name: str, in_use: set[str] | list[str], period: int | None = No
         'the convolutional branch (--model.fcn true), more epochs, or --tune N'
         >>> _hint("test accuracy", ["fcn", "tune"])
         'more epochs, or more trials (a larger --tune N)'
+        >>> _hint("test accuracy", ["fcn", "epochs"])  # early stopping ended the run: more epochs would not run
+        '--tune N'
         >>> _hint("test RMSE", ["tune"], period=12).split(", ")[1:3]
         ['forecasting the seasonal differences (--model.difference 12', 'with --data.input_length 24 or more)']
     """
@@ -68,11 +87,20 @@ def _hint(score_name: str, in_use: set[str] | list[str], period: int | None = No
     )
     parts = [
         text.format(difference=lag)
-        for option, text in _HINTS.get(score_name, [("", "more epochs")])
+        for option, text in _HINTS.get(score_name, [("epochs", "more epochs")])
         if option not in in_use
     ]
-    return ", ".join(parts) + (", or more trials (a larger --tune N)" if "tune" in in_use else ", or --tune N")
+    return _or_tune(parts, in_use)
 
+
+def _or_tune(parts: list[str], in_use: set[str] | list[str]) -> str:
+    """``parts`` joined, and a study (or a bigger one, where the run tuned) as the last thing to try."""
+    study = "more trials (a larger --tune N)" if "tune" in in_use else "--tune N"
+    return f"{', '.join(parts)}, or {study}" if parts else study
+
+
+# the rows of sentences, wrapped at 100 characters (the others hold a path or a command to copy whole)
+_WRAPPED = ("verdict", "data", "amplitude", "")
 
 _FIGURE_NAMES = {
     "forecasts.png": "forecast plot",
@@ -138,14 +166,76 @@ class RunSummary:
     refit: dict[str, int] | None = None  # after a refit on every training case: its "epochs" and "cases"
     in_use: list[str] = field(default_factory=list)  # options the advice would name that the run used
     seasonal_period: int | None = None  # a series' period, which a forecast's advice names
+    # the data module takes --data.seasonal_period (where it has no period, the summary says how to give one)
+    seasonal_option: bool = False
+    test_cases: int | None = None  # a classifier's test cases (how far the test can tell two accuracies apart)
+    data_notes: list[str] = field(default_factory=list)  # what the data module did to the data (gaps filled)
 
     def _beats(self, value: float) -> bool:
         return self.score > value if self.score_name in _HIGHER_IS_BETTER else self.score < value
 
+    def _advice_skips(self) -> set[str]:
+        """What the advice leaves out: the options the run used, and more epochs where early stopping ended it."""
+        return set(self.in_use) | ({"epochs"} if self.stopped_early else set())
+
+    def _early_stop_warning(self) -> str | None:
+        """The warning where early stopping kept (or stopped at) its first check although later ones ran."""
+        first = self.first_check_epoch if self.first_check_epoch is not None else 0
+        try_next = (
+            "Try a bigger validation split (--data.val_fraction), a later first check "
+            "(--early_stopping.start_from_epoch), a lower learning rate (--model.lr), or --model.regularize dropout"
+        )
+        if self.restored_epoch is not None and self.restored_epoch <= first and self.epochs_trained > first + 1:
+            return (
+                f"WARNING: early stopping restored its first check (epoch {self.restored_epoch}): no later epoch "
+                f"improved {self.monitor}, so the tested model has hardly trained. {try_next}"
+            )
+        if (
+            self.restored_epoch is None
+            and self.stopped_early
+            and self.best_epoch is not None
+            and self.best_epoch <= first
+        ):
+            return (
+                f"WARNING: early stopping stopped after {self.epochs_trained} epochs because no check after its "
+                f"first (epoch {self.best_epoch}) improved {self.monitor}: the model trained as few epochs as "
+                f"early stopping allows. {try_next}"
+            )
+        return None
+
+    def _trivial_warning(self, trivial: str, value: float, early_stop: str | None) -> str:
+        lost = f"WARNING: the model does not beat the trivial baseline ({trivial} {value:.4f}): it has learned nothing "
+        lost += "that baseline does not know. "
+        if early_stop is not None:  # the likely cause, with what to try, is the next warning
+            return lost + "Early stopping kept a model that has hardly trained (below)"
+        skips = self._advice_skips()
+        parts = [text for option, text in _TRY_TRIVIAL if option not in skips]
+        forecast = self.score_name == "test RMSE"
+        if forecast and _TRY_TRIVIAL_FORECAST[0] not in skips:
+            parts.append(_TRY_TRIVIAL_FORECAST[1])
+        return lost + (_NAIVE_IS_BEST if forecast else "") + "Try: " + _or_tune(parts, skips)
+
+    def _too_close_to_tell(self, trivial: str, value: float) -> str | None:
+        """A classifier's warning where it beats the trivial baseline by less than one standard error."""
+        n = self.test_cases
+        if self.score_name not in _HIGHER_IS_BETTER or not n:
+            return None
+        error = math.sqrt(self.score * (1.0 - self.score) / n)  # of the test accuracy, as a binomial proportion
+        if self.score - value >= error:
+            return None
+        cases = round((self.score - value) * n)
+        return (
+            f"WARNING: the model beats {trivial} ({value:.4f}) by only {cases} of {n} test cases, less than one "
+            f"standard error of its accuracy ({error:.4f}): the test cannot tell it from that baseline. Judge it on "
+            "more test cases (cross-validation folds, seeds) before trusting it"
+        )
+
     def verdict(self) -> list[str]:
-        """The verdict's sentences: what the model beats, and a warning with what to try where it does not beat
-        the trivial baseline, where no check after early stopping's first improved although later ones ran, or
-        where the last epoch was still the best (the run did not converge in its budget).
+        """The verdict's sentences: what the model beats, matches and does not beat, and a warning with what to try
+        where it does not beat the trivial baseline (or, a classifier, beats it by less than one standard error),
+        where no check after early stopping's first improved although later ones ran, or where the last epoch was
+        still the best (the run did not converge in its budget). The advice leaves out more epochs where early
+        stopping ended the run.
 
         Example:
             >>> RunSummary("demo", "test accuracy", 0.5, "majority-class accuracy", 0.5, True, 3).verdict()[0][:60]
@@ -154,38 +244,27 @@ class RunSummary:
         out = []
         baselines = self.baselines or {self.yardstick_name: self.yardstick}
         trivial, trivial_value = next(iter(baselines.items()))
+        early_stop = self._early_stop_warning()
         if not self._beats(trivial_value):
-            out.append(
-                f"WARNING: the model does not beat the trivial baseline ({trivial} {trivial_value:.4f}): it has "
-                f"learned nothing that baseline does not know. Try: {_TRY_TRIVIAL}"
-            )
+            out.append(self._trivial_warning(trivial, trivial_value, early_stop))
         else:
-            lost = [name for name, value in baselines.items() if not self._beats(value)]
             won = [name for name, value in baselines.items() if self._beats(value)]
+            tied = [name for name, value in baselines.items() if value == self.score]
+            lost = [name for name, value in baselines.items() if not self._beats(value) and value != self.score]
+            sentence = f"beats {', '.join(won)}" if lost or tied else f"beats every baseline ({', '.join(won)})"
+            if tied:
+                sentence += f"; matches {', '.join(tied)} ({self.score:.4f})"
             if lost:
-                hint = _hint(self.score_name, self.in_use, self.seasonal_period)
-                out.append(f"beats {', '.join(won)}; does not beat {', '.join(lost)}. Try {hint}")
-            else:
-                out.append(f"beats every baseline ({', '.join(won)})")
-        first = self.first_check_epoch if self.first_check_epoch is not None else 0
-        try_next = (
-            "Try a bigger validation split (--data.val_fraction), a later first check "
-            "(--early_stopping.start_from_epoch), a lower learning rate (--model.lr), or --model.regularize dropout"
-        )
-        if self.restored_epoch is not None and self.restored_epoch <= first and self.epochs_trained > first + 1:
-            out.append(
-                f"WARNING: early stopping restored its first check (epoch {self.restored_epoch}): no later epoch "
-                f"improved {self.monitor}, so the tested model has hardly trained. {try_next}"
-            )
-        elif (
-            self.restored_epoch is None and self.stopped_early and self.best_epoch is not None
-            and self.best_epoch <= first
-        ):  # fmt: skip
-            out.append(
-                f"WARNING: early stopping stopped after {self.epochs_trained} epochs because no check after its "
-                f"first (epoch {self.best_epoch}) improved {self.monitor}: the model trained as few epochs as "
-                f"early stopping allows. {try_next}"
-            )
+                sentence += f"; does not beat {', '.join(lost)}"
+            perfect = self.score_name in _HIGHER_IS_BETTER and self.score >= 1.0
+            if (lost or tied) and not perfect:  # a perfect score leaves nothing to try
+                sentence += f". Try {_hint(self.score_name, self._advice_skips(), self.seasonal_period)}"
+            out.append(sentence)
+            close = self._too_close_to_tell(trivial, trivial_value)
+            if close is not None:
+                out.append(close)
+        if early_stop is not None:
+            out.append(early_stop)
         elif (
             self.monitor is not None and not self.stopped_early and self.refit is None and self.epochs_trained > 1
             and self.best_epoch == self.epochs_trained - 1
@@ -202,9 +281,16 @@ class RunSummary:
         others = [(name, value) for name, value in self.baselines.items() if name != self.yardstick_name]
         if others:
             rows.append(("baselines", "; ".join(f"{name}: {value:.4f}" for name, value in others)))
+        if self.seasonal_option and self.seasonal_period is None:
+            rows.append(
+                ("", "no seasonal baselines (the data name no season): --data.seasonal_period P adds the seasonal "
+                     "naive and seasonal ARIMA forecasts for a season of P steps")
+            )  # fmt: skip
+        rows += [("data" if k == 0 else "", note) for k, note in enumerate(self.data_notes)]
         if "test_amplitude_ratio" in self.metrics:
             ratio = self.metrics["test_amplitude_ratio"]
-            rows.append(("amplitude", f"forecast/truth RMS ratio {ratio:.3f} (1 = amplitude kept)"))
+            note = "1 = as much swing as the truth; 0 = flat, right for pure noise"
+            rows.append(("amplitude", f"forecast/truth RMS ratio {ratio:.3f} ({note})"))
         epochs = self.epochs_trained
         if self.restored_epoch is not None:
             weights = f"restored from epoch {self.restored_epoch} (best {self.monitor} {self.best_score:.4g}), "
@@ -258,7 +344,7 @@ class RunSummary:
         rows += [("verdict" if k == 0 else "", text) for k, text in enumerate(self.verdict())]
         lines = [f"{self.recipe}, done"]
         for name, text in rows:
-            wrapped = textwrap.wrap(text, width=100, break_on_hyphens=False) if name in ("verdict", "") else [text]
+            wrapped = textwrap.wrap(text, width=100, break_on_hyphens=False) if name in _WRAPPED else [text]
             lines += [f"  {name if k == 0 else '':<18}  {part}" for k, part in enumerate(wrapped)]
         return "\n".join(lines)
 
@@ -306,4 +392,15 @@ def collect_summary(
         first_check_epoch=getattr(stopper, "start_from_epoch", None), best_epoch=getattr(stopper, "best_epoch", None),
         stopped_early=bool(stopper is not None and getattr(stopper, "stopped_epoch", 0) > 0),
         seasonal_period=getattr(datamodule, "seasonal_period", None),
+        seasonal_option="seasonal_period" in inspect.signature(type(datamodule).__init__).parameters,
+        test_cases=_test_cases(trainer) if task == "classify" else None,
+        data_notes=list(getattr(datamodule, "data_notes", [])),
     )  # fmt: skip
+
+
+def _test_cases(trainer: pl.Trainer) -> int | None:
+    """How many cases the trainer's test loader holds (every process's, under DDP), where its data set says."""
+    loaders = trainer.test_dataloaders
+    loader = loaders[0] if isinstance(loaders, (list, tuple)) and loaders else loaders
+    data = getattr(loader, "dataset", None)
+    return len(data) if data is not None and hasattr(data, "__len__") else None

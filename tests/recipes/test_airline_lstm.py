@@ -53,6 +53,7 @@ def test_airline_run_tests_the_keras_examples_months(tmp_path: Path) -> None:
     assert summary.score_name == "test RMSE" and math.isfinite(summary.score) and summary.score > 0
     assert summary.epochs_trained == 2 and summary.regularized
     assert summary.seasonal_period == 12  # the data's, for the verdict's advice
+    assert summary.seasonal_option and summary.data_notes == []  # no gap in Airline
     assert (tmp_path / "airline_lstm" / "airline-lstm-regularized-seed0_0" / "forecasts.png").is_file()
 
 
@@ -61,6 +62,10 @@ def test_co2_and_a_user_csv(tmp_path: Path) -> None:
     co2 = airline_lstm.main(tiny(tmp_path, "--data.dataset", "co2", "--data.input_length", "52", "--data.horizon", "4",
                                  "--trainer.limit_train_batches", "3", "--model.regularize", "false"))  # fmt: skip
     assert co2.yardstick > 0 and math.isfinite(co2.score) and not co2.regularized
+    # the summary says how many weeks were filled in (the file's empty cells; pandas counts the same: 59, at most 18
+    # in a row)
+    filled = "59 of 2284 values (2.6%) were gaps, filled by linear interpolation (the longest: 18 steps)"
+    assert co2.data_notes == [filled]
     path = tmp_path / "mine.csv"
     t = torch.arange(120.0)
     path.write_text("t,value\n" + "\n".join(f"{i},{v:.4f}" for i, v in enumerate(10 + torch.sin(t / 3))) + "\n")
@@ -69,6 +74,7 @@ def test_co2_and_a_user_csv(tmp_path: Path) -> None:
     test_start = math.floor(120 * 0.67)
     naive = float((values[test_start:] - values[test_start - 1 : -1]).pow(2).mean().sqrt())
     assert mine.yardstick == pytest.approx(naive, rel=1e-4)
+    assert mine.seasonal_period is None and "no seasonal baselines" in mine.format()
 
 
 def test_missing_sktime_says_what_to_install(
@@ -105,6 +111,8 @@ def test_bad_dataset_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixt
         (["1e30", "-1e30"] * 60, [], "column 'v' must hold finite numbers"),
         (["7"] * 120, [], "the test part (the last 40 of 120 steps, with the 24 before them) must vary"),
         (["1", "2", "4"] * 40, ["--data.seasonal_period", "500"], "seasonal_period must be at most 80"),
+        # too short for the windows: the message names the option that fixes it
+        (["1", "2", "4", "3"] * 10, [], "fewer than input_length + horizon = 25; use a shorter input_length"),
     ],
 )
 def test_a_csv_the_recipe_cannot_forecast_is_a_usage_error(

@@ -177,6 +177,10 @@ def test_a_users_text_is_used_whole_and_a_bad_one_exits_with_status_2(
     # the recipe's quick default (the first 15%) is the Bible's: a file of one's own is used whole
     assert cli.datamodule.text_fraction == 1.0
     assert sum(cli.datamodule.stream(split).numel() for split in ("train", "val", "test")) == 1000 * 4
+    cli.trainer.fit_loop.max_epochs = 1
+    summary = cli.fit_and_test()
+    # nor is the summary's advice to read more of it
+    assert "own_text" in summary.in_use and "--data.text_fraction" not in summary.format()
     (tmp_path / "punct.txt").write_text("!!! ... ???\n" * 1000)
     with pytest.raises(SystemExit) as exit_info:
         asv_lm.cli(["--data.path", str(tmp_path / "punct.txt"), *small_run])

@@ -76,6 +76,7 @@ def test_japanese_vowels_run(tmp_path: Path) -> None:
     matrix = json.loads((figure.parent / "summary.json").read_text())["confusion_matrix"]
     assert sum(map(sum, matrix)) == 370 and len(matrix) == 9
     assert sum(matrix[k][k] for k in range(9)) == round(summary.score * 370)
+    assert summary.test_cases == 370  # what the verdict's standard error counts
     # the branch is on by default, so the advice (given against a baseline the model loses to) does not offer it
     summary.baselines = {"majority": 0.0, "better": 1.0}
     assert summary.in_use == ["fcn"]

@@ -97,6 +97,8 @@ def test_collect_after_fit_and_test(tmp_path) -> None:
     assert summary.best_score == pytest.approx(float(stopper.best_score))
     assert summary.log_dir == str(tmp_path / "r" / "version_0") and summary.logs_root == str(tmp_path)
     assert set(summary.metrics) == {"test_loss", "test_rmse", "test_mae", "test_amplitude_ratio"}
+    # the sine waves' module takes no --data.seasonal_period: the summary does not offer it
+    assert not summary.seasonal_option and "no seasonal baselines" not in summary.format()
 
 
 def test_collect_needs_the_score() -> None:
@@ -107,9 +109,12 @@ def test_collect_needs_the_score() -> None:
 
 def test_verdict_warns_when_the_trivial_baseline_is_not_beaten() -> None:
     beaten = _summary(score=1.2, baselines={"naive RMSE": 0.9, "ARIMA RMSE": 0.5})
-    text = beaten.format()
+    text = " ".join(beaten.format().split())
     assert "WARNING: the model does not beat the trivial baseline (naive RMSE 0.9000)" in text
     assert "--model.regularize early_stopping" in text  # what to try
+    # a forecast: the last value may be the best forecast there is, and forecasting the changes is named
+    assert "(a random walk) the last value is the best forecast there is" in text
+    assert "forecasting the changes (--model.difference 1)" in text and "train longer" in text
     good = _summary(score=0.4, baselines={"naive RMSE": 0.9, "ARIMA RMSE": 0.5}).format()
     assert "WARNING" not in good and "beats every baseline (naive RMSE, ARIMA RMSE)" in good
     middle = _summary(score=0.7, baselines={"naive RMSE": 0.9, "ARIMA RMSE": 0.5}).format()
@@ -200,3 +205,71 @@ def test_verdict_says_when_the_last_epoch_was_still_the_best() -> None:
         _summary(epochs_trained=60, monitor=None),
     ):
         assert "Still improving" not in quiet.format()
+
+
+def test_advice_leaves_out_more_epochs_where_early_stopping_ended_the_run() -> None:
+    lost = {"naive RMSE": 0.9, "ARIMA RMSE": 0.5}
+    ran_out = " ".join(_summary(score=1.2, baselines=lost, restored_epoch=None).format().split())
+    stopped = " ".join(_summary(score=1.2, baselines=lost, stopped_early=True, best_epoch=14).format().split())
+    assert "train longer (--trainer.max_epochs)" in ran_out and "train longer" not in stopped
+    assert "another learning rate (--model.lr)" in stopped  # the rest of the advice stays
+    beaten_by_arima = _summary(score=0.7, baselines=lost, stopped_early=True, best_epoch=14, in_use=["difference"])
+    assert "more epochs" not in " ".join(beaten_by_arima.format().split())
+    assert "more epochs" in " ".join(_summary(score=0.7, baselines=lost, in_use=["difference"]).format().split())
+    # a run that already forecasts changes is not told to
+    assert "--model.difference 1" not in _summary(score=1.2, baselines=lost, in_use=["difference"]).format()
+
+
+def test_a_first_check_kept_is_the_cause_named_when_the_trivial_baseline_wins() -> None:
+    text = " ".join(_summary(score=1.2, restored_epoch=0, epochs_trained=30, first_check_epoch=0).format().split())
+    assert "Early stopping kept a model that has hardly trained (below)" in text
+    # one list of things to try, the first-check warning's, not a second one that names other arms
+    assert "--model.regularize early_stopping" not in text and "--model.regularize dropout" in text
+
+
+def test_a_tie_with_a_baseline_is_a_match_and_a_perfect_score_has_nothing_to_try() -> None:
+    dtw = {"majority-class accuracy": 0.5, "1-NN DTW accuracy": 1.0}
+    perfect = _summary(score_name="test accuracy", score=1.0, yardstick_name="majority-class accuracy",
+                       yardstick=0.5, baselines=dtw).verdict()[0]  # fmt: skip
+    assert perfect == "beats majority-class accuracy; matches 1-NN DTW accuracy (1.0000)"
+    tie = {"majority-class accuracy": 0.5, "1-NN DTW accuracy": 0.9}
+    matched = _summary(score_name="test accuracy", score=0.9, yardstick_name="majority-class accuracy",
+                       yardstick=0.5, baselines=tie).verdict()[0]  # fmt: skip
+    assert matched.startswith("beats majority-class accuracy; matches 1-NN DTW accuracy (0.9000). Try ")
+
+
+def test_a_classifier_that_beats_the_majority_class_by_less_than_a_standard_error_is_warned() -> None:
+    def verdict(score: float, cases: int | None) -> str:
+        majority = {"majority-class accuracy": 12 / 21}
+        summary = _summary(score_name="test accuracy", score=score, yardstick_name="majority-class accuracy",
+                           yardstick=12 / 21, baselines=majority, test_cases=cases)  # fmt: skip
+        return " ".join(" ".join(summary.verdict()).split())
+
+    # 13 of 21 against 12 of 21: one case, while the accuracy's standard error is sqrt(.619 * .381 / 21) = 0.106
+    close = verdict(13 / 21, 21)
+    assert "beats every baseline (majority-class accuracy)" in close
+    assert "WARNING: the model beats majority-class accuracy (0.5714) by only 1 of 21 test cases" in close
+    assert "standard error of its accuracy (0.1060)" in close
+    assert "WARNING" not in verdict(18 / 21, 21)  # six cases, about three standard errors: a clear win
+    assert "WARNING" not in verdict(13 / 21, None)  # the test's size unknown: nothing to say
+
+
+def test_data_notes_are_printed_under_the_score() -> None:
+    note = "3 of 100 values (3.0%) were gaps, filled by linear interpolation (the longest: 2 steps)"
+    lines = _summary(data_notes=[note]).format().splitlines()
+    assert lines[2].split() == ["data", *note.split()]
+
+
+def test_a_forecast_without_a_season_says_how_to_get_the_seasonal_baselines() -> None:
+    note = "no seasonal baselines (the data name no season): --data.seasonal_period P adds"
+    assert note in " ".join(_summary(seasonal_option=True).format().split())
+    assert "no seasonal baselines" not in _summary(seasonal_option=True, seasonal_period=12).format()
+    assert "no seasonal baselines" not in _summary().format()  # a data module without the option
+
+
+def test_a_language_model_on_a_text_of_ones_own_is_not_told_to_read_more_of_it() -> None:
+    lm = dict(score_name="test perplexity", score=90.0, yardstick_name="unigram perplexity", yardstick=400.0,
+              baselines={"unigram perplexity": 400.0, "Kneser-Ney bigram perplexity": 80.0})  # fmt: skip
+    assert "--data.text_fraction" in " ".join(_summary(**lm).format().split())
+    own = " ".join(_summary(**lm, in_use=["own_text"]).format().split())
+    assert "--data.text_fraction" not in own and "a bigger model (--model.hidden_size" in own
