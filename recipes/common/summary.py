@@ -25,11 +25,12 @@ _SCORES = {
 _HIGHER_IS_BETTER = {"test accuracy"}
 
 # what to try when the trivial baseline wins, as (option, text): the advice leaves out an option in
-# ``RunSummary.in_use``, and "epochs" where early stopping ended the run (more epochs would not have run)
+# ``RunSummary.in_use``, "epochs" where early stopping ended the run (more epochs would not have run), the
+# learning rate after a study (it chose one) and less regularization where the tested model had none
 _TRY_TRIVIAL = [
     ("epochs", "train longer (--trainer.max_epochs)"),
-    ("", "another learning rate (--model.lr)"),
-    ("", "less regularization (--model.regularize early_stopping, or none)"),
+    ("tune", "another learning rate (--model.lr)"),
+    ("none", "less regularization (--model.regularize early_stopping, or none)"),
 ]
 # a forecast that loses to the last value: the series may change unpredictably (a random walk), where the last
 # value is the best forecast there is; forecasting the changes is the model's nearest way to it
@@ -175,8 +176,11 @@ class RunSummary:
         return self.score > value if self.score_name in _HIGHER_IS_BETTER else self.score < value
 
     def _advice_skips(self) -> set[str]:
-        """What the advice leaves out: the options the run used, and more epochs where early stopping ended it."""
-        return set(self.in_use) | ({"epochs"} if self.stopped_early else set())
+        """What the advice leaves out: the options the run used, more epochs where early stopping ended it, and less
+        regularization where the tested model had none."""
+        return (
+            set(self.in_use) | ({"epochs"} if self.stopped_early else set()) | (set() if self.regularized else {"none"})
+        )
 
     def _early_stop_warning(self) -> str | None:
         """The warning where early stopping kept (or stopped at) its first check although later ones ran."""

@@ -273,3 +273,15 @@ def test_a_language_model_on_a_text_of_ones_own_is_not_told_to_read_more_of_it()
     assert "--data.text_fraction" in " ".join(_summary(**lm).format().split())
     own = " ".join(_summary(**lm, in_use=["own_text"]).format().split())
     assert "--data.text_fraction" not in own and "a bigger model (--model.hidden_size" in own
+
+
+def test_advice_after_a_study_or_without_regularization_leaves_out_what_the_run_already_had() -> None:
+    lost = {"naive RMSE": 0.9, "ARIMA RMSE": 0.5}
+    plain = " ".join(_summary(score=1.2, baselines=lost).format().split())
+    assert "another learning rate (--model.lr)" in plain and "less regularization" in plain
+    # a study chose the learning rate, and the unregularized network: neither is offered again
+    tuned = {"best": {"regularize": "none", "lr": 0.0004}, "trials": 8, "pruned": 0, "best_score": 1.2, "folds": 3}
+    bare = _summary(score=1.2, baselines=lost, regularized=False, restored_epoch=None, tuned=tuned, in_use=["tune"])
+    text = " ".join(bare.format().split())
+    assert "--model.lr" not in text.split("verdict")[1] and "less regularization" not in text
+    assert "more trials (a larger --tune N)" in text
