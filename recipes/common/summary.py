@@ -44,7 +44,7 @@ _HINTS = {
     "test accuracy": [("fcn", "the convolutional branch (--model.fcn true)"), ("epochs", "more epochs")],
     "test RMSE": [
         ("", "a longer input window (--data.input_length)"),
-        ("difference", "forecasting the seasonal differences ({difference})"),
+        ("seasonal_difference", "forecasting the seasonal differences ({difference})"),
         ("epochs", "more epochs"),
     ],
     # a text of one's own is read whole: --data.text_fraction gives more of the shipped Bibles only
@@ -176,11 +176,14 @@ class RunSummary:
         return self.score > value if self.score_name in _HIGHER_IS_BETTER else self.score < value
 
     def _advice_skips(self) -> set[str]:
-        """What the advice leaves out: the options the run used, more epochs where early stopping ended it, and less
-        regularization where the tested model had none."""
-        return (
-            set(self.in_use) | ({"epochs"} if self.stopped_early else set()) | (set() if self.regularized else {"none"})
-        )
+        """What the advice leaves out: the options the run used, more epochs where early stopping ended it, less
+        regularization where the tested model had none, and the seasonal differences where a study chose on them."""
+        skips = set(self.in_use) | ({"epochs"} if self.stopped_early else set())
+        if not self.regularized:
+            skips.add("none")
+        if "difference" in skips or (self.tuned is not None and "difference" in self.tuned.get("best", {})):
+            skips.add("seasonal_difference")  # the run forecasts differences, or its study chose on them
+        return skips
 
     def _early_stop_warning(self) -> str | None:
         """The warning where early stopping kept (or stopped at) its first check although later ones ran."""

@@ -285,3 +285,8 @@ def test_advice_after_a_study_or_without_regularization_leaves_out_what_the_run_
     text = " ".join(bare.format().split())
     assert "--model.lr" not in text.split("verdict")[1] and "less regularization" not in text
     assert "more trials (a larger --tune N)" in text
+    # a study that chose whether to forecast the seasonal differences is not told to try them
+    lost_to_arima = dict(score=0.7, baselines=lost, seasonal_period=7, in_use=["tune"])
+    assert "--model.difference 7" in " ".join(_summary(**lost_to_arima, tuned=tuned).format().split())
+    chose = {**tuned, "best": {"regularize": "all", "lr": 0.003, "difference": 0}}
+    assert "--model.difference" not in _summary(**lost_to_arima, tuned=chose).format()
