@@ -24,6 +24,7 @@ import copy
 import functools
 import importlib.util
 import sys
+import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -304,9 +305,7 @@ def one_nn_dtw_accuracy(
     from sktime.classification.distance_based import KNeighborsTimeSeriesClassifier
     from sktime.transformations.panel.interpolate import TSInterpolator
 
-    lengths = {s.shape[0] for s in [*train, *test]}
-    length = max(s.shape[0] for s in train) if len(lengths) > 1 else lengths.pop()
-    length = min(length, max_length) if len(lengths) > 1 else length
+    length = _dtw_length(train, test, max_length)
     params = None if length <= full_window_up_to else {"window": window}
     classifier = KNeighborsTimeSeriesClassifier(n_neighbors=1, distance="dtw", distance_params=params)
 
@@ -325,18 +324,44 @@ def one_nn_dtw_accuracy(
     return float((torch.as_tensor(np.asarray(predicted, dtype=np.int64)) == test_labels).float().mean())
 
 
+def _dtw_length(train: Sequence[Tensor], test: Sequence[Tensor], max_length: int = 256) -> int:
+    """The length 1-NN DTW compares: the cases' own where all have one, else the longest training case's, capped."""
+    lengths = {s.shape[0] for s in [*train, *test]}
+    return min(max(s.shape[0] for s in train), max_length) if len(lengths) > 1 else lengths.pop()
+
+
+# above this many warping cells (training x test cases x length^2 x channels; about a minute here), the 1-NN DTW
+# baseline is timed on a sample of pairs first, and skipped where the whole would take longer than its budget
+_TIME_DTW_ABOVE = 1e10
+_DTW_SAMPLE = 16  # cases of each file in the timed sample
+
+
 @functools.lru_cache(maxsize=16)
-def _dtw_accuracy(train_path: str, test_path: str) -> float:
-    # a minute on the largest shipped set, and the same for every run on it: computed once per process
+def _dtw_accuracy(train_path: str, test_path: str, max_minutes: float) -> tuple[float | None, str | None]:
+    # a minute on the largest shipped set, and the same for every run on it: computed once per process.
+    # Returns the accuracy, or None and why it was skipped (the whole would take longer than max_minutes)
     train, test = read_ts(train_path), read_ts(test_path)
     names = train.class_names
-    longest = max(s.shape[0] for s in [*train.sequences, *test.sequences])
-    # the cost grows with both counts and the square of the length: on a large file of one's own, many minutes
-    rank_zero_info(
-        f"1-NN DTW baseline (sktime): {len(train.labels)} training x {len(test.labels)} test cases of up to "
-        f"{longest} steps..."
-    )
-    return one_nn_dtw_accuracy(train.sequences, train.targets(names), test.sequences, test.targets(names))
+    x, y = train.sequences, train.targets(names)
+    x_test, y_test = test.sequences, test.targets(names)
+    length = _dtw_length(x, x_test)
+    size = f"{len(x):,} training x {len(x_test):,} test cases of {length:,} steps"
+    # the cost grows with both counts and the square of the length (a tenth of it in the band above 512 steps)
+    cells = len(x) * len(x_test) * length**2 * (1.0 if length <= 512 else 0.2) * x[0].shape[1]
+    if cells > _TIME_DTW_ABOVE:
+        k, m = min(len(x), _DTW_SAMPLE), min(len(x_test), _DTW_SAMPLE)
+        one_nn_dtw_accuracy(x[:2], y[:2], x_test[:2], y_test[:2])  # numba compiles on the first call: untimed
+        start = time.perf_counter()
+        one_nn_dtw_accuracy(x[:k], y[:k], x_test[:m], y_test[:m])
+        minutes = (time.perf_counter() - start) * len(x) * len(x_test) / (k * m) / 60.0
+        if minutes > max_minutes:
+            hours = f"{minutes / 60:.1f} hours" if minutes >= 90 else f"{minutes:.1f} minutes"
+            return None, (
+                f"1-NN DTW baseline skipped: {size} would take about {hours} here (timed on {k} x {m} of them), "
+                f"more than --data.dtw_max_minutes {max_minutes:g}; raise it to compute the baseline"
+            )
+    rank_zero_info(f"1-NN DTW baseline (sktime): {size}...")
+    return one_nn_dtw_accuracy(x, y, x_test, y_test), None
 
 
 def resample(sequence: Tensor, steps: int) -> Tensor:
@@ -380,6 +405,8 @@ class UCRDataModule(ClassificationDataModule):
         num_workers: DataLoader worker processes. Default: 0.
         seed: seed of the validation split. Default: 0.
         resample_to: steps every case is resampled to, or None to keep the files' lengths. Default: None.
+        dtw_max_minutes: the 1-NN DTW baseline's time budget: on a large set it is first timed on a sample of
+            pairs, and skipped, with a note in the summary, where the whole would take longer. Default: 10.
 
     Raises:
         ValueError: if an argument is out of range; when loading, for a ``name`` that is neither a set
@@ -404,6 +431,7 @@ class UCRDataModule(ClassificationDataModule):
         num_workers: int = 0,
         seed: int = 0,
         resample_to: int | None = None,
+        dtw_max_minutes: float = 10.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(val_fraction=val_fraction, test_fraction=0.0, batch_size=batch_size,
@@ -411,7 +439,15 @@ class UCRDataModule(ClassificationDataModule):
         if resample_to is not None and (isinstance(resample_to, bool) or not isinstance(resample_to, int)
                                         or resample_to < 2):  # fmt: skip
             raise ValueError(f"UCRDataModule: resample_to must be None or an int >= 2, got {resample_to!r}")
+        if (
+            isinstance(dtw_max_minutes, bool)
+            or not isinstance(dtw_max_minutes, (int, float))
+            or not dtw_max_minutes > 0
+        ):
+            raise ValueError(f"UCRDataModule: dtw_max_minutes must be a number > 0, got {dtw_max_minutes!r}")
         self.resample_to = resample_to
+        self.dtw_max_minutes = float(dtw_max_minutes)
+        self.baseline_notes: list[str] = []  # why a baseline is missing, for the summary
         self.dataset = name
         self.standardize = bool(standardize)
         self._official: tuple[TsData, TsData] | None = None
@@ -596,12 +632,15 @@ class UCRDataModule(ClassificationDataModule):
         """Test accuracy of the majority class of the training file, and of 1-NN DTW on the official split.
 
         1-NN DTW (see :func:`one_nn_dtw_accuracy`) uses every case of the
-        training file and the files' own values (no standardization), as the UCR archive reports it.
+        training file and the files' own values (no standardization), as the UCR archive reports it. Where it
+        would take longer than ``dtw_max_minutes`` it is left out, and ``baseline_notes`` says why.
         """
-        return {
-            "majority-class accuracy": self.yardstick()[1],
-            "1-NN DTW accuracy": _dtw_accuracy(*(str(p) for p in _split_files(self.dataset))),
-        }
+        out = {"majority-class accuracy": self.yardstick()[1]}
+        dtw, skipped = _dtw_accuracy(*(str(p) for p in _split_files(self.dataset)), self.dtw_max_minutes)
+        if dtw is not None:
+            out["1-NN DTW accuracy"] = dtw
+        self.baseline_notes = [] if skipped is None else [skipped]
+        return out
 
 
 # The recipe: the model's defaults and the command line.

@@ -101,7 +101,7 @@ def _or_tune(parts: list[str], in_use: set[str] | list[str]) -> str:
 
 
 # the rows of sentences, wrapped at 100 characters (the others hold a path or a command to copy whole)
-_WRAPPED = ("verdict", "data", "amplitude", "")
+_WRAPPED = ("verdict", "data", "baselines", "amplitude", "")
 
 _FIGURE_NAMES = {
     "forecasts.png": "forecast plot",
@@ -171,6 +171,7 @@ class RunSummary:
     seasonal_option: bool = False
     test_cases: int | None = None  # a classifier's test cases (how far the test can tell two accuracies apart)
     data_notes: list[str] = field(default_factory=list)  # what the data module did to the data (gaps filled)
+    baseline_notes: list[str] = field(default_factory=list)  # why a baseline is missing (too slow for its budget)
 
     def _beats(self, value: float) -> bool:
         return self.score > value if self.score_name in _HIGHER_IS_BETTER else self.score < value
@@ -288,6 +289,7 @@ class RunSummary:
         others = [(name, value) for name, value in self.baselines.items() if name != self.yardstick_name]
         if others:
             rows.append(("baselines", "; ".join(f"{name}: {value:.4f}" for name, value in others)))
+        rows += [("baselines" if not others and k == 0 else "", note) for k, note in enumerate(self.baseline_notes)]
         if self.seasonal_option and self.seasonal_period is None:
             rows.append(
                 ("", "no seasonal baselines (the data name no season): --data.seasonal_period P adds the seasonal "
@@ -402,6 +404,7 @@ def collect_summary(
         seasonal_option="seasonal_period" in inspect.signature(type(datamodule).__init__).parameters,
         test_cases=_test_cases(trainer) if task == "classify" else None,
         data_notes=list(getattr(datamodule, "data_notes", [])),
+        baseline_notes=list(getattr(datamodule, "baseline_notes", [])),  # set by baselines(), called above
     )  # fmt: skip
 
 

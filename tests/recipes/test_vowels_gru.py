@@ -155,3 +155,15 @@ def test_missing_data_package_gives_a_working_fix(
     )
     assert re.search(r"pip install 'regdrop\[data\]'", message), message
     check_advice(message, "sktime", help_text)
+
+
+def test_a_dtw_baseline_over_budget_is_named_in_the_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(vowels_gru, "_TIME_DTW_ABOVE", 0)  # time every set, however small
+    vowels_gru._dtw_accuracy.cache_clear()
+    try:
+        summary = vowels_gru.main(tiny(tmp_path, "--data.name", "ItalyPowerDemand", "--data.dtw_max_minutes", "1e-9"))
+    finally:
+        vowels_gru._dtw_accuracy.cache_clear()
+    assert list(summary.baselines) == ["majority-class accuracy"]
+    assert len(summary.baseline_notes) == 1 and "--data.dtw_max_minutes 1e-09" in summary.baseline_notes[0]
+    assert "1-NN DTW baseline skipped" in summary.format()

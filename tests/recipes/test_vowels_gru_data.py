@@ -378,3 +378,25 @@ def test_dtw_takes_cases_of_one_step() -> None:
     low, high = torch.zeros(1, 1), torch.full((8, 1), 5.0)
     accuracy = one_nn_dtw_accuracy([low, high], torch.tensor([0, 1]), [low + 0.1, high[:3] - 0.1], torch.tensor([0, 1]))
     assert accuracy == 1.0
+
+
+def test_a_dtw_baseline_over_its_time_budget_is_skipped_with_a_note(monkeypatch: pytest.MonkeyPatch) -> None:
+    import vowels_gru
+
+    monkeypatch.setattr(vowels_gru, "_TIME_DTW_ABOVE", 0)  # time every set, however small
+    vowels_gru._dtw_accuracy.cache_clear()
+    try:
+        quick = UCRDataModule("ItalyPowerDemand", dtw_max_minutes=1e-9)
+        baselines = quick.baselines()
+        assert "1-NN DTW accuracy" not in baselines and "majority-class accuracy" in baselines
+        (note,) = quick.baseline_notes
+        assert note.startswith("1-NN DTW baseline skipped: 67 training x 1,029 test cases of 24 steps would take")
+        assert "more than --data.dtw_max_minutes 1e-09; raise it" in note
+        # within its budget, the timed set gets the same accuracy as an untimed one
+        roomy = UCRDataModule("ItalyPowerDemand", dtw_max_minutes=60)
+        assert roomy.baselines()["1-NN DTW accuracy"] == pytest.approx(0.9504373177842566)
+        assert roomy.baseline_notes == []
+    finally:
+        vowels_gru._dtw_accuracy.cache_clear()
+    with pytest.raises(ValueError, match=r"dtw_max_minutes must be a number > 0, got 0"):
+        UCRDataModule("ItalyPowerDemand", dtw_max_minutes=0)

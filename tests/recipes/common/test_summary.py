@@ -290,3 +290,9 @@ def test_advice_after_a_study_or_without_regularization_leaves_out_what_the_run_
     assert "--model.difference 7" in " ".join(_summary(**lost_to_arima, tuned=tuned).format().split())
     chose = {**tuned, "best": {"regularize": "all", "lr": 0.003, "difference": 0}}
     assert "--model.difference" not in _summary(**lost_to_arima, tuned=chose).format()
+
+
+def test_a_skipped_baseline_is_named_with_its_reason() -> None:
+    skipped = "1-NN DTW baseline skipped: 9,000 training x 8,000 test cases of 96 steps would take about 3.0 hours"
+    text = " ".join(_summary(baseline_notes=[skipped]).format().split())
+    assert f"baselines {skipped}" in text
