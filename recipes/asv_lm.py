@@ -394,6 +394,11 @@ class LanguageModelDataModule(SplitDataModule):
     plot_group: ClassVar[tuple[str, type[pl.Callback]]] = ("perplexity_plot", PerplexityPlot)
     data_name: ClassVar[str] = "ASV"  # the data set when no path is given (run folders are named by it)
 
+    single_process: ClassVar[str | None] = (
+        "the model carries its state from batch to batch through the text, which a distributed sampler would "
+        "deal out to the processes in turns"
+    )
+
     def __init__(
         self,
         path: str | None = None,

@@ -333,6 +333,12 @@ class RecipeCLI(LightningCLI):
 
     @override
     def after_instantiate_classes(self) -> None:
+        single = getattr(self.datamodule_class, "single_process", None)
+        if single is not None and self.trainer.world_size > 1:
+            self.parser.error(
+                f"--trainer.devices (and --trainer.num_nodes) must give one process for {self.recipe}: {single}; "
+                f"got {self.trainer.world_size} processes"
+            )
         if self._named_logger is not None:
             # config.yaml keeps version null, so that rerunning it with --config names a new folder
             self._named_logger.version = None
@@ -507,6 +513,9 @@ class RecipeCLI(LightningCLI):
         )  # fmt: skip
         summary.tuned = tuned
         summary.refit = refit
+        module = type(model).__module__  # a recipe run as a script defines its model in __main__
+        summary.model_class = f"{self.recipe if module == '__main__' else module}.{type(model).__name__}"
+        summary.precision = str(trainer.precision)
         # the verdict's advice leaves out what this run already used
         summary.in_use = [name for name, used in (("fcn", bool(model.hparams.get("fcn"))), ("tune", tuned is not None),
                                                   ("difference", bool(model.hparams.get("difference"))),

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, TensorDataset
 
 from regdrop.functional._validation import check_nonnegative_int, check_positive_int, check_rate
 
@@ -64,12 +64,23 @@ def make_windows(series: Tensor, input_length: int, horizon: int, stride: int = 
     return windows[:, :input_length].contiguous(), windows[:, input_length:].contiguous()
 
 
+def _distributed() -> bool:
+    """Whether this process is one of several in a process group (DDP)."""
+    return (
+        torch.distributed.is_available()
+        and torch.distributed.is_initialized()
+        and torch.distributed.get_world_size() > 1
+    )
+
+
 class SplitDataModule(pl.LightningDataModule, abc.ABC):
     """A data module whose loaders differ only by their split's dataset (the training one shuffles)."""
 
     batch_size: int
     num_workers: int
     collate_fn: ClassVar[Callable | None] = None
+    # why the data must be read by one process (a model carrying its state from batch to batch), or None
+    single_process: ClassVar[str | None] = None
 
     @abc.abstractmethod
     def split_dataset(self, split: str) -> Dataset:
@@ -94,9 +105,16 @@ class SplitDataModule(pl.LightningDataModule, abc.ABC):
         return False
 
     def loader(self, split: str) -> DataLoader:
-        workers = self.num_workers
+        """The split's loader. Under DDP every process validates and tests every case: Lightning's own sampler
+        would pad the split with repeated cases so that the processes get equal shares, and the metrics, summed
+        over the processes, would count those cases twice; with every case on every process each is counted
+        once per process, so accuracies, RMSEs and mean losses come out exact."""
+        dataset, workers = self.split_dataset(split), self.num_workers
         options = dict(num_workers=workers, persistent_workers=workers > 0, collate_fn=type(self).collate_fn)
-        return DataLoader(self.split_dataset(split), batch_size=self.batch_size, shuffle=split == "train", **options)
+        if split != "train" and _distributed():
+            # a DistributedSampler that Lightning keeps as it is: one replica, so every case, in order
+            options["sampler"] = DistributedSampler(dataset, num_replicas=1, rank=0, shuffle=False)
+        return DataLoader(dataset, batch_size=self.batch_size, shuffle=split == "train", **options)
 
     def train_dataloader(self) -> DataLoader:
         return self.loader("train")

@@ -172,6 +172,8 @@ class RunSummary:
     test_cases: int | None = None  # a classifier's test cases (how far the test can tell two accuracies apart)
     data_notes: list[str] = field(default_factory=list)  # what the data module did to the data (gaps filled)
     baseline_notes: list[str] = field(default_factory=list)  # why a baseline is missing (too slow for its budget)
+    model_class: str | None = None  # the saved model's class, as a recipe's code imports it (recipes/ on sys.path)
+    precision: str | None = None  # the trainer's precision, which a reloaded model is tested in to score the same
 
     def _beats(self, value: float) -> bool:
         return self.score > value if self.score_name in _HIGHER_IS_BETTER else self.score < value
@@ -347,7 +349,10 @@ class RunSummary:
             rows.append(("logs", f"{self.log_dir}{hint}"))
         if self.model_file is not None:
             what = "restored model" if self.restored_epoch is not None else "tested model"
-            rows.append((what, f"{self.model_file}   (load: <ModelClass>.load_from_checkpoint(path))"))
+            load = f"{self.model_class or '<ModelClass>'}.load_from_checkpoint(path)"
+            if self.precision not in (None, "32-true", "32"):  # the same weights score a little apart in float32
+                load += f"; it was tested in {self.precision}"
+            rows.append((what, f"{self.model_file}   (load: {load})"))
         if self.figure is not None:
             rows.append((_FIGURE_NAMES.get(Path(self.figure).name, "plot"), self.figure))
         rows += [("verdict" if k == 0 else "", text) for k, text in enumerate(self.verdict())]

@@ -166,3 +166,13 @@ def test_a_users_text_is_used_whole_and_a_bad_one_exits_with_status_2(
         asv_lm.cli(["--data.path", str(tmp_path / "punct.txt"), *small_run])
     assert exit_info.value.code == 2
     assert "error: ValueError: LanguageModelDataModule: path '" in capsys.readouterr().err
+
+
+def test_more_than_one_process_is_refused_before_training(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ddp = ["--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp"]
+    with pytest.raises(SystemExit) as exit_info:
+        asv_lm.cli([*ddp, "--trainer.logger.save_dir", str(tmp_path)])
+    assert exit_info.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("error: --trainer.devices (and --trainer.num_nodes) must give one process for asv_lm: ")
+    assert last.endswith("got 2 processes")

@@ -148,6 +148,9 @@ def test_a_run_on_a_user_file_logs_summarizes_and_saves_the_restored_model(
     assert summary.figure == str(log_dir / "confusion_matrix.png") and Path(summary.figure).is_file()
     assert sum(map(sum, summary.confusion_matrix)) == 30  # the test fold: a quarter of the 120 rows
     assert summary.model_file is not None and Path(summary.model_file).is_file()
+    # the summary names the class to load it with, as the recipe's module is imported
+    assert summary.model_class == "sonar_mlp.SonarMLP" and summary.precision == "32-true"
+    assert "(load: sonar_mlp.SonarMLP.load_from_checkpoint(path))" in out
     served = SonarMLP.load_from_checkpoint(summary.model_file).eval()
     assert served(torch.zeros(2, 60)).shape == (2,)
 
@@ -194,3 +197,20 @@ def test_a_bad_user_file_exits_with_status_2(tmp_path: Path, capsys: pytest.Capt
         sonar_mlp.cli(["--trainer.logger.save_dir", str(tmp_path), "--data.path", str(path)])
     assert exit_info.value.code == 2
     assert "error: ValueError: " + str(path) + ": the rows must hold both classes" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_two_process_ddp_run_scores_each_test_case_once(tmp_path: Path) -> None:
+    import subprocess
+
+    ddp = ["--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp"]
+    args = [*ddp, "--trainer.max_epochs", "2", "--trainer.logger.save_dir", str(tmp_path)]
+    script = Path(sonar_mlp.__file__)
+    result = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (saved,) = tmp_path.glob("sonar_mlp/*/summary.json")
+    summary = json.loads(saved.read_text())
+    matrix = summary["confusion_matrix"]  # drawn by rank 0 over the test loader alone
+    # 21 test cases: Lightning's sampler padded them to 22 and the score counted one twice
+    assert summary["test_cases"] == sum(map(sum, matrix)) == 21
+    assert summary["score"] == pytest.approx(sum(matrix[k][k] for k in range(2)) / 21, abs=1e-6)

@@ -175,3 +175,16 @@ def test_classification_empty_split_error() -> None:
 
 def test_majority() -> None:
     assert majority_accuracy(torch.tensor([2, 2, 0]), torch.tensor([2, 0, 1, 2])) == 0.5
+
+
+def test_under_ddp_every_process_validates_and_tests_every_case_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    dm = Labelled([0, 1] * 11, val_fraction=0.2, test_fraction=0.3, batch_size=4)  # odd-sized splits
+    dm.setup("fit")
+    assert not isinstance(dm.test_dataloader().sampler, torch.utils.data.DistributedSampler)  # one process
+    monkeypatch.setattr(common.data, "_distributed", lambda: True)
+    for split in ("val", "test"):
+        sampler = dm.loader(split).sampler
+        # Lightning keeps a DistributedSampler as given; this one deals every case, in order, with no padding
+        assert isinstance(sampler, torch.utils.data.DistributedSampler)
+        assert list(sampler) == list(range(len(dm.split_dataset(split))))
+    assert isinstance(dm.train_dataloader().sampler, torch.utils.data.RandomSampler)  # Lightning shards training

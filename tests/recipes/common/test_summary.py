@@ -296,3 +296,11 @@ def test_a_skipped_baseline_is_named_with_its_reason() -> None:
     skipped = "1-NN DTW baseline skipped: 9,000 training x 8,000 test cases of 96 steps would take about 3.0 hours"
     text = " ".join(_summary(baseline_notes=[skipped]).format().split())
     assert f"baselines {skipped}" in text
+
+
+def test_the_load_hint_names_the_class_and_a_precision_other_than_float32() -> None:
+    ckpt = "lightning_logs/r/restored.ckpt"
+    plain = _summary(model_file=ckpt, model_class="common.model.SequenceModel", precision="32-true").format()
+    assert f"{ckpt}   (load: common.model.SequenceModel.load_from_checkpoint(path))" in plain
+    bf16 = _summary(model_file=ckpt, model_class="sonar_mlp.SonarMLP", precision="bf16-mixed").format()
+    assert "(load: sonar_mlp.SonarMLP.load_from_checkpoint(path); it was tested in bf16-mixed)" in bf16
