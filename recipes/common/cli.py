@@ -407,7 +407,8 @@ class RecipeCLI(LightningCLI):
         stopper = next((cb for cb in self.trainer.callbacks if isinstance(cb, EarlyStopping)), None)
         restored = stopper is not None and stopper.restored_epoch is not None
         path = run_dir(self.trainer) / ("restored.ckpt" if restored else "final.ckpt")
-        self.trainer.save_checkpoint(path)
+        # a whole checkpoint (the callbacks' states too); saying so keeps Lightning's note about the default quiet
+        self.trainer.save_checkpoint(path, weights_only=False)
         return path
 
     def tune_model(self, trials: int) -> tuple[pl.LightningModule, dict[str, Any]]:
