@@ -196,7 +196,7 @@ def fill_gaps(values: pd.Series) -> tuple[Tensor, str | None]:
     filled = torch.tensor(values.interpolate(method="linear").to_numpy(), dtype=torch.float64)
     if not gaps.any():
         return filled, None
-    # the length of each run of gaps: where a run ends, the count since the last value
+    # the length of each run of gaps: the steps between where it starts and where it ends
     runs = np.diff(np.flatnonzero(np.diff(np.concatenate([[0], gaps.astype(int), [0]]))))[::2]
     count, total = int(gaps.sum()), len(gaps)
     note = (

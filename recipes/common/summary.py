@@ -214,6 +214,7 @@ class RunSummary:
         return None
 
     def _trivial_warning(self, trivial: str, value: float, early_stop: str | None) -> str:
+        """The warning where the model does not beat the trivial baseline, with what to try (or the early stop)."""
         lost = f"WARNING: the model does not beat the trivial baseline ({trivial} {value:.4f}): it has learned nothing "
         lost += "that baseline does not know. "
         if early_stop is not None:  # the likely cause, with what to try, is the next warning
@@ -244,8 +245,8 @@ class RunSummary:
         """The verdict's sentences: what the model beats, matches and does not beat, and a warning with what to try
         where it does not beat the trivial baseline (or, a classifier, beats it by less than one standard error),
         where no check after early stopping's first improved although later ones ran, or where the last epoch was
-        still the best (the run did not converge in its budget). The advice leaves out more epochs where early
-        stopping ended the run.
+        still the best (the run did not converge in its budget). The advice leaves out what the run already had
+        (:meth:`_advice_skips`).
 
         Example:
             >>> RunSummary("demo", "test accuracy", 0.5, "majority-class accuracy", 0.5, True, 3).verdict()[0][:60]
@@ -414,7 +415,7 @@ def collect_summary(
 
 
 def _test_cases(trainer: pl.Trainer) -> int | None:
-    """How many cases the trainer's test loader holds (every process's, under DDP), where its data set says."""
+    """How many cases the trainer's test loader holds, where its data set says (under DDP each process tests all)."""
     loaders = trainer.test_dataloaders
     loader = loaders[0] if isinstance(loaders, (list, tuple)) and loaders else loaders
     data = getattr(loader, "dataset", None)
