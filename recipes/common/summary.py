@@ -23,6 +23,7 @@ _SCORES = {
     "language_model": ("test_ppl", "test perplexity"),
 }
 _HIGHER_IS_BETTER = {"test accuracy"}
+_CASES = {"test RMSE": "windows"}  # what the score row calls the test's cases, where not "cases"
 
 # what to try when the trivial baseline wins, as (option, text): the advice leaves out an option in
 # ``RunSummary.in_use``, "epochs" where early stopping ended the run (more epochs would not have run), the
@@ -169,7 +170,9 @@ class RunSummary:
     seasonal_period: int | None = None  # a series' period, which a forecast's advice names
     # the data module takes --data.seasonal_period (where it has no period, the summary says how to give one)
     seasonal_option: bool = False
-    test_cases: int | None = None  # a classifier's test cases (how far the test can tell two accuracies apart)
+    # the test's cases (a forecaster's: its windows), which the score row names; a classifier's also say how far
+    # the test can tell two accuracies apart
+    test_cases: int | None = None
     data_notes: list[str] = field(default_factory=list)  # what the data module did to the data (gaps filled)
     baseline_notes: list[str] = field(default_factory=list)  # why a baseline is missing (too slow for its budget)
     model_class: str | None = None  # the saved model's class, as a recipe's code imports it (recipes/ on sys.path)
@@ -288,7 +291,8 @@ class RunSummary:
 
     def format(self) -> str:
         """The summary as a few aligned lines."""
-        rows = [(self.score_name, f"{self.score:.4f}   ({self.yardstick_name}: {self.yardstick:.4f})")]
+        cases = "" if self.test_cases is None else f" on {self.test_cases} test {_CASES.get(self.score_name, 'cases')}"
+        rows = [(self.score_name, f"{self.score:.4f}{cases}   ({self.yardstick_name}: {self.yardstick:.4f})")]
         others = [(name, value) for name, value in self.baselines.items() if name != self.yardstick_name]
         if others:
             rows.append(("baselines", "; ".join(f"{name}: {value:.4f}" for name, value in others)))
@@ -408,7 +412,7 @@ def collect_summary(
         stopped_early=bool(stopper is not None and getattr(stopper, "stopped_epoch", 0) > 0),
         seasonal_period=getattr(datamodule, "seasonal_period", None),
         seasonal_option="seasonal_period" in inspect.signature(type(datamodule).__init__).parameters,
-        test_cases=_test_cases(trainer) if task == "classify" else None,
+        test_cases=_test_cases(trainer) if task != "language_model" else None,  # an LM's are chunks of text
         data_notes=list(getattr(datamodule, "data_notes", [])),
         baseline_notes=list(getattr(datamodule, "baseline_notes", [])),  # set by baselines(), called above
     )  # fmt: skip

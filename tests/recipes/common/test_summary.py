@@ -97,6 +97,8 @@ def test_collect_after_fit_and_test(tmp_path) -> None:
     assert summary.best_score == pytest.approx(float(stopper.best_score))
     assert summary.log_dir == str(tmp_path / "r" / "version_0") and summary.logs_root == str(tmp_path)
     assert set(summary.metrics) == {"test_loss", "test_rmse", "test_mae", "test_amplitude_ratio"}
+    assert summary.test_cases == len(dm.split_dataset("test"))  # the windows the score is over
+    assert f"on {summary.test_cases} test windows" in summary.format().splitlines()[1]
     # the sine waves' module takes no --data.seasonal_period: the summary does not offer it
     assert not summary.seasonal_option and "no seasonal baselines" not in summary.format()
 
@@ -304,3 +306,10 @@ def test_the_load_hint_names_the_class_and_a_precision_other_than_float32() -> N
     assert f"{ckpt}   (load: common.model.SequenceModel.load_from_checkpoint(path))" in plain
     bf16 = _summary(model_file=ckpt, model_class="sonar_mlp.SonarMLP", precision="bf16-mixed").format()
     assert "(load: sonar_mlp.SonarMLP.load_from_checkpoint(path); it was tested in bf16-mixed)" in bf16
+
+
+def test_the_score_row_says_how_many_test_cases_it_is_over() -> None:
+    assert _summary(test_cases=14).format().splitlines()[1].split()[2:6] == ["0.1234", "on", "14", "test"]
+    assert "on 14 test windows   (naive RMSE: 0.9000)" in _summary(test_cases=14).format()
+    accuracy = _summary(score_name="test accuracy", score=0.619, test_cases=21).format().splitlines()[1]
+    assert "0.6190 on 21 test cases" in accuracy
