@@ -23,7 +23,9 @@ the data noise is not added), for classification the NLL and the expected calibr
 error (ECE, 10 bins) of the MC-averaged class probabilities.
 
 Each run is written as JSON under ``--runs`` as soon as it ends; a rerun skips the runs
-already there, so the script resumes; the markdown table is drawn from the JSON files.
+already there, so the script resumes; the markdown table is drawn from the JSON files. A folder
+holds runs of one ``--epochs-scale`` (a rerun at another scale is refused), and the table names
+the scale when it is not 1.
 
 Run it (CPU; about 25 minutes on 2 shared cores with the defaults)::
 
@@ -59,6 +61,7 @@ if __package__ in (None, ""):
 
 import regdrop
 from airline_lstm import RealSeriesDataModule
+from evidence import _at_least_one  # the same check of an int option >= 1
 from regdrop.callbacks import ConcreteRegularization, EarlyStopping
 from regdrop.nn import GRU, LSTM, ConcreteDropout
 from sine_lstm import SineDataModule
@@ -256,7 +259,7 @@ def run_one(task_name: str, rate: float | None, seed: int, epochs_scale: float =
     model = EvidenceNet(
         task, features, out_features, rate=LEARNED_START if learn else rate, learn=learn, horizon=horizon, **spec["net"]
     )
-    epochs = max(1, round(spec["epochs"] * epochs_scale))
+    epochs = _epochs(task_name, epochs_scale)
     callbacks: list[pl.Callback] = [EarlyStopping("val_loss", patience=epochs + 1, restore_best_weights=True)]
     if learn:
         callbacks.append(ConcreteRegularization())
@@ -293,6 +296,32 @@ def run_one(task_name: str, rate: float | None, seed: int, epochs_scale: float =
     return record
 
 
+def _epochs(task_name: str, epochs_scale: float) -> int:
+    """The epoch budget of ``task_name`` at ``epochs_scale`` (a budget that rounds to 0 runs 1 epoch)."""
+    return max(1, round(TASKS[task_name]["epochs"] * epochs_scale))
+
+
+def _budget(task_name: str, rows: list[dict[str, Any]]) -> str:
+    """The epoch budget of a table's section; the scale is named when it is not 1 (e.g. a machinery check)."""
+    epochs = TASKS[task_name]["epochs"]
+    scales = {r.get("epochs_scale", 1.0) for r in rows}
+    if len(scales) > 1:
+        raise ValueError(f"{task_name}: runs recorded at different --epochs-scale values {sorted(scales)}")
+    (scale,) = scales
+    if scale == 1:
+        return f"{epochs} epochs x scale"
+    if round(epochs * scale) < 1:
+        return f"{epochs} epochs x scale {scale:g} = {epochs * scale:g}, raised to 1 epoch"
+    return f"{epochs} epochs x scale {scale:g} = {_epochs(task_name, scale)} epoch(s)"
+
+
+def _columns(task_name: str) -> tuple[str, ...]:
+    """The test metric and the two calibration columns of ``task_name``'s table."""
+    if TASKS[task_name]["task"] == "forecast":
+        return "test_rmse", "coverage_2std", "mean_std"
+    return "test_acc", "mc_nll", "mc_ece"
+
+
 def _mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
@@ -305,12 +334,12 @@ def render(records: list[dict[str, Any]], header: str = "") -> str:
         if not rows:
             continue
         forecast = TASKS[task_name]["task"] == "forecast"
-        metric, calib = ("test_rmse", ["coverage_2std", "mean_std"]) if forecast else ("test_acc", ["mc_nll", "mc_ece"])
+        metric, *calib = _columns(task_name)
         arms = [_arm_name(r) for r in GRID] + ["learned"]
         by_arm = {arm: [r for r in rows if r["arm"] == arm] for arm in arms}
         grid = [a for a in arms[:-1] if by_arm[a]]
         best = min(grid, key=lambda a: statistics.fmean(r["best_val_loss"] for r in by_arm[a])) if grid else None
-        lines.append(f"\n**{task_name}** ({TASKS[task_name]['epochs']} epochs x scale, {MC_SAMPLES} MC passes)\n")
+        lines.append(f"\n**{task_name}** ({_budget(task_name, rows)}, {MC_SAMPLES} MC passes)\n")
         cols = ["arm", "seeds", "val loss", metric, *calib, "train s", "learned rates (mean over seeds)"]
         lines.append("| " + " | ".join(cols) + " |")
         lines.append("|" + "---|" * len(cols))
@@ -353,33 +382,127 @@ def render(records: list[dict[str, Any]], header: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
+def _seed(value: str) -> int:
+    """A seed value for ``pl.seed_everything`` (argparse puts the option's name before the message)."""
+    try:
+        seed = int(value)
+    except ValueError:
+        seed = -1
+    if not 0 <= seed < 2**32:
+        raise argparse.ArgumentTypeError(f"must be an int seed value from 0 to {2**32 - 1}, got {value!r}")
+    return seed
+
+
+def _scale(value: str) -> float:
+    """A finite epoch scale > 0 whose largest budget is finite too."""
+    try:
+        scale = float(value)
+    except ValueError:
+        scale = math.nan
+    if not (scale > 0 and math.isfinite(scale * max(spec["epochs"] for spec in TASKS.values()))):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {value!r}")
+    return scale
+
+
+def _load_runs(runs: Path) -> list[dict[str, Any]]:
+    """The recorded runs under ``runs``; ValueError names a JSON file that is not one of this script's runs."""
+    records = []
+    for path in sorted(runs.glob("*.json")):
+        try:
+            record = json.loads(path.read_text())
+            task_name = record["task"]
+            keys = ["arm", "seed", "epochs_scale", "best_val_loss", "train_seconds", *_columns(task_name)]
+            if record["arm"] == "learned":
+                keys.append("learned_rates")
+            missing = [key for key in keys if key not in record]
+            if missing:
+                raise ValueError(f"missing {missing}")
+            if not isinstance(record["seed"], int) or not isinstance(record["epochs_scale"], int | float):
+                raise ValueError(f"seed {record['seed']!r}, epochs_scale {record['epochs_scale']!r}")
+            if path.name != f"{task_name}_{record['arm']}_seed{record['seed']}.json":
+                raise ValueError("named unlike its task, arm and seed")
+        except (OSError, ValueError, TypeError, KeyError) as error:
+            raise ValueError(f"{path} is not a run recorded by this script ({type(error).__name__}: {error})") from None
+        records.append(record)
+    return records
+
+
 def main(argv: Sequence[str] | None = None) -> str:
     """Run the missing runs, then write and return the markdown table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", nargs="+", choices=list(TASKS), default=list(TASKS))
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--epochs-scale", type=float, default=1.0)
-    parser.add_argument("--runs", type=Path, default=HERE / "concrete_evidence_runs")
-    parser.add_argument("--output", type=Path, default=HERE / "CONCRETE_EVIDENCE.md")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--table-only", action="store_true")
+    parser.add_argument("--only", nargs="+", choices=list(TASKS), help="tasks (default: all)")
+    parser.add_argument(
+        "--seeds",
+        nargs="+",
+        type=_seed,
+        metavar="SEED",
+        help="seed VALUES, not a count (unlike the other evidence scripts): '--seeds 3' runs seed 3 only "
+        "(default: 0 1 2)",
+    )
+    parser.add_argument(
+        "--epochs-scale",
+        type=_scale,
+        help="multiplies every task's epoch budget (at least 1 epoch); the recorded runs must have been made at "
+        "the same scale (default: 1, or with --table-only the recorded runs' scale)",
+    )
+    parser.add_argument("--runs", type=Path, default=HERE / "concrete_evidence_runs", help="the runs' JSON folder")
+    parser.add_argument("--output", type=Path, default=HERE / "CONCRETE_EVIDENCE.md", help="the markdown table")
+    parser.add_argument("--threads", type=_at_least_one, default=1, help="torch CPU threads (default: 1)")
+    parser.add_argument(
+        "--table-only",
+        action="store_true",
+        help="run nothing: draw the table from the recorded runs (of the --only tasks and --seeds if given)",
+    )
     args = parser.parse_args(argv)
+    if args.output.is_dir() or not args.output.parent.is_dir():
+        parser.error(f"--output must be a file in an existing folder, got {args.output}")
+    try:
+        records = _load_runs(args.runs) if args.runs.is_dir() else []
+    except ValueError as error:
+        parser.error(f"--runs must hold only this script's runs: {error}")
+    scales = sorted({r["epochs_scale"] for r in records})
+    if len(scales) > 1:
+        parser.error(f"--runs holds runs recorded at different --epochs-scale values {scales}: {args.runs}")
+    if args.table_only:
+        if not records:
+            parser.error(f"--table-only draws the table from recorded runs, but --runs {args.runs} holds none")
+        if args.only or args.seeds:  # draw only these, and all of them
+            tasks = args.only or {r["task"] for r in records}
+            records = [r for r in records if r["task"] in tasks and r["seed"] in (args.seeds or [r["seed"]])]
+            recorded = {(r["task"], r["seed"]) for r in records} | {(r["task"], None) for r in records}
+            missing = [
+                t if seed is None else f"{t} seed {seed}"
+                for t in tasks
+                for seed in args.seeds or [None]
+                if (t, seed) not in recorded
+            ]
+            if missing:
+                parser.error(f"--only/--seeds with --table-only: {args.runs} holds no runs of {', '.join(missing)}")
+    epochs_scale = args.epochs_scale or (scales[0] if args.table_only else 1.0)
+    if scales and scales != [epochs_scale]:
+        parser.error(
+            f"--epochs-scale must be the scale of the runs recorded in {args.runs}, {scales[0]:g}, got "
+            f"{epochs_scale:g}; pass --epochs-scale {scales[0]:g} or a fresh --runs folder"
+        )
+    try:
+        args.runs.mkdir(parents=True, exist_ok=True)  # --table-only: there already, holding the runs
+    except OSError as error:
+        parser.error(f"--runs must be a folder of runs or one that can be created, got {args.runs} ({error})")
     torch.set_num_threads(args.threads)
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
-    args.runs.mkdir(parents=True, exist_ok=True)
     if not args.table_only:
-        for seed in args.seeds:
-            for task_name in args.only:
+        for seed in args.seeds or [0, 1, 2]:
+            for task_name in args.only or TASKS:
                 for rate in [None, *GRID]:
                     path = args.runs / f"{task_name}_{_arm_name(rate)}_seed{seed}.json"
                     if path.exists():
                         continue
-                    record = run_one(task_name, rate, seed, args.epochs_scale)
-                    record["epochs_scale"] = args.epochs_scale
+                    record = run_one(task_name, rate, seed, epochs_scale)
+                    record["epochs_scale"] = epochs_scale
                     path.write_text(json.dumps(record, indent=1))
                     print(json.dumps(record), flush=True)
-    records = [json.loads(p.read_text()) for p in sorted(args.runs.glob("*.json"))]
+        records = _load_runs(args.runs)
     header = (
         f"Concrete dropout vs a grid of fixed rates; recorded by recipes/concrete_evidence.py on "
         f"{platform.processor() or platform.machine()} ({torch.get_num_threads()} torch thread(s)), "

@@ -43,7 +43,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -1029,6 +1029,68 @@ def _write(path: Path, text: str) -> None:
     os.replace(partial, path)
 
 
+# what a JSON of runs must record in its meta to be resumed (its scale too, to be merged: the table names it)
+_META_KEYS = ("command", "date", "machine", "seeds", "total_seconds")
+
+
+def load_runs(path: Path, meta_keys: Sequence[str] = _META_KEYS) -> tuple[dict[str, Any], list[Run]]:
+    """The meta and the runs of a JSON file of runs, as this script writes them (``--json``).
+
+    Raises:
+        ValueError: saying what is wrong (the message starts with ``path``), if it is no such file.
+    """
+    try:
+        saved = json.loads(path.read_text())
+    except OSError as error:
+        raise ValueError(f"{path} cannot be read ({error.strerror or error})") from None
+    except ValueError as error:  # not JSON, or not text
+        raise ValueError(f"{path} is not JSON ({error})") from None
+    if not (isinstance(saved, dict) and isinstance(saved.get("meta"), dict) and isinstance(saved.get("runs"), list)):
+        got = f"a JSON {type(saved).__name__}"
+        if isinstance(saved, dict):
+            got = f"the keys {sorted(saved)[:4]}{' ...' * (len(saved) > 4)}"
+        raise ValueError(f"{path} is not a JSON of runs: it needs an object with 'meta' (an object) and 'runs' "
+                         f"(a list), got {got}")  # fmt: skip
+    missing = [key for key in meta_keys if key not in saved["meta"]]
+    if missing:
+        raise ValueError(f"{path} is not a JSON of runs: its meta lacks {missing}")
+    names = {f.name for f in fields(Run)}
+    needed = {f.name for f in fields(Run) if f.default is MISSING and f.default_factory is MISSING}
+    runs = []
+    for number, run in enumerate(saved["runs"]):
+        if not isinstance(run, dict) or not needed <= set(run) <= names:
+            got = sorted(run) if isinstance(run, dict) else f"a JSON {type(run).__name__}"
+            raise ValueError(f"{path}: run {number} must have the keys {sorted(needed)} and may have "
+                             f"{sorted(names - needed)}, got {got}")  # fmt: skip
+        numbers = [run[key] for key in ("seed", "test", "train", "seconds")]
+        kinds = [int, float, float, float]  # an int is a number too
+        if any(isinstance(v, bool) or not isinstance(v, kind | int) for v, kind in zip(numbers, kinds, strict=True)):
+            raise ValueError(f"{path}: run {number} must have an int seed and numbers for test, train and seconds, "
+                             f"got {numbers}")  # fmt: skip
+        experiment = _EXPERIMENTS_BY_NAME.get(run["experiment"])
+        if experiment is None or run["config"] not in [c.label for c in experiment.configs]:
+            raise ValueError(f"{path}: run {number} is of no known experiment and configuration, got "
+                             f"{run['experiment']!r} | {run['config']!r}")  # fmt: skip
+        runs.append(Run(**run))
+    return saved["meta"], runs
+
+
+def _resumable(json_path: Path, scale: str) -> tuple[dict[str, Any], list[Run]]:
+    """The meta and the runs of ``json_path`` to resume at ``scale`` (none if there is no such file).
+
+    Raises:
+        ValueError: if ``json_path`` is not a JSON of runs, or records runs of another scale.
+    """
+    if not json_path.is_file():
+        print(f"[evidence] --resume: there is no {json_path} yet, every run starts afresh", file=sys.stderr, flush=True)
+        return {}, []
+    meta, runs = load_runs(json_path)
+    if meta.get("scale", scale) != scale:
+        raise ValueError(f"the runs in {json_path} are of scale {meta['scale']!r}: --scale must be "
+                         f"{meta['scale']!r} to resume them, got {scale!r}")  # fmt: skip
+    return meta, runs
+
+
 def run_experiments(
     names: Sequence[str],
     seeds: Sequence[int],
@@ -1049,8 +1111,9 @@ def run_experiments(
     finish and are saved, and the first failure is raised (with the worker's traceback).
 
     Raises:
-        ValueError: if a name is unknown, ``scale`` is not ``"full"``, ``"reduced"`` or ``"tiny"``, or
-            ``jobs`` is not an int >= 1.
+        ValueError: if a name is unknown, ``scale`` is not ``"full"``, ``"reduced"`` or ``"tiny"``,
+            ``jobs`` is not an int >= 1, or, with ``resume``, ``json_path`` is not a JSON of runs or
+            records runs of another scale.
     """
     unknown = sorted(set(names) - set(_EXPERIMENTS_BY_NAME))
     if unknown:
@@ -1062,26 +1125,9 @@ def run_experiments(
     previous: list[Run] = []
     previous_seconds = 0.0
     saved_meta: dict[str, Any] = {}
-    if resume and json_path.is_file():
-        saved = json.loads(json_path.read_text())
-        previous = [Run(**r) for r in saved["runs"]]
-        saved_meta = saved["meta"]
-        previous_seconds = float(saved_meta["total_seconds"])
-    start = time.perf_counter()
-    threads = torch.get_num_threads()
-    meta: dict[str, Any] = {
-        "command": command,
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, "
-        f"{threads} thread(s) per process" + (f", {jobs} runs at once" if jobs > 1 else ""),
-        "seeds": list(seeds),
-        "scale": scale,
-        "json": json_path.name,
-        "total_seconds": previous_seconds,
-    }
-    if saved_meta:  # the table keeps saying which command made its runs
-        meta.update(command=saved_meta["command"], date=saved_meta["date"], machine=saved_meta["machine"],
-                    seeds=sorted(set(saved_meta["seeds"]) | set(seeds)))  # fmt: skip
+    if resume:
+        saved_meta, previous = _resumable(json_path, scale)
+        previous_seconds = float(saved_meta.get("total_seconds", 0.0))
     # seeds outermost: a run cut short still covers every data set and arm with the seeds it finished
     plan = [
         (seed, _EXPERIMENTS_BY_NAME[name], config)
@@ -1090,6 +1136,22 @@ def run_experiments(
         for config in _EXPERIMENTS_BY_NAME[name].configs
         if not any(r.experiment == name and r.config == config.label and r.seed == seed for r in previous)
     ]
+    at_once = max(1, min(jobs, len(plan)))  # never more runs at once than runs to do
+    start = time.perf_counter()
+    threads = torch.get_num_threads()
+    meta: dict[str, Any] = {
+        "command": command,
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, "
+        f"{threads} thread(s) per process" + (f", {at_once} runs at once" if at_once > 1 else ""),
+        "seeds": list(seeds),
+        "scale": scale,
+        "json": json_path.name,
+        "total_seconds": previous_seconds,
+    }
+    if saved_meta:  # the table keeps saying which command made its runs
+        meta.update(command=saved_meta["command"], date=saved_meta["date"], machine=saved_meta["machine"],
+                    seeds=sorted(set(saved_meta["seeds"]) | set(seeds)))  # fmt: skip
     finished: dict[int, Run] = {}  # by place in the plan
     # A tuned configuration studies once, with the first seed; its other seeds train with that study's
     # best values (the test data stays unseen by the study, and each arm's seeds share one tuning).
@@ -1138,10 +1200,13 @@ def run_experiments(
     if plan:
         if saved_meta:
             meta["command"] = f"{saved_meta['command']} (resumed: {command})"
+        if jobs > at_once:
+            print(f"[evidence] --jobs {jobs}: only {len(plan)} run{'s' if len(plan) != 1 else ''} to do, so "
+                  f"{at_once} at once", file=sys.stderr, flush=True)  # fmt: skip
         cores = os.cpu_count() or 1
-        crowded = f" ({jobs} x {threads} threads on {cores} cores: they compete)" if jobs * threads > cores else ""
+        crowded = f" ({at_once} x {threads} threads on {cores} cores: they compete)" * (at_once * threads > cores)
         shared = [i for i, (seed, _, config) in enumerate(plan) if seed != first_seed and "--tune" in config.args]
-        print(f"[evidence] {time_estimate(plan, scale, jobs, shared)}{crowded}", flush=True)
+        print(f"[evidence] {time_estimate(plan, scale, at_once, shared)}{crowded}", flush=True)
     if jobs == 1:
         # numpy's BLAS (statsmodels' ARIMA baselines) gets the threads torch has: on a few busy cores, its
         # default of one thread per core made those baselines several times slower, with the same numbers
@@ -1152,7 +1217,7 @@ def run_experiments(
                 _, best, none = shared_study(index)
                 record(index, _RUNNERS[experiment.recipe](experiment, config, seed, scale, log_root, best, none))
     elif plan:
-        _run_parallel(plan, jobs, threads, scale, log_root, record, shared_study)
+        _run_parallel(plan, at_once, threads, scale, log_root, record, shared_study)
     runs = previous + [finished[i] for i in sorted(finished)]
     _write(output, render(runs, meta))  # also when every run was already done: the table is drawn anew
     return runs
@@ -1215,18 +1280,45 @@ def _run_parallel(
         raise failures[0]
 
 
+def joined(paths: Sequence[Path]) -> tuple[list[dict[str, Any]], list[Run]]:
+    """The metas and the runs of the JSON files of runs ``paths``, checked to make one table.
+
+    Raises:
+        ValueError: saying what is wrong, if a file is not a JSON of runs that records its scale, if the
+            files record different scales, if two runs are of the same experiment, configuration and
+            seed, or if the files hold no run.
+    """
+    metas: list[dict[str, Any]] = []
+    runs: list[Run] = []
+    where: dict[tuple[str, str, int], Path] = {}  # the file of each run
+    for path in paths:
+        meta, some = load_runs(Path(path), (*_META_KEYS, "scale"))
+        if metas and meta["scale"] != metas[0]["scale"]:
+            raise ValueError(f"{path} records runs of scale {meta['scale']!r}, {paths[0]} of scale "
+                             f"{metas[0]['scale']!r}: one table is of one scale")  # fmt: skip
+        for run in some:
+            key = (run.experiment, run.config, run.seed)
+            if key in where:
+                raise ValueError(f"the run {run.experiment} | {run.config} | seed {run.seed} is recorded twice, "
+                                 f"in {where[key]} and in {path}: each run must be recorded once")  # fmt: skip
+            where[key] = Path(path)
+        metas.append(meta)
+        runs += some
+    if not runs:
+        raise ValueError(f"the files {[str(p) for p in paths]} hold no run: there is no table to draw")
+    return metas, runs
+
+
 def merge(paths: Sequence[Path], output: Path, json_path: Path) -> list[Run]:
     """Join the runs of several JSON files (of runs made in parallel processes), write one JSON and one table.
 
     The machine is the first file's; the commands and the dates (each once) are listed; the total
     wall time is the sum of the files' (the processes' times, not the elapsed time).
+
+    Raises:
+        ValueError: as :func:`joined` does.
     """
-    runs: list[Run] = []
-    metas = []
-    for path in paths:
-        saved = json.loads(Path(path).read_text())
-        metas.append(saved["meta"])
-        runs += [Run(**r) for r in saved["runs"]]
+    metas, runs = joined(paths)
     meta = dict(metas[0])
     meta.update(
         command=" and ".join(f"`{m['command']}`" for m in metas).strip("`"),
@@ -1251,35 +1343,70 @@ def _at_least_one(value: str) -> int:
     return number
 
 
+# the options of a run, which --merge (it runs nothing) refuses: their dest and their default
+_RUN_OPTIONS: dict[str, tuple[str, Any]] = {
+    "--only": ("only", [e.name for e in EXPERIMENTS]),
+    "--seeds": ("seeds", 3),
+    "--scale": ("scale", "full"),
+    "--log-root": ("log_root", Path("lightning_logs") / "evidence"),
+    "--resume": ("resume", False),
+    "--num-threads": ("num_threads", 1),
+    "--jobs": ("jobs", 1),
+}
+
+
+def _unwritable(path: Path) -> str:
+    """Why the file ``path`` cannot be written ("" if it can, as far as can be told before writing)."""
+    if path.is_dir():
+        return f"{path} is a folder"
+    if not path.parent.is_dir():
+        return f"its folder {path.parent} {'is not a folder' if path.parent.exists() else 'does not exist'}"
+    return ""
+
+
 def main(args: Sequence[str] | None = None) -> list[Run]:
-    """Parse ``args`` (default: the command line) and run."""
+    """Parse ``args`` (default: the command line) and run.
+
+    Bad options (and, with ``--merge`` or ``--resume``, bad JSON files) stop with argparse's usage
+    error (exit status 2) before anything runs or is written.
+    """
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    # the options of a run have no default here (SUPPRESS): --merge sees which were given
     parser.add_argument(
         "--only",
         nargs="+",
-        default=[e.name for e in EXPERIMENTS],
+        default=argparse.SUPPRESS,
         choices=[e.name for e in EXPERIMENTS],
         help="experiments to run (default: all)",
     )
-    parser.add_argument("--seeds", type=int, default=3, help="seeds 0 .. N-1 per configuration (default: 3)")
+    parser.add_argument(
+        "--seeds", type=int, default=argparse.SUPPRESS, help="seeds 0 .. N-1 per configuration (default: 3)"
+    )
     parser.add_argument(
         "--scale",
         choices=["full", "reduced", "tiny"],
-        default="full",
+        default=argparse.SUPPRESS,
         help="'reduced' gives every run a small epoch budget; 'tiny' shrinks every run to seconds, to check the "
         "machinery (default: full)",
     )
     parser.add_argument("--output", type=Path, default=HERE / "EVIDENCE.md", help="the markdown table")
     parser.add_argument("--json", type=Path, default=None, help="every run (default: the output with .json)")
-    parser.add_argument("--log-root", type=Path, default=Path("lightning_logs") / "evidence", help="TensorBoard logs")
-    parser.add_argument("--resume", action="store_true", help="keep the runs the JSON already holds")
     parser.add_argument(
-        "--num-threads", type=_at_least_one, default=1, help="torch CPU threads of each run (default: 1)"
+        "--log-root", type=Path, default=argparse.SUPPRESS, help="TensorBoard logs (default: lightning_logs/evidence)"
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="keep the runs the JSON already holds (they must be of the same --scale)",
+    )
+    parser.add_argument(
+        "--num-threads", type=_at_least_one, default=argparse.SUPPRESS, help="torch threads of each run (default: 1)"
     )
     parser.add_argument(
         "--jobs",
         type=_at_least_one,
-        default=1,
+        default=argparse.SUPPRESS,
         help="runs at once, each in its own process with --num-threads threads; keep jobs x threads within the "
         "CPU cores (default: 1, in this process)",
     )
@@ -1288,16 +1415,43 @@ def main(args: Sequence[str] | None = None) -> list[Run]:
         nargs="+",
         type=Path,
         default=None,
-        help="run nothing: draw the table from the runs of these JSON files (from runs made in parallel)",
+        help="run nothing: draw the table from the runs of these JSON files (from runs made in parallel); it takes "
+        "none of the options of a run (" + ", ".join(_RUN_OPTIONS) + ")",
     )
     options = parser.parse_args(args)
+    given = [name for name, (dest, _) in _RUN_OPTIONS.items() if dest in options]
+    for dest, default in _RUN_OPTIONS.values():
+        options.__dict__.setdefault(dest, default)
+    json_path = options.json or options.output.with_suffix(".json")
+    for name, path in (("--output", options.output), ("--json", json_path)):
+        if _unwritable(path):
+            default = " (default: the output with .json)" if name == "--json" and options.json is None else ""
+            parser.error(f"{name}{default} must be a file in an existing folder, got {path}: {_unwritable(path)}")
+    if options.output.resolve() == json_path.resolve():
+        parser.error(f"--output must differ from the JSON of the runs (--json, default: the output with .json), got "
+                     f"{options.output} for both: the table would overwrite the runs")  # fmt: skip
     if options.merge:
-        return merge(options.merge, options.output, options.json or options.output.with_suffix(".json"))
+        if given:
+            parser.error(f"--merge redraws the recorded runs and runs nothing: it takes none of "
+                         f"{', '.join(_RUN_OPTIONS)}, got {', '.join(given)}")  # fmt: skip
+        try:
+            joined(options.merge)
+        except ValueError as error:
+            parser.error(f"--merge takes JSON files of runs as this script writes them (--json): {error}")
+        return merge(options.merge, options.output, json_path)
     if options.seeds < 1:
         parser.error(f"--seeds must be an int >= 1, got {options.seeds}")
+    existing = next(p for p in (options.log_root, *options.log_root.parents) if p.exists())  # "/" or "." at last
+    if not existing.is_dir():
+        parser.error(f"--log-root must be a folder or a path to make one, got {options.log_root}: {existing} is "
+                     "not a folder")  # fmt: skip
+    if options.resume and json_path.is_file():
+        try:
+            _resumable(json_path, options.scale)
+        except ValueError as error:
+            parser.error(f"--resume keeps the runs of the JSON (--json, default: the output with .json): {error}")
     torch.set_num_threads(options.num_threads)
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
-    json_path = options.json or options.output.with_suffix(".json")
     command = "python recipes/evidence.py" + ("" if args is None else " " + " ".join(args))
     if args is None:
         command = "python recipes/evidence.py " + " ".join(sys.argv[1:])

@@ -617,3 +617,214 @@ def test_runs_whose_last_epoch_was_still_the_best_are_named_and_counted() -> Non
         runs[1].extra.update(best_epoch=49, stopped_early=False, refit=None)
         runs[1].extra.update(change)
         assert "the budget ended them, not early stopping" not in render(runs, meta)
+
+
+def usage_error(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """The one-line usage error of ``main(args)`` (exit status 2, no traceback)."""
+    with pytest.raises(SystemExit) as exit_info:
+        evidence.main(args)
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[-1].startswith("evidence.py: error: ") and "Traceback" not in "\n".join(lines)
+    return lines[-1]
+
+
+def runs_file(path: Path, runs: list[Run], **meta: Any) -> Path:
+    """``path``, written as a JSON of ``runs`` (the meta of a tiny run, updated with ``meta``; None: left out)."""
+    meta = {"command": "c", "date": "d", "machine": "m", "total_seconds": 1.0, "json": path.name, "seeds": [0, 1],
+            "scale": "tiny"} | meta  # fmt: skip
+    meta = {key: value for key, value in meta.items() if value is not None}
+    path.write_text(json.dumps({"meta": meta, "runs": [asdict(r) for r in runs]}))
+    return path
+
+
+_NILE_RUNS = fake("nile", "none", [1, 2])
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        (None, "cannot be read (No such file or directory)"),
+        ("", "is not JSON (Expecting value"),
+        (
+            "[1]",
+            "is not a JSON of runs: it needs an object with 'meta' (an object) and 'runs' (a list), got a JSON list",
+        ),
+        ('{"meta": {}, "runs": []}', "is not a JSON of runs: its meta lacks ['command', 'date', 'machine', 'seeds'"),
+        ('{"nile-none-0": {}}', "is not a JSON of runs: it needs an object with 'meta'"),  # as recipes/STOPPING.json
+        (
+            "unknown key",
+            "run 0 must have the keys ['config', 'experiment', 'seconds', 'seed', 'test', 'train'] and "
+            "may have ['epochs', 'extra'], got ['config', 'epochs', 'experiment', 'extra', 'seconds', 'seed', 'speed'",
+        ),
+        ("unknown experiment", "run 0 is of no known experiment and configuration, got 'mnist' | 'none'"),
+        ("no scale", "its meta lacks ['scale']"),  # the table names the scale
+    ],
+)
+def test_merge_refuses_a_file_that_is_not_a_json_of_runs(
+    text: str | None, says: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "A.json"
+    if text == "unknown key":
+        runs_file(path, _NILE_RUNS)
+        path.write_text(path.read_text().replace('"seed"', '"speed": 1, "seed"', 1))
+    elif text == "unknown experiment":
+        runs_file(path, fake("mnist", "none", [1]))
+    elif text == "no scale":
+        runs_file(path, _NILE_RUNS, scale=None)
+    elif text is not None:
+        path.write_text(text)
+    error = usage_error(["--merge", str(path), "--output", str(tmp_path / "E.md")], capsys)
+    assert f"--merge takes JSON files of runs as this script writes them (--json): {path}" in error and says in error
+    assert not (tmp_path / "E.md").exists() and not (tmp_path / "E.json").exists()
+
+
+def test_merge_refuses_a_run_recorded_twice_and_files_without_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a, b = runs_file(tmp_path / "A.json", _NILE_RUNS), runs_file(tmp_path / "B.json", _NILE_RUNS[1:])
+    output = str(tmp_path / "E.md")
+    error = usage_error(["--merge", str(a), str(b), "--output", output], capsys)
+    assert f"the run nile | none | seed 1 is recorded twice, in {a} and in {b}: each run must be recorded once" in error
+    assert "recorded twice" in usage_error(["--merge", str(a), str(a), "--output", output], capsys)
+    empty = runs_file(tmp_path / "C.json", [])
+    assert "hold no run: there is no table to draw" in usage_error(["--merge", str(empty), "--output", output], capsys)
+    full = runs_file(tmp_path / "D.json", fake("lynx", "none", [1]), scale="full")
+    error = usage_error(["--merge", str(a), str(full), "--output", output], capsys)
+    assert f"{full} records runs of scale 'full', {a} of scale 'tiny': one table is of one scale" in error
+    assert not (tmp_path / "E.md").exists()
+
+
+@pytest.mark.parametrize(
+    "option", [["--seeds", "1"], ["--only", "nile"], ["--resume"], ["--scale", "tiny"], ["--jobs", "2"]]
+)
+def test_merge_refuses_the_options_of_a_run(
+    option: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a = runs_file(tmp_path / "A.json", _NILE_RUNS)
+    error = usage_error(["--merge", str(a), *option, "--output", str(tmp_path / "E.md")], capsys)
+    assert error.endswith(
+        "--merge redraws the recorded runs and runs nothing: it takes none of --only, --seeds, --scale, --log-root, "
+        f"--resume, --num-threads, --jobs, got {option[0]}"
+    )
+    assert not (tmp_path / "E.md").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [('{"nile-none-0": {"test": 1}}', "is not a JSON of runs: it needs an object with 'meta'"), ("x", "is not JSON")],
+)
+def test_resume_refuses_a_json_that_is_not_one_of_runs(
+    text: str, says: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "E.json").write_text(text)
+    args = ["--only", "nile", "--scale", "tiny", "--seeds", "1", "--resume", "--output", str(tmp_path / "E.md")]
+    error = usage_error([*args, "--log-root", str(tmp_path)], capsys)
+    assert (
+        f"--resume keeps the runs of the JSON (--json, default: the output with .json): {tmp_path / 'E.json'}" in error
+    )
+    assert says in error and (tmp_path / "E.json").read_text() == text
+
+
+def test_resume_refuses_runs_of_another_scale(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(evidence._RUNNERS, "airline_lstm", lambda *args: pytest.fail("a run started"))
+    json_path = runs_file(tmp_path / "E.json", _NILE_RUNS)  # tiny
+    args = [
+        "--only",
+        "nile",
+        "--seeds",
+        "2",
+        "--resume",
+        "--output",
+        str(tmp_path / "E.md"),
+        "--log-root",
+        str(tmp_path),
+    ]
+    error = usage_error([*args, "--scale", "full"], capsys)
+    assert error.endswith(
+        f"the runs in {json_path} are of scale 'tiny': --scale must be 'tiny' to resume them, got 'full'"
+    )
+    with pytest.raises(ValueError, match="are of scale 'tiny'"):
+        run_experiments(["nile"], [0], "full", tmp_path / "E.md", json_path, tmp_path, resume=True)
+    # a JSON that does not record its scale resumes at any scale
+    runs_file(json_path, _NILE_RUNS[:1], scale=None)
+    nile = evidence._EXPERIMENTS_BY_NAME["nile"]
+    monkeypatch.setitem(evidence._EXPERIMENTS_BY_NAME, "nile", evidence.Experiment(
+        nile.name, nile.title, nile.metric, False, nile.configs[:1]))  # fmt: skip
+    assert [r.test for r in evidence.main([*args[:3], "1", *args[4:], "--scale", "full"])] == [1]
+
+
+def test_resume_without_a_json_says_every_run_starts_afresh(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(evidence._RUNNERS, "airline_lstm", lambda e, c, seed, *args: fake(e.name, c.label, [1])[0])
+    json_path = tmp_path / "E.json"
+    runs = run_experiments(["nile"], [0], "tiny", tmp_path / "E.md", json_path, tmp_path, resume=True)
+    assert len(runs) == len(evidence._EXPERIMENTS_BY_NAME["nile"].configs)
+    assert f"[evidence] --resume: there is no {json_path} yet, every run starts afresh\n" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("where", "says"),
+    [
+        (
+            ["--output", "{tmp}/no/E.md"],
+            "--output must be a file in an existing folder, got {tmp}/no/E.md: its folder {tmp}/no does not exist",
+        ),
+        (
+            ["--output", "{tmp}/file/E.md"],
+            "--output must be a file in an existing folder, got {tmp}/file/E.md: its folder {tmp}/file is not a folder",
+        ),
+        (["--output", "{tmp}"], "--output must be a file in an existing folder, got {tmp}: {tmp} is a folder"),
+        (
+            ["--output", "{tmp}/E.md", "--json", "{tmp}"],
+            "--json must be a file in an existing folder, got {tmp}: {tmp} is a folder",
+        ),
+        (["--output", "{tmp}/E.md", "--json", "{tmp}/no/E.json"], "--json must be a file in an existing folder"),
+        (
+            ["--output", "{tmp}/E.json"],
+            "--output must differ from the JSON of the runs (--json, default: the output "
+            "with .json), got {tmp}/E.json for both: the table would overwrite the runs",
+        ),
+        (["--output", "{tmp}/E.md", "--json", "{tmp}/E.md"], "got {tmp}/E.md for both"),
+        (
+            ["--output", "{tmp}/E.md", "--log-root", "{tmp}/file"],
+            "--log-root must be a folder or a path to make one, got {tmp}/file: {tmp}/file is not a folder",
+        ),
+        (
+            ["--output", "{tmp}/E.md", "--log-root", "{tmp}/file/logs"],
+            "got {tmp}/file/logs: {tmp}/file is not a folder",
+        ),
+    ],
+)
+def test_bad_output_paths_stop_before_any_run(
+    where: list[str], says: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(evidence._RUNNERS, "airline_lstm", lambda *args: pytest.fail("a run started"))
+    (tmp_path / "file").write_text("")
+    args = [arg.format(tmp=tmp_path) for arg in ["--only", "nile", "--scale", "tiny", "--seeds", "1", *where]]
+    if "--log-root" not in where:
+        args += ["--log-root", str(tmp_path / "logs")]
+    assert says.format(tmp=tmp_path) in usage_error(args, capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]  # nothing written
+    if "--log-root" not in where:  # the same paths are refused by --merge
+        merged = runs_file(tmp_path / "file", _NILE_RUNS)
+        assert says.format(tmp=tmp_path) in usage_error(["--merge", str(merged), *args[6:-2]], capsys)
+
+
+def test_more_jobs_than_runs_say_how_many_run_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    started: list[int] = []
+    monkeypatch.setattr(evidence, "_run_parallel", lambda plan, jobs, *args: started.append(jobs))
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    torch.set_num_threads(1)
+    json_path = tmp_path / "E.json"
+    run_experiments(["nile"], [0], "tiny", tmp_path / "E.md", json_path, tmp_path, jobs=99)
+    captured = capsys.readouterr()
+    assert "[evidence] --jobs 99: only 4 runs to do, so 4 at once\n" in captured.err
+    assert captured.out.startswith("[evidence] 4 runs, 4 at a time. Worst case: unknown: none of them is time-capped "
+                                   "(--trainer.max_time). (4 x 1 threads on 2 cores: they compete)")  # fmt: skip
+    assert started == [4]
