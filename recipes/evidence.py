@@ -1434,11 +1434,10 @@ def main(args: Sequence[str] | None = None) -> list[Run]:
         if given:
             parser.error(f"--merge redraws the recorded runs and runs nothing: it takes none of "
                          f"{', '.join(_RUN_OPTIONS)}, got {', '.join(given)}")  # fmt: skip
-        try:
-            joined(options.merge)
+        try:  # merge checks every file (joined) before it writes anything
+            return merge(options.merge, options.output, json_path)
         except ValueError as error:
             parser.error(f"--merge takes JSON files of runs as this script writes them (--json): {error}")
-        return merge(options.merge, options.output, json_path)
     if options.seeds < 1:
         parser.error(f"--seeds must be an int >= 1, got {options.seeds}")
     existing = next(p for p in (options.log_root, *options.log_root.parents) if p.exists())  # "/" or "." at last
