@@ -356,16 +356,13 @@ def arima_forecasts(
 
 
 @functools.lru_cache(maxsize=32)
-def _arima_rmse(
+def _cached_arima_forecasts(
     values: tuple[float, ...], train_end: int, origins: tuple[int, ...], horizon: int, period: int | None
-) -> tuple[float, str]:
+) -> tuple[np.ndarray, str]:
     # several seconds of model selection, the same for every seed of a run: computed once per process
-    series = np.asarray(values)
     # a minute or more on a series of tens of thousands of steps
     rank_zero_info(f"ARIMA baseline (statsmodels): choosing the order by AIC on {train_end} training steps...")
-    forecasts, name = arima_forecasts(series, train_end, list(origins), horizon, period)
-    targets = np.stack([series[o : o + horizon] for o in origins])
-    return rmse(forecasts, targets), name
+    return arima_forecasts(np.asarray(values), train_end, list(origins), horizon, period)
 
 
 class RealSeriesDataModule(ForecastDataModule):
@@ -472,19 +469,14 @@ class RealSeriesDataModule(ForecastDataModule):
             )
         return out
 
-    def baselines(self) -> dict[str, float]:
-        """Test RMSE of the naive, seasonal naive and ARIMA forecasts of the test windows' targets.
-
-        Each forecast starts where a test window's target starts and uses the series before it
-        (:func:`seasonal_naive_forecasts`, :func:`arima_forecasts`); ARIMA's order and parameters come from
-        the training part only. With ``split="series"`` (several series) only the naive forecast is given.
-        """
-        out = {"naive last-value forecast RMSE": self.yardstick()[1]}
+    def _baseline_forecasts(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """The test windows' targets ``(W, horizon)`` and the seasonal naive and ARIMA forecasts of them, by name
+        (none with ``split="series"`` or several channels)."""
         if self.split != "time" or len(self.series_splits["test"]) != 1:
-            return out
+            return np.zeros((0, self.horizon)), {}
         series = self._load()[0]
         if series.shape[1] != 1:
-            return out
+            return np.zeros((0, self.horizon)), {}
         values = series[:, 0].double().numpy()
         length = len(values)
         test_start = math.floor(length * (1.0 - self.test_fraction))
@@ -493,13 +485,35 @@ class RealSeriesDataModule(ForecastDataModule):
         windows = (length - part_start - self.input_length - self.horizon) // self.stride + 1
         origins = [part_start + self.input_length + k * self.stride for k in range(windows)]
         targets = np.stack([values[o : o + self.horizon] for o in origins])
+        out = {}
         period = self.seasonal_period
         if period is not None and period <= min(origins):
             seasonal = seasonal_naive_forecasts(values, origins, self.horizon, period)
-            out[f"seasonal naive (period {period}) RMSE"] = rmse(seasonal, targets)
-        score, name = _arima_rmse(tuple(values.tolist()), train_end, tuple(origins), self.horizon, period)
-        out[f"ARIMA RMSE ({name}, order by AIC on the training part)"] = score
-        return out
+            out[f"seasonal naive (period {period}) RMSE"] = seasonal
+        forecasts, name = _cached_arima_forecasts(
+            tuple(values.tolist()), train_end, tuple(origins), self.horizon, period
+        )
+        out[f"ARIMA RMSE ({name}, order by AIC on the training part)"] = forecasts
+        return targets, out
+
+    def baselines(self) -> dict[str, float]:
+        """Test RMSE of the naive, seasonal naive and ARIMA forecasts of the test windows' targets.
+
+        Each forecast starts where a test window's target starts and uses the series before it
+        (:func:`seasonal_naive_forecasts`, :func:`arima_forecasts`); ARIMA's order and parameters come from
+        the training part only. With ``split="series"`` (several series) only the naive forecast is given.
+        """
+        targets, forecasts = self._baseline_forecasts()
+        return {"naive last-value forecast RMSE": self.yardstick()[1]} | {
+            name: rmse(values, targets) for name, values in forecasts.items()
+        }
+
+    def baseline_case_losses(self) -> dict[str, np.ndarray]:
+        """Each baseline's squared error per test window, keyed as :meth:`baselines`, in the windows' order."""
+        targets, forecasts = self._baseline_forecasts()
+        return super().baseline_case_losses() | {
+            name: ((values - targets) ** 2).mean(axis=1) for name, values in forecasts.items()
+        }
 
 
 # The recipe: the model's defaults and the command line.

@@ -47,7 +47,10 @@ from common import RecipeCLI, RunSummary, SequenceModel
 from common.data import ClassificationDataModule, SequenceDataset, majority_accuracy
 from common.files import package_file, user_file
 
-__all__ = ["TsData", "UCRDataModule", "cli", "load_ucr", "main", "one_nn_dtw_accuracy", "read_ts", "sktime_ts_names"]
+__all__ = [
+    "TsData", "UCRDataModule", "cli", "load_ucr", "main", "one_nn_dtw_accuracy", "one_nn_dtw_correct", "read_ts",
+    "sktime_ts_names",
+]  # fmt: skip
 
 
 # The data: UCR/UEA classification sets in the .ts format (the ones sktime ships, or a user's), read by sktime.
@@ -265,7 +268,7 @@ def load_ucr(name: str) -> tuple[TsData, TsData]:
     return read_ts(train_path), read_ts(test_path)
 
 
-def one_nn_dtw_accuracy(
+def one_nn_dtw_correct(
     train: Sequence[Tensor],
     train_labels: Tensor,
     test: Sequence[Tensor],
@@ -274,8 +277,8 @@ def one_nn_dtw_accuracy(
     max_length: int = 256,
     window: float = 0.1,
     full_window_up_to: int = 512,
-) -> float:
-    r"""Test accuracy of 1-nearest-neighbour classification under dynamic time warping (sktime).
+) -> Tensor:
+    r"""Which test cases 1-nearest-neighbour classification under dynamic time warping (sktime) gets right.
 
     Sequences of one length are compared as they are; sets whose sequences differ in length
     are resampled (sktime's ``TSInterpolator``; a case of one step keeps its value) to one length,
@@ -293,13 +296,16 @@ def one_nn_dtw_accuracy(
         window: the band's width, as a fraction of the length, for long sequences. Default: 0.1.
         full_window_up_to: the longest length warped without a band. Default: 512.
 
+    Returns:
+        ``(N_test,)`` booleans, in the order of ``test``.
+
     Raises:
         ModuleNotFoundError: if sktime (or numba, which its DTW needs) is not installed.
 
     Example:
         >>> up, down = torch.linspace(0, 1, 8).unsqueeze(1), torch.linspace(1, 0, 8).unsqueeze(1)
-        >>> one_nn_dtw_accuracy([up, down], torch.tensor([0, 1]), [up * 0.9, down], torch.tensor([0, 1]))
-        1.0
+        >>> one_nn_dtw_correct([up, down], torch.tensor([0, 1]), [up * 0.9, up], torch.tensor([0, 1])).tolist()
+        [True, False]
     """
     import pandas as pd
     from sktime.classification.distance_based import KNeighborsTimeSeriesClassifier
@@ -321,7 +327,20 @@ def one_nn_dtw_accuracy(
         warnings.simplefilter("ignore")  # sktime's notes on numba and on the pandas version
         classifier.fit(panel(train), train_labels.numpy())
         predicted = classifier.predict(panel(test))
-    return float((torch.as_tensor(np.asarray(predicted, dtype=np.int64)) == test_labels).float().mean())
+    return torch.as_tensor(np.asarray(predicted, dtype=np.int64)) == test_labels
+
+
+def one_nn_dtw_accuracy(
+    train: Sequence[Tensor], train_labels: Tensor, test: Sequence[Tensor], test_labels: Tensor, **options: Any
+) -> float:
+    """Test accuracy of 1-nearest-neighbour classification under DTW: :func:`one_nn_dtw_correct`'s mean.
+
+    Example:
+        >>> up, down = torch.linspace(0, 1, 8).unsqueeze(1), torch.linspace(1, 0, 8).unsqueeze(1)
+        >>> one_nn_dtw_accuracy([up, down], torch.tensor([0, 1]), [up * 0.9, down], torch.tensor([0, 1]))
+        1.0
+    """
+    return float(one_nn_dtw_correct(train, train_labels, test, test_labels, **options).float().mean())
 
 
 def _dtw_length(train: Sequence[Tensor], test: Sequence[Tensor], max_length: int = 256) -> int:
@@ -337,9 +356,10 @@ _DTW_SAMPLE = 16  # cases of each file in the timed sample
 
 
 @functools.lru_cache(maxsize=16)
-def _dtw_accuracy(train_path: str, test_path: str, max_minutes: float) -> tuple[float | None, str | None]:
+def _dtw_correct(train_path: str, test_path: str, max_minutes: float) -> tuple[Tensor | None, str | None]:
     # a minute on the largest shipped set, and the same for every run on it: computed once per process.
-    # Returns the accuracy, or None and why it was skipped (the whole would take longer than max_minutes)
+    # Returns which test cases it classifies right, or None and why it was skipped (the whole would take longer
+    # than max_minutes)
     train, test = read_ts(train_path), read_ts(test_path)
     names = train.class_names
     x, y = train.sequences, train.targets(names)
@@ -361,7 +381,7 @@ def _dtw_accuracy(train_path: str, test_path: str, max_minutes: float) -> tuple[
                 f"more than --data.dtw_max_minutes {max_minutes:g}; raise it to compute the baseline"
             )
     rank_zero_info(f"1-NN DTW baseline (sktime): {size}...")
-    return one_nn_dtw_accuracy(x, y, x_test, y_test), None
+    return one_nn_dtw_correct(x, y, x_test, y_test), None
 
 
 def resample(sequence: Tensor, steps: int) -> Tensor:
@@ -636,10 +656,21 @@ class UCRDataModule(ClassificationDataModule):
         would take longer than ``dtw_max_minutes`` it is left out, and ``baseline_notes`` says why.
         """
         out = {"majority-class accuracy": self.yardstick()[1]}
-        dtw, skipped = _dtw_accuracy(*(str(p) for p in _split_files(self.dataset)), self.dtw_max_minutes)
+        dtw, skipped = _dtw_correct(*(str(p) for p in _split_files(self.dataset)), self.dtw_max_minutes)
         if dtw is not None:
-            out["1-NN DTW accuracy"] = dtw
+            out["1-NN DTW accuracy"] = float(dtw.float().mean())
         self.baseline_notes = [] if skipped is None else [skipped]
+        return out
+
+    def baseline_case_losses(self) -> dict[str, np.ndarray]:
+        """Each baseline's 0/1 error per test case, keyed as :meth:`baselines`, in the test file's order (the test
+        loader's): what the summary's margin test compares the model's with."""
+        labels, n_train = self._loaded()[1], len(self._files()[0].labels)
+        majority = labels[n_train:] != torch.bincount(labels[:n_train]).argmax()  # as majority_accuracy answers
+        out = {"majority-class accuracy": majority.double().numpy()}
+        dtw, _ = _dtw_correct(*(str(p) for p in _split_files(self.dataset)), self.dtw_max_minutes)
+        if dtw is not None:
+            out["1-NN DTW accuracy"] = (~dtw).double().numpy()
         return out
 
 

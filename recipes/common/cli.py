@@ -499,6 +499,9 @@ class RecipeCLI(LightningCLI):
         with warnings.catch_warnings():
             # the data sit in memory, so loader worker processes would only add start-up time
             warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+            # torch 2.13 deprecates a class that Lightning (up to 2.6) uses inside its loops: nothing to act on here
+            warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+                                    category=FutureWarning)  # fmt: skip
             trainer.fit(model, datamodule=datamodule)
             epochs_trained = trainer.current_epoch
             if self._val_limit is not None:

@@ -316,6 +316,12 @@ class ForecastDataModule(SplitDataModule):
         rmse = (y - x[:, -1:, :]).pow(2).mean().sqrt()
         return "naive last-value forecast RMSE", float(rmse)
 
+    def baseline_case_losses(self) -> dict[str, np.ndarray]:
+        """Each baseline's squared error per test window (mean over its steps and channels), keyed as
+        :meth:`baselines`, in the test windows' order: what the summary's margin test compares the model's with."""
+        x, y = self.windows("test").tensors
+        return {self.yardstick()[0]: (y - x[:, -1:, :]).double().pow(2).flatten(1).mean(1).numpy()}
+
     def setup(self, stage: str) -> None:
         """Load and split the series (once), and cut the windows the stage needs."""
         for split in {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}[stage]:

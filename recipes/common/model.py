@@ -313,15 +313,26 @@ class SequenceModel(pl.LightningModule):
             self.test_mae(prediction, target)
             self.log("test_rmse", self.test_rmse, on_epoch=True)
             self.log("test_mae", self.test_mae, on_epoch=True)
+            self._case_losses.append((prediction.float() - target.float()).pow(2).flatten(1).mean(1).cpu())
             level = input.float().mean(dim=1, keepdim=True)
             self.test_forecast_power.update((prediction - level).pow(2).sum())
             self.test_truth_power.update((target.float() - level).pow(2).sum())
         else:
             self.test_acc(prediction, target)
             self.log("test_acc", self.test_acc, on_epoch=True)
+            self._case_losses.append((prediction.argmax(dim=-1) != target).float().cpu())
+
+    @override
+    def on_test_epoch_start(self) -> None:
+        self._case_losses: list[Tensor] = []
 
     @override
     def on_test_epoch_end(self) -> None:
+        # the last test's loss per case, in the loader's order: a forecast window's squared error (the mean over its
+        # steps and channels), a classified case's 0/1 error. This process's own, not reduced over processes (under
+        # DDP every process tests every case, so rank 0 holds them all): the summary's margin test against the
+        # baselines, case by case (common.summary.margin)
+        self.test_case_losses = torch.cat(self._case_losses).double().numpy() if self._case_losses else None
         if self.task == "forecast":
             truth = float(self.test_truth_power.compute())
             if truth > 0.0:  # a test part equal to its input windows' level has no amplitude to keep

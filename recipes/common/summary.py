@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+import numpy as np
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from regdrop.callbacks import EarlyStopping
 
-__all__ = ["RunSummary", "collect_summary", "run_dir"]
+__all__ = ["RunSummary", "collect_summary", "margin", "run_dir"]
 
 _SCORES = {
     "forecast": ("test_rmse", "test RMSE"),
@@ -111,6 +112,36 @@ _FIGURE_NAMES = {
 }
 
 
+def margin(model_errors: np.ndarray, baseline_errors: np.ndarray, lags: int = 0) -> tuple[float, float] | None:
+    """The model's mean loss minus a baseline's over the same test cases, and the standard error of that difference.
+
+    For forecasts (the losses: squared errors per window) this is the Diebold-Mariano comparison, for classifiers
+    (0/1 errors per case) a paired one: the mean of the per-case differences, whose standard error is the sample
+    one where the cases' losses are independent (``lags=0``: classified cases, one-step forecasts, windows that do
+    not overlap) and else statsmodels' Newey-West (HAC) one with ``lags`` lags, as overlapping multi-step windows
+    share errors. None where there are fewer than two cases, the arrays differ in length, or statsmodels (needed for
+    ``lags > 0``) is not installed.
+
+    Example:
+        >>> diff, error = margin(np.array([1.0, 2.0, 3.0, 2.0]), np.array([2.0, 2.0, 4.0, 4.0]))
+        >>> round(diff, 4), round(error, 4)
+        (-1.0, 0.4082)
+    """
+    model_errors, baseline_errors = np.asarray(model_errors, float), np.asarray(baseline_errors, float)
+    n = len(model_errors)
+    if n < 2 or baseline_errors.shape != model_errors.shape:
+        return None
+    d = model_errors - baseline_errors
+    if lags == 0:
+        return float(d.mean()), float(d.std(ddof=1) / math.sqrt(n))
+    try:
+        import statsmodels.api as sm
+    except ModuleNotFoundError:
+        return None
+    fit = sm.OLS(d, np.ones(n)).fit(cov_type="HAC", cov_kwds={"maxlags": lags})
+    return float(fit.params[0]), float(fit.bse[0])
+
+
 def run_dir(trainer: pl.Trainer) -> Path:
     """The run's log directory, as ``trainer.log_dir`` finds it but without its DDP broadcast, so that code
     running on rank 0 alone can call it (the other ranks would block on ``trainer.log_dir``)."""
@@ -173,6 +204,9 @@ class RunSummary:
     # the test's cases (a forecaster's: its windows), which the score row names; a classifier's also say how far
     # the test can tell two accuracies apart
     test_cases: int | None = None
+    # the margin test (margin()): baseline name -> [the model's mean test loss minus the baseline's (a forecaster's
+    # squared error, a classifier's 0/1 error), the standard error of that difference], over the same test cases
+    margins: dict[str, list[float]] = field(default_factory=dict)
     data_notes: list[str] = field(default_factory=list)  # what the data module did to the data (gaps filled)
     baseline_notes: list[str] = field(default_factory=list)  # why a baseline is missing (too slow for its budget)
     model_class: str | None = None  # the saved model's class, as a recipe's code imports it (recipes/ on sys.path)
@@ -229,8 +263,21 @@ class RunSummary:
             parts.append(_TRY_TRIVIAL_FORECAST[1])
         return lost + (_NAIVE_IS_BEST if forecast else "") + "Try: " + _or_tune(parts, skips)
 
+    def _too_close(self) -> list[str]:
+        """The baselines the test cannot tell from the model: their mean losses less than one standard error apart."""
+        return [name for name, (diff, error) in self.margins.items() if abs(diff) < error]
+
     def _too_close_to_tell(self, trivial: str, value: float) -> str | None:
-        """A classifier's warning where it beats the trivial baseline by less than one standard error."""
+        """The warning where the model beats the trivial baseline by less than one standard error."""
+        if self.score_name not in _HIGHER_IS_BETTER and trivial in self._too_close():
+            diff, error = self.margins[trivial]
+            windows = f" over its {self.test_cases} test windows" if self.test_cases else ""
+            return (
+                f"WARNING: the model beats {trivial} ({value:.4f}) by less than one standard error{windows}: its "
+                f"mean squared error is {-diff:.4g} lower, with a standard error of {error:.4g} (a Diebold-Mariano "
+                "comparison of the two forecasts' squared errors), so the test cannot tell it from that baseline. "
+                "Judge it on more test windows (a longer series, or --data.test_fraction) before trusting it"
+            )
         n = self.test_cases
         if self.score_name not in _HIGHER_IS_BETTER or not n:
             return None
@@ -277,6 +324,16 @@ class RunSummary:
             close = self._too_close_to_tell(trivial, trivial_value)
             if close is not None:
                 out.append(close)
+            others = [name for name in self._too_close() if name != trivial and baselines.get(name) != self.score]
+            if others:
+                forecast = self.score_name not in _HIGHER_IS_BETTER
+                what, how = ("mean squared errors", "a Diebold-Mariano comparison") if forecast else (
+                    "accuracies", "a paired comparison, case by case")  # fmt: skip
+                cases = f" over the {self.test_cases} test {_CASES.get(self.score_name, 'cases')}"
+                out.append(
+                    f"The test cannot tell the model from {', '.join(others)}: their {what} differ by less than one "
+                    f"standard error of the difference{cases if self.test_cases else ''} ({how})"
+                )
         if early_stop is not None:
             out.append(early_stop)
         elif (
@@ -413,6 +470,7 @@ def collect_summary(
         seasonal_period=getattr(datamodule, "seasonal_period", None),
         seasonal_option="seasonal_period" in inspect.signature(type(datamodule).__init__).parameters,
         test_cases=_test_cases(trainer) if task != "language_model" else None,  # an LM's are chunks of text
+        margins=_margins(trainer, datamodule) if task != "language_model" else {},
         data_notes=list(getattr(datamodule, "data_notes", [])),
         baseline_notes=list(getattr(datamodule, "baseline_notes", [])),  # set by baselines(), called above
     )  # fmt: skip
@@ -424,3 +482,20 @@ def _test_cases(trainer: pl.Trainer) -> int | None:
     loader = loaders[0] if isinstance(loaders, (list, tuple)) and loaders else loaders
     data = getattr(loader, "dataset", None)
     return len(data) if data is not None and hasattr(data, "__len__") else None
+
+
+def _margins(trainer: pl.Trainer, datamodule: pl.LightningDataModule) -> dict[str, list[float]]:
+    """:func:`margin` against each baseline whose per-case losses the data module gives (``baseline_case_losses``),
+    where the tested model kept its own (``test_case_losses``); overlapping forecast windows (a horizon longer than
+    the stride) get HAC lags."""
+    errors = getattr(trainer.lightning_module, "test_case_losses", None)
+    errors_of = getattr(datamodule, "baseline_case_losses", None)
+    if errors is None or not callable(errors_of):
+        return {}
+    lags = max(math.ceil(getattr(datamodule, "horizon", 1) / getattr(datamodule, "stride", 1)) - 1, 0)
+    out = {}
+    for name, baseline in errors_of().items():
+        found = margin(errors, baseline, lags)
+        if found is not None:
+            out[name] = list(found)
+    return out

@@ -212,6 +212,11 @@ def test_baselines_score_the_test_windows() -> None:
     arima = next(name for name in names if name.startswith("ARIMA RMSE ("))
     # ARIMA follows lynx's cycle better than either naive forecast
     assert baselines[arima] < min(baselines[names[0]], expected)
+    # the per-window squared errors the summary's margin test reads are the same forecasts, window by window
+    errors = dm.baseline_case_losses()
+    assert list(errors) == names and all(len(e) == len(dm.windows("test")) for e in errors.values())
+    assert {name: float(e.mean() ** 0.5) for name, e in errors.items()} == pytest.approx(baselines, rel=1e-6)
+    assert errors["seasonal naive (period 10) RMSE"] == pytest.approx((truth - seasonal).pow(2).numpy())
 
 
 def test_rolling_origin_folds_move_the_validation_part_back() -> None:

@@ -74,6 +74,10 @@ def test_japanese_vowels_run(tmp_path: Path) -> None:
     assert sum(map(sum, matrix)) == 370 and len(matrix) == 9
     assert sum(matrix[k][k] for k in range(9)) == round(summary.score * 370)
     assert summary.test_cases == 370  # what the verdict's standard error counts
+    # the paired margin test compares the model's and each baseline's 0/1 errors on the same 370 cases
+    for name, (diff, error) in summary.margins.items():
+        assert diff == pytest.approx(summary.baselines[name] - summary.score, abs=1e-6) and error > 0
+    assert set(summary.margins) == set(summary.baselines)
     # the branch is on by default, so the advice (given against a baseline the model loses to) does not offer it
     summary.baselines = {"majority": 0.0, "better": 1.0}
     assert summary.in_use == ["fcn"]
@@ -140,11 +144,11 @@ def test_bad_user_files_exit_with_status_2(tmp_path: Path, capsys: pytest.Captur
 
 def test_a_dtw_baseline_over_budget_is_named_in_the_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(vowels_gru, "_TIME_DTW_ABOVE", 0)  # time every set, however small
-    vowels_gru._dtw_accuracy.cache_clear()
+    vowels_gru._dtw_correct.cache_clear()
     try:
         summary = vowels_gru.main(tiny(tmp_path, "--data.name", "ItalyPowerDemand", "--data.dtw_max_minutes", "1e-9"))
     finally:
-        vowels_gru._dtw_accuracy.cache_clear()
+        vowels_gru._dtw_correct.cache_clear()
     assert list(summary.baselines) == ["majority-class accuracy"]
     assert len(summary.baseline_notes) == 1 and "--data.dtw_max_minutes 1e-09" in summary.baseline_notes[0]
     assert "1-NN DTW baseline skipped" in summary.format()

@@ -384,7 +384,7 @@ def test_a_dtw_baseline_over_its_time_budget_is_skipped_with_a_note(monkeypatch:
     import vowels_gru
 
     monkeypatch.setattr(vowels_gru, "_TIME_DTW_ABOVE", 0)  # time every set, however small
-    vowels_gru._dtw_accuracy.cache_clear()
+    vowels_gru._dtw_correct.cache_clear()
     try:
         quick = UCRDataModule("ItalyPowerDemand", dtw_max_minutes=1e-9)
         baselines = quick.baselines()
@@ -396,7 +396,12 @@ def test_a_dtw_baseline_over_its_time_budget_is_skipped_with_a_note(monkeypatch:
         roomy = UCRDataModule("ItalyPowerDemand", dtw_max_minutes=60)
         assert roomy.baselines()["1-NN DTW accuracy"] == pytest.approx(0.9504373177842566)
         assert roomy.baseline_notes == []
+        # the 0/1 errors the summary's paired margin test reads: one per test case, the baselines' error rates
+        losses = roomy.baseline_case_losses()
+        assert {name: 1 - float(loss.mean()) for name, loss in losses.items()} == pytest.approx(roomy.baselines())
+        assert all(len(loss) == len(roomy.splits["test"]) == 1029 for loss in losses.values())
+        assert list(quick.baseline_case_losses()) == ["majority-class accuracy"]  # skipped: no DTW errors either
     finally:
-        vowels_gru._dtw_accuracy.cache_clear()
+        vowels_gru._dtw_correct.cache_clear()
     with pytest.raises(ValueError, match=r"dtw_max_minutes must be a number > 0, got 0"):
         UCRDataModule("ItalyPowerDemand", dtw_max_minutes=0)

@@ -101,6 +101,73 @@ def test_collect_after_fit_and_test(tmp_path) -> None:
     assert f"on {summary.test_cases} test windows" in summary.format().splitlines()[1]
     # the sine waves' module takes no --data.seasonal_period: the summary does not offer it
     assert not summary.seasonal_option and "no seasonal baselines" not in summary.format()
+    # the margin test compares the tested model's own squared errors, window by window, with the naive forecast's:
+    # the model's test MSE minus the difference is the naive forecast's MSE
+    diff, error = summary.margins[summary.yardstick_name]
+    assert summary.score**2 - diff == pytest.approx(summary.yardstick**2, rel=1e-4) and error > 0
+    assert len(model.test_case_losses) == summary.test_cases
+
+
+def test_margin_is_the_diebold_mariano_difference_and_its_standard_error() -> None:
+    stats = pytest.importorskip("scipy.stats")
+    rng = torch.Generator().manual_seed(0)
+    model = torch.rand(50, generator=rng).double().numpy()
+    baseline = (torch.rand(50, generator=rng) + 0.1).double().numpy()
+    diff, error = common.summary.margin(model, baseline)
+    assert diff == pytest.approx(model.mean() - baseline.mean())
+    # one-step forecasts: the paired t statistic of the squared errors is the Diebold-Mariano one
+    assert diff / error == pytest.approx(stats.ttest_rel(model, baseline).statistic)
+    # overlapping windows share errors: a slowly drifting difference has a larger standard error with HAC lags
+    drift = torch.sin(torch.arange(50.0) / 4).double().numpy()
+    assert (
+        common.summary.margin(baseline + drift, baseline, lags=3)[1]
+        > common.summary.margin(baseline + drift, baseline)[1]
+    )
+    assert common.summary.margin(model[:1], baseline[:1]) is None  # one window: no standard error
+    assert common.summary.margin(model, baseline[:-1]) is None  # other windows: nothing to compare
+
+
+def test_a_forecast_the_test_cannot_tell_from_a_baseline_is_said_so() -> None:
+    naive, arima = "naive last-value forecast RMSE", "ARIMA RMSE (ARIMA(1,1,1))"
+
+    def verdict(margins: dict[str, list[float]]) -> str:
+        summary = _summary(score=135.67, yardstick_name=naive, yardstick=146.83, test_cases=33,
+                           baselines={naive: 146.83, arima: 121.59}, margins=margins)  # fmt: skip
+        return " ".join(" ".join(summary.verdict()).split())
+
+    # Nile's default run: 3152 lower MSE than the naive forecast, standard error 4189; 3623 above ARIMA's, 2836
+    nile = verdict({naive: [-3152.0, 4189.0], arima: [3623.0, 2836.0]})
+    assert (
+        "WARNING: the model beats naive last-value forecast RMSE (146.8300) by less than one standard error "
+        "over its 33 test windows: its mean squared error is 3152 lower, with a standard error of 4189" in nile
+    )
+    assert "The test cannot tell" not in nile  # ARIMA wins by more than one standard error
+    clear = verdict({naive: [-3152.0, 1000.0], arima: [3623.0, 4000.0]})
+    assert "WARNING" not in clear
+    assert (
+        f"The test cannot tell the model from {arima}: their mean squared errors differ by less than one "
+        "standard error of the difference over the 33 test windows" in clear
+    )
+    assert "WARNING" not in verdict({})  # no per-window errors (a summary from before, a data module without them)
+
+
+def test_a_classifier_the_test_cannot_tell_from_1nn_dtw_is_said_so() -> None:
+    majority, dtw = "majority-class accuracy", "1-NN DTW accuracy"
+
+    def verdict(margins: dict[str, list[float]]) -> str:
+        summary = _summary(score_name="test accuracy", score=0.9543, yardstick_name=majority, yardstick=0.4985,
+                           test_cases=1029, baselines={majority: 0.4985, dtw: 0.9504}, margins=margins)  # fmt: skip
+        return " ".join(" ".join(summary.verdict()).split())
+
+    # ItalyPowerDemand: 4 of 1029 cases more than 1-NN DTW, the paired difference's standard error 6 cases
+    close = verdict({majority: [-0.4558, 0.0165], dtw: [-0.0039, 0.0058]})
+    assert close.startswith("beats every baseline (majority-class accuracy, 1-NN DTW accuracy) ")
+    assert (
+        f"The test cannot tell the model from {dtw}: their accuracies differ by less than one standard error of "
+        "the difference over the 1029 test cases (a paired comparison, case by case)" in close
+    )
+    assert "WARNING" not in close  # the majority class is beaten by 28 standard errors
+    assert "cannot tell" not in verdict({majority: [-0.4558, 0.0165], dtw: [-0.0039, 0.0020]})
 
 
 def test_collect_needs_the_score() -> None:
