@@ -590,8 +590,25 @@ def _run_cli_recipe(
                "baselines": {name: value * factor for name, value in summary.baselines.items()},
                "tuned": summary.tuned if best is None else {
                    "best": {name: value for name, value in best.items() if name != "refit_epochs"}, "shared": True},
-               "refit": summary.refit},
+               "refit": summary.refit, "margins": summary.margins,
+               "test_losses": encode_losses(getattr(cli.model, "test_case_losses", None))},
     )  # fmt: skip
+
+
+def encode_losses(losses: Sequence[float] | None) -> str | None:
+    """A run's per-case test losses (a classifier's 0/1 errors, a forecaster's squared errors per window) as one
+    string of numbers to 7 significant digits: one JSON line per run, from which the tables pair runs case by case.
+
+    Example:
+        >>> encode_losses([0.0, 1.0, 2.0 / 3.0]), decode_losses("0 1 0.6666667")
+        ('0 1 0.6666667', [0.0, 1.0, 0.6666667])
+    """
+    return None if losses is None else " ".join(f"{float(x):.7g}" for x in losses)
+
+
+def decode_losses(text: str) -> list[float]:
+    """The losses :func:`encode_losses` wrote."""
+    return [float(x) for x in text.split()]
 
 
 def _run_sonar(experiment: Experiment, config: Config, seed: int, scale: str, log_root: Path, *study: object) -> Run:
