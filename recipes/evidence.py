@@ -48,6 +48,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # with scikit-learn (extra data)
 
@@ -59,6 +60,7 @@ import airline_lstm
 import asv_lm
 import sonar_mlp
 import vowels_gru
+from common.summary import margin
 
 __all__ = ["EXPERIMENTS", "PUBLISHED", "Config", "Experiment", "Published", "Run", "main", "render", "run_experiments"]
 
@@ -611,6 +613,41 @@ def decode_losses(text: str) -> list[float]:
     return [float(x) for x in text.split()]
 
 
+def _apart(found: Sequence[float]) -> bool:
+    """Whether a margin (mean loss difference, its standard error) is at least one standard error from 0."""
+    diff, error = found
+    return diff != 0.0 and abs(diff) >= error
+
+
+def _paired_seeds(runs: Sequence[Run], label: str, reference: str) -> tuple[int, int] | None:
+    """In how many seeds ``label``'s runs differ from ``reference``'s by at least one standard error, paired on the
+    same test cases (common.summary.margin of their per-case losses; every forecast here is one step ahead, so no
+    lags), and out of how many seeds both recorded their losses; None where none did."""
+    apart = seeds = 0
+    for run in runs:
+        other = next((r for r in runs if r.config == reference and r.seed == run.seed), None)
+        if (
+            run.config != label
+            or other is None
+            or not run.extra.get("test_losses")
+            or not other.extra.get("test_losses")
+        ):
+            continue
+        found = margin(np.array(decode_losses(run.extra["test_losses"])),
+                       np.array(decode_losses(other.extra["test_losses"])))  # fmt: skip
+        if found is not None:
+            seeds += 1
+            apart += _apart(found)
+    return (apart, seeds) if seeds else None
+
+
+def _baseline_seeds(runs: Sequence[Run], label: str, baseline: str) -> tuple[int, int] | None:
+    """As :func:`_paired_seeds`, against a baseline, from the margins each run's summary recorded."""
+    found = [r.extra["margins"][baseline] for r in runs if r.config == label and baseline in (r.extra.get("margins")
+                                                                                                or {})]  # fmt: skip
+    return (sum(_apart(m) for m in found), len(found)) if found else None
+
+
 def _run_sonar(experiment: Experiment, config: Config, seed: int, scale: str, log_root: Path, *study: object) -> Run:
     """A sonar run (ten-fold cross-validation); it has no study, so ``study`` (best values, none) goes unused."""
     options = dict(item.split("=") for item in (experiment.tiny if scale == "tiny" else experiment.full))
@@ -782,7 +819,11 @@ def render(runs: Sequence[Run], meta: dict[str, Any]) -> str:
                 spread = max(_mean_std(ref_scores)[1], _mean_std(scores)[1])
                 verdict = "helped" if improved else "did **not** help"
                 size = " (within one standard deviation of the seeds)" if abs(delta) <= spread else ""
-                verdicts.append(f"- *{config.label}* {verdict}: {delta:+.2f} against *{reference}*{size}.")
+                paired = _paired_seeds(mine, config.label, reference)
+                test = "" if paired is None else (
+                    f" Paired on the test cases, at least one standard error apart in {paired[0]} of {paired[1]} "
+                    "seeds.")  # fmt: skip
+                verdicts.append(f"- *{config.label}* {verdict}: {delta:+.2f} against *{reference}*{size}.{test}")
         lines += ["", *verdicts] if verdicts else []
         lines += _study_lines(experiment, mine)
         lines += _baseline_lines(experiment, mine, means)
@@ -851,6 +892,8 @@ def _targets(runs: Sequence[Run]) -> list[str]:
     if not tuned:
         return []
     regularized_ok, trivial_ok, dtw, arima = [], [], [], []
+    arm_tests: list[str] = []  # where tuned regularized lost: seeds in which the arms are a standard error apart
+    baseline_tests: list[str] = []  # the same against 1-NN DTW or ARIMA
     switched_off: list[str] = []
     for experiment in tuned:
         means = _tuned_means(runs, experiment)
@@ -866,11 +909,20 @@ def _targets(runs: Sequence[Run]) -> list[str]:
         if study is not None and study["best"].get("regularize") == "none":
             switched_off.append(data)
         trivial_ok.append((data, sign * (means[everything] - next(iter(baselines.values()))) > 0))
+        mine = [r for r in runs if r.experiment == experiment.name]
+        if sign * (means[everything] - means[none]) < 0:
+            arm_seeds = _paired_seeds(mine, everything, none)
+            if arm_seeds is not None:
+                arm_tests.append(f"{data} {arm_seeds[0]} of {arm_seeds[1]}")
         for name, value in baselines.items():
             if "DTW" in name:
                 dtw.append((data, sign * (means[everything] - value) > 0))
             if "ARIMA" in name:
                 arima.append((data, sign * (means[everything] - value) >= 0))
+            seeds = _baseline_seeds(mine, everything, name) if "DTW" in name or "ARIMA" in name else None
+            if seeds is not None:
+                won = "won" if sign * (means[everything] - value) > 0 else "lost"
+                baseline_tests.append(f"{data} {seeds[0]} of {seeds[1]} ({won})")
 
     def count(results: list[tuple[str, bool]], noun: str) -> str:
         won = [name for name, ok in results if ok]
@@ -895,6 +947,20 @@ def _targets(runs: Sequence[Run]) -> list[str]:
         f"- Tuned regularized better than the trivial baseline: {count(trivial_ok, 'data sets')} (target: all).",
         f"- Classification: tuned regularized beats 1-NN DTW on {count(dtw, 'sets')} (target: 6 of 8).",
         f"- Forecasting: tuned regularized at least as good as ARIMA on {count(arima, 'series')} (target: 3 of 5).",
+        *(
+            [
+                f"- Paired on the same test cases (each seed's per-case losses: a Diebold-Mariano comparison for the "
+                f"forecasts, the paired 0/1 errors for the classifiers), the seeds in which tuned regularized is at least "
+                f"one standard error from tuned unregularized where it lost to it: {', '.join(arm_tests)}."
+            ]
+            if arm_tests
+            else []
+        ),
+        *(
+            [f"- The same against 1-NN DTW or ARIMA (won or lost on the means, as above): {', '.join(baseline_tests)}."]
+            if baseline_tests
+            else []
+        ),
         f"- Runs in which no check after early stopping's first improved (the first check restored, or the run "
         f"stopped as soon as patience allowed): {len(first)}; each is named under its table, and the recipe's "
         "summary warns when it happens.",
@@ -933,11 +999,17 @@ def _baseline_lines(experiment: Experiment, runs: Sequence[Run], means: dict[str
         return []
     sign = 1.0 if experiment.higher_is_better else -1.0
     lines = ["", "Baselines on the same test data: " + "; ".join(f"{n} {v:.2f}" for n, v in baselines.items()) + "."]
+    strongest = max(baselines, key=lambda name: sign * baselines[name])
     for label, mean in means.items():
         lost = [_short(n) for n, v in baselines.items() if sign * (mean - v) <= 0]
+        seeds = _baseline_seeds(runs, label, strongest)
+        test = "" if seeds is None else (
+            f" Against {_short(strongest)}, paired on the test cases: at least one standard error apart in {seeds[0]} "
+            f"of {seeds[1]} seeds.")  # fmt: skip
         lines.append(
             f"- *{label}* ({mean:.2f}) "
             + (f"does **not** beat {', '.join(lost)}." if lost else "beats every baseline.")
+            + test
         )
     for flagged, sentence in (
         (_kept_first_check, "- No check after early stopping's **first check** improved in {n} run(s) ({which}): "
