@@ -949,9 +949,9 @@ def _targets(runs: Sequence[Run]) -> list[str]:
         f"- Forecasting: tuned regularized at least as good as ARIMA on {count(arima, 'series')} (target: 3 of 5).",
         *(
             [
-                f"- Paired on the same test cases (each seed's per-case losses: a Diebold-Mariano comparison for the "
-                f"forecasts, the paired 0/1 errors for the classifiers), the seeds in which tuned regularized is at least "
-                f"one standard error from tuned unregularized where it lost to it: {', '.join(arm_tests)}."
+                "- Paired on the same test cases (each seed's per-case losses: a Diebold-Mariano comparison for the "
+                "forecasts, the paired 0/1 errors for the classifiers), the seeds in which tuned regularized is at "
+                f"least one standard error from tuned unregularized where it lost to it: {', '.join(arm_tests)}."
             ]
             if arm_tests
             else []
@@ -1444,12 +1444,17 @@ _RUN_OPTIONS: dict[str, tuple[str, Any]] = {
 }
 
 
-def _unwritable(path: Path) -> str:
-    """Why the file ``path`` cannot be written ("" if it can, as far as can be told before writing)."""
-    if path.is_dir():
-        return f"{path} is a folder"
-    if not path.parent.is_dir():
-        return f"its folder {path.parent} {'is not a folder' if path.parent.exists() else 'does not exist'}"
+def _unwritable(path: Path, folder: bool = False) -> str:
+    """Why ``path`` cannot be written as a file (or, with ``folder``, made a folder): "" where it can, as far as can
+    be told before writing. The evidence scripts check their output paths with it before anything runs."""
+    if path.exists() and path.is_dir() != folder:
+        return f"{path} is a folder" if path.is_dir() else f"{path} is a file"
+    # a file needs its folder; Lightning makes a log folder's missing parents
+    place = next(p for p in (path, *path.parents) if p.exists()) if folder else path.parent
+    if not place.is_dir():
+        return f"{place} is not a folder" if place.exists() else f"its folder {place} does not exist"
+    if not os.access(place, os.W_OK):
+        return f"its folder {place} is not writable"
     return ""
 
 

@@ -26,7 +26,6 @@ import argparse
 import contextlib
 import io
 import json
-import os
 import statistics
 import sys
 import time
@@ -42,6 +41,7 @@ if __package__ in (None, ""):
 
 import airline_lstm
 import vowels_gru
+from evidence import _unwritable  # the same check of an output path
 
 __all__ = ["SETS", "main", "run_curve", "stop", "table"]
 
@@ -226,19 +226,6 @@ def _save(path: Path, runs: dict[tuple[str, str, int], dict[str, Any]]) -> None:
     temporary.replace(path)
 
 
-def _unwritable(path: Path, folder: bool = False) -> str:
-    """Why ``path`` cannot be written as a file (or, with ``folder``, made a folder); "" when it can."""
-    if path.exists() and path.is_dir() != folder:
-        return "is a directory" if path.is_dir() else "is a file"
-    # a file needs its folder; Lightning makes a log folder's missing parents
-    place = next(p for p in (path, *path.parents) if p.exists()) if folder else path.parent
-    if not place.is_dir():
-        return f"{place} is not a folder" if place.exists() else f"its folder {place} does not exist"
-    if not os.access(place, os.W_OK):
-        return f"its folder {place} is not writable"
-    return ""
-
-
 def _said(extra: Sequence[str]) -> str:
     return f"--extra {' '.join(extra)}" if extra else "no --extra"
 
@@ -310,7 +297,7 @@ def main(args: Sequence[str] | None = None) -> str:
     log_root = options.log_root or Path("lightning_logs")
     problems = [("--output", options.output, _unwritable(options.output))]
     if options.table_only:
-        found = "is a directory" if options.json.is_dir() else "" if options.json.exists() else "does not exist"
+        found = "" if options.json.is_file() else _unwritable(options.json) or "does not exist"
         problems.append(("--json", options.json, found and f"{found} (--table-only draws the runs recorded there)"))
     else:
         problems += [("--json", options.json, _unwritable(options.json))]

@@ -812,7 +812,7 @@ def test_resume_without_a_json_says_every_run_starts_afresh(
         ),
         (
             ["--output", "{tmp}/file/E.md"],
-            "--output must be a file in an existing folder, got {tmp}/file/E.md: its folder {tmp}/file is not a folder",
+            "--output must be a file in an existing folder, got {tmp}/file/E.md: {tmp}/file is not a folder",
         ),
         (["--output", "{tmp}"], "--output must be a file in an existing folder, got {tmp}: {tmp} is a folder"),
         (

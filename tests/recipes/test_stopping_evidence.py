@@ -212,11 +212,11 @@ def test_bad_paths_are_refused_before_any_run(tmp_path: Path, capsys: pytest.Cap
     good = {"--json": str(tmp_path / "s.json"), "--output": str(tmp_path / "s.md"), "--log-root": str(tmp_path)}
     bad = [
         ("--json", tmp_path / "missing" / "s.json", f"its folder {tmp_path / 'missing'} does not exist"),
-        ("--json", tmp_path, "is a directory"),
+        ("--json", tmp_path, f"{tmp_path} is a folder"),
         ("--json", tmp_path / "file" / "s.json", f"{tmp_path / 'file'} is not a folder"),
         ("--output", tmp_path / "missing" / "s.md", f"its folder {tmp_path / 'missing'} does not exist"),
-        ("--output", tmp_path, "is a directory"),
-        ("--log-root", tmp_path / "file", "is a file"),
+        ("--output", tmp_path, f"{tmp_path} is a folder"),
+        ("--log-root", tmp_path / "file", f"{tmp_path / 'file'} is a file"),
         ("--log-root", tmp_path / "file" / "logs", f"{tmp_path / 'file'} is not a folder"),
     ]
     for flag, path, reason in bad:
@@ -226,5 +226,5 @@ def test_bad_paths_are_refused_before_any_run(tmp_path: Path, capsys: pytest.Cap
         f"--output must differ from --json (the runs), got {good['--json']} for both"
     )
     assert _refused(capsys, ["--table-only", "--json", str(tmp_path), "--output", good["--output"]]) == (
-        f"--json {tmp_path}: is a directory (--table-only draws the runs recorded there)"
+        f"--json {tmp_path}: {tmp_path} is a folder (--table-only draws the runs recorded there)"
     )
