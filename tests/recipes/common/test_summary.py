@@ -127,6 +127,28 @@ def test_margin_is_the_diebold_mariano_difference_and_its_standard_error() -> No
     assert common.summary.margin(model, baseline[:-1]) is None  # other windows: nothing to compare
 
 
+def test_overlapping_windows_get_newey_west_lags() -> None:
+    from types import SimpleNamespace
+
+    losses = torch.sin(torch.arange(60.0) / 5).double().numpy() + 2.0
+    naive = losses * 0 + 2.1  # the differences drift slowly: their lags matter
+
+    class Windows:  # a horizon of 4 steps, a window every step: each error shares 3 steps with the next
+        horizon, stride = 4, 1
+
+        def baseline_case_losses(self) -> dict:
+            return {"naive": naive}
+
+    trainer = SimpleNamespace(lightning_module=SimpleNamespace(test_case_losses=losses))
+    margins = common.summary._margins(trainer, Windows())  # type: ignore[arg-type]
+    assert margins["naive"] == pytest.approx(list(common.summary.margin(losses, naive, lags=3)))
+    Windows.stride = 4  # windows that do not overlap: no lags
+    margins = common.summary._margins(trainer, Windows())  # type: ignore[arg-type]
+    assert margins["naive"] == pytest.approx(list(common.summary.margin(losses, naive)))
+    trainer.lightning_module = SimpleNamespace()  # a model that kept no losses (a recipe's own): no margins
+    assert common.summary._margins(trainer, Windows()) == {}  # type: ignore[arg-type]
+
+
 def test_a_forecast_the_test_cannot_tell_from_a_baseline_is_said_so() -> None:
     naive, arima = "naive last-value forecast RMSE", "ARIMA RMSE (ARIMA(1,1,1))"
 
