@@ -60,7 +60,7 @@ import airline_lstm
 import asv_lm
 import sonar_mlp
 import vowels_gru
-from common.summary import margin
+from common.summary import apart, margin
 
 __all__ = ["EXPERIMENTS", "PUBLISHED", "Config", "Experiment", "Published", "Run", "main", "render", "run_experiments"]
 
@@ -613,17 +613,11 @@ def decode_losses(text: str) -> list[float]:
     return [float(x) for x in text.split()]
 
 
-def _apart(found: Sequence[float]) -> bool:
-    """Whether a margin (mean loss difference, its standard error) is at least one standard error from 0."""
-    diff, error = found
-    return diff != 0.0 and abs(diff) >= error
-
-
 def _paired_seeds(runs: Sequence[Run], label: str, reference: str) -> tuple[int, int] | None:
     """In how many seeds ``label``'s runs differ from ``reference``'s by at least one standard error, paired on the
     same test cases (common.summary.margin of their per-case losses; every forecast here is one step ahead, so no
     lags), and out of how many seeds both recorded their losses; None where none did."""
-    apart = seeds = 0
+    apart_seeds = seeds = 0
     for run in runs:
         other = next((r for r in runs if r.config == reference and r.seed == run.seed), None)
         if (
@@ -637,15 +631,15 @@ def _paired_seeds(runs: Sequence[Run], label: str, reference: str) -> tuple[int,
                        np.array(decode_losses(other.extra["test_losses"])))  # fmt: skip
         if found is not None:
             seeds += 1
-            apart += _apart(found)
-    return (apart, seeds) if seeds else None
+            apart_seeds += apart(*found)
+    return (apart_seeds, seeds) if seeds else None
 
 
 def _baseline_seeds(runs: Sequence[Run], label: str, baseline: str) -> tuple[int, int] | None:
     """As :func:`_paired_seeds`, against a baseline, from the margins each run's summary recorded."""
     found = [r.extra["margins"][baseline] for r in runs if r.config == label and baseline in (r.extra.get("margins")
                                                                                                 or {})]  # fmt: skip
-    return (sum(_apart(m) for m in found), len(found)) if found else None
+    return (sum(apart(*m) for m in found), len(found)) if found else None
 
 
 def _run_sonar(experiment: Experiment, config: Config, seed: int, scale: str, log_root: Path, *study: object) -> Run:

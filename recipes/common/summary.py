@@ -16,7 +16,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from regdrop.callbacks import EarlyStopping
 
-__all__ = ["RunSummary", "collect_summary", "margin", "run_dir"]
+__all__ = ["RunSummary", "apart", "collect_summary", "margin", "run_dir"]
 
 _SCORES = {
     "forecast": ("test_rmse", "test RMSE"),
@@ -142,6 +142,12 @@ def margin(model_errors: np.ndarray, baseline_errors: np.ndarray, lags: int = 0)
     return float(fit.params[0]), float(fit.bse[0])
 
 
+def apart(diff: float, error: float) -> bool:
+    """Whether a :func:`margin` tells the two apart: the difference at least one standard error from 0 (a difference
+    of 0, two identical sets of losses, never is)."""
+    return diff != 0.0 and abs(diff) >= error
+
+
 def run_dir(trainer: pl.Trainer) -> Path:
     """The run's log directory, as ``trainer.log_dir`` finds it but without its DDP broadcast, so that code
     running on rank 0 alone can call it (the other ranks would block on ``trainer.log_dir``)."""
@@ -265,7 +271,7 @@ class RunSummary:
 
     def _too_close(self) -> list[str]:
         """The baselines the test cannot tell from the model: their mean losses less than one standard error apart."""
-        return [name for name, (diff, error) in self.margins.items() if abs(diff) < error]
+        return [name for name, (diff, error) in self.margins.items() if not apart(diff, error)]
 
     def _too_close_to_tell(self, trivial: str, value: float) -> str | None:
         """The warning where the model beats the trivial baseline by less than one standard error."""
