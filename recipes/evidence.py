@@ -48,7 +48,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # with scikit-learn (extra data)
 
@@ -617,28 +616,15 @@ def _paired_seeds(runs: Sequence[Run], label: str, reference: str) -> tuple[int,
     """In how many seeds ``label``'s runs differ from ``reference``'s by at least one standard error, paired on the
     same test cases (common.summary.margin of their per-case losses; every forecast here is one step ahead, so no
     lags), and out of how many seeds both recorded their losses; None where none did."""
-    apart_seeds = seeds = 0
-    for run in runs:
-        other = next((r for r in runs if r.config == reference and r.seed == run.seed), None)
-        if (
-            run.config != label
-            or other is None
-            or not run.extra.get("test_losses")
-            or not other.extra.get("test_losses")
-        ):
-            continue
-        found = margin(np.array(decode_losses(run.extra["test_losses"])),
-                       np.array(decode_losses(other.extra["test_losses"])))  # fmt: skip
-        if found is not None:
-            seeds += 1
-            apart_seeds += apart(*found)
-    return (apart_seeds, seeds) if seeds else None
+    losses = {(r.config, r.seed): r.extra.get("test_losses") for r in runs}
+    pairs = [(losses[label, seed], losses.get((reference, seed))) for config, seed in losses if config == label]
+    found = [m for a, b in pairs if a and b and (m := margin(decode_losses(a), decode_losses(b))) is not None]
+    return (sum(apart(*m) for m in found), len(found)) if found else None
 
 
 def _baseline_seeds(runs: Sequence[Run], label: str, baseline: str) -> tuple[int, int] | None:
     """As :func:`_paired_seeds`, against a baseline, from the margins each run's summary recorded."""
-    found = [r.extra["margins"][baseline] for r in runs if r.config == label and baseline in (r.extra.get("margins")
-                                                                                                or {})]  # fmt: skip
+    found = [r.extra["margins"][baseline] for r in runs if r.config == label and baseline in r.extra.get("margins", {})]
     return (sum(apart(*m) for m in found), len(found)) if found else None
 
 
@@ -983,6 +969,11 @@ def _baselines_of(runs: Sequence[Run]) -> dict[str, float]:
     return {}
 
 
+def _strongest(baselines: dict[str, float], sign: float) -> str:
+    """The name of the best baseline (``sign``: 1 where higher is better, -1 where lower is)."""
+    return max(baselines, key=lambda name: sign * baselines[name])
+
+
 def _short(name: str) -> str:
     return name.split(" (")[0].replace(" accuracy", "").replace(" RMSE", "").replace(" perplexity", "")
 
@@ -993,7 +984,7 @@ def _baseline_lines(experiment: Experiment, runs: Sequence[Run], means: dict[str
         return []
     sign = 1.0 if experiment.higher_is_better else -1.0
     lines = ["", "Baselines on the same test data: " + "; ".join(f"{n} {v:.2f}" for n, v in baselines.items()) + "."]
-    strongest = max(baselines, key=lambda name: sign * baselines[name])
+    strongest = _strongest(baselines, sign)
     for label, mean in means.items():
         lost = [_short(n) for n, v in baselines.items() if sign * (mean - v) <= 0]
         seeds = _baseline_seeds(runs, label, strongest)
@@ -1033,7 +1024,7 @@ def _overview(runs: Sequence[Run]) -> list[str]:
         }
         reference = experiment.configs[0].label
         best = max(means, key=lambda label: sign * means[label])
-        strongest = max(baselines, key=lambda name: sign * baselines[name])
+        strongest = _strongest(baselines, sign)
         trivial = next(iter(baselines.values()))
         everything = experiment.configs[-1].label
         cells = [

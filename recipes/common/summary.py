@@ -13,6 +13,7 @@ from typing import Any
 import lightning.pytorch as pl
 import numpy as np
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from numpy.typing import ArrayLike
 
 from regdrop.callbacks import EarlyStopping
 
@@ -112,7 +113,7 @@ _FIGURE_NAMES = {
 }
 
 
-def margin(model_errors: np.ndarray, baseline_errors: np.ndarray, lags: int = 0) -> tuple[float, float] | None:
+def margin(model_errors: ArrayLike, baseline_errors: ArrayLike, lags: int = 0) -> tuple[float, float] | None:
     """The model's mean loss minus a baseline's over the same test cases, and the standard error of that difference.
 
     For forecasts (the losses: squared errors per window) this is the Diebold-Mariano comparison, for classifiers
@@ -127,11 +128,11 @@ def margin(model_errors: np.ndarray, baseline_errors: np.ndarray, lags: int = 0)
         >>> round(diff, 4), round(error, 4)
         (-1.0, 0.4082)
     """
-    model_errors, baseline_errors = np.asarray(model_errors, float), np.asarray(baseline_errors, float)
-    n = len(model_errors)
-    if n < 2 or baseline_errors.shape != model_errors.shape:
+    model, baseline = np.asarray(model_errors, float), np.asarray(baseline_errors, float)
+    n = len(model)
+    if n < 2 or baseline.shape != model.shape:
         return None
-    d = model_errors - baseline_errors
+    d = model - baseline
     if lags == 0:
         return float(d.mean()), float(d.std(ddof=1) / math.sqrt(n))
     try:
